@@ -1,0 +1,85 @@
+"""Who served this request? The identity headers behind every timeline.
+
+Each response carries the server model, the process id, the thread and the
+start/end time of the request *as seen inside the app*.  The load tests and
+the browser probe read nothing else, so every server model is observed the
+same way, whatever it is.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+import psutil
+
+HEADER_MODEL = "X-Server-Model"
+HEADER_PID = "X-Worker-Pid"
+HEADER_THREAD = "X-Worker-Thread"
+HEADER_START = "X-Request-Start"
+HEADER_END = "X-Request-End"
+IDENTITY_HEADERS = (HEADER_MODEL, HEADER_PID, HEADER_THREAD, HEADER_START, HEADER_END)
+
+
+def server_model(environ: dict) -> str:
+    """Name the server model serving ``environ``.
+
+    ``LAB_SERVER_MODEL`` wins (the compose file and the comparison runner set
+    it); otherwise the model is derived from ``SERVER_SOFTWARE`` and from what
+    the server declared about threads, so a bare ``gunicorn app:app`` still
+    reports something truthful.
+    """
+    configured = os.environ.get("LAB_SERVER_MODEL", "").strip()
+    if configured:
+        return configured
+    software = environ.get("SERVER_SOFTWARE", "").lower()
+    threaded = bool(environ.get("wsgi.multithread"))
+    if software.startswith("wsgi-lab"):
+        # Our server says e.g. "wsgi-lab/0.1.0 threaded".
+        parts = software.split()
+        return f"lab-{parts[1]}" if len(parts) > 1 else "lab"
+    if software.startswith("gunicorn"):
+        return "gunicorn-gthread" if threaded else "gunicorn-sync"
+    if software.startswith("werkzeug"):
+        return "flask-dev" if threaded else "flask-dev-nothreads"
+    return software.split("/")[0] or "unknown"
+
+
+def timestamp(t: float) -> str:
+    """Unix time in seconds with microseconds, as the headers carry it."""
+    return f"{t:.6f}"
+
+
+@dataclass
+class WorkerStats:
+    """Per-process facts for ``/whoami``.
+
+    Keyed on the pid because a forking server copies this object into every
+    child: the first request a child sees resets the copy it inherited.
+    """
+
+    pid: int = field(default_factory=os.getpid)
+    requests: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count_request(self) -> int:
+        with self.lock:
+            if self.pid != os.getpid():  # we are a forked child: start afresh
+                self.pid, self.requests = os.getpid(), 0
+            self.requests += 1
+            return self.requests
+
+    @staticmethod
+    def process_start_time() -> float:
+        return psutil.Process().create_time()
+
+
+def thread_label() -> str:
+    """Thread name, which is what people recognise (MainThread, Thread-3 ...)."""
+    return threading.current_thread().name
+
+
+def now() -> float:
+    return time.time()

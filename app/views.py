@@ -1,0 +1,149 @@
+"""Routes of the demo app: hello, I/O-bound, CPU-bound, body, streaming.
+
+The endpoints are deliberately tiny so that what a load test measures is
+the *server model* (how many requests can be in flight, where they run),
+not the application.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+
+from flask import Flask, Response, g, jsonify, request
+
+from app import identity
+
+app = Flask(__name__)
+stats = identity.WorkerStats()
+
+# Bounds keep a typo (``?s=3000``) from tying up a worker for an hour.
+MAX_SLEEP_S = 30.0
+MAX_CPU_MS = 10_000.0
+MAX_CHUNKS = 1_000
+MAX_CHUNK_DELAY_S = 5.0
+
+
+class BadParameter(ValueError):
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+def number_arg(name: str, default: float, low: float, high: float) -> float:
+    """Read a numeric query parameter or raise :class:`BadParameter`."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadParameter(name, f"{name} must be a number, got {raw!r}") from None
+    if not (low <= value <= high):  # also rejects nan
+        raise BadParameter(name, f"{name} must be between {low:g} and {high:g}, got {raw!r}")
+    return value
+
+
+@app.errorhandler(BadParameter)
+def bad_parameter(exc: BadParameter):
+    return jsonify(error=str(exc), parameter=exc.name), 400
+
+
+@app.before_request
+def mark_start() -> None:
+    g.request_start = identity.now()
+    stats.count_request()
+
+
+@app.after_request
+def add_identity(response: Response) -> Response:
+    start = g.get("request_start", identity.now())
+    response.headers[identity.HEADER_MODEL] = identity.server_model(request.environ)
+    response.headers[identity.HEADER_PID] = str(os.getpid())
+    response.headers[identity.HEADER_THREAD] = identity.thread_label()
+    response.headers[identity.HEADER_START] = identity.timestamp(start)
+    response.headers[identity.HEADER_END] = identity.timestamp(identity.now())
+    return response
+
+
+@app.get("/")
+def hello() -> str:
+    return "Hello Flask"
+
+
+@app.get("/health")
+def health() -> str:
+    return "ok"
+
+
+@app.get("/sleep")
+def sleep() -> Response:
+    """I/O-bound work: the worker waits but needs no CPU (and no GIL)."""
+    seconds = number_arg("s", 0.5, 0.0, MAX_SLEEP_S)
+    time.sleep(seconds)
+    return jsonify(slept=seconds)
+
+
+@app.get("/cpu")
+def cpu() -> Response:
+    """CPU-bound work: a pure-Python loop that holds the GIL while it runs.
+
+    It stops when *this thread* has used ``ms`` of CPU time, so under
+    contention a request takes longer in wall time but does the same work —
+    which is exactly what the threaded vs. forking comparison should show.
+    """
+    ms = number_arg("ms", 20.0, 0.0, MAX_CPU_MS)
+    budget = ms / 1000.0
+    started = time.thread_time()
+    spins = 0
+    while time.thread_time() - started < budget:
+        for _ in range(1000):
+            spins += 1
+    return jsonify(ms=ms, spins=spins)
+
+
+@app.get("/whoami")
+def whoami() -> Response:
+    environ = request.environ
+    thread = threading.current_thread()
+    return jsonify(
+        model=identity.server_model(environ),
+        pid=os.getpid(),
+        ppid=os.getppid(),
+        thread_name=thread.name,
+        thread_id=thread.ident,
+        requests_served=stats.requests,
+        process_start_time=stats.process_start_time(),
+        multithread=bool(environ.get("wsgi.multithread")),
+        multiprocess=bool(environ.get("wsgi.multiprocess")),
+        server_software=environ.get("SERVER_SOFTWARE", ""),
+    )
+
+
+@app.post("/echo")
+def echo() -> Response:
+    """Hash the request body as it streams in (Content-Length or chunked)."""
+    digest = hashlib.sha256()
+    size = 0
+    stream = request.stream
+    while chunk := stream.read(64 * 1024):
+        digest.update(chunk)
+        size += len(chunk)
+    return jsonify(bytes=size, sha256=digest.hexdigest())
+
+
+@app.get("/stream")
+def stream() -> Response:
+    """A generator response: no Content-Length, so HTTP/1.1 servers chunk it."""
+    chunks = int(number_arg("chunks", 5, 1, MAX_CHUNKS))
+    delay = number_arg("delay", 0.1, 0.0, MAX_CHUNK_DELAY_S)
+
+    def generate():
+        for i in range(chunks):
+            if i and delay:
+                time.sleep(delay)
+            yield f"chunk {i}\n"
+
+    return Response(generate(), mimetype="text/plain")

@@ -1,0 +1,72 @@
+"""Helpers shared by the tests: free ports, starting a server process, waiting for it.
+
+Every process a test starts is stopped by pid in a ``finally``; nothing is
+left running when a test fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_health(port: int, timeout: float = 20.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    url = f"http://127.0.0.1:{port}/health"
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before answering {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def stop(proc: subprocess.Popen, timeout: float = 10.0) -> int:
+    """SIGTERM by pid, then SIGKILL if it does not go."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+@contextlib.contextmanager
+def running(args: list[str], port: int, env: dict | None = None, **popen) -> Iterator[subprocess.Popen]:
+    """Start ``python <args>`` from the project root, wait for /health, stop it afterwards."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=full_env, **popen)
+    try:
+        wait_for_health(port, proc=proc)
+        yield proc
+    finally:
+        stop(proc)
+
+
+def lab_server(mode: str, port: int, *extra: str, app: str = "app:app", **kw):
+    """Our server in ``mode`` on 127.0.0.1:port."""
+    return running(
+        ["-m", "server", "--mode", mode, "--bind", f"127.0.0.1:{port}", *extra, app], port, **kw
+    )
