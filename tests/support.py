@@ -67,6 +67,4 @@ def running(args: list[str], port: int, env: dict | None = None, **popen) -> Ite
 
 def lab_server(mode: str, port: int, *extra: str, app: str = "app:app", **kw):
     """Our server in ``mode`` on 127.0.0.1:port."""
-    return running(
-        ["-m", "server", "--mode", mode, "--bind", f"127.0.0.1:{port}", *extra, app], port, **kw
-    )
+    return running(["-m", "server", "--mode", mode, "--bind", f"127.0.0.1:{port}", *extra, app], port, **kw)

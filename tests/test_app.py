@@ -1,0 +1,176 @@
+"""The demo app: endpoints, parameter validation, identity headers, model naming.
+
+The in-process tests use Flask's test client; the last ones run the app under
+Flask's own dev server and gunicorn for real, because "what does app.run()
+actually do" is the question wsgi-lab exists to answer.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import http.client
+import subprocess
+import sys
+import time
+
+import pytest
+
+from app import app
+from app.identity import IDENTITY_HEADERS, server_model
+from tests.support import ROOT, free_port, running
+
+
+@pytest.fixture
+def client():
+    return app.test_client()
+
+
+def test_hello(client):
+    r = client.get("/")
+    assert r.status_code == 200
+    assert r.data == b"Hello Flask"
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/health", "/sleep?s=0", "/cpu?ms=1", "/whoami", "/nope", "/sleep?s=x"]
+)
+def test_identity_headers_on_every_response(client, path):
+    r = client.get(path)
+    for name in IDENTITY_HEADERS:
+        assert name in r.headers, name
+    start = float(r.headers["X-Request-Start"])
+    end = float(r.headers["X-Request-End"])
+    assert 0 <= end - start < 5
+    assert abs(start - time.time()) < 60
+    assert r.headers["X-Worker-Pid"].isdigit()
+
+
+def test_sleep_takes_the_time_asked(client):
+    r = client.get("/sleep?s=0.2")
+    spent = float(r.headers["X-Request-End"]) - float(r.headers["X-Request-Start"])
+    assert r.status_code == 200
+    assert spent >= 0.19
+
+
+@pytest.mark.parametrize(
+    "path,param",
+    [
+        ("/sleep?s=-1", "s"),
+        ("/sleep?s=31", "s"),
+        ("/sleep?s=abc", "s"),
+        ("/sleep?s=nan", "s"),
+        ("/cpu?ms=-5", "ms"),
+        ("/cpu?ms=1e9", "ms"),
+        ("/stream?chunks=0", "chunks"),
+        ("/stream?delay=99", "delay"),
+    ],
+)
+def test_bad_parameters_get_400_naming_the_parameter(client, path, param):
+    r = client.get(path)
+    assert r.status_code == 400
+    body = r.get_json()
+    assert body["parameter"] == param
+    assert param in body["error"]
+
+
+def test_cpu_burns_roughly_the_cpu_asked(client):
+    before = time.process_time()
+    r = client.get("/cpu?ms=50")
+    used = time.process_time() - before
+    assert r.status_code == 200
+    assert used >= 0.045
+
+
+def test_echo_hashes_the_body(client):
+    body = b"x" * 200_000
+    r = client.post("/echo", data=body)
+    assert r.get_json() == {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+
+
+def test_stream_yields_chunks(client):
+    r = client.get("/stream?chunks=3&delay=0")
+    assert r.data == b"chunk 0\nchunk 1\nchunk 2\n"
+
+
+def test_whoami_reports_the_worker(client):
+    info = client.get("/whoami").get_json()
+    for key in ("model", "pid", "ppid", "thread_name", "thread_id", "requests_served", "process_start_time"):
+        assert key in info
+    assert info["requests_served"] >= 1
+    assert info["multithread"] is False
+
+
+@pytest.mark.parametrize(
+    "software,multithread,expected",
+    [
+        ("wsgi-lab/0.1.0 threaded", True, "lab-threaded"),
+        ("wsgi-lab/0.1.0 single", False, "lab-single"),
+        ("gunicorn", False, "gunicorn-sync"),
+        ("gunicorn/27.0.1", True, "gunicorn-gthread"),
+        ("Werkzeug/3.1.9", True, "flask-dev"),
+        ("Werkzeug/3.1.9", False, "flask-dev-nothreads"),
+        ("Waitress", True, "waitress"),
+    ],
+)
+def test_model_derived_from_server_software(monkeypatch, software, multithread, expected):
+    monkeypatch.delenv("LAB_SERVER_MODEL", raising=False)
+    assert server_model({"SERVER_SOFTWARE": software, "wsgi.multithread": multithread}) == expected
+
+
+def test_model_from_env_wins(monkeypatch):
+    monkeypatch.setenv("LAB_SERVER_MODEL", "my-model")
+    assert server_model({"SERVER_SOFTWARE": "gunicorn"}) == "my-model"
+
+
+def _concurrent_sleeps(port: int, n: int = 4, seconds: float = 0.5) -> tuple[float, list[dict]]:
+    def one(_):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", f"/sleep?s={seconds}")
+        r = conn.getresponse()
+        r.read()
+        conn.close()
+        return {"status": r.status, **{k: r.getheader(k) for k in IDENTITY_HEADERS}}
+
+    t0 = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(n) as pool:
+        results = list(pool.map(one, range(n)))
+    return time.monotonic() - t0, results
+
+
+def test_flask_dev_server_is_threaded_by_default():
+    """`app.run()` since Flask 1.0: threaded=True, so sleeps overlap in one process."""
+    port = free_port()
+    with running(["-m", "app", "--port", str(port)], port, env={"LAB_SERVER_MODEL": ""}):
+        elapsed, results = _concurrent_sleeps(port)
+    assert all(r["status"] == 200 for r in results)
+    assert elapsed <= 1.2
+    assert len({r["X-Worker-Pid"] for r in results}) == 1
+    assert len({r["X-Worker-Thread"] for r in results}) >= 2
+    assert {r["X-Server-Model"] for r in results} == {"flask-dev"}
+
+
+def test_flask_dev_server_without_threads_serialises():
+    """`--no-threads`: the Flask 0.12 default, one request at a time."""
+    port = free_port()
+    with running(["-m", "app", "--port", str(port), "--no-threads"], port, env={"LAB_SERVER_MODEL": ""}):
+        elapsed, results = _concurrent_sleeps(port)
+    assert elapsed >= 1.8
+    assert {r["X-Server-Model"] for r in results} == {"flask-dev-nothreads"}
+
+
+def test_gunicorn_gthread_names_itself():
+    port = free_port()
+    args = ["-m", "gunicorn", "-w", "1", "--threads", "4", "-b", f"127.0.0.1:{port}", "app:app"]
+    with running(args, port, env={"LAB_SERVER_MODEL": ""}):
+        elapsed, results = _concurrent_sleeps(port)
+    assert elapsed <= 1.2
+    assert {r["X-Server-Model"] for r in results} == {"gunicorn-gthread"}
+
+
+def test_bad_port_is_a_one_line_error():
+    p = subprocess.run(
+        [sys.executable, "-m", "app", "--port", "99999"], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert p.returncode == 2
+    assert "--port" in p.stderr
