@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test lint bench compare clean
+.PHONY: venv test lint bench compare browser clean
 
 venv: $(STAMP)
 
@@ -27,6 +27,18 @@ bench: venv
 
 compare: venv
 	$(PY) -m loadtest.compare --story default $(COMPARE_ARGS)
+
+# Debian's Chromium for the browser tests (driven by Playwright via executable_path; Playwright's own
+# browser downloads are never used). Does nothing when it is already there.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then \
+	  echo "browser: $(CHROMIUM) is installed"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	else \
+	  echo "browser: no $(CHROMIUM); as root run: apt-get install chromium (browser tests skip without it unless REQUIRE_BROWSER=1)" >&2; \
+	fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -147,3 +147,6 @@ def stream() -> Response:
             yield f"chunk {i}\n"
 
     return Response(generate(), mimetype="text/plain")
+
+
+from app import probe  # noqa: E402, F401  (importing it registers GET /probe, see app/probe.py)
