@@ -1,0 +1,100 @@
+"""CPU seconds used by a process tree, sampled while the load runs.
+
+A forking server's children come and go; psutil sees live children, and the
+parent's ``children_user``/``children_system`` hold the CPU of the children
+it has already reaped.  Their sum is the tree's CPU so far.  Samples are
+timestamped so the caller can take the rate over exactly the load window
+(locust's own start-up burns a second of CPU that is not load).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from dataclasses import dataclass, field
+
+import psutil
+
+
+def cpu_by_process(root: psutil.Process) -> dict[int, tuple[float, float]]:
+    """pid -> (own CPU seconds, CPU seconds of its already-reaped children) for the whole tree."""
+    procs = [root]
+    with contextlib.suppress(psutil.Error):
+        procs += root.children(recursive=True)
+    out: dict[int, tuple[float, float]] = {}
+    for proc in procs:
+        try:
+            t = proc.cpu_times()
+        except psutil.Error:
+            continue
+        out[proc.pid] = (t.user + t.system, t.children_user + t.children_system)
+    return out
+
+
+@dataclass
+class Watch:
+    """Samples one process tree every ``interval`` seconds in a daemon thread."""
+
+    pid: int
+    interval: float = 0.25
+    samples: list[tuple[float, float, dict[int, float]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"cpuwatch-{self.pid}", daemon=True)
+        try:
+            self._proc: psutil.Process | None = psutil.Process(self.pid)
+        except psutil.Error:
+            self._proc = None
+
+    def start(self) -> Watch:
+        if self._proc is not None:
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        assert self._proc is not None
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval)
+
+    def sample(self) -> None:
+        if self._proc is None:
+            return
+        try:
+            if not self._proc.is_running():
+                return
+        except psutil.Error:
+            return
+        per_process = cpu_by_process(self._proc)
+        total = sum(own + reaped for own, reaped in per_process.values())
+        self.samples.append((time.time(), total, {pid: own for pid, (own, _) in per_process.items()}))
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
+
+    def _window(self, start: float, end: float) -> list[tuple[float, float, dict[int, float]]]:
+        inside = [s for s in self.samples if start <= s[0] <= end]
+        return inside if len(inside) >= 2 else []
+
+    def cores(self, start: float, end: float) -> float | None:
+        """Average cores the whole tree used between ``start`` and ``end`` (1.0 = one core busy)."""
+        inside = self._window(start, end)
+        if not inside:
+            return None
+        (t0, c0, _), (t1, c1, _) = inside[0], inside[-1]
+        return max(c1 - c0, 0.0) / (t1 - t0) if t1 > t0 else None
+
+    def busiest(self, start: float, end: float) -> float | None:
+        """Highest average share of one core used by any single process of the tree."""
+        inside = self._window(start, end)
+        if not inside:
+            return None
+        (t0, _, first), (t1, _, last) = inside[0], inside[-1]
+        if t1 <= t0:
+            return None
+        shares = [(last[pid] - first[pid]) / (t1 - t0) for pid in last if pid in first]
+        return max(shares, default=None)

@@ -1,0 +1,27 @@
+"""Flask's development server for any WSGI app: what ``app.run()`` does, minus Flask.
+
+``app.run()`` ends in ``werkzeug.serving.run_simple``; calling that directly
+lets bring-your-own apps (Flask or not) run under the ``flask-dev`` targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from werkzeug.serving import run_simple
+
+from loadtest.byo import load_app
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m loadtest.devserver", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--no-threads", action="store_true", help="threaded=False (Flask 0.12 default)")
+    parser.add_argument("app", help="MODULE:APP")
+    args = parser.parse_args(argv)
+    run_simple(args.host, args.port, load_app(args.app), threaded=not args.no_threads)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,332 @@
+"""Locust scenarios for wsgi-lab, and the recorder of who served each request.
+
+Four user classes, one per scenario (pick them on the command line --
+``locust -f loadtest/locustfile.py IoUser`` -- or in the web UI's class
+picker, which this file turns on by default):
+
+* ``HelloUser``  ``GET /`` (or ``--hello-path``): per-request overhead of the server.
+* ``IoUser``     ``GET /sleep?s=<--sleep-s>``: I/O-bound work; shows how many
+  requests a model can keep in flight.
+* ``CpuUser``    ``GET /cpu?ms=<--cpu-ms>``: CPU-bound work holding the GIL;
+  shows threads sharing one interpreter vs processes using every core.
+* ``MixedUser``  all three, weighted 3:1:1.
+
+Users never pause between requests (closed loop, no think time), so what is
+measured is the server, not a pacing choice.
+
+Every response carries identity headers set inside the app (model, pid,
+thread, start/end).  The ``events.request`` hook records them; in distributed
+mode each worker forwards its records to the master in batches through
+locust's message API.  The master (or the local runner) keeps them and, when
+``--identity-file`` is set, writes them as JSON lines when the test stops --
+that file is what ``python -m loadtest.compare`` turns into timelines and
+in-flight counts.
+
+Target picking: ``LAB_HOSTS="name=url,name=url"`` (the compose file sets it)
+adds a ``--target`` dropdown to the web UI; choosing a name overrides the
+Host field.  ``none`` keeps the Host field.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import gevent
+import locust.stats
+from locust import FastHttpUser, constant, events, task
+from locust.runners import LocalRunner, MasterRunner, WorkerRunner
+
+from loadtest import evidence
+from loadtest.catalog import SCENARIO_CLASSES, parse_hosts
+
+log = logging.getLogger("wsgi-lab")
+
+MESSAGE_TYPE = "wsgi_lab_identity"
+FLUSH_INTERVAL_S = 1.0
+# The master keeps at most this many records per test (about 100 bytes each);
+# beyond that the web UI could run for hours and eat memory for a timeline
+# nobody can read anyway.  Dropped records are counted and logged.
+MAX_RECORDS = int(os.environ.get("LAB_IDENTITY_MAX_RECORDS", "500000"))
+NO_TARGET = "none"
+
+# Flush --csv files every 2 s instead of every 10 s, so the compare runner can
+# print live requests/s (a documented knob of locust's CSV writer).
+locust.stats.CSV_STATS_FLUSH_INTERVAL_SEC = 2
+
+
+def lab_hosts() -> dict[str, str]:
+    try:
+        return parse_hosts(os.environ.get("LAB_HOSTS", ""))
+    except ValueError as exc:
+        log.error("LAB_HOSTS ignored: %s", exc)
+        return {}
+
+
+# --------------------------------------------------------------------------- options
+
+
+@events.init_command_line_parser.add_listener
+def add_options(parser) -> None:
+    # parser.add_argument, not an argument group: only the parser itself
+    # understands include_in_web_ui.
+    group = parser
+    group.add_argument(
+        "--sleep-s",
+        type=float,
+        default=0.5,
+        env_var="LOCUST_SLEEP_S",
+        help="seconds each /sleep request waits (IoUser, MixedUser)",
+    )
+    group.add_argument(
+        "--cpu-ms",
+        type=float,
+        default=20.0,
+        env_var="LOCUST_CPU_MS",
+        help="milliseconds of CPU each /cpu request burns (CpuUser, MixedUser)",
+    )
+    group.add_argument(
+        "--hello-path",
+        default="/",
+        env_var="LOCUST_HELLO_PATH",
+        help="path HelloUser requests (bring-your-own apps: any cheap GET)",
+    )
+    hosts = lab_hosts()
+    group.add_argument(
+        "--target",
+        default=NO_TARGET,
+        choices=[NO_TARGET, *hosts],
+        env_var="LOCUST_TARGET",
+        include_in_web_ui=bool(hosts),
+        help="server to load, from LAB_HOSTS (overrides Host); 'none' keeps the Host field",
+    )
+    group.add_argument(
+        "--identity-file",
+        default="",
+        env_var="LOCUST_IDENTITY_FILE",
+        include_in_web_ui=False,
+        help="write every response's identity headers here as JSON lines when the test stops",
+    )
+    # Running all four scenarios at once is rarely what anyone wants from the
+    # UI: show the class picker unless told otherwise.
+    parser.set_defaults(class_picker=True)
+
+
+def option(environment, name: str, default):
+    options = environment.parsed_options
+    return getattr(options, name, default) if options is not None else default
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+class LabUser(FastHttpUser):
+    """Shared by every scenario: no think time, one keep-alive connection per user."""
+
+    abstract = True
+    wait_time = constant(0)
+
+    def get_hello(self) -> None:
+        self.client.get(option(self.environment, "hello_path", "/"), name="hello")
+
+    def get_sleep(self) -> None:
+        seconds = option(self.environment, "sleep_s", 0.5)
+        self.client.get(f"/sleep?s={seconds:g}", name="sleep")
+
+    def get_cpu(self) -> None:
+        ms = option(self.environment, "cpu_ms", 20.0)
+        self.client.get(f"/cpu?ms={ms:g}", name="cpu")
+
+
+class HelloUser(LabUser):
+    """hello: the cheapest request, so the server's own overhead dominates."""
+
+    @task
+    def hello(self) -> None:
+        self.get_hello()
+
+
+class IoUser(LabUser):
+    """io: the worker waits without using CPU, like a database call."""
+
+    @task
+    def io(self) -> None:
+        self.get_sleep()
+
+
+class CpuUser(LabUser):
+    """cpu: pure-Python work holding the GIL; threads cannot run it in parallel."""
+
+    @task
+    def cpu(self) -> None:
+        self.get_cpu()
+
+
+class MixedUser(LabUser):
+    """mixed: mostly cheap requests with some slow I/O and some CPU work."""
+
+    @task(3)
+    def hello(self) -> None:
+        self.get_hello()
+
+    @task(1)
+    def io(self) -> None:
+        self.get_sleep()
+
+    @task(1)
+    def cpu(self) -> None:
+        self.get_cpu()
+
+
+# Scenario names used by `python -m loadtest.compare --scenario` (kept in catalog.py).
+assert all(name in globals() for name in SCENARIO_CLASSES.values())
+
+
+# --------------------------------------------------------------------------- identity recording
+
+
+class Recorder:
+    """Collects identity records where requests happen and gathers them where stats live.
+
+    Workers buffer and forward; the master (or the local runner, which
+    "sends" to itself) stores.  One code path for both, so local and
+    distributed runs record the same thing.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[list] = []
+        self.records: list[list] = []
+        self.dropped = 0
+        self.flusher: gevent.Greenlet | None = None
+        self.environment = None
+
+    # --- where requests happen (local runner or worker)
+    def on_request(self, name, start_time, response_time, response, exception, **_kw) -> None:
+        headers = getattr(response, "headers", None) or {}
+        ok = exception is None
+        self.pending.append(
+            [
+                round(start_time, 6),
+                round(response_time, 3),
+                ok,
+                name,
+                headers.get("X-Server-Model"),
+                headers.get("X-Worker-Pid"),
+                headers.get("X-Worker-Thread"),
+                headers.get("X-Request-Start"),
+                headers.get("X-Request-End"),
+            ]
+        )
+
+    def flush(self) -> None:
+        runner = self.environment.runner if self.environment else None
+        if not self.pending or runner is None:
+            return
+        batch, self.pending = self.pending, []
+        runner.send_message(MESSAGE_TYPE, batch)
+
+    def flush_forever(self) -> None:
+        while True:
+            gevent.sleep(FLUSH_INTERVAL_S)
+            self.flush()
+
+    # --- where stats live (master or local runner)
+    def on_batch(self, environment, msg, **_kw) -> None:
+        room = MAX_RECORDS - len(self.records)
+        batch = msg.data or []
+        self.records.extend(batch[: max(room, 0)])
+        self.dropped += max(len(batch) - max(room, 0), 0)
+
+    def as_dicts(self) -> list[dict]:
+        keys = ("t", "ms", "ok", "name", "model", "pid", "thread", "start", "end")
+        return [dict(zip(keys, r, strict=True)) for r in self.records]
+
+    def write(self, path: str) -> None:
+        """Replace ``path`` atomically, so a reader never sees half a file."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            for row in self.as_dicts():
+                fh.write(json.dumps(row, separators=(",", ":")) + "\n")
+        tmp.replace(target)
+
+    def summary_line(self) -> str:
+        facts = evidence.facts(self.as_dicts())
+        line = (
+            f"identity: {facts['requests']} responses, {facts['pids']} pid(s), "
+            f"{facts['threads']} thread lane(s), at most {facts['max_in_flight']} in flight"
+        )
+        if self.dropped:
+            line += f" ({self.dropped} records dropped over the {MAX_RECORDS} cap)"
+        return line
+
+
+recorder = Recorder()
+
+
+def gathers(environment) -> bool:
+    return isinstance(environment.runner, MasterRunner | LocalRunner)
+
+
+def sends(environment) -> bool:
+    return isinstance(environment.runner, WorkerRunner | LocalRunner)
+
+
+@events.init.add_listener
+def on_init(environment, **_kw) -> None:
+    recorder.environment = environment
+    if environment.runner is not None and gathers(environment):
+        environment.runner.register_message(MESSAGE_TYPE, recorder.on_batch)
+    if environment.runner is not None and sends(environment):
+        environment.events.request.add_listener(recorder.on_request)
+
+
+@events.test_start.add_listener
+def on_test_start(environment, **_kw) -> None:
+    if gathers(environment):
+        recorder.records, recorder.dropped = [], 0
+        target = option(environment, "target", NO_TARGET)
+        hosts = lab_hosts()
+        if target and target != NO_TARGET:
+            if target not in hosts:
+                log.error("--target %s is not in LAB_HOSTS (%s)", target, ", ".join(hosts) or "empty")
+            else:
+                # The master sends environment.host to the workers with every
+                # spawn message, so setting it here is enough for both modes.
+                environment.host = hosts[target]
+                log.info("target %s -> %s", target, environment.host)
+    if sends(environment):
+        recorder.pending = []
+        if recorder.flusher is None or recorder.flusher.dead:
+            recorder.flusher = gevent.spawn(recorder.flush_forever)
+
+
+def finish(environment) -> None:
+    if sends(environment):
+        recorder.flush()
+    if gathers(environment):
+        path = option(environment, "identity_file", "")
+        if path:
+            recorder.write(path)
+        log.info(recorder.summary_line())
+
+
+@events.test_stop.add_listener
+def on_test_stop(environment, **_kw) -> None:
+    finish(environment)
+    if sends(environment) and recorder.flusher is not None:
+        recorder.flusher.kill(block=False)
+        recorder.flusher = None
+
+
+@events.quit.add_listener
+def on_quit(**_kw) -> None:
+    """Headless distributed runs: the last worker batches arrive after test_stop."""
+    environment = recorder.environment
+    if environment is not None and environment.runner is not None and gathers(environment):
+        path = option(environment, "identity_file", "")
+        if path:
+            recorder.write(path)

@@ -1,0 +1,131 @@
+"""A short, real comparison: real servers, real locust, real files -- and evidence that tells models apart."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import ROOT, free_port, lab_server
+
+pytestmark = pytest.mark.slow
+
+
+def compare(*args: str, cwd: Path = ROOT, timeout: float = 150) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "loadtest.compare", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def three_models(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    out = tmp_path_factory.mktemp("compare") / "run"
+    result = compare(
+        "--targets",
+        "lab-single,lab-threaded,lab-forking",
+        "--scenario",
+        "io",
+        "--users",
+        "6",
+        "--sleep-s",
+        "0.3",
+        "--duration",
+        "3",
+        "--out",
+        str(out),
+    )
+    return result, out
+
+
+def rows_by_target(out: Path) -> dict[str, dict]:
+    summary = json.loads((out / "summary.json").read_text())
+    return {r["target"]: r for r in summary["rows"]}
+
+
+def test_comparison_writes_every_file(three_models):
+    result, out = three_models
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in ("summary.json", "summary.csv", "report.md", "report.html", "env.json"):
+        assert (out / name).stat().st_size > 0, name
+    for target in ("lab-single", "lab-threaded", "lab-forking"):
+        ldir = out / "locust" / "io"
+        for suffix in (
+            "_stats.csv",
+            "_stats_history.csv",
+            "_failures.csv",
+            ".identity.jsonl",
+            ".locust.html",
+        ):
+            assert (ldir / f"{target}{suffix}").exists(), f"{target}{suffix}"
+        assert (out / "charts" / f"timeline-io-{target}.png").stat().st_size > 1000
+    with (out / "summary.csv").open() as fh:
+        assert [r["target"] for r in csv.DictReader(fh)] == ["lab-single", "lab-threaded", "lab-forking"]
+    env = json.loads((out / "env.json").read_text())
+    assert env["cpu_count"] >= 1 and env["git_commit"] and env["versions"]["locust"]
+    assert env["parameters"]["users"] == 6 and env["parameters"]["sleep_s"] == 0.3
+    # progress lines: target i/N and live requests/s
+    assert "[1/3] io lab-single" in result.stdout and "[3/3] io lab-forking" in result.stdout
+    assert "live" in result.stdout
+
+
+def test_html_report_is_self_contained_with_images(three_models):
+    _, out = three_models
+    page = (out / "report.html").read_text()
+    images = re.findall(r'<img [^>]*src="data:image/png;base64,[A-Za-z0-9+/=]{200,}"', page)
+    assert len(images) >= 5  # throughput, latency, three timelines
+    assert not re.search(r'(src|href)="https?://', page), "external resource in the report"
+    assert "<script" not in page
+    # it opens with one answer per target, derived from the measurements
+    first_answers = page[: page.index("<table")]
+    for target in ("lab-single", "lab-threaded", "lab-forking"):
+        assert f"<li>{target}: " in first_answers
+
+
+def test_evidence_tells_the_models_apart(three_models):
+    _, out = three_models
+    rows = rows_by_target(out)
+    single, threaded, forking = rows["lab-single"], rows["lab-threaded"], rows["lab-forking"]
+    for row in rows.values():
+        assert row["error"] == "" and row["failures"] == 0 and row["requests"] > 0, row
+        assert row["models_seen"] == [row["target"]]
+        assert isinstance(row["server_cpu_cores"], float)
+    assert single["max_in_flight"] == 1 and single["pids"] == 1 and single["threads"] == 1
+    assert threaded["pids"] == 1 and threaded["threads"] >= 2 and threaded["max_in_flight"] >= 2
+    assert forking["pids"] >= 2 and forking["max_in_flight"] >= 2
+    # generous: the one-at-a-time server cannot beat one request per sleep
+    assert single["rps"] <= 1 / 0.3 * 1.1
+    assert threaded["rps"] > 2 * single["rps"]
+    assert "at most 1 in flight" in single["answer"]
+    assert single["io_ceiling"] == pytest.approx(1 / 0.3)
+
+
+def test_hosts_mode_measures_a_running_server(tmp_path):
+    port = free_port()
+    with lab_server("threaded", port, env={"LAB_SERVER_MODEL": "lab-threaded"}):
+        result = compare(
+            "--hosts",
+            f"lab-threaded=http://127.0.0.1:{port}",
+            "--users",
+            "4",
+            "--sleep-s",
+            "0.2",
+            "--duration",
+            "2",
+            "--out",
+            str(tmp_path),
+        )
+    assert result.returncode == 0, result.stdout + result.stderr
+    row = rows_by_target(tmp_path)["lab-threaded"]
+    assert row["kind"] == "external"
+    assert row["server_cpu_cores"] == "not measured: external host"
+    assert row["requests"] > 0 and row["threads"] >= 2
+    assert "not measured: external host" in (tmp_path / "report.html").read_text()

@@ -1,0 +1,181 @@
+"""Error paths of `python -m loadtest.compare`.
+
+Bad arguments: one-line errors, exit 2.  Failing targets: reported in their row, exit 1.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.support import ROOT
+
+
+def compare(*args: str, cwd: Path = ROOT, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "loadtest.compare", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "error:" in lines[0]
+    for word in words:
+        assert word in lines[0], lines[0]
+    assert result.stdout == ""
+
+
+def test_unknown_target(tmp_path):
+    result = compare("--targets", "lab-single,gunicron", "--out", str(tmp_path / "x"))
+    assert_one_line_error(result, "gunicron", "lab-single")  # names the culprit and the choices
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("duration", ["0", "abc", "-5", "1.5", "99999"])
+def test_bad_duration(duration):
+    assert_one_line_error(compare("--duration", duration), "duration", duration)
+
+
+def test_unreachable_host():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, not listening: connections are refused
+        result = compare("--hosts", f"lab-single=http://127.0.0.1:{port}", "--duration", "2")
+    assert_one_line_error(result, "lab-single", "unreachable")
+
+
+def test_malformed_hosts_entry():
+    assert_one_line_error(compare("--hosts", "lab-single:8000"), "--hosts", "lab-single:8000")
+
+
+def test_port_in_use():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        result = compare("--port", str(port), "--targets", "lab-single", "--duration", "2")
+    assert_one_line_error(result, str(port), "in use")
+
+
+def test_bad_app_spec():
+    assert_one_line_error(compare("--app", "no_colon_here"), "MODULE:APP")
+
+
+def test_target_that_fails_to_start_is_reported_with_its_stderr(tmp_path):
+    result = compare(
+        "--app",
+        "nonexistent:app",
+        "--targets",
+        "lab-single,gunicorn-sync",
+        "--scenario",
+        "hello",
+        "--duration",
+        "2",
+        "--out",
+        str(tmp_path),
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    rows = json.loads((tmp_path / "summary.json").read_text())["rows"]
+    assert [r["target"] for r in rows] == ["lab-single", "gunicorn-sync"]
+    for row in rows:
+        assert row["error"].startswith("failed to start"), row
+        assert "nonexistent" in row["stderr_tail"]
+    page = (tmp_path / "report.html").read_text()
+    assert "failed to start" in page and "No module named" in page and "nonexistent" in page
+    assert "failed to start" in (tmp_path / "report.md").read_text()
+
+
+BROKEN_FOR_SINGLE = """
+    import os
+    import time
+
+    if os.environ.get("LAB_SERVER_MODEL") == "lab-single":
+        raise RuntimeError("this app refuses to run under lab-single")
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] != "/":  # no /health here
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found"]
+        time.sleep(0.05)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+"""
+
+DIES_AFTER_A_FEW = """
+    import os
+    import signal
+
+    served = 0
+
+    def app(environ, start_response):
+        global served
+        served += 1
+        if served > 20:
+            os.kill(os.getpid(), signal.SIGKILL)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+"""
+
+
+def test_one_failing_target_does_not_stop_the_others(tmp_path):
+    (tmp_path / "picky.py").write_text(textwrap.dedent(BROKEN_FOR_SINGLE))
+    out = tmp_path / "out"
+    result = compare(
+        "--app",
+        "picky:app",
+        "--targets",
+        "lab-single,lab-threaded",
+        "--scenario",
+        "hello",
+        "--users",
+        "3",
+        "--duration",
+        "2",
+        "--out",
+        str(out),
+        cwd=tmp_path,  # bring-your-own modules import from the caller's directory
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    rows = {r["target"]: r for r in json.loads((out / "summary.json").read_text())["rows"]}
+    assert "refuses to run under lab-single" in rows["lab-single"]["stderr_tail"]
+    ok = rows["lab-threaded"]
+    assert ok["error"] == "" and ok["requests"] > 0 and ok["failures"] == 0
+    # the wrapper adds identity headers to someone else's app; it has no /health
+    assert ok["pids"] == 1 and ok["threads"] >= 2
+    assert any("no /health" in n for n in ok["notes"])
+
+
+def test_target_that_dies_during_the_run(tmp_path):
+    (tmp_path / "fragile.py").write_text(textwrap.dedent(DIES_AFTER_A_FEW))
+    out = tmp_path / "out"
+    result = compare(
+        "--app",
+        "fragile:app",
+        "--targets",
+        "lab-single",
+        "--scenario",
+        "hello",
+        "--users",
+        "2",
+        "--duration",
+        "3",
+        "--out",
+        str(out),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    row = json.loads((out / "summary.json").read_text())["rows"][0]
+    assert row["error"].startswith("target died during the run"), row
+    assert "target died" in (out / "report.html").read_text()
