@@ -1,0 +1,125 @@
+"""Server configuration: one dataclass, its defaults and the checks on each value.
+
+The CLI (``server.cli``) fills a :class:`Config` from flags and ``LAB_*``
+environment variables; everything else only reads it.  Validation lives here so
+that a bad value is refused once, before anything binds or forks, with a
+message that names the option.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from server import __version__
+
+MODES = ("single", "threaded", "forking")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class ConfigError(ValueError):
+    """A value that cannot be used; the message says what was expected."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the server needs to know; defaults follow gunicorn where it has one."""
+
+    app: str = ""
+    mode: str = "threaded"
+    bind: tuple[str, int] = ("127.0.0.1", 8000)
+    backlog: int = 2048
+    timeout: float = 30.0  # a connection may sit idle mid-request or trickle a request this long
+    keep_alive: float = 5.0  # idle seconds between requests on a persistent connection; 0 = no keep-alive
+    graceful_timeout: float = 30.0
+    max_children: int = 40
+    max_threads: int = 64
+    limit_request_line: int = 4094
+    limit_request_fields: int = 100
+    limit_request_field_size: int = 8190
+    limit_request_body: int = 100 * 1024 * 1024  # 0 = unlimited
+    access_log: str | None = None  # None = off, "-" = stdout, else a file path
+    log_level: str = "info"
+
+    @property
+    def server_software(self) -> str:
+        """What ``SERVER_SOFTWARE`` says; app/identity.py derives ``lab-<mode>`` from it."""
+        return f"wsgi-lab/{__version__} {self.mode}"
+
+    @property
+    def max_head_size(self) -> int:
+        """Bytes h11 may buffer for one request head: the line plus every allowed field."""
+        return (
+            self.limit_request_line + 2 + self.limit_request_fields * (self.limit_request_field_size + 2) + 2
+        )
+
+    @property
+    def log_level_number(self) -> int:
+        return getattr(logging, self.log_level.upper())
+
+
+# --- converters: text (from a flag or an env var) -> value, or ConfigError ---------------------
+
+
+def parse_bind(text: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``[IPv6]:PORT`` or ``:PORT`` (all interfaces)."""
+    text = text.strip()
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+        if not sep:
+            raise ConfigError(f"expected [IPV6]:PORT, got {text!r}")
+    else:
+        host, sep, port = text.rpartition(":")
+        if not sep:
+            raise ConfigError(f"expected HOST:PORT, got {text!r}")
+        if ":" in host:
+            raise ConfigError(f"put an IPv6 address in brackets ([::1]:8000), got {text!r}")
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"port must be a number from 0 to 65535, got {text!r}")
+    return (host or "0.0.0.0", int(port))
+
+
+def parse_int(text: str, minimum: int) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ConfigError(f"expected a whole number, got {text!r}") from None
+    if value < minimum:
+        raise ConfigError(f"must be at least {minimum}, got {value}")
+    return value
+
+
+def parse_seconds(text: str, allow_zero: bool) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ConfigError(f"expected a number of seconds, got {text!r}") from None
+    if (
+        value != value
+        or value in (float("inf"), float("-inf"))
+        or value < 0
+        or (value == 0 and not allow_zero)
+    ):
+        raise ConfigError(f"must be {'>= 0' if allow_zero else '> 0'} seconds, got {text!r}")
+    return value
+
+
+def parse_choice(text: str, choices: tuple[str, ...]) -> str:
+    value = text.strip().lower()
+    if value not in choices:
+        raise ConfigError(f"must be one of {', '.join(choices)}, got {text!r}")
+    return value
+
+
+def parse_app(text: str) -> str:
+    """``module:attribute`` (dotted on both sides); the import happens later, in cli."""
+    module, sep, attr = text.strip().partition(":")
+    names = [*module.split("."), *(attr.split(".") if sep else [])]
+    if not module or (sep and not attr) or not all(n.isidentifier() for n in names):
+        raise ConfigError(f"expected MODULE:ATTRIBUTE such as app:app, got {text!r}")
+    return text.strip()
+
+
+def parse_access_log(text: str) -> str | None:
+    text = text.strip()
+    return text or None

@@ -1,0 +1,270 @@
+"""PEP 3333: the environ, ``wsgi.input``, ``start_response`` / ``write`` and running the app.
+
+This module turns a :class:`~server.protocol.RequestHead` into an environ and
+the application's answer into calls on an :class:`~server.protocol.HTTPConnection`.
+It owns the WSGI rules (header timing, ``exc_info``, ``close()``); HTTP framing
+stays in :mod:`server.protocol`.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from server.protocol import HTTPConnection, RequestHead
+
+WSGIApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
+
+# PEP 3333: "applications must not generate hop-by-hop headers" -- framing is the server's job.
+HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers"}
+    | {"transfer-encoding", "upgrade"}
+)
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_STATUS = re.compile(r"([2-9][0-9][0-9]) ([^\r\n]*)")
+_CHUNK = 64 * 1024
+
+
+class WSGIInput:
+    """``wsgi.input``: the request body as a file, ending exactly where the body ends.
+
+    ``read_chunk`` returns the next piece of body (b"" at its end); whether the
+    body is framed by Content-Length or chunked is h11's business, so an app can
+    never read into the next pipelined request.
+    """
+
+    def __init__(self, read_chunk: Callable[[], bytes] | None) -> None:
+        self._read_chunk = read_chunk
+        self._buffer = bytearray()
+        self._eof = read_chunk is None
+
+    def _fill(self) -> bool:
+        """Append one more piece to the buffer; False at the end of the body."""
+        if self._eof:
+            return False
+        data = self._read_chunk()  # type: ignore[misc]
+        if not data:
+            self._eof = True
+            return False
+        self._buffer += data
+        return True
+
+    def _take(self, n: int) -> bytes:
+        data = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        return data
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            while self._fill():
+                pass
+            return self._take(len(self._buffer))
+        while len(self._buffer) < size and self._fill():
+            pass
+        return self._take(size)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        limit = sys.maxsize if size is None or size < 0 else size
+        start = 0
+        while True:
+            newline = self._buffer.find(b"\n", start)
+            if newline >= 0:
+                return self._take(min(newline + 1, limit))
+            if len(self._buffer) >= limit:
+                return self._take(limit)
+            start = len(self._buffer)
+            if not self._fill():
+                return self._take(min(len(self._buffer), limit))
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        lines: list[bytes] = []
+        total = 0
+        while line := self.readline():
+            lines.append(line)
+            total += len(line)
+            if 0 < hint <= total:
+                break
+        return lines
+
+    def __iter__(self):
+        while line := self.readline():
+            yield line
+
+
+def connection_environ(
+    server_addr: tuple, peer_addr: tuple, software: str, multithread: bool, multiprocess: bool
+) -> dict[str, Any]:
+    """The part of the environ that is the same for every request on one connection."""
+    return {
+        "SERVER_NAME": str(server_addr[0]),
+        "SERVER_PORT": str(server_addr[1]),
+        "REMOTE_ADDR": str(peer_addr[0]) if peer_addr else "",
+        "REMOTE_PORT": str(peer_addr[1]) if peer_addr else "",
+        "SERVER_SOFTWARE": software,
+        "SCRIPT_NAME": "",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": multithread,
+        "wsgi.multiprocess": multiprocess,
+        "wsgi.run_once": False,
+        # The body ends where HTTP says it ends (we decode chunked): werkzeug/Flask then
+        # read chunked bodies instead of treating a missing Content-Length as "empty".
+        "wsgi.input_terminated": True,
+    }
+
+
+def build_environ(base: dict[str, Any], head: RequestHead, wsgi_input: WSGIInput) -> dict[str, Any]:
+    """A fresh environ for one request (PEP 3333: native strings are latin-1 decoded bytes)."""
+    environ = base.copy()
+    environ["REQUEST_METHOD"] = head.method.decode("ascii")
+    # PATH_INFO is percent-decoded bytes seen as latin-1; QUERY_STRING stays encoded.
+    # "OPTIONS *" has no path: PATH_INFO is empty, REQUEST_URI says "*".
+    environ["PATH_INFO"] = unquote_to_bytes(head.path).decode("latin-1") if head.path != b"*" else ""
+    environ["QUERY_STRING"] = head.query.decode("latin-1")
+    environ["RAW_URI"] = environ["REQUEST_URI"] = head.target.decode("latin-1")
+    environ["SERVER_PROTOCOL"] = "HTTP/" + head.http_version.decode("ascii")
+    environ["wsgi.input"] = wsgi_input
+    for name, value in head.headers:
+        if name == b"content-type":
+            environ["CONTENT_TYPE"] = value.decode("latin-1")
+            continue
+        if name == b"content-length":
+            environ["CONTENT_LENGTH"] = value.decode("latin-1")
+            continue
+        if b"_" in name:
+            # "X_Forwarded_For" and "X-Forwarded-For" would both become HTTP_X_FORWARDED_FOR:
+            # drop the underscore spelling so a client cannot spoof what a proxy set.
+            continue
+        key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+        text = value.decode("latin-1")
+        if key in environ:
+            text = environ[key] + ("; " if key == "HTTP_COOKIE" else ", ") + text
+        environ[key] = text
+    if head.authority is not None:  # absolute-form target: its authority wins over Host
+        environ["HTTP_HOST"] = head.authority.decode("latin-1")
+    return environ
+
+
+def _latin1(value: Any, what: str) -> bytes:
+    if type(value) is not str:
+        raise TypeError(f"{what} must be str, got {type(value).__name__}")
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} must be latin-1 encodable: {value!r}") from None
+
+
+class Response:
+    """``start_response`` and ``write`` for one request, and when the head goes out.
+
+    PEP 3333: the head is sent with the first non-empty body block (or when the
+    body turns out empty), so an app may still replace it with ``exc_info``
+    until then; after that ``exc_info`` re-raises.
+    """
+
+    def __init__(self, http: HTTPConnection, close_after: Callable[[], bool]) -> None:
+        self.http = http
+        self.close_after = close_after
+        self.status: int = 0
+        self.reason = b""
+        self.headers: list[tuple[bytes, bytes]] | None = None
+        self.has_length = False
+        self.headers_sent = False
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+    ) -> Callable[[bytes], None]:
+        if exc_info is not None:
+            try:
+                if self.headers_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None  # break the frame <-> traceback cycle, as PEP 3333 asks
+        elif self.headers is not None:
+            raise AssertionError("start_response() called again without exc_info")
+        match = _STATUS.fullmatch(status) if type(status) is str else None
+        if match is None:
+            raise ValueError(f"status must look like '200 OK', got {status!r}")
+        if type(headers) is not list:
+            raise TypeError(f"response headers must be a list, got {type(headers).__name__}")
+        encoded = []
+        has_length = False
+        for item in headers:
+            if type(item) is not tuple or len(item) != 2:
+                raise TypeError(f"each header must be a (name, value) tuple, got {item!r}")
+            name, value = item
+            raw_name = _latin1(name, "header name")
+            raw_value = _latin1(value, f"value of header {name!r}")
+            if not _TOKEN.fullmatch(name) or "\r" in value or "\n" in value:
+                raise ValueError(f"invalid header {name!r}: {value!r}")
+            lower = name.lower()
+            if lower in HOP_BY_HOP:
+                raise ValueError(f"hop-by-hop header {name!r} is the server's business (PEP 3333)")
+            if lower == "content-length":
+                if not value.strip().isdigit():
+                    raise ValueError(f"Content-Length must be a number, got {value!r}")
+                has_length = True
+            encoded.append((raw_name, raw_value))
+        self.status, self.reason = int(match[1]), match[2].encode("latin-1")
+        self.headers = encoded
+        self.has_length = has_length
+        return self.write
+
+    def send_head(self, first_data: bytes, body_length: int | None = None) -> None:
+        """Send the head (with the first block); ``body_length`` when we know the whole body."""
+        if self.headers is None:
+            raise AssertionError("the application sent a body before calling start_response()")
+        headers = self.headers
+        head = self.http.head is not None and self.http.head.method == b"HEAD"
+        # HEAD: the app may skip the body (werkzeug does), so its length says nothing about GET's.
+        if body_length is not None and not self.has_length and self.status not in (204, 304) and not head:
+            headers = [*headers, (b"Content-Length", str(body_length).encode())]
+        self.headers_sent = True
+        self.http.send_head(self.status, self.reason, headers, first_data, close=self.close_after())
+
+    def write(self, data: bytes) -> None:
+        """The legacy ``write()`` callable: send now, head first if need be."""
+        if type(data) is not bytes:
+            raise TypeError(f"write() takes bytes, got {type(data).__name__}")
+        if not self.headers_sent:
+            self.send_head(data)
+        else:
+            self.http.send_data(data)
+
+
+def run_app(app: WSGIApp, environ: dict[str, Any], response: Response) -> None:
+    """Call the app and send what it returns; its ``close()`` is called whatever happens."""
+    result = app(environ, response.start_response)
+    try:
+        http = response.http
+        # One block in a list (the common case): its length is the body's, so no chunking needed.
+        if type(result) in (list, tuple) and len(result) == 1 and not response.headers_sent:  # type: ignore[arg-type]
+            data = result[0]  # type: ignore[index]
+            if type(data) is not bytes:
+                raise TypeError(f"the application must yield bytes, got {type(data).__name__}")
+            response.send_head(data, body_length=len(data))
+        else:
+            for data in result:
+                if type(data) is not bytes:
+                    raise TypeError(f"the application must yield bytes, got {type(data).__name__}")
+                if not data:
+                    continue
+                if not response.headers_sent:
+                    response.send_head(data)
+                else:
+                    http.send_data(data)
+                if not http.wants_body:
+                    break  # HEAD, 204, 304: the head is out, the body is not wanted
+            if not response.headers_sent:
+                response.send_head(b"", body_length=0)
+        http.end_response()
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()

@@ -1,0 +1,140 @@
+"""Small WSGI apps that the server tests run (``tests.test_server_apps:validated``).
+
+Plain WSGI, no framework, so each route exercises one PEP 3333 rule.  The
+server runs them wrapped in ``wsgiref.validate.validator`` with its warnings
+turned into errors: any environ or protocol slip by the server becomes a
+500 that the tests see.  (This module has no tests itself.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import threading
+import time
+import warnings
+from urllib.parse import parse_qs
+from wsgiref.validate import WSGIWarning, validator
+
+warnings.simplefilter("error", WSGIWarning)
+
+CLOSED = {"count": 0}  # how many response iterables had close() called, in this process
+_lock = threading.Lock()
+
+
+class Body:
+    """A response iterable that counts its close() calls."""
+
+    def __init__(self, chunks, fail_after: int | None = None) -> None:
+        self.chunks = list(chunks)
+        self.fail_after = fail_after
+
+    def __iter__(self):
+        for i, chunk in enumerate(self.chunks):
+            if self.fail_after is not None and i == self.fail_after:
+                raise RuntimeError("deliberate failure after the response started")
+            yield chunk
+
+    def close(self) -> None:
+        with _lock:
+            CLOSED["count"] += 1
+
+
+def _json(start_response, data, status="200 OK"):
+    body = json.dumps(data, sort_keys=True).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return Body([body])
+
+
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    query = {k: v[0] for k, v in parse_qs(environ["QUERY_STRING"]).items()}
+    text = [("Content-Type", "text/plain")]
+    if path == "/health":
+        start_response("200 OK", text)
+        return Body([b"ok"])
+    if path.startswith("/env") or path == "":  # "" is OPTIONS *
+        data = {k: v for k, v in environ.items() if "." not in k}
+        data.update(
+            {k: environ[k] for k in ("wsgi.multithread", "wsgi.multiprocess", "wsgi.input_terminated")}
+        )
+        data["wsgi.url_scheme"] = environ["wsgi.url_scheme"]
+        data["types"] = sorted({type(v).__name__ for k, v in environ.items() if "." not in k})
+        return _json(start_response, data)
+    if path == "/echo":  # read the body in pieces, as a careful app does
+        stream, digest, size, chunk = environ["wsgi.input"], hashlib.sha256(), 0, int(query.get("chunk", 7))
+        while data := stream.read(chunk):
+            digest.update(data)
+            size += len(data)
+        return _json(start_response, {"bytes": size, "sha256": digest.hexdigest()})
+    if path == "/lines":  # readline() and iteration
+        stream = environ["wsgi.input"]
+        first = stream.readline()
+        rest = list(stream)
+        return _json(start_response, {"first": first.decode(), "rest": [r.decode() for r in rest]})
+    if path == "/fixed":
+        return _json(start_response, {"fixed": True})
+    if path == "/noread":
+        start_response("200 OK", text)
+        return Body([b"did not read the body"])
+    if path == "/stream":
+        start_response("200 OK", text)
+        return Body([f"part {i}\n".encode() for i in range(int(query.get("n", 3)))])
+    if path == "/empty":
+        start_response("200 OK", text)
+        return Body([])
+    if path == "/nocontent":
+        start_response("204 No Content", [])
+        return Body([])
+    if path == "/write":
+        write = start_response("200 OK", text)
+        write(b"written ")
+        write(b"then ")
+        return Body([b"returned"])
+    if path == "/sleep":
+        time.sleep(float(query.get("s", 0.5)))
+        return _json(start_response, {"pid": os.getpid(), "thread": threading.current_thread().name})
+    if path == "/big":  # for the client that goes away mid-response
+        size = int(query.get("mb", 20))
+        start_response("200 OK", text)
+        return Body([b"x" * 65536] * (size * 16))
+    if path == "/error-before":
+        raise RuntimeError("deliberate failure before the response started")
+    if path == "/error-after":
+        start_response("200 OK", text)
+        return Body([b"first part\n", b"never sent"], fail_after=1)
+    if path == "/exc-info":  # an error page replaces headers that were set but not sent
+        start_response("200 OK", [*text, ("X-Replaced", "no")])
+        try:
+            raise ValueError("something went wrong")
+        except ValueError:
+            start_response("503 Service Unavailable", [*text, ("X-Replaced", "yes")], sys.exc_info())
+        return Body([b"error page"])
+    if path == "/exc-info-late":  # too late: the head is out, so exc_info must re-raise
+        start_response("200 OK", text)
+        return _LateError(start_response)
+    if path == "/closed":
+        with _lock:
+            count = CLOSED["count"]
+        return _json(start_response, {"closed": count})
+    start_response("404 Not Found", text)
+    return Body([b"not found"])
+
+
+class _LateError(Body):
+    def __init__(self, start_response) -> None:
+        super().__init__([])
+        self.start_response = start_response
+
+    def __iter__(self):
+        yield b"started\n"
+        try:
+            raise ValueError("late")
+        except ValueError:
+            self.start_response("500 Internal Server Error", [("Content-Type", "text/plain")], sys.exc_info())
+        yield b"not reached"
+
+
+validated = validator(app)
