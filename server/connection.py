@@ -110,7 +110,7 @@ def serve_request(
     started = time.perf_counter()
     wsgi_input = WSGIInput(http.read_body if head.has_body else None)
     environ = build_environ(base, head, wsgi_input)
-    response = Response(http, close_after)
+    response = Response(http, close_after, wsgi_input)
     keep = True
     try:
         run_app(ctx.app, environ, response)

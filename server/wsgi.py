@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from server.protocol import HTTPConnection, RequestHead
+from server.protocol import HTTPConnection, HTTPError, RequestHead
 
 WSGIApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
@@ -42,12 +42,17 @@ class WSGIInput:
         self._read_chunk = read_chunk
         self._buffer = bytearray()
         self._eof = read_chunk is None
+        self.error: HTTPError | None = None  # why the body was refused (413, 408, 400), if it was
 
     def _fill(self) -> bool:
         """Append one more piece to the buffer; False at the end of the body."""
         if self._eof:
             return False
-        data = self._read_chunk()  # type: ignore[misc]
+        try:
+            data = self._read_chunk()  # type: ignore[misc]
+        except HTTPError as exc:
+            self.error = exc
+            raise
         if not data:
             self._eof = True
             return False
@@ -168,9 +173,12 @@ class Response:
     until then; after that ``exc_info`` re-raises.
     """
 
-    def __init__(self, http: HTTPConnection, close_after: Callable[[], bool]) -> None:
+    def __init__(
+        self, http: HTTPConnection, close_after: Callable[[], bool], wsgi_input: WSGIInput | None = None
+    ) -> None:
         self.http = http
         self.close_after = close_after
+        self.wsgi_input = wsgi_input
         self.status: int = 0
         self.reason = b""
         self.headers: list[tuple[bytes, bytes]] | None = None
@@ -220,6 +228,11 @@ class Response:
         """Send the head (with the first block); ``body_length`` when we know the whole body."""
         if self.headers is None:
             raise AssertionError("the application sent a body before calling start_response()")
+        if self.wsgi_input is not None and self.wsgi_input.error is not None:
+            # The server refused the body (e.g. a chunked body over --limit-request-body) and the
+            # app turned that into an answer of its own (Flask: 500). The client must learn the
+            # real reason, so the server's 413/408/400 goes out instead.
+            raise self.wsgi_input.error
         headers = self.headers
         head = self.http.head is not None and self.http.head.method == b"HEAD"
         # HEAD: the app may skip the body (werkzeug does), so its length says nothing about GET's.

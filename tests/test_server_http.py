@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import struct
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -424,6 +425,23 @@ def test_chunked_body_over_the_limit_is_413(port):
     )
     sender.start()
     assert c.reply().status == 413
+
+
+def test_chunked_body_over_the_limit_is_413_even_when_the_app_catches_the_error():
+    """Flask turns the exception from wsgi.input into a 500 of its own; the client must still see 413."""
+    port = free_port()
+    with lab_server("threaded", port, "--limit-request-body", "100000", stderr=subprocess.DEVNULL):
+        c = Client(port)
+        c.send(build("POST", "/echo", {"Transfer-Encoding": "chunked"}))
+        sender = threading.Thread(
+            target=lambda: _quietly(c.sock.sendall, chunked(b"z" * 300_000, 65536)), daemon=True
+        )
+        sender.start()
+        assert c.reply().status == 413
+        # a body within the limit on a new connection is still served
+        fine = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        fine.request("POST", "/echo", body=iter([b"a" * 1000]), encode_chunked=True)
+        assert json.loads(fine.getresponse().read())["bytes"] == 1000
 
 
 def test_slow_request_head_times_out_with_408(port):
