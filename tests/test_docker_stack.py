@@ -1,0 +1,453 @@
+"""The compose stack, for real: build, bring up, load through it, stop it, tear it down.
+
+Everything goes through the real ``docker compose`` CLI against the real engine
+(``../shared/docker-sandbox/start`` gives one on machines without). Tests skip
+only when no engine answers and ``REQUIRE_DOCKER`` is unset; CI sets it, so a
+missing engine there is a failure, not a silent skip.
+
+The stack runs under its own project name, on free host ports, with its own
+results directory, so it never collides with a stack a person has up; the
+fixture always ends with ``down -v --remove-orphans``. Load goes only to the
+127.0.0.1 ports this stack published. Tests run in file order: the stop test
+and the teardown test come last because they take the stack down.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.support import ROOT, free_port
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
+
+PROJECT = "wsgilab-test"
+IMAGE = "wsgi-lab:latest"
+GRACEFUL_TIMEOUT = 5  # LAB_GRACEFUL_TIMEOUT passed to the stack below
+
+# service -> (host-port variable in docker-compose.yml, X-Server-Model it must answer with)
+SERVERS = {
+    "lab-single": ("LAB_PORT_SINGLE", "lab-single"),
+    "lab-threaded": ("LAB_PORT_THREADED", "lab-threaded"),
+    "lab-forking": ("LAB_PORT_FORKING", "lab-forking"),
+    "gunicorn": ("LAB_PORT_GUNICORN", "gunicorn-sync"),
+    "gunicorn-gthread": ("LAB_PORT_GTHREAD", "gunicorn-gthread"),
+    "flask-dev": ("LAB_PORT_FLASK_DEV", "flask-dev"),
+}
+COMPOSE = ["docker", "compose", "-p", PROJECT, "-f", str(ROOT / "docker-compose.yml")]
+REPORT_FILES = ("summary.json", "summary.csv", "report.md", "report.html", "env.json")
+
+
+# --- engine and compose plumbing ------------------------------------------------------
+
+
+def engine_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        probe = subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, timeout=30
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    return probe.returncode == 0
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    ports: dict[str, int]
+    results: Path
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def compose(
+        self, *args: str, timeout: float = 300, check: bool = True, files: tuple[Path, ...] = ()
+    ) -> subprocess.CompletedProcess:
+        cmd = [*COMPOSE, *(arg for f in files for arg in ("-f", str(f))), *args]
+        proc = subprocess.run(cmd, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"docker compose {' '.join(args)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-3000:]}"
+                f"\n--- stderr\n{proc.stderr[-3000:]}\n--- logs\n{self.logs()}"
+            )
+        return proc
+
+    def logs(self) -> str:
+        proc = subprocess.run(
+            [*COMPOSE, "logs", "--tail", "15"],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return proc.stdout[-6000:]
+
+    def containers(self, *services: str) -> list[dict]:
+        """``docker compose ps -a`` as dicts (one JSON object per line in Compose v2)."""
+        out = self.compose("ps", "-a", "--format", "json", *services).stdout.strip()
+        if out.startswith("["):  # Compose before 2.21 printed one array
+            return json.loads(out)
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def inspect(self, service: str) -> dict:
+        (container,) = self.containers(service)
+        out = subprocess.run(
+            ["docker", "inspect", container["ID"]], capture_output=True, text=True, check=True, timeout=60
+        )
+        return json.loads(out.stdout)[0]
+
+    def url(self, service: str, path: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}{path}"
+
+
+def project_leftovers() -> dict[str, list[str]]:
+    label = f"label=com.docker.compose.project={PROJECT}"
+    found = {}
+    for kind, cmd in {
+        "containers": ["docker", "ps", "-a", "-q", "--filter", label],
+        "networks": ["docker", "network", "ls", "-q", "--filter", label],
+        "volumes": ["docker", "volume", "ls", "-q", "--filter", label],
+    }.items():
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=60).stdout
+        found[kind] = out.split()
+    return found
+
+
+@pytest.fixture(scope="module")
+def stack():
+    if not engine_answers():
+        if os.environ.get("REQUIRE_DOCKER", "") not in ("", "0"):
+            pytest.fail("REQUIRE_DOCKER is set but no Docker engine answers `docker info`")
+        pytest.skip("no Docker engine (../shared/docker-sandbox/start gives one)")
+    ports = {service: free_port() for service in SERVERS} | {"locust": free_port()}
+    # The stack's own knobs only: a person's exported LAB_*/GUNICORN_* must not leak in.
+    knobs = ("COMPOSE_", "GUNICORN_", "LAB_", "COMPARE_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(knobs)}
+    env |= {var: str(ports[service]) for service, (var, _) in SERVERS.items()}
+    # Not pytest's tmp_path: other pytest sessions on the machine prune those.
+    results = Path(tempfile.mkdtemp(prefix="wsgilab-results-"))
+    env |= {
+        "LAB_PORT_LOCUST": str(ports["locust"]),
+        "LAB_RESULTS_DIR": str(results),
+        "LAB_GRACEFUL_TIMEOUT": str(GRACEFUL_TIMEOUT),
+    }
+    stack = Stack(env=env, ports=ports, results=results)
+    stack.compose("down", "-v", "--remove-orphans", timeout=120)  # debris of an interrupted run
+    try:
+        started = time.monotonic()
+        stack.compose("build", timeout=900)
+        stack.timings["build"] = time.monotonic() - started
+        started = time.monotonic()
+        stack.compose(
+            "up", "-d", "--wait", "--wait-timeout", "180", "--scale", "locust-worker=2", timeout=300
+        )
+        stack.timings["up"] = time.monotonic() - started
+        print(f"\ncompose timings: {', '.join(f'{k} {v:.1f} s' for k, v in stack.timings.items())}")
+        yield stack
+    finally:
+        stack.compose("down", "-v", "--remove-orphans", "--timeout", "15", timeout=180, check=False)
+        shutil.rmtree(results, ignore_errors=True)
+        # Compose builds the shared image once per service (each with its own labels,
+        # same layers); only the last stays tagged. Drop this project's untagged ones.
+        label = f"label=com.docker.compose.project={PROJECT}"
+        subprocess.run(
+            ["docker", "image", "prune", "-f", "--filter", label], capture_output=True, timeout=120
+        )
+
+
+# --- HTTP helpers ---------------------------------------------------------------------
+
+
+def get(url: str, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.status, dict(r.headers.items()), r.read()
+
+
+def post(url: str, form: dict[str, str] | None = None, timeout: float = 10) -> dict:
+    data = urllib.parse.urlencode(form or {}).encode()
+    with urllib.request.urlopen(urllib.request.Request(url, data=data, method="POST"), timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def locust_stats(stack: Stack) -> dict:
+    return json.loads(get(stack.url("locust", "/stats/requests"))[2])
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+# --- the image ------------------------------------------------------------------------
+
+
+RUNTIME_MODULES = ("app", "server", "loadtest", "h11", "gunicorn", "locust")
+
+
+def test_image_is_lean_and_runs_as_non_root(stack: Stack) -> None:
+    probe = (
+        "import importlib.util as u, json, os, shutil\n"
+        "print(json.dumps({'uid': os.getuid(),"
+        " 'tools': [t for t in ('gcc', 'cc', 'g++', 'make', 'curl', 'wget') if shutil.which(t)],"
+        " 'dev_packages': [m for m in ('playwright', 'ruff') if u.find_spec(m)],"
+        f" 'runtime': [m for m in {RUNTIME_MODULES!r} if u.find_spec(m)],"
+        " 'tree': sorted(os.listdir('.'))}))"
+    )
+    out = subprocess.run(
+        ["docker", "run", "--rm", "--entrypoint", "python", IMAGE, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    facts = json.loads(out.splitlines()[-1])
+    assert facts["uid"] != 0
+    assert facts["tools"] == []
+    assert facts["dev_packages"] == []
+    assert facts["runtime"] == list(RUNTIME_MODULES)
+    # .dockerignore keeps the context to what runs: no tests, .git, .venv or results.
+    assert set(facts["tree"]) <= {"app", "server", "loadtest", "docker"}
+
+
+# --- the services ---------------------------------------------------------------------
+
+
+def test_every_service_is_healthy_and_names_its_model(stack: Stack) -> None:
+    state = {c["Service"]: c for c in stack.containers()}
+    for service in [*SERVERS, "locust"]:
+        assert state[service]["Health"] == "healthy", (service, state[service]["Status"])
+    workers = [c for c in stack.containers("locust-worker") if c["State"] == "running"]
+    assert len(workers) == 2
+    for service, (_, model) in SERVERS.items():
+        status, headers, _ = get(stack.url(service, "/whoami"))
+        assert status == 200
+        assert headers["X-Server-Model"] == model, service
+        assert {"X-Worker-Pid", "X-Worker-Thread", "X-Request-Start", "X-Request-End"} <= set(headers)
+
+
+def test_servers_share_one_cpu_budget_and_run_unprivileged(stack: Stack) -> None:
+    budgets = set()
+    for service in SERVERS:
+        info = stack.inspect(service)
+        budgets.add(info["HostConfig"]["NanoCpus"])
+        assert info["Config"]["User"] not in ("", "root", "0"), service
+        assert info["Config"]["Image"] == IMAGE
+    assert budgets == {1_000_000_000}  # LAB_CPUS defaults to 1 CPU, the same for all
+
+
+def gunicorn_worker_count(stack: Stack) -> int:
+    """Processes in the gunicorn container, less the arbiter."""
+    top = stack.compose("top", "gunicorn").stdout
+    return sum(1 for line in top.splitlines() if "gunicorn" in line and "app:app" in line) - 1
+
+
+def test_gunicorn_runs_four_sync_workers_unless_overridden(stack: Stack) -> None:
+    assert gunicorn_worker_count(stack) == 4
+    stack.env["GUNICORN_CMD_ARGS"] = "--workers 2"
+    try:
+        stack.compose("up", "-d", "--wait", "--wait-timeout", "120", "gunicorn", timeout=180)
+        assert gunicorn_worker_count(stack) == 2
+    finally:
+        del stack.env["GUNICORN_CMD_ARGS"]
+        stack.compose("up", "-d", "--wait", "--wait-timeout", "120", "gunicorn", timeout=180)
+    assert gunicorn_worker_count(stack) == 4
+
+
+BYO_IMAGE = "wsgilab-test-byo:latest"
+BYO_APP = """\
+def app(environ, start_response):
+    body = b"ok" if environ["PATH_INFO"] == "/health" else b"hello from myapp"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+"""
+
+
+def test_bring_your_own_app(stack: Stack, tmp_path: Path) -> None:
+    """The README's recipe: an image on top of ours, an override file, two variables."""
+    (tmp_path / "myapp").mkdir()
+    (tmp_path / "myapp" / "__init__.py").write_text(BYO_APP)
+    (tmp_path / "Dockerfile").write_text(f"FROM {IMAGE}\nCOPY myapp/ /srv/wsgi-lab/myapp/\n")
+    override = tmp_path / "compose.yml"
+    override.write_text(f"services:\n  lab-threaded: {{image: {BYO_IMAGE}, build: !reset null}}\n")
+    subprocess.run(
+        ["docker", "build", "-q", "-t", BYO_IMAGE, str(tmp_path)],
+        capture_output=True,
+        check=True,
+        timeout=300,
+    )
+    stack.env |= {"LAB_WSGI_APP": "loadtest.byo:app", "LAB_BYO_APP": "myapp:app"}
+    try:
+        stack.compose("up", "-d", "--wait", "--wait-timeout", "120", "lab-threaded", files=(override,))
+        status, headers, body = get(stack.url("lab-threaded", "/"))
+        assert (status, body) == (200, b"hello from myapp")
+        # loadtest.byo adds the identity headers, so timelines work for any app.
+        assert headers["X-Server-Model"] == "lab-threaded"
+        assert {"X-Worker-Pid", "X-Worker-Thread", "X-Request-Start", "X-Request-End"} <= set(headers)
+    finally:
+        for var in ("LAB_WSGI_APP", "LAB_BYO_APP"):
+            del stack.env[var]
+        stack.compose("up", "-d", "--wait", "--wait-timeout", "120", "lab-threaded")
+        subprocess.run(["docker", "rmi", "-f", BYO_IMAGE], capture_output=True, timeout=120)
+    assert get(stack.url("lab-threaded", "/"))[2] == b"Hello Flask"
+
+
+def overlapping_pairs(intervals: list[tuple[float, float]]) -> int:
+    """Pairs of requests that were inside the app at the same time (10 ms slack for clocks)."""
+    pairs = [(a, b) for i, a in enumerate(intervals) for b in intervals[i + 1 :]]
+    return sum(1 for a, b in pairs if a[0] < b[1] - 0.01 and b[0] < a[1] - 0.01)
+
+
+@pytest.mark.parametrize("service", ["lab-single", "lab-threaded"])
+def test_concurrent_sleeps_serialise_or_overlap(stack: Stack, service: str) -> None:
+    """4 x /sleep?s=0.5 at once: one at a time in single mode, together in threaded mode."""
+    url = stack.url(service, "/sleep?s=0.5")
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: get(url, timeout=30), range(4)))
+    elapsed = time.monotonic() - started
+    assert [status for status, _, _ in answers] == [200] * 4
+    intervals = [(float(h["X-Request-Start"]), float(h["X-Request-End"])) for _, h, _ in answers]
+    if service == "lab-single":
+        assert elapsed >= 1.8, elapsed
+        assert overlapping_pairs(intervals) == 0, intervals
+        assert len({h["X-Worker-Pid"] for _, h, _ in answers}) == 1
+    else:
+        assert elapsed <= 1.2, elapsed
+        assert overlapping_pairs(intervals) == 6, intervals  # every pair ran side by side
+        assert len({h["X-Worker-Thread"] for _, h, _ in answers}) == 4
+
+
+def requests_served(stack: Stack, service: str) -> int:
+    return json.loads(get(stack.url(service, "/whoami"))[2])["requests_served"]
+
+
+def test_locust_swarm_through_two_workers(stack: Stack) -> None:
+    """A swarm started through the master's HTTP API, as the web UI does it.
+
+    The Host field says lab-single, the target dropdown says lab-threaded: the
+    target must win, and the requests must land on lab-threaded.
+    """
+    wait_until(lambda: locust_stats(stack)["worker_count"] == 2, 60, "2 locust workers to connect")
+    before = {s: requests_served(stack, s) for s in ("lab-single", "lab-threaded")}
+    form = {
+        "user_count": "4",
+        "spawn_rate": "4",
+        "host": "http://lab-single:8000",
+        "target": "lab-threaded",
+        "user_classes": "IoUser",
+        "sleep_s": "0.1",
+    }
+    started = post(stack.url("locust", "/swarm"), form)
+    assert started["success"], started
+    try:
+
+        def counted() -> dict | None:
+            stats = locust_stats(stack)
+            total = next(s for s in stats["stats"] if s["name"] == "Aggregated")
+            return stats if total["num_requests"] >= 30 else None
+
+        stats = wait_until(counted, 60, "locust to count 30 requests")
+        total = next(s for s in stats["stats"] if s["name"] == "Aggregated")
+        assert total["num_failures"] == 0, stats["errors"]
+        assert stats["errors"] == []
+        assert stats["user_count"] == 4
+        # Both workers carry users: the load really is distributed.
+        assert sorted(w["user_count"] for w in stats["workers"]) == [2, 2]
+    finally:
+        stopped = post(stack.url("locust", "/stop"))
+    assert stopped["success"], stopped
+    wait_until(lambda: locust_stats(stack)["state"] == "stopped", 30, "the swarm to stop")
+    counted_total = next(s for s in locust_stats(stack)["stats"] if s["name"] == "Aggregated")["num_requests"]
+    assert requests_served(stack, "lab-threaded") - before["lab-threaded"] >= counted_total
+    assert requests_served(stack, "lab-single") - before["lab-single"] < 10  # health checks, /whoami
+    # The workers forwarded every response's identity headers to the master.
+    summary = wait_until(
+        lambda: re.search(r"identity: (\d+) responses, 1 pid\(s\)", stack.compose("logs", "locust").stdout),
+        30,
+        "the master's identity summary",
+    )
+    assert int(summary.group(1)) > 0
+
+
+def test_compare_profile_writes_reports_into_the_mounted_dir(stack: Stack) -> None:
+    # The files must belong to whoever owns the host directory, not to the image's uid.
+    if os.geteuid() == 0:
+        os.chown(stack.results, 12345, 12345)
+    owner = stack.results.stat().st_uid
+    stack.env |= {"COMPARE_DURATION": "3", "COMPARE_USERS": "4"}
+    try:
+        started = time.monotonic()
+        stack.compose("--profile", "compare", "run", "--rm", "compare", timeout=600)
+        stack.timings["compare"] = time.monotonic() - started
+    finally:
+        for var in ("COMPARE_DURATION", "COMPARE_USERS"):
+            del stack.env[var]
+    (out,) = [d for d in stack.results.iterdir() if d.is_dir()]  # results/<UTC timestamp>/
+    assert out.stat().st_uid == owner
+    for name in REPORT_FILES:
+        assert (out / name).stat().st_size > 0, name
+        assert (out / name).stat().st_uid == owner, name
+    # Each service was measured through the Compose network and answered as itself.
+    rows = {row["target"]: row for row in json.loads((out / "summary.json").read_text())["rows"]}
+    assert set(rows) == {model for _, model in SERVERS.values()}
+    for model, row in rows.items():
+        assert (row["error"], row["failures"], row["models_seen"]) == ("", 0, [model]), row
+        assert row["requests"] > 0, row
+
+
+def test_stop_is_graceful_and_clean(stack: Stack) -> None:
+    """SIGTERM reaches each server (exec form): in-flight request finished, exit 0, no kill.
+
+    One service at a time, each with a request in flight, so each is timed on
+    its own: Docker's SIGKILL would come only after the 8 s grace period (and
+    give exit status 137).
+    """
+    for service in [s for s in SERVERS if s != "flask-dev"]:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            in_flight = pool.submit(get, stack.url(service, "/sleep?s=1"), 30)
+            time.sleep(0.4)  # the request has reached the server
+            started = time.monotonic()
+            stack.compose("stop", service, timeout=60)
+            elapsed = stack.timings[f"stop {service}"] = time.monotonic() - started
+            status = in_flight.result()[0]
+        assert status == 200, service
+        assert elapsed < GRACEFUL_TIMEOUT, (service, elapsed)
+        state = stack.inspect(service)["State"]
+        assert (state["Status"], state["ExitCode"], state["OOMKilled"]) == ("exited", 0, False), service
+    # Flask's dev server has no SIGTERM handler: docker-init passes the signal on and
+    # it dies of it (128 + 15), promptly instead of after the kill.
+    started = time.monotonic()
+    stack.compose("stop", "flask-dev", timeout=60)
+    elapsed = stack.timings["stop flask-dev"] = time.monotonic() - started
+    assert elapsed < GRACEFUL_TIMEOUT, elapsed
+    assert stack.inspect("flask-dev")["State"]["ExitCode"] == 143
+    # Locust too stops at once, not after Docker's 10 s kill.
+    started = time.monotonic()
+    stack.compose("stop", "locust-worker", "locust", timeout=60)
+    elapsed = stack.timings["stop locust"] = time.monotonic() - started
+    assert elapsed < GRACEFUL_TIMEOUT, elapsed
+
+
+def test_down_leaves_nothing_behind(stack: Stack) -> None:
+    stack.compose("down", "-v", "--remove-orphans", "--timeout", "15", timeout=180)
+    assert project_leftovers() == {"containers": [], "networks": [], "volumes": []}
+    print(f"\ncompose timings: {', '.join(f'{k} {v:.1f} s' for k, v in stack.timings.items())}")
