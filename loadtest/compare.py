@@ -434,6 +434,17 @@ def load_started(history_csv: Path) -> float | None:
     return None
 
 
+def print_progress(history: Path, plan: Plan, progress: str, t0: float) -> None:
+    """One progress line: which target, how far into its load, the live requests/s."""
+    rps, began = live_rps(history), load_started(history)
+    load = f"{min(time.time() - began, plan.duration):3.0f}" if began else "  0"
+    live = f"live {rps:.1f} req/s" if rps is not None else "starting locust"
+    print(
+        f"{progress}  load {load}/{plan.duration} s  {live}  (elapsed {time.monotonic() - t0:.0f} s)",
+        flush=True,
+    )
+
+
 def num(value, cast=float):
     try:
         return cast(value)
@@ -496,19 +507,13 @@ def run_locust(plan: Plan, scenario: str, name: str, url: str, out: Path, progre
                 if elapsed > limit:
                     proc.kill()
                     break
-                if elapsed - last_print >= 2.0:
-                    history = Path(f"{prefix}_stats_history.csv")
-                    rps, began = live_rps(history), load_started(history)
-                    load = f"{min(time.time() - began, plan.duration):3.0f}" if began else "  0"
-                    live = f"live {rps:.1f} req/s" if rps is not None else "starting locust"
-                    print(
-                        f"{progress}  load {load}/{plan.duration} s  {live}"
-                        f"  (elapsed {time.monotonic() - t0:.0f} s)",
-                        flush=True,
-                    )
+                if elapsed - last_print >= 1.0:
+                    print_progress(Path(f"{prefix}_stats_history.csv"), plan, progress, t0)
                     last_print = elapsed
                 time.sleep(0.2)
             proc.wait()
+            # The run's last state, so even a run shorter than the print cadence shows its rate.
+            print_progress(Path(f"{prefix}_stats_history.csv"), plan, progress, t0)
         finally:
             watch.stop()
     records = evidence.load(identity_path)

@@ -185,8 +185,7 @@ def check_truthful(page: ProbePage, result: dict, n: int) -> tuple[int, int]:
     assert sorted(r["i"] for r in reqs) == list(range(n))
     for r in reqs:
         assert r["status"] == 200
-        # Browser-side order; identical URLs are paired with their timing entries by time, so allow a
-        # few ms of slack rather than fail on a near-tie.
+        # Browser-side causality: sent, on the wire, received (a few ms of slack for timer rounding).
         assert r["sent"] <= r["wireStart"] <= r["wireEnd"] <= r["received"] + 5, r
         assert r["pid"].isdigit() and r["thread"]
     server = max_overlap([(r["serverStart"], r["serverEnd"]) for r in reqs])

@@ -79,32 +79,30 @@
   /**
    * Pair each fetch with its Resource Timing entry, which says when the browser actually put the
    * request on a connection (requestStart). Unique URLs pair by name. Identical URLs have identical
-   * entry names, so pairs are chosen by how well the entry's startTime (taken inside fetch()) matches
-   * the moment the page called fetch(), then by how well the ends match: closest pairs first.
+   * entry names, so within one URL the n-th response to finish on the wire (responseEnd) is paired
+   * with the n-th fetch() to resolve: the browser hands a response to the page only after it has
+   * arrived, so this order-preserving pairing keeps every pair causal (sent, on the wire, received).
    */
   function attachTimings(requests, tag) {
     const origin = performance.timeOrigin;
     const entries = performance
       .getEntriesByType("resource")
       .filter((e) => e.initiatorType === "fetch" && e.name.includes(`run=${tag}`));
-    const pairs = [];
+    const byUrl = new Map();
     for (const r of requests) {
-      for (const e of entries) {
-        if (e.name !== r.url) continue;
-        const cost = 10 * Math.abs(origin + e.startTime - r.sent) + Math.abs(origin + e.responseEnd - r.received);
-        pairs.push({ r, e, cost });
-      }
+      if (!byUrl.has(r.url)) byUrl.set(r.url, []);
+      byUrl.get(r.url).push(r);
     }
-    pairs.sort((a, b) => a.cost - b.cost);
-    const usedRequests = new Set();
-    const usedEntries = new Set();
-    for (const { r, e } of pairs) {
-      if (usedRequests.has(r) || usedEntries.has(e)) continue;
-      usedRequests.add(r);
-      usedEntries.add(e);
-      r.wireStart = e.requestStart > 0 ? origin + e.requestStart : null;
-      r.wireEnd = e.responseEnd > 0 ? origin + e.responseEnd : null;
-      r.protocol = e.nextHopProtocol || null;
+    for (const [url, group] of byUrl) {
+      const mine = entries.filter((e) => e.name === url).sort((a, b) => a.responseEnd - b.responseEnd);
+      const ordered = [...group].sort((a, b) => a.received - b.received);
+      ordered.forEach((r, k) => {
+        const e = mine[k];
+        if (!e) return;
+        r.wireStart = e.requestStart > 0 ? origin + e.requestStart : null;
+        r.wireEnd = e.responseEnd > 0 ? origin + e.responseEnd : null;
+        r.protocol = e.nextHopProtocol || null;
+      });
     }
     return entries.length;
   }
