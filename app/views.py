@@ -61,7 +61,7 @@ def mark_start() -> None:
 def add_identity(response: Response) -> Response:
     start = g.get("request_start", identity.now())
     response.headers[identity.HEADER_MODEL] = identity.server_model(request.environ)
-    response.headers[identity.HEADER_PID] = str(os.getpid())
+    response.headers[identity.HEADER_PID] = str(stats.pid)
     response.headers[identity.HEADER_THREAD] = identity.thread_label()
     response.headers[identity.HEADER_START] = identity.timestamp(start)
     response.headers[identity.HEADER_END] = identity.timestamp(identity.now())
@@ -110,7 +110,7 @@ def whoami() -> Response:
     thread = threading.current_thread()
     return jsonify(
         model=identity.server_model(environ),
-        pid=os.getpid(),
+        pid=stats.pid,
         ppid=os.getppid(),
         thread_name=thread.name,
         thread_id=thread.ident,

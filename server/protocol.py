@@ -14,6 +14,7 @@ to :mod:`server.connection`, which drives an :class:`HTTPConnection`.
 from __future__ import annotations
 
 import email.utils
+import os
 import re
 import select
 import socket
@@ -183,11 +184,25 @@ class HTTPConnection:
             return None
         return any(fd == me for fd, _ in events)
 
+    def _recv_ready(self) -> bytes:
+        """recv when data is most likely waiting, in one system call.
+
+        A socket with a timeout makes Python ``poll()`` before every ``recv`` and
+        ``send``.  We have just polled ourselves, so the fd (non-blocking, as every
+        socket with a timeout is) is read directly; only if nothing is there after
+        all does the ordinary timed ``recv`` wait.  Each system call releases and
+        retakes the GIL, which the threaded mode pays for in contention.
+        """
+        try:
+            return os.read(self.sock.fileno(), RECV_SIZE)
+        except BlockingIOError:
+            return self.sock.recv(RECV_SIZE)
+
     def _recv_head(self, deadline: float | None) -> bytes:
         """recv for the request head; past the first byte it must all arrive by ``deadline``."""
         if deadline is None:  # the poll just said data is waiting
             try:
-                return self.sock.recv(RECV_SIZE)
+                return self._recv_ready()
             except TimeoutError:
                 raise HTTPError(408, "timed out reading the request head") from None
         remaining = deadline - time.monotonic()
@@ -323,7 +338,13 @@ class HTTPConnection:
         if not data:
             return
         try:
-            self.sock.sendall(data)
+            # One write(2) usually takes it all; the timed sendall (poll + send) only for the rest.
+            try:
+                sent = os.write(self.sock.fileno(), data)
+            except BlockingIOError:
+                sent = 0
+            if sent < len(data):
+                self.sock.sendall(memoryview(data)[sent:])
         except OSError as exc:  # includes the timeout of a client that stopped reading
             self.h11.send_failed()
             raise ClientGone(str(exc)) from None
@@ -423,6 +444,7 @@ class HTTPConnection:
         """Read and discard the rest of the request body, within small byte and time budgets."""
         deadline = time.monotonic() + DRAIN_MAX_SECONDS
         drained = 0
+        timed = False
         try:
             while True:
                 event = self.h11.next_event()
@@ -436,6 +458,7 @@ class HTTPConnection:
                 left = deadline - time.monotonic()
                 if event is not h11.NEED_DATA or left <= 0:
                     return False
+                timed = True
                 self.sock.settimeout(left)
                 data = self.sock.recv(RECV_SIZE)
                 if not data:
@@ -444,7 +467,8 @@ class HTTPConnection:
         except (h11.RemoteProtocolError, OSError):
             return False
         finally:
-            self.sock.settimeout(self.config.timeout)
+            if timed:  # most bodies are already in h11's buffer: no system call at all then
+                self.sock.settimeout(self.config.timeout)
 
     @property
     def input_pending(self) -> bool:
