@@ -68,3 +68,14 @@ def running(args: list[str], port: int, env: dict | None = None, **popen) -> Ite
 def lab_server(mode: str, port: int, *extra: str, app: str = "app:app", **kw):
     """Our server in ``mode`` on 127.0.0.1:port."""
     return running(["-m", "server", "--mode", mode, "--bind", f"127.0.0.1:{port}", *extra, app], port, **kw)
+
+
+def run_compare(*args: str, cwd: Path = ROOT, timeout: float = 150) -> subprocess.CompletedProcess:
+    """``python -m loadtest.compare ARGS`` as a user runs it, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "loadtest.compare", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

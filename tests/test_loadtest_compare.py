@@ -6,30 +6,19 @@ import csv
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, free_port, lab_server
+from tests.support import free_port, lab_server, run_compare
 
 pytestmark = pytest.mark.slow
-
-
-def compare(*args: str, cwd: Path = ROOT, timeout: float = 150) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "loadtest.compare", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture(scope="module")
 def three_models(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     out = tmp_path_factory.mktemp("compare") / "run"
-    result = compare(
+    result = run_compare(
         "--targets",
         "lab-single,lab-threaded,lab-forking",
         "--scenario",
@@ -111,7 +100,7 @@ def test_evidence_tells_the_models_apart(three_models):
 def test_hosts_mode_measures_a_running_server(tmp_path):
     port = free_port()
     with lab_server("threaded", port, env={"LAB_SERVER_MODEL": "lab-threaded"}):
-        result = compare(
+        result = run_compare(
             "--hosts",
             f"lab-threaded=http://127.0.0.1:{port}",
             "--users",

@@ -8,23 +8,11 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT
-
-
-def compare(*args: str, cwd: Path = ROOT, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "loadtest.compare", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+from tests.support import run_compare
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
@@ -38,26 +26,26 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *words: str) -> N
 
 
 def test_unknown_target(tmp_path):
-    result = compare("--targets", "lab-single,gunicron", "--out", str(tmp_path / "x"))
+    result = run_compare("--targets", "lab-single,gunicron", "--out", str(tmp_path / "x"))
     assert_one_line_error(result, "gunicron", "lab-single")  # names the culprit and the choices
     assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize("duration", ["0", "abc", "-5", "1.5", "99999"])
 def test_bad_duration(duration):
-    assert_one_line_error(compare("--duration", duration), "duration", duration)
+    assert_one_line_error(run_compare("--duration", duration), "duration", duration)
 
 
 def test_unreachable_host():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # bound, not listening: connections are refused
-        result = compare("--hosts", f"lab-single=http://127.0.0.1:{port}", "--duration", "2")
+        result = run_compare("--hosts", f"lab-single=http://127.0.0.1:{port}", "--duration", "2")
     assert_one_line_error(result, "lab-single", "unreachable")
 
 
 def test_malformed_hosts_entry():
-    assert_one_line_error(compare("--hosts", "lab-single:8000"), "--hosts", "lab-single:8000")
+    assert_one_line_error(run_compare("--hosts", "lab-single:8000"), "--hosts", "lab-single:8000")
 
 
 def test_port_in_use():
@@ -65,16 +53,16 @@ def test_port_in_use():
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        result = compare("--port", str(port), "--targets", "lab-single", "--duration", "2")
+        result = run_compare("--port", str(port), "--targets", "lab-single", "--duration", "2")
     assert_one_line_error(result, str(port), "in use")
 
 
 def test_bad_app_spec():
-    assert_one_line_error(compare("--app", "no_colon_here"), "MODULE:APP")
+    assert_one_line_error(run_compare("--app", "no_colon_here"), "MODULE:APP")
 
 
 def test_target_that_fails_to_start_is_reported_with_its_stderr(tmp_path):
-    result = compare(
+    result = run_compare(
         "--app",
         "nonexistent:app",
         "--targets",
@@ -132,7 +120,7 @@ DIES_AFTER_A_FEW = """
 def test_one_failing_target_does_not_stop_the_others(tmp_path):
     (tmp_path / "picky.py").write_text(textwrap.dedent(BROKEN_FOR_SINGLE))
     out = tmp_path / "out"
-    result = compare(
+    result = run_compare(
         "--app",
         "picky:app",
         "--targets",
@@ -160,7 +148,7 @@ def test_one_failing_target_does_not_stop_the_others(tmp_path):
 def test_target_that_dies_during_the_run(tmp_path):
     (tmp_path / "fragile.py").write_text(textwrap.dedent(DIES_AFTER_A_FEW))
     out = tmp_path / "out"
-    result = compare(
+    result = run_compare(
         "--app",
         "fragile:app",
         "--targets",
