@@ -221,9 +221,12 @@ class BaseServer:
 
     def force_exit(self, status: int) -> None:
         self.kill_workers()
-        for handler in [
-            *logging.getLogger("wsgi_lab").handlers,
-            *logging.getLogger("wsgi_lab.access").handlers,
-        ]:
-            handler.flush()
+        flush_logs()
         os._exit(status)
+
+
+def flush_logs() -> None:
+    """Flush the error and access logs: ``os._exit`` skips the flush a normal exit does."""
+    for name in ("wsgi_lab", "wsgi_lab.access"):
+        for handler in logging.getLogger(name).handlers:
+            handler.flush()

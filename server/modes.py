@@ -16,7 +16,7 @@ import signal
 import socket
 import threading
 
-from server.base import BaseServer
+from server.base import BaseServer, flush_logs
 
 log = logging.getLogger("wsgi_lab")
 
@@ -132,8 +132,7 @@ class ForkingServer(BaseServer):
                 self.serve_connection(sock, peer)
                 status = 0
             finally:
-                for handler in logging.getLogger("wsgi_lab.access").handlers:
-                    handler.flush()
+                flush_logs()
                 os._exit(status)  # never return into the parent's accept loop
         self.children.add(pid)
         sock.close()  # the child has its own copy; keeping ours would hold the connection open

@@ -7,14 +7,17 @@ left running when a test fails.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,3 +82,30 @@ def run_compare(*args: str, cwd: Path = ROOT, timeout: float = 150) -> subproces
         text=True,
         timeout=timeout,
     )
+
+
+def concurrent_sleeps(port: int, n: int = 4, seconds: float = 0.5) -> tuple[float, list[dict[str, str]]]:
+    """``n`` simultaneous ``/sleep`` requests on 127.0.0.1:port, each on its own connection.
+
+    Returns (elapsed seconds, each response's headers with lower-case names); every
+    response must be a 200. A barrier releases all requests at once, so what the
+    timing shows is the server's concurrency, not the client's start-up.
+    """
+    barrier = threading.Barrier(n)
+
+    def one(_) -> dict[str, str]:
+        barrier.wait()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            conn.request("GET", f"/sleep?s={seconds}")
+            r = conn.getresponse()
+            r.read()
+            assert r.status == 200, r.status
+            return {k.lower(): v for k, v in r.getheaders()}
+        finally:
+            conn.close()
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(n) as pool:
+        results = list(pool.map(one, range(n)))
+    return time.monotonic() - started, results

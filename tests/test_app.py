@@ -7,9 +7,7 @@ actually do" is the question wsgi-lab exists to answer.
 
 from __future__ import annotations
 
-import concurrent.futures
 import hashlib
-import http.client
 import subprocess
 import sys
 import time
@@ -18,7 +16,7 @@ import pytest
 
 from app import app
 from app.identity import IDENTITY_HEADERS, server_model
-from tests.support import ROOT, free_port, running
+from tests.support import ROOT, concurrent_sleeps, free_port, running
 
 
 @pytest.fixture
@@ -123,49 +121,33 @@ def test_model_from_env_wins(monkeypatch):
     assert server_model({"SERVER_SOFTWARE": "gunicorn"}) == "my-model"
 
 
-def _concurrent_sleeps(port: int, n: int = 4, seconds: float = 0.5) -> tuple[float, list[dict]]:
-    def one(_):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.request("GET", f"/sleep?s={seconds}")
-        r = conn.getresponse()
-        r.read()
-        conn.close()
-        return {"status": r.status, **{k: r.getheader(k) for k in IDENTITY_HEADERS}}
-
-    t0 = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(n) as pool:
-        results = list(pool.map(one, range(n)))
-    return time.monotonic() - t0, results
-
-
 def test_flask_dev_server_is_threaded_by_default():
     """`app.run()` since Flask 1.0: threaded=True, so sleeps overlap in one process."""
     port = free_port()
     with running(["-m", "app", "--port", str(port)], port, env={"LAB_SERVER_MODEL": ""}):
-        elapsed, results = _concurrent_sleeps(port)
-    assert all(r["status"] == 200 for r in results)
+        elapsed, results = concurrent_sleeps(port)
     assert elapsed <= 1.2
-    assert len({r["X-Worker-Pid"] for r in results}) == 1
-    assert len({r["X-Worker-Thread"] for r in results}) >= 2
-    assert {r["X-Server-Model"] for r in results} == {"flask-dev"}
+    assert len({r["x-worker-pid"] for r in results}) == 1
+    assert len({r["x-worker-thread"] for r in results}) >= 2
+    assert {r["x-server-model"] for r in results} == {"flask-dev"}
 
 
 def test_flask_dev_server_without_threads_serialises():
     """`--no-threads`: the Flask 0.12 default, one request at a time."""
     port = free_port()
     with running(["-m", "app", "--port", str(port), "--no-threads"], port, env={"LAB_SERVER_MODEL": ""}):
-        elapsed, results = _concurrent_sleeps(port)
+        elapsed, results = concurrent_sleeps(port)
     assert elapsed >= 1.8
-    assert {r["X-Server-Model"] for r in results} == {"flask-dev-nothreads"}
+    assert {r["x-server-model"] for r in results} == {"flask-dev-nothreads"}
 
 
 def test_gunicorn_gthread_names_itself():
     port = free_port()
     args = ["-m", "gunicorn", "-w", "1", "--threads", "4", "-b", f"127.0.0.1:{port}", "app:app"]
     with running(args, port, env={"LAB_SERVER_MODEL": ""}):
-        elapsed, results = _concurrent_sleeps(port)
+        elapsed, results = concurrent_sleeps(port)
     assert elapsed <= 1.2
-    assert {r["X-Server-Model"] for r in results} == {"gunicorn-gthread"}
+    assert {r["x-server-model"] for r in results} == {"gunicorn-gthread"}
 
 
 def test_bad_port_is_a_one_line_error():

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, free_port
+from tests.support import ROOT, concurrent_sleeps, free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -319,21 +319,16 @@ def overlapping_pairs(intervals: list[tuple[float, float]]) -> int:
 @pytest.mark.parametrize("service", ["lab-single", "lab-threaded"])
 def test_concurrent_sleeps_serialise_or_overlap(stack: Stack, service: str) -> None:
     """4 x /sleep?s=0.5 at once: one at a time in single mode, together in threaded mode."""
-    url = stack.url(service, "/sleep?s=0.5")
-    started = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        answers = list(pool.map(lambda _: get(url, timeout=30), range(4)))
-    elapsed = time.monotonic() - started
-    assert [status for status, _, _ in answers] == [200] * 4
-    intervals = [(float(h["X-Request-Start"]), float(h["X-Request-End"])) for _, h, _ in answers]
+    elapsed, answers = concurrent_sleeps(stack.ports[service])
+    intervals = [(float(h["x-request-start"]), float(h["x-request-end"])) for h in answers]
     if service == "lab-single":
         assert elapsed >= 1.8, elapsed
         assert overlapping_pairs(intervals) == 0, intervals
-        assert len({h["X-Worker-Pid"] for _, h, _ in answers}) == 1
+        assert len({h["x-worker-pid"] for h in answers}) == 1
     else:
         assert elapsed <= 1.2, elapsed
         assert overlapping_pairs(intervals) == 6, intervals  # every pair ran side by side
-        assert len({h["X-Worker-Thread"] for _, h, _ in answers}) == 4
+        assert len({h["x-worker-thread"] for h in answers}) == 4
 
 
 def requests_served(stack: Stack, service: str) -> int:

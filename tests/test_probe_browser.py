@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from loadtest.evidence import max_in_flight
 from tests.support import ROOT, free_port, lab_server, running
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
@@ -167,15 +168,6 @@ def probe(browser) -> Iterator[Callable[[int, Callable[[ProbePage], dict]], tupl
             page.close()
 
 
-def max_overlap(intervals: list[tuple[float, float]]) -> int:
-    events = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals])
-    current = most = 0
-    for _, delta in events:
-        current += delta
-        most = max(most, current)
-    return most
-
-
 def check_truthful(page: ProbePage, result: dict, n: int) -> tuple[int, int]:
     """The page's headline numbers must follow from its own per-request data."""
     reqs = result["requests"]
@@ -188,8 +180,8 @@ def check_truthful(page: ProbePage, result: dict, n: int) -> tuple[int, int]:
         # Browser-side causality: sent, on the wire, received (a few ms of slack for timer rounding).
         assert r["sent"] <= r["wireStart"] <= r["wireEnd"] <= r["received"] + 5, r
         assert r["pid"].isdigit() and r["thread"]
-    server = max_overlap([(r["serverStart"], r["serverEnd"]) for r in reqs])
-    wire = max_overlap([(r["wireStart"], r["wireEnd"]) for r in reqs])
+    server = max_in_flight([(r["serverStart"], r["serverEnd"]) for r in reqs])
+    wire = max_in_flight([(r["wireStart"], r["wireEnd"]) for r in reqs])
     assert result["serverMaxInFlight"] == server
     assert result["browserMaxOnWire"] == wire
     assert result["clocksConsistent"], result["clockOffsetMs"]

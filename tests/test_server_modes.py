@@ -17,12 +17,11 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, free_port, lab_server, stop, wait_for_health
+from tests.support import ROOT, concurrent_sleeps, free_port, lab_server, stop, wait_for_health
 
 
 def get(port: int, target: str, timeout: float = 30.0) -> tuple[int, dict[str, str], bytes]:
@@ -33,22 +32,6 @@ def get(port: int, target: str, timeout: float = 30.0) -> tuple[int, dict[str, s
         return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
     finally:
         conn.close()
-
-
-def concurrent_sleeps(port: int, n: int = 4, seconds: float = 0.5) -> tuple[float, list[dict[str, str]]]:
-    """``n`` simultaneous /sleep requests, each on its own connection; (elapsed, headers)."""
-    barrier = threading.Barrier(n)
-
-    def one(_):
-        barrier.wait()
-        status, headers, _ = get(port, f"/sleep?s={seconds}")
-        assert status == 200
-        return headers
-
-    started = time.monotonic()
-    with ThreadPoolExecutor(n) as pool:
-        results = list(pool.map(one, range(n)))
-    return time.monotonic() - started, results
 
 
 @pytest.fixture(scope="module", params=["single", "threaded", "forking"])
