@@ -1,18 +1,25 @@
-"""HTTP/1.1 on one client socket, spoken through h11.
+"""HTTP/1.1 for one client connection, spoken through h11.
 
-h11 parses and frames; this module adds what h11 leaves to the server: the
-socket I/O with timeouts, the request limits (414 / 431 / 413), the checks RFC
-9112 requires of a server that h11 does not make (Content-Length together with
-Transfer-Encoding, malformed request targets), ``100 Continue`` when the body
-is first read, and the end-of-cycle decision: keep the connection, drain an
-unread body, or close.
+Two layers, so that the rules can be tested without a socket and shared by
+every concurrency mode:
+
+- :class:`HTTPCore` -- sans-IO, in h11's style: bytes in, validated requests
+  out; responses in, bytes out.  It adds what h11 leaves to a server: the
+  request limits (414 / 431 / 413), the checks RFC 9112 requires of a server
+  that h11 does not make (Content-Length together with Transfer-Encoding,
+  malformed request targets), ``100 Continue`` and the end-of-cycle bookkeeping.
+- :class:`HTTPConnection` -- the blocking driver: socket I/O with timeouts for
+  one connection served by one thread or process; it drains a small unread
+  body so the connection can be reused, or closes.
 
 Nothing here knows about WSGI, threads or processes: a mode hands a socket
-to :mod:`server.connection`, which drives an :class:`HTTPConnection`.
+to :mod:`server.connection`, which drives an :class:`HTTPConnection`; the
+event mode drives :class:`HTTPCore` from its own non-blocking loop.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import os
 import re
@@ -129,8 +136,262 @@ def parse_target(method: bytes, target: bytes) -> tuple[bytes, bytes, bytes | No
     return path, query, authority
 
 
+NEED_DATA = h11.NEED_DATA  # "feed me more bytes": returned by HTTPCore.next_head / next_body
+
+
+class HTTPCore:
+    """HTTP/1.1 for one connection, with no socket: bytes in, validated requests out; responses in, bytes out.
+
+    This is h11 plus what h11 leaves to a server: the request limits, the
+    checks RFC 9112 asks of a server on top of h11's parsing, ``100 Continue``
+    and the end-of-cycle bookkeeping.  It never blocks and never touches a
+    socket, so two very different drivers share it: :class:`HTTPConnection`
+    (blocking reads with timeouts, one connection per thread or process) and
+    the event mode's loop (non-blocking, every connection in one thread).  It
+    is also the place to test a protocol rule directly -- bytes in, status out::
+
+        core = HTTPCore(Config())
+        core.receive(b"GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+        head = core.next_head()        # a RequestHead, NEED_DATA, None, or raises HTTPError
+
+    Timeouts are the driver's business: only it knows what time it is.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=config.max_head_size)
+        self.head: RequestHead | None = None
+        self.body_received = 0
+        self.sent_100 = False
+        self.status = 0
+        # The start of the current head, kept only to measure the request line before h11 has it all.
+        self._prefix = b""
+
+    # --- input -----------------------------------------------------------------------------------
+
+    def receive(self, data: bytes) -> None:
+        """Feed bytes from the client; ``b""`` means the client closed its side."""
+        room = self.config.limit_request_line + 2 - len(self._prefix)
+        if room > 0:
+            self._prefix += data[:room]
+        self.h11.receive_data(data)
+
+    @property
+    def head_started(self) -> bool:
+        """Some bytes of the next request head are already here (e.g. a pipelined request)."""
+        return bool(self._prefix)
+
+    def _next_event(self):
+        try:
+            return self.h11.next_event()
+        except h11.RemoteProtocolError as exc:
+            raise HTTPError(exc.error_status_hint, str(exc)) from None
+
+    def next_head(self) -> RequestHead | type[h11.NEED_DATA] | None:
+        """The next validated request head, NEED_DATA, or None if the client closed between requests.
+
+        Raises :class:`HTTPError` for a request that must be refused.
+        """
+        event = self._next_event()
+        if event is h11.NEED_DATA:
+            limit = self.config.limit_request_line
+            if len(self._prefix) > limit + 1 and b"\n" not in self._prefix:
+                raise HTTPError(414, f"request line longer than {limit} bytes")
+            return h11.NEED_DATA
+        if type(event) is h11.Request:
+            self.head = self._validate(event)
+            self.body_received = self.status = 0
+            self.sent_100 = False
+            return self.head
+        if type(event) is h11.ConnectionClosed:
+            return None
+        # PAUSED cannot happen here: the driver restarts the cycle before asking for a head.
+        raise HTTPError(400, f"unexpected {type(event).__name__}")
+
+    def _validate(self, request: h11.Request) -> RequestHead:
+        """The checks h11 leaves to us: limits, CL + TE, the target."""
+        config = self.config
+        line_length = len(request.method) + len(request.target) + 11  # "M T HTTP/1.1"
+        if line_length > config.limit_request_line:
+            raise HTTPError(414, f"request line longer than {config.limit_request_line} bytes")
+        headers = list(request.headers)
+        if len(headers) > config.limit_request_fields:
+            raise HTTPError(431, f"more than {config.limit_request_fields} header fields")
+        content_length = None
+        chunked = False
+        for name, value in headers:
+            if len(name) + len(value) + 2 > config.limit_request_field_size:
+                raise HTTPError(431, f"header field {name.decode()!r} longer than the limit")
+            if name == b"content-length":
+                content_length = int(value)
+            elif name == b"transfer-encoding":
+                chunked = True
+        if chunked and content_length is not None:
+            # RFC 9112 6.3: a request with both is a smuggling attempt or broken; refuse and close.
+            raise HTTPError(400, "both Content-Length and Transfer-Encoding")
+        path, query, authority = parse_target(request.method, request.target)
+        limit = config.limit_request_body
+        if limit and content_length is not None and content_length > limit:
+            raise HTTPError(413, f"request body larger than {limit} bytes")
+        return RequestHead(
+            request.method,
+            request.target,
+            path,
+            query,
+            authority,
+            request.http_version,
+            headers,
+            content_length,
+            chunked,
+        )
+
+    def continue_response(self) -> bytes:
+        """``100 Continue`` if the client is waiting for it before sending its body, else b""."""
+        if not self.h11.they_are_waiting_for_100_continue:
+            return b""
+        self.sent_100 = True
+        return self.h11.send(h11.InformationalResponse(status_code=100, headers=[])) or b""
+
+    def next_body(self) -> bytes | type[h11.NEED_DATA]:
+        """The next piece of the request body, b"" once it is complete, or NEED_DATA.
+
+        Raises :class:`BodyTooLarge` past ``--limit-request-body``, :class:`HTTPError`
+        for a malformed body and :class:`ClientGone` if the client closed mid-body.
+        """
+        event = self._next_event()
+        if type(event) is h11.Data:
+            self.body_received += len(event.data)
+            limit = self.config.limit_request_body
+            if limit and self.body_received > limit:
+                raise BodyTooLarge(limit)
+            return bytes(event.data)
+        if type(event) is h11.EndOfMessage or event is h11.PAUSED:
+            return b""
+        if type(event) is h11.ConnectionClosed:
+            raise ClientGone("client closed the connection mid-body")
+        return h11.NEED_DATA
+
+    # --- output ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _defaults(headers: list[tuple[bytes, bytes]], software: bytes) -> list[tuple[bytes, bytes]]:
+        names = {name.lower() for name, _ in headers}
+        extra = []
+        if b"date" not in names:
+            extra.append((b"Date", http_date()))
+        if b"server" not in names:
+            extra.append((b"Server", software))
+        return [*extra, *headers]
+
+    def response_head(
+        self,
+        status: int,
+        reason: bytes,
+        headers: list[tuple[bytes, bytes]],
+        first_data: bytes = b"",
+        close: bool = False,
+    ) -> bytes:
+        """The status line and headers (plus the first body bytes, so they can go out in one write)."""
+        self.status = status
+        headers = self._defaults(headers, self.config.server_software.encode())
+        if close:
+            headers.append((b"Connection", b"close"))
+        out = self.h11.send(h11.Response(status_code=status, reason=reason, headers=headers)) or b""
+        if first_data and self.wants_body:
+            out += self.h11.send(h11.Data(data=first_data)) or b""
+        return out
+
+    @property
+    def wants_body(self) -> bool:
+        """False for HEAD and for 204/304 responses, whose body h11 (rightly) refuses to send."""
+        if self.h11.our_state is not h11.SEND_BODY or self.status in (204, 304):
+            return False
+        return self.head is None or self.head.method != b"HEAD"
+
+    def response_data(self, data: bytes) -> bytes:
+        if not data or not self.wants_body:
+            return b""
+        try:
+            return self.h11.send(h11.Data(data=data)) or b""
+        except h11.LocalProtocolError as exc:  # more bytes than the app's Content-Length
+            raise ResponseError(str(exc)) from None
+
+    def response_end(self) -> bytes:
+        try:
+            return self.h11.send(h11.EndOfMessage()) or b""
+        except h11.LocalProtocolError as exc:  # fewer bytes than the app's Content-Length
+            raise ResponseError(str(exc)) from None
+
+    def error_response(self, status: int, message: str) -> bytes:
+        """A complete small plain-text error response that closes the connection (b"" if none can be sent)."""
+        body = f"{status} {message}\n".encode("latin-1", "replace")
+        headers = [
+            (b"Content-Type", b"text/plain; charset=utf-8"),
+            (b"Content-Length", str(len(body)).encode()),
+        ]
+        reason = _REASONS.get(status, b"Error")
+        try:
+            return self.response_head(status, reason, headers, body, close=True) + self.response_end()
+        except (h11.LocalProtocolError, ResponseError):
+            return b""  # the state forbids a response (one is already under way): closing is all we can do
+
+    def send_failed(self) -> None:
+        """The driver could not write: nothing more can be sent on this connection."""
+        self.h11.send_failed()
+
+    # --- end of a request/response cycle ---------------------------------------------------------
+
+    @property
+    def response_done(self) -> bool:
+        return self.h11.our_state is h11.DONE
+
+    @property
+    def body_unread(self) -> bool:
+        """The response is done but the client is still (or may still be) sending the request body."""
+        return self.h11.their_state is h11.SEND_BODY
+
+    @property
+    def body_may_never_come(self) -> bool:
+        """The client asked for ``100 Continue`` and never got it: it may or may not send its body."""
+        expecting = self.head is not None and any(
+            n == b"expect" and v.lower() == b"100-continue" for n, v in self.head.headers
+        )
+        return expecting and not self.sent_100
+
+    def discard_body(self, budget: int) -> bool | type[h11.NEED_DATA]:
+        """Skip buffered body bytes: True at its end, False past ``budget`` bytes or on a broken body."""
+        drained = 0
+        try:
+            while True:
+                event = self.h11.next_event()
+                if type(event) is h11.EndOfMessage:
+                    return True
+                if type(event) is h11.Data:
+                    drained += len(event.data)
+                    if drained > budget:
+                        return False
+                    continue
+                return h11.NEED_DATA if event is h11.NEED_DATA else False
+        except h11.RemoteProtocolError:
+            return False
+
+    def start_next_cycle(self) -> bool:
+        """True, with the state reset for the next request, if both sides finished this one cleanly."""
+        if self.h11.our_state is not h11.DONE or self.h11.their_state is not h11.DONE:
+            return False
+        self.h11.start_next_cycle()
+        self.head = None
+        self._prefix = self.h11.trailing_data[0][: self.config.limit_request_line + 2]
+        return True
+
+    @property
+    def input_pending(self) -> bool:
+        """The client may have sent bytes we never read (an unread body, a broken request)."""
+        return self.h11.their_state in (h11.SEND_BODY, h11.ERROR)
+
+
 class HTTPConnection:
-    """One client connection: read request heads and bodies, write responses, decide reuse.
+    """One client connection over a blocking socket: the driver of :class:`HTTPCore` for one thread.
 
     Blocking socket I/O with timeouts; the only "waiting for several things"
     is :meth:`next_request`, which also watches ``stop_fd`` (the server is
@@ -141,13 +402,21 @@ class HTTPConnection:
     def __init__(self, sock: socket.socket, config: Config) -> None:
         self.sock = sock
         self.config = config
-        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=config.max_head_size)
-        self.head: RequestHead | None = None
-        self.body_received = 0
-        self.sent_100 = False
+        self.core = HTTPCore(config)
         self.bytes_sent = 0
-        self.status = 0
         sock.settimeout(config.timeout)
+
+    @property
+    def head(self) -> RequestHead | None:
+        return self.core.head
+
+    @property
+    def wants_body(self) -> bool:
+        return self.core.wants_body
+
+    @property
+    def input_pending(self) -> bool:
+        return self.core.input_pending
 
     # --- reading ---------------------------------------------------------------------------------
 
@@ -225,80 +494,26 @@ class HTTPConnection:
         it, stayed idle for ``idle`` seconds, or the server is stopping.
         Raises :class:`HTTPError` for a request that must be refused.
         """
-        config = self.config
         started: float | None = None
-        # The start of the head, kept only to measure the request line before h11 has it all.
-        prefix = self.h11.trailing_data[0][: config.limit_request_line + 2]
-        while True:
+        while (head := self.core.next_head()) is NEED_DATA:
             try:
-                event = self.h11.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise HTTPError(exc.error_status_hint, str(exc)) from None
-            if event is h11.NEED_DATA:
-                if len(prefix) > config.limit_request_line + 1 and b"\n" not in prefix:
-                    raise HTTPError(414, f"request line longer than {config.limit_request_line} bytes")
-                try:
-                    if started is None:
-                        if not prefix and not self._wait_for_first_byte(idle, stop_fd, yield_fd, patience):
-                            return None
-                        started = time.monotonic()
-                        data = self._recv_head(None)
-                    else:
-                        # The whole head must arrive within --timeout of its first byte (no slowloris).
-                        data = self._recv_head(started + config.timeout)
-                except HTTPError:
-                    raise
-                except OSError:  # reset by the peer
-                    return None
-                if len(prefix) <= config.limit_request_line + 1:
-                    prefix += data[: config.limit_request_line + 2 - len(prefix)]
-                self.h11.receive_data(data)
-            elif type(event) is h11.Request:
-                self.head = self._validate(event)
-                self.body_received = self.bytes_sent = self.status = 0
-                self.sent_100 = False
-                return self.head
-            elif type(event) is h11.ConnectionClosed:
+                if started is None:
+                    waiting = self.core.head_started
+                    if not waiting and not self._wait_for_first_byte(idle, stop_fd, yield_fd, patience):
+                        return None
+                    started = time.monotonic()
+                    data = self._recv_head(None)
+                else:
+                    # The whole head must arrive within --timeout of its first byte (no slowloris).
+                    data = self._recv_head(started + self.config.timeout)
+            except HTTPError:
+                raise
+            except OSError:  # reset by the peer
                 return None
-            else:  # PAUSED cannot happen here: the cycle was restarted before calling us
-                raise HTTPError(400, f"unexpected {type(event).__name__}")
-
-    def _validate(self, request: h11.Request) -> RequestHead:
-        """The checks h11 leaves to us: limits, CL + TE, the target."""
-        config = self.config
-        line_length = len(request.method) + len(request.target) + 11  # "M T HTTP/1.1"
-        if line_length > config.limit_request_line:
-            raise HTTPError(414, f"request line longer than {config.limit_request_line} bytes")
-        headers = list(request.headers)
-        if len(headers) > config.limit_request_fields:
-            raise HTTPError(431, f"more than {config.limit_request_fields} header fields")
-        content_length = None
-        chunked = False
-        for name, value in headers:
-            if len(name) + len(value) + 2 > config.limit_request_field_size:
-                raise HTTPError(431, f"header field {name.decode()!r} longer than the limit")
-            if name == b"content-length":
-                content_length = int(value)
-            elif name == b"transfer-encoding":
-                chunked = True
-        if chunked and content_length is not None:
-            # RFC 9112 6.3: a request with both is a smuggling attempt or broken; refuse and close.
-            raise HTTPError(400, "both Content-Length and Transfer-Encoding")
-        path, query, authority = parse_target(request.method, request.target)
-        limit = config.limit_request_body
-        if limit and content_length is not None and content_length > limit:
-            raise HTTPError(413, f"request body larger than {limit} bytes")
-        return RequestHead(
-            request.method,
-            request.target,
-            path,
-            query,
-            authority,
-            request.http_version,
-            headers,
-            content_length,
-            chunked,
-        )
+            self.core.receive(data)
+        if head is not None:
+            self.bytes_sent = 0  # counted per request, for the access log
+        return head  # type: ignore[return-value]
 
     def read_body(self) -> bytes:
         """The next piece of the request body; b"" once it is complete.
@@ -306,31 +521,16 @@ class HTTPConnection:
         The first read answers ``Expect: 100-continue``: the client waits for
         it, and we send it only when the application actually wants the body.
         """
-        if self.h11.they_are_waiting_for_100_continue:
-            self.sent_100 = True
-            self._send(self.h11.send(h11.InformationalResponse(status_code=100, headers=[])))
-        while True:
+        self._send(self.core.continue_response())
+        while (data := self.core.next_body()) is NEED_DATA:
             try:
-                event = self.h11.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise HTTPError(exc.error_status_hint, str(exc)) from None
-            if type(event) is h11.Data:
-                self.body_received += len(event.data)
-                limit = self.config.limit_request_body
-                if limit and self.body_received > limit:
-                    raise BodyTooLarge(limit)
-                return bytes(event.data)
-            if type(event) is h11.EndOfMessage or event is h11.PAUSED:
-                return b""
-            if type(event) is h11.ConnectionClosed:
-                raise ClientGone("client closed the connection mid-body")
-            try:
-                data = self.sock.recv(RECV_SIZE)
+                received = self.sock.recv(RECV_SIZE)
             except TimeoutError:
                 raise BodyTimeout() from None
             except OSError as exc:
                 raise ClientGone(str(exc)) from None
-            self.h11.receive_data(data)
+            self.core.receive(received)
+        return data  # type: ignore[return-value]
 
     # --- writing ---------------------------------------------------------------------------------
 
@@ -346,19 +546,9 @@ class HTTPConnection:
             if sent < len(data):
                 self.sock.sendall(memoryview(data)[sent:])
         except OSError as exc:  # includes the timeout of a client that stopped reading
-            self.h11.send_failed()
+            self.core.send_failed()
             raise ClientGone(str(exc)) from None
         self.bytes_sent += len(data)
-
-    @staticmethod
-    def _defaults(headers: list[tuple[bytes, bytes]], software: bytes) -> list[tuple[bytes, bytes]]:
-        names = {name.lower() for name, _ in headers}
-        extra = []
-        if b"date" not in names:
-            extra.append((b"Date", http_date()))
-        if b"server" not in names:
-            extra.append((b"Server", software))
-        return [*extra, *headers]
 
     def send_head(
         self,
@@ -368,49 +558,19 @@ class HTTPConnection:
         first_data: bytes = b"",
         close: bool = False,
     ) -> None:
-        """Send the status line, the headers and (in the same ``sendall``) the first body bytes."""
-        self.status = status
-        headers = self._defaults(headers, self.config.server_software.encode())
-        if close:
-            headers.append((b"Connection", b"close"))
-        out = self.h11.send(h11.Response(status_code=status, reason=reason, headers=headers))
-        if first_data and self.wants_body:
-            out += self.h11.send(h11.Data(data=first_data))
-        self._send(out)
-
-    @property
-    def wants_body(self) -> bool:
-        """False for HEAD and for 204/304 responses, whose body h11 (rightly) refuses to send."""
-        if self.h11.our_state is not h11.SEND_BODY or self.status in (204, 304):
-            return False
-        return self.head is None or self.head.method != b"HEAD"
+        """Send the status line, the headers and (in the same write) the first body bytes."""
+        self._send(self.core.response_head(status, reason, headers, first_data, close))
 
     def send_data(self, data: bytes) -> None:
-        if data and self.wants_body:
-            try:
-                self._send(self.h11.send(h11.Data(data=data)))
-            except h11.LocalProtocolError as exc:  # more bytes than the app's Content-Length
-                raise ResponseError(str(exc)) from None
+        self._send(self.core.response_data(data))
 
     def end_response(self) -> None:
-        try:
-            self._send(self.h11.send(h11.EndOfMessage()))
-        except h11.LocalProtocolError as exc:  # fewer bytes than the app's Content-Length
-            raise ResponseError(str(exc)) from None
+        self._send(self.core.response_end())
 
     def send_error(self, status: int, message: str) -> None:
         """A small plain-text error response that closes the connection."""
-        body = f"{status} {message}\n".encode("latin-1", "replace")
-        headers = [
-            (b"Content-Type", b"text/plain; charset=utf-8"),
-            (b"Content-Length", str(len(body)).encode()),
-        ]
-        reason = _REASONS.get(status, b"Error")
-        try:
-            self.send_head(status, reason, headers, body, close=True)
-            self.end_response()
-        except (h11.LocalProtocolError, ResponseError, ClientGone):
-            pass  # the client is gone or the state forbids a response: closing is all we can do
+        with contextlib.suppress(ClientGone):  # the client is gone: closing is all we can do
+            self._send(self.core.error_response(status, message))
 
     # --- end of a request/response cycle ---------------------------------------------------------
 
@@ -423,57 +583,34 @@ class HTTPConnection:
         Continue`` (we answered without reading) may or may not send its body,
         so that connection is closed too.
         """
-        conn = self.h11
-        if conn.our_state is not h11.DONE:
+        core = self.core
+        if not core.response_done:
             return False
-        if conn.their_state is h11.SEND_BODY:
-            expecting = self.head is not None and any(
-                n == b"expect" and v.lower() == b"100-continue" for n, v in self.head.headers
-            )
-            if expecting and not self.sent_100:
-                return False
-            if not self._drain():
-                return False
-        if conn.their_state is not h11.DONE:
+        if core.body_unread and (core.body_may_never_come or not self._drain()):
             return False
-        conn.start_next_cycle()
-        self.head = None
-        return True
+        return core.start_next_cycle()
 
     def _drain(self) -> bool:
         """Read and discard the rest of the request body, within small byte and time budgets."""
         deadline = time.monotonic() + DRAIN_MAX_SECONDS
-        drained = 0
         timed = False
         try:
-            while True:
-                event = self.h11.next_event()
-                if type(event) is h11.EndOfMessage:
-                    return True
-                if type(event) is h11.Data:
-                    drained += len(event.data)
-                    if drained > DRAIN_MAX_BYTES:
-                        return False
-                    continue
+            while (done := self.core.discard_body(DRAIN_MAX_BYTES)) is NEED_DATA:
                 left = deadline - time.monotonic()
-                if event is not h11.NEED_DATA or left <= 0:
+                if left <= 0:
                     return False
                 timed = True
                 self.sock.settimeout(left)
                 data = self.sock.recv(RECV_SIZE)
                 if not data:
                     return False
-                self.h11.receive_data(data)
-        except (h11.RemoteProtocolError, OSError):
+                self.core.receive(data)
+            return bool(done)
+        except OSError:
             return False
         finally:
             if timed:  # most bodies are already in h11's buffer: no system call at all then
                 self.sock.settimeout(self.config.timeout)
-
-    @property
-    def input_pending(self) -> bool:
-        """The client may have sent bytes we never read (an unread body, a broken request)."""
-        return self.h11.their_state in (h11.SEND_BODY, h11.ERROR)
 
     def close(self, linger: bool = False) -> None:
         """Close the socket; with ``linger``, read briefly first so an error response is not lost.

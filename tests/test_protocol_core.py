@@ -1,0 +1,129 @@
+"""HTTPCore in h11's style: bytes in, request heads or statuses out -- no socket, no thread.
+
+The socket-level behaviour (timeouts, draining, lingering) is tested in
+test_server_http.py; these pin the sans-IO core that every mode shares.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from server.config import Config
+from server.protocol import NEED_DATA, ClientGone, HTTPCore, HTTPError, RequestHead
+
+
+def core_with(data: bytes, **config) -> HTTPCore:
+    core = HTTPCore(Config(**config))
+    core.receive(data)
+    return core
+
+
+def status_of(data: bytes, **config) -> int:
+    """200 if the head is accepted, else the status the server answers with."""
+    try:
+        head = core_with(data, **config).next_head()
+    except HTTPError as exc:
+        return exc.status
+    assert isinstance(head, RequestHead), head
+    return 200
+
+
+def test_a_complete_head_comes_out_validated():
+    head = core_with(b"GET /a%20b?x=1 HTTP/1.1\r\nHost: h\r\n\r\n").next_head()
+    assert isinstance(head, RequestHead)
+    assert (head.method, head.path, head.query, head.has_body) == (b"GET", b"/a%20b", b"x=1", False)
+
+
+def test_a_partial_head_needs_data_and_then_completes():
+    core = core_with(b"GET / HTTP/1.1\r\nHo")
+    assert core.next_head() is NEED_DATA
+    assert core.head_started
+    core.receive(b"st: h\r\n\r\n")
+    assert isinstance(core.next_head(), RequestHead)
+
+
+def test_a_client_that_closes_between_requests_gives_none():
+    core = core_with(b"")
+    assert core.next_head() is None
+
+
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [
+        (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: h\r\n\r\n", 414),
+        (b"GET /" + b"a" * 5000, 414),  # refused before the line is even complete
+        (b"GET / HTTP/1.1\r\nHost: h\r\nX: " + b"v" * 9000 + b"\r\n\r\n", 431),
+        (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        (b"GET ht!tp://x/ HTTP/1.1\r\nHost: h\r\n\r\n", 400),
+        (b"GET nothing HTTP/1.1\r\nHost: h\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\n\r\n", 400),  # HTTP/1.1 without Host
+        (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n", 413),
+    ],
+)
+def test_refused_heads(data, status):
+    assert status_of(data, limit_request_body=10) == status
+
+
+def test_chunked_body_in_pieces_and_its_end():
+    core = core_with(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+    head = core.next_head()
+    assert isinstance(head, RequestHead) and head.chunked
+    assert core.next_body() == b"abc"
+    assert core.next_body() is NEED_DATA
+    core.receive(b"0\r\n\r\n")
+    assert core.next_body() == b""
+
+
+def test_body_over_the_limit_is_413_while_streaming():
+    core = core_with(
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nb\r\nhello world\r\n0\r\n\r\n",
+        limit_request_body=5,
+    )
+    core.next_head()
+    with pytest.raises(HTTPError) as err:
+        core.next_body()
+    assert err.value.status == 413
+
+
+def test_client_closing_mid_body_is_refused_not_served():
+    core = core_with(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc")
+    core.next_head()
+    assert core.next_body() == b"abc"
+    core.receive(b"")  # EOF with 7 body bytes missing
+    with pytest.raises((HTTPError, ClientGone)):
+        core.next_body()
+
+
+def test_100_continue_is_produced_once_when_the_body_is_wanted():
+    core = core_with(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+    core.next_head()
+    assert core.continue_response().startswith(b"HTTP/1.1 100 ")
+    assert core.continue_response() == b""
+
+
+def test_response_bytes_and_a_pipelined_second_request():
+    core = core_with(b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert core.next_head().path == b"/1"
+    assert core.next_body() == b""  # h11 reports the end of a bodyless request as its own event
+    out = core.response_head(200, b"OK", [(b"Content-Length", b"2")], b"hi") + core.response_end()
+    assert out.startswith(b"HTTP/1.1 200 OK\r\n") and out.endswith(b"\r\n\r\nhi")
+    assert core.start_next_cycle()
+    assert core.head_started  # the pipelined request is already buffered
+    assert core.next_head().path == b"/2"
+
+
+def test_error_response_closes_and_names_the_status():
+    core = core_with(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    core.next_head()
+    out = core.error_response(503, "busy")
+    assert out.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    assert b"connection: close" in out.lower() and out.endswith(b"503 busy\n")
+    assert not core.start_next_cycle()
+
+
+def test_head_responses_carry_no_body():
+    core = core_with(b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n")
+    core.next_head()
+    core.response_head(200, b"OK", [(b"Content-Length", b"5")])
+    assert not core.wants_body
+    assert core.response_data(b"hello") == b""
