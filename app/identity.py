@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 import threading
 import time
 
@@ -41,10 +42,22 @@ def server_model(environ: dict) -> str:
         parts = software.split()
         return f"lab-{parts[1]}" if len(parts) > 1 else "lab"
     if software.startswith("gunicorn"):
+        # gevent and gthread workers both declare multithread; only gevent patches the socket module.
+        if gevent_patched():
+            return "gunicorn-gevent"
         return "gunicorn-gthread" if threaded else "gunicorn-sync"
     if software.startswith("werkzeug"):
+        if environ.get("wsgi.multiprocess"):
+            return "flask-dev-processes"
         return "flask-dev" if threaded else "flask-dev-nothreads"
+    # waitress says "waitress"; anything else is named by its first word.
     return software.split("/")[0] or "unknown"
+
+
+def gevent_patched() -> bool:
+    """True in a process whose sockets gevent has monkey-patched (gunicorn -k gevent does)."""
+    monkey = sys.modules.get("gevent.monkey")
+    return bool(monkey is not None and monkey.is_module_patched("socket"))
 
 
 def timestamp(t: float) -> str:

@@ -116,6 +116,12 @@ def test_model_derived_from_server_software(monkeypatch, software, multithread, 
     assert server_model({"SERVER_SOFTWARE": software, "wsgi.multithread": multithread}) == expected
 
 
+def test_werkzeug_multiprocess_is_flask_dev_processes(monkeypatch):
+    monkeypatch.delenv("LAB_SERVER_MODEL", raising=False)
+    environ = {"SERVER_SOFTWARE": "Werkzeug/3.1.9", "wsgi.multithread": False, "wsgi.multiprocess": True}
+    assert server_model(environ) == "flask-dev-processes"
+
+
 def test_model_from_env_wins(monkeypatch):
     monkeypatch.setenv("LAB_SERVER_MODEL", "my-model")
     assert server_model({"SERVER_SOFTWARE": "gunicorn"}) == "my-model"
@@ -139,6 +145,39 @@ def test_flask_dev_server_without_threads_serialises():
         elapsed, results = concurrent_sleeps(port)
     assert elapsed >= 1.8
     assert {r["x-server-model"] for r in results} == {"flask-dev-nothreads"}
+
+
+def test_flask_dev_server_with_processes_forks_per_request():
+    """`--processes 4`: werkzeug's ForkingWSGIServer, a child process per request."""
+    port = free_port()
+    args = ["-m", "app", "--port", str(port), "--processes", "4"]
+    with running(args, port, env={"LAB_SERVER_MODEL": ""}) as p:
+        elapsed, results = concurrent_sleeps(port)
+    assert elapsed <= 1.2
+    pids = {r["x-worker-pid"] for r in results}
+    assert len(pids) == 4 and str(p.pid) not in pids
+    assert {r["x-server-model"] for r in results} == {"flask-dev-processes"}
+
+
+def test_threads_with_processes_is_werkzeugs_one_line_error():
+    p = subprocess.run(
+        [sys.executable, "-m", "app", "--port", "0", "--threads", "--processes", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert p.returncode == 2
+    assert p.stderr == "python -m app: error: Cannot have a multi-thread and multi-process server.\n"
+
+
+def test_gunicorn_gevent_names_itself():
+    port = free_port()
+    args = ["-m", "gunicorn", "-w", "1", "-k", "gevent", "-b", f"127.0.0.1:{port}", "app:app"]
+    with running(args, port, env={"LAB_SERVER_MODEL": ""}):
+        elapsed, results = concurrent_sleeps(port)
+    assert elapsed <= 1.2
+    assert {r["x-server-model"] for r in results} == {"gunicorn-gevent"}
 
 
 def test_gunicorn_gthread_names_itself():
