@@ -32,6 +32,7 @@ class Option:
     parse: Callable[[str], Any]
     help: str
     metavar: str | None = None
+    default_text: str | None = None  # what --help says for a default that depends on the mode
 
     @property
     def env(self) -> str:
@@ -53,7 +54,8 @@ def _seconds(allow_zero: bool) -> Callable[[str], float]:
 OPTIONS = (
     Option("mode", ("--mode",), lambda t: cfg.parse_choice(t, cfg.MODES),
            "concurrency model: single (one connection at a time, main thread), threaded (a thread "
-           "per connection), forking (a child process per connection)", "{single,threaded,forking}"),
+           "per connection), forking (a child process per connection), event (one loop holds every "
+           "connection; a thread pool runs complete requests)", "{single,threaded,forking,event}"),
     Option("bind", ("-b", "--bind"), cfg.parse_bind,
            "address to listen on, HOST:PORT, [IPV6]:PORT or :PORT (port 0 picks a free port)", "HOST:PORT"),
     Option("backlog", ("--backlog",), _int(1), "queue length of pending connections for listen()", "N"),
@@ -70,6 +72,13 @@ OPTIONS = (
            "forking: most child processes at once; beyond it new connections wait in the backlog", "N"),
     Option("max_threads", ("--max-threads",), _int(1),
            "threaded: most connection threads at once; beyond it new connections wait in the backlog", "N"),
+    Option("threads", ("--threads",), _int(1),
+           "event: threads that run complete requests; idle and slow connections hold none, so this bounds "
+           "concurrent app calls, not clients (a few per core keep the cores busy while some wait on I/O)",
+           "N", f"{cfg.EVENT_THREADS} in event mode"),
+    Option("max_connections", ("--max-connections",), _int(1),
+           "event: most open connections at once; beyond it new connections wait in the backlog", "N",
+           "the open-file limit minus 64"),
     Option("limit_request_line", ("--limit-request-line",), _int(16),
            "longest request line in bytes; longer gets 414 URI Too Long", "BYTES"),
     Option("limit_request_fields", ("--limit-request-fields",), _int(1),
@@ -106,12 +115,13 @@ def build_parser() -> OneLineParser:
         default = getattr(DEFAULTS, option.field)
         if option.field == "bind":
             default = f"{default[0]}:{default[1]}"
+        default_text = default if default is not None else "off"
         parser.add_argument(
             *option.flags,
             dest=option.field,
             metavar=option.metavar,
             default=None,
-            help=f"{option.help} (env {option.env}; default {default if default is not None else 'off'})",
+            help=f"{option.help} (env {option.env}; default {option.default_text or default_text})",
         )
     return parser
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from server import __version__
 
-MODES = ("single", "threaded", "forking")
+MODES = ("single", "threaded", "forking", "event")
+EVENT_THREADS = 8  # event mode pool: two cores busy even while some requests wait on I/O
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -34,6 +35,8 @@ class Config:
     graceful_timeout: float = 30.0
     max_children: int = 40
     max_threads: int = 64
+    threads: int | None = None  # worker threads; None = the mode's default
+    max_connections: int | None = None  # open connections at once (event); None = the fd limit
     limit_request_line: int = 4094
     limit_request_fields: int = 100
     limit_request_field_size: int = 8190

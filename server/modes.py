@@ -17,6 +17,7 @@ import socket
 import threading
 
 from server.base import BaseServer, flush_logs
+from server.event import EventServer
 
 log = logging.getLogger("wsgi_lab")
 
@@ -191,4 +192,5 @@ MODES: dict[str, type[BaseServer]] = {
     "single": SingleServer,
     "threaded": ThreadedServer,
     "forking": ForkingServer,
+    "event": EventServer,
 }

@@ -1,0 +1,548 @@
+"""The event mode: one selector loop owns every connection; a thread pool runs only complete requests.
+
+Apache httpd's "event" design, and waitress's: a slow or idle client costs a
+socket and a few kilobytes, never a thread.  Policy choices and known limits:
+
+- **One loop thread** owns every socket (non-blocking, :mod:`selectors`): it
+  accepts, reads and parses request heads and bodies with :class:`HTTPCore`,
+  writes responses out and enforces every timeout.  It never runs the app.
+- **Only complete requests reach the pool** of ``--threads`` threads (default
+  8: the pool bounds how many app calls run at once, not how many clients are
+  connected, and 8 keeps two cores busy while some requests wait on I/O).
+  Idle keep-alive connections and clients trickling a head hold no thread.
+- **Bodies are read before the app runs**, as waitress does: spooled in memory
+  up to ``SPOOL_MEMORY`` bytes, then to a temporary file, never past
+  ``--limit-request-body`` (413).  So ``100 Continue`` goes out as soon as the
+  head is accepted, not when the app first reads ``wsgi.input``.
+- **Responses never block the loop.**  A worker encodes the response with the
+  connection's :class:`HTTPCore`, writes it straight to the socket when nothing
+  is queued, and queues the rest in the connection's output buffer, which the
+  loop flushes when the socket is writable.  Above ``HIGH_WATER`` queued bytes
+  the worker waits for the loop to drain it (up to ``--timeout`` without
+  progress): a slow reader holds one worker thread, never the loop.
+- **Timeouts as in the other modes**: ``--timeout`` for the first request and
+  for a whole head once its first byte arrived (408) or a stalled body (408),
+  ``--keep-alive`` between requests.  Deadlines are checked every ``TICK``
+  seconds, so they fire up to ``TICK`` late.
+- **At ``--max-connections``** the loop stops accepting; new clients wait in
+  the kernel's backlog until a connection closes.
+- **Graceful stop**: accept what waits in the backlog, give every connection
+  without a complete head ``STOP_GRACE`` seconds to finish it, close idle ones,
+  let in-flight requests finish (their responses say ``Connection: close``),
+  flush, exit.  ``--graceful-timeout`` bounds the whole stop.
+- Known limits: header parsing (h11, pure Python) runs in the one loop thread,
+  so it is serialised; while a request is in the pool the loop does not read its
+  connection (pipelined requests wait in the kernel buffer, and a client that
+  hangs up is noticed only when its response is written).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import errno
+import logging
+import resource
+import selectors
+import socket
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from enum import Enum
+
+from server.base import BaseServer
+from server.config import EVENT_THREADS
+from server.connection import _log_access, serve_request
+from server.protocol import (
+    LINGER_SECONDS,
+    NEED_DATA,
+    RECV_SIZE,
+    ClientGone,
+    HTTPCore,
+    HTTPError,
+    RequestHead,
+)
+from server.wsgi import connection_environ
+
+log = logging.getLogger("wsgi_lab")
+
+SPOOL_MEMORY = 1024 * 1024  # bytes of one request body kept in memory before it spills to a temp file
+HIGH_WATER = 1024 * 1024  # queued response bytes above which the worker waits for the loop to flush
+TICK = 0.25  # seconds between deadline sweeps
+STOP_GRACE = 1.0  # seconds a connection without a complete head gets once the server stops
+ACCEPT_BATCH = 64  # connections accepted per wake-up, so a flood of connects cannot starve the others
+FD_RESERVE = 64  # file descriptors kept for logs, temp files, the pool and the app
+
+
+class State(Enum):
+    HEAD = "reading a request head"  # includes idle between requests
+    BODY = "reading a request body"
+    BUSY = "in the thread pool"
+    CLOSING = "flushing the last response"
+    LINGER = "reading what the client still sends after an error"
+
+
+class Connection:
+    """One client: its socket, its HTTPCore, its buffers and deadline.
+
+    The loop owns everything here except while the state is ``BUSY``: then the
+    worker thread owns ``core`` (it encodes the response), and the two share
+    only ``out`` under ``lock``.
+    """
+
+    def __init__(self, sock: socket.socket, peer: tuple, server: EventServer) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.peer = peer
+        self.remote = f"{peer[0]}:{peer[1]}" if peer else "-"
+        self.server = server
+        self.core = HTTPCore(server.config)
+        self.environ = connection_environ(
+            sock.getsockname(), peer, server.config.server_software, True, False
+        )
+        self.state = State.HEAD
+        self.requests = 0  # requests served so far on this connection
+        self.head_started = 0.0  # when the first byte of the current head arrived, 0 = not yet
+        self.deadline = time.monotonic() + server.config.timeout
+        self.body: tempfile.SpooledTemporaryFile | None = None
+        self.out = bytearray()
+        self.lock = threading.Lock()
+        self.flushed = threading.Condition(self.lock)  # notified when ``out`` shrinks or the socket dies
+        self.dead = False  # the socket failed or was closed; a worker must stop writing
+        self.keep: bool | None = None  # the worker's verdict when done: may another request follow?
+        self.linger = False  # when closing: read briefly first, so the client sees our error response
+        self.bytes_sent = 0  # per request, for the access log
+        self.events = 0  # what the selector currently watches for
+
+    @property
+    def idle(self) -> bool:
+        """Between requests with no byte of the next one: safe to close at any moment."""
+        return self.state is State.HEAD and not self.core.head_started and self.requests > 0
+
+    def wanted_events(self) -> int:
+        events = selectors.EVENT_READ if self.state in (State.HEAD, State.BODY, State.LINGER) else 0
+        return events | (selectors.EVENT_WRITE if self.out else 0)
+
+    # --- the loop's side --------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write what the socket takes now (loop thread); wake a worker waiting below ``HIGH_WATER``."""
+        with self.lock:
+            if not self.out:
+                return
+            try:
+                sent = self.sock.send(self.out)
+            except BlockingIOError:
+                return
+            except OSError:
+                self.dead = True
+                self.out.clear()
+                self.flushed.notify_all()
+                raise ClientGone("send failed") from None
+            del self.out[:sent]
+            self.deadline = time.monotonic() + self.server.config.timeout
+            self.flushed.notify_all()
+
+    def queue(self, data: bytes) -> None:
+        """Append bytes from the loop thread (100 Continue, error responses)."""
+        with self.lock:
+            self.out += data
+
+    # --- the worker's side: what serve_request and wsgi.Response call -----------------------------
+
+    @property
+    def head(self) -> RequestHead | None:
+        return self.core.head
+
+    @property
+    def wants_body(self) -> bool:
+        return self.core.wants_body
+
+    @property
+    def input_pending(self) -> bool:
+        return self.core.input_pending
+
+    def read_body(self) -> bytes:
+        """The next piece of the (already complete) request body; b"" at its end."""
+        return self.body.read(RECV_SIZE) if self.body is not None else b""
+
+    def send_head(self, status, reason, headers, first_data: bytes = b"", close: bool = False) -> None:
+        self._send(self.core.response_head(status, reason, headers, first_data, close))
+
+    def send_data(self, data: bytes) -> None:
+        self._send(self.core.response_data(data))
+
+    def end_response(self) -> None:
+        self._send(self.core.response_end())
+
+    def send_error(self, status: int, message: str) -> None:
+        with contextlib.suppress(ClientGone):
+            self._send(self.core.error_response(status, message))
+
+    def _send(self, data: bytes) -> None:
+        """Write from a worker: straight to the socket if nothing is queued, else queue for the loop.
+
+        Blocks only while more than ``HIGH_WATER`` bytes are queued, and at most
+        ``--timeout`` seconds without the client reading anything.
+        """
+        if not data:
+            return
+        with self.lock:
+            if self.dead:
+                raise ClientGone("connection closed")
+            sent = 0
+            if not self.out:
+                try:
+                    sent = self.sock.send(data)
+                except BlockingIOError:
+                    pass
+                except OSError as exc:
+                    self.dead = True
+                    raise ClientGone(str(exc)) from None
+            self.bytes_sent += len(data)
+            if sent < len(data):
+                was_empty = not self.out
+                self.out += memoryview(data)[sent:]
+                if was_empty:
+                    self.server.wake(self)  # the loop must start watching for "writable"
+            while len(self.out) > HIGH_WATER and not self.dead:
+                before = len(self.out)
+                self.flushed.wait(self.server.config.timeout)
+                if len(self.out) >= before and not self.dead:
+                    self.dead = True
+                    raise ClientGone("the client stopped reading the response")
+            if self.dead:
+                raise ClientGone("connection closed")
+
+
+class EventServer(BaseServer):
+    """Every connection in one selector loop; complete requests run in a bounded thread pool."""
+
+    mode = "event"
+    multithread = True
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.threads = self.config.threads or EVENT_THREADS
+        soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        self.max_connections = self.config.max_connections or max(1, soft_limit - FD_RESERVE)
+        self.selector = selectors.DefaultSelector()
+        self.connections: dict[int, Connection] = {}
+        self.pool: ThreadPoolExecutor | None = None
+        self.accepting = False
+        self.accept_paused_until = 0.0
+        self.stopping = False
+        # Workers hand finished requests (and newly queued output) back through this deque,
+        # and write a byte to the socketpair so that a sleeping select() returns.
+        self.woken: collections.deque[Connection] = collections.deque()
+        self.waker_read, self.waker_write = socket.socketpair()
+        self.waker_read.setblocking(False)
+        self.waker_write.setblocking(False)
+
+    def limits_note(self) -> str:
+        return f" threads={self.threads} max-connections={self.max_connections}"
+
+    # --- the loop --------------------------------------------------------------------------------
+
+    def serve_forever(self) -> None:
+        """Run the loop until stopped and every connection is finished (overrides the accept loop)."""
+        assert self.listener is not None
+        self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="event-worker")
+        self.ctx = self.context()
+        self.selector.register(self._wake_read, selectors.EVENT_READ, "signal")
+        self.selector.register(self.waker_read, selectors.EVENT_READ, "waker")
+        self._accept_on()
+        next_sweep = time.monotonic() + TICK
+        try:
+            while True:
+                if self.stop.is_set() and not self.stopping:
+                    self._begin_stop()
+                if self.stopping and not self.connections:
+                    return
+                for key, events in self.selector.select(timeout=TICK):
+                    self._dispatch(key, events)
+                now = time.monotonic()
+                if now >= next_sweep:
+                    self._sweep(now)
+                    next_sweep = now + TICK
+        finally:
+            self.pool.shutdown(wait=False)
+            self.selector.close()
+
+    def _dispatch(self, key: selectors.SelectorKey, events: int) -> None:
+        if key.data == "listener":
+            self._accept()
+        elif key.data == "signal":
+            self.drain_wake_pipe()
+            self.on_wake()
+        elif key.data == "waker":
+            self._take_wakeups()
+        else:
+            conn: Connection = key.data
+            try:
+                if events & selectors.EVENT_WRITE:
+                    conn.flush()
+                if events & selectors.EVENT_READ and self.connections.get(conn.fd) is conn:
+                    self._read(conn)
+                self._after_io(conn)
+            except ClientGone:
+                self._close(conn)
+            except Exception:
+                log.exception("%s: unexpected error in the event loop; closing the connection", conn.remote)
+                self._close(conn)
+
+    # --- accepting -------------------------------------------------------------------------------
+
+    def _accept_on(self) -> None:
+        if not self.accepting and not self.stopping and self.listener is not None:
+            self.selector.register(self.listener, selectors.EVENT_READ, "listener")
+            self.accepting = True
+
+    def _accept_off(self) -> None:
+        if self.accepting:
+            self.selector.unregister(self.listener)
+            self.accepting = False
+
+    def _accept(self, limit: int = ACCEPT_BATCH) -> None:
+        assert self.listener is not None
+        for _ in range(limit):
+            if len(self.connections) >= self.max_connections:
+                self._accept_off()  # back-pressure: the rest wait in the kernel's backlog
+                return
+            try:
+                sock, peer = self.listener.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    raise
+                log.warning("cannot accept (%s): pausing accept for %gs", exc.strerror, TICK)
+                self._accept_off()
+                self.accept_paused_until = time.monotonic() + TICK
+                return
+            sock.setblocking(False)
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = Connection(sock, peer, self)
+            self.connections[conn.fd] = conn
+            self._watch(conn)
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def _read(self, conn: Connection) -> None:
+        try:
+            data = conn.sock.recv(RECV_SIZE)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            raise ClientGone(str(exc)) from None
+        if conn.state is State.LINGER:
+            if not data:
+                self._close(conn)
+            return
+        if conn.state is State.HEAD and not conn.core.head_started and data:
+            conn.head_started = time.monotonic()
+            conn.deadline = conn.head_started + self.config.timeout
+        elif conn.state is State.BODY:
+            conn.deadline = time.monotonic() + self.config.timeout
+        conn.core.receive(data)
+        self._parse(conn)
+
+    def _parse(self, conn: Connection) -> None:
+        """Advance the connection as far as the bytes already received allow."""
+        try:
+            if conn.state is State.HEAD:
+                self._parse_head(conn)
+            if conn.state is State.BODY:
+                self._parse_body(conn)
+        except HTTPError as exc:
+            self._refuse(conn, exc)
+
+    def _parse_head(self, conn: Connection) -> None:
+        head = conn.core.next_head()
+        if head is NEED_DATA:
+            return
+        if head is None:  # the client closed between requests
+            self._close(conn)
+            return
+        conn.bytes_sent = 0
+        if not head.has_body:
+            self._submit(conn)
+            return
+        conn.state = State.BODY
+        conn.deadline = time.monotonic() + self.config.timeout
+        conn.body = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115 (the worker closes it)
+        conn.queue(conn.core.continue_response())  # we read the body now, so the client may send it
+
+    def _parse_body(self, conn: Connection) -> None:
+        assert conn.body is not None
+        try:
+            while (data := conn.core.next_body()) is not NEED_DATA:
+                if not data:
+                    conn.body.seek(0)
+                    self._submit(conn)
+                    return
+                conn.body.write(data)  # type: ignore[arg-type]
+        except ClientGone:
+            self._close(conn)
+
+    def _refuse(self, conn: Connection, exc: HTTPError) -> None:
+        """Answer a request we cannot serve with its 4xx, then close (after lingering)."""
+        log.info("%s: %d %s", conn.remote, exc.status, exc.reason)
+        response = conn.core.error_response(exc.status, exc.reason)
+        conn.queue(response)
+        _log_access(conn.remote, "-", exc.status, len(response), 0.0)
+        self._finish(conn, linger=True)
+
+    # --- the thread pool -------------------------------------------------------------------------
+
+    def _submit(self, conn: Connection) -> None:
+        """Hand a complete request to the pool; the loop stops reading this connection meanwhile."""
+        assert self.pool is not None
+        conn.state = State.BUSY
+        conn.head_started = 0.0
+        self.pool.submit(self._run_request, conn)
+
+    def _run_request(self, conn: Connection) -> None:
+        """Runs in a worker thread: the app, then hand the connection back to the loop."""
+        head = conn.core.head
+        assert head is not None
+        keep = False
+        try:
+            keep = serve_request(conn, head, conn.environ, self.ctx, conn.remote, self._close_after)
+        except Exception:
+            log.exception("%s: unexpected error serving %s", conn.remote, head.request_line)
+        finally:
+            if conn.body is not None:
+                conn.body.close()
+                conn.body = None
+            with conn.lock:
+                conn.keep = keep
+            self.wake(conn)
+
+    def _close_after(self) -> bool:
+        return not self.config.keep_alive or self.stop.is_set()
+
+    def wake(self, conn: Connection) -> None:
+        """From a worker thread: make the loop look at ``conn`` (request done or output queued)."""
+        self.woken.append(conn)
+        with contextlib.suppress(BlockingIOError):  # full means a wake-up is already pending
+            self.waker_write.send(b"x")
+
+    def _take_wakeups(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while self.waker_read.recv(4096):
+                pass
+        while self.woken:
+            conn = self.woken.popleft()
+            if self.connections.get(conn.fd) is not conn:
+                continue  # closed meanwhile
+            try:
+                if conn.state is State.BUSY and conn.keep is not None and self._request_done(conn):
+                    continue
+                self._after_io(conn)
+            except ClientGone:
+                self._close(conn)
+
+    def _request_done(self, conn: Connection) -> bool:
+        """Is the worker finished with ``conn``?  If so, start the next cycle or close; True if handled."""
+        with conn.lock:
+            if conn.keep is None:
+                return False
+            keep, conn.keep = conn.keep, None
+        conn.requests += 1
+        if not (keep and not self.stopping and conn.core.response_done and conn.core.start_next_cycle()):
+            self._finish(conn, linger=conn.core.input_pending)
+            return True
+        conn.state = State.HEAD
+        conn.deadline = time.monotonic() + self.config.keep_alive
+        if conn.core.head_started:  # a pipelined request is already buffered
+            conn.head_started = time.monotonic()
+            conn.deadline = conn.head_started + self.config.timeout
+            self._parse(conn)
+        self._after_io(conn)
+        return True
+
+    # --- writing and closing ---------------------------------------------------------------------
+
+    def _finish(self, conn: Connection, linger: bool) -> None:
+        """Close once the queued output is flushed; with ``linger``, read a little first (see protocol)."""
+        conn.state = State.CLOSING
+        conn.linger = linger
+        conn.deadline = time.monotonic() + self.config.timeout
+        self._after_io(conn)
+
+    def _after_io(self, conn: Connection) -> None:
+        """Move a closing connection on once its output is out, and watch what it now waits for."""
+        if self.connections.get(conn.fd) is not conn:
+            return
+        if conn.state is State.CLOSING and not conn.out:
+            if not conn.linger:
+                self._close(conn)
+                return
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_WR)
+            conn.state = State.LINGER
+            conn.deadline = time.monotonic() + LINGER_SECONDS
+        self._watch(conn)
+
+    def _watch(self, conn: Connection) -> None:
+        with conn.lock:
+            events = conn.wanted_events()
+        if events == conn.events:
+            return
+        if conn.events == 0:
+            self.selector.register(conn.sock, events, conn)
+        elif events == 0:
+            self.selector.unregister(conn.sock)
+        else:
+            self.selector.modify(conn.sock, events, conn)
+        conn.events = events
+
+    def _close(self, conn: Connection) -> None:
+        if self.connections.pop(conn.fd, None) is None:
+            return
+        if conn.events:
+            self.selector.unregister(conn.sock)
+            conn.events = 0
+        with conn.lock:
+            conn.dead = True
+            conn.flushed.notify_all()
+        conn.sock.close()
+        if conn.state is not State.BUSY and conn.body is not None:
+            conn.body.close()
+        if len(self.connections) < self.max_connections and time.monotonic() >= self.accept_paused_until:
+            self._accept_on()
+
+    # --- deadlines and stopping ------------------------------------------------------------------
+
+    def _sweep(self, now: float) -> None:
+        """Enforce every connection's deadline (every ``TICK`` seconds)."""
+        if now >= self.accept_paused_until and len(self.connections) < self.max_connections:
+            self._accept_on()
+        for conn in [c for c in self.connections.values() if c.deadline <= now]:
+            if conn.state is State.BUSY:
+                continue  # the worker enforces its own write timeout
+            if conn.state is State.HEAD and conn.core.head_started and not self.stopping:
+                self._refuse(conn, HTTPError(408, "timed out reading the request head"))
+            elif conn.state is State.BODY:
+                self._refuse(conn, HTTPError(408, "timed out reading the request body"))
+            else:  # idle, lingering, or a client that stopped reading its last response
+                self._close(conn)
+
+    def _begin_stop(self) -> None:
+        """Serve what waits in the backlog, close idle connections, let the rest finish."""
+        self.stopping = True
+        if self.listener is not None:
+            self._accept(limit=self.config.backlog)
+            self._accept_off()
+            self.listener.close()
+        grace = time.monotonic() + STOP_GRACE
+        for conn in list(self.connections.values()):
+            if conn.idle:
+                self._close(conn)
+            elif conn.state is State.HEAD:
+                conn.deadline = min(conn.deadline, grace)
+        left, limit = len(self.connections), self.config.graceful_timeout
+        log.info("stopping: %d connection(s) finishing, up to %gs", left, limit)
