@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test lint bench compare browser clean
+.PHONY: venv test lint bench compare diff browser clean
 
 venv: $(STAMP)
 
@@ -27,6 +27,11 @@ bench: venv
 
 compare: venv
 	$(PY) -m loadtest.compare --story default $(COMPARE_ARGS)
+
+# make diff A=results/<run> B=results/<run>: what changed from run A to run B, beyond the noise.
+diff: venv
+	@if [ -z "$(A)" ] || [ -z "$(B)" ]; then echo "make diff: error: give two run directories: make diff A=DIR B=DIR" >&2; exit 2; fi
+	$(PY) -m loadtest.diff "$(A)" "$(B)" $(DIFF_ARGS)
 
 # Debian's Chromium for the browser tests (driven by Playwright via executable_path; Playwright's own
 # browser downloads are never used). Does nothing when it is already there.

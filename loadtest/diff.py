@@ -1,0 +1,330 @@
+"""Compare two comparison runs row by row: what changed, and whether it is beyond the noise.
+
+``python -m loadtest.diff RUN_A RUN_B [--out DIR]`` reads both runs'
+``summary.json``, pairs rows by (scenario, target, users) and writes
+``diff.json``, ``diff.md`` and a self-contained ``diff.html`` (default
+directory: ``RUN_B/diff-vs-<name of RUN_A>``).
+
+A metric's change is *significant* when the two runs' intervals do not
+overlap (``stats.significant``); a side measured in a single round -- every
+run written before rounds existed -- has no interval, so nothing about it is
+called significant.  A row is significant when its requests/s is: in a
+closed-loop test throughput and latency move together, and flagging a row on
+any of six metrics would flag unchanged rows by chance far too often.
+Rows present in only one run are listed, never dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from loadtest import report, stats
+
+VERDICT_METRIC = "rps"
+LOWER_IS_BETTER = {"p50_ms", "p95_ms", "p99_ms", "server_cpu_cores", "server_mem_mb"}
+LABELS = {
+    "rps": "req/s",
+    "p50_ms": "p50 ms",
+    "p95_ms": "p95 ms",
+    "p99_ms": "p99 ms",
+    "server_cpu_cores": "server CPU",
+    "server_mem_mb": "server MB",
+}
+
+
+class RunError(Exception):
+    """A directory that is not a comparison result; the message is one line for the user."""
+
+
+def load_run(path: Path) -> tuple[list[dict], dict]:
+    """Rows and environment of a run directory; env is {} when env.json is missing."""
+    if not path.is_dir():
+        raise RunError(f"{path}: no such directory")
+    summary = path / "summary.json"
+    if not summary.is_file():
+        raise RunError(f"{path}: no summary.json (not a directory written by loadtest.compare)")
+    try:
+        rows = json.loads(summary.read_text(encoding="utf-8"))["rows"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RunError(f"{summary}: unreadable ({exc})") from exc
+    try:
+        env = json.loads((path / "env.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        env = {}
+    return rows, env
+
+
+def key(row: dict) -> tuple[str, str, int]:
+    return row["scenario"], row["target"], int(row.get("users") or 0)
+
+
+def figure(row: dict, metric: str) -> tuple[float | None, list[float] | None]:
+    """(median, interval) of a metric; no figure for a failed row, no interval for a single round."""
+    value = report.number(row.get(metric))
+    if row.get("error") or value is None:
+        return None, None
+    return value, report.interval(row, metric)
+
+
+def change(metric: str, a: dict, b: dict) -> dict:
+    a_val, a_ci = figure(a, metric)
+    b_val, b_ci = figure(b, metric)
+    delta = b_val - a_val if a_val is not None and b_val is not None else None
+    pct = delta / a_val if delta is not None and a_val else None
+    sig = delta is not None and stats.significant(a_ci, b_ci)
+    direction = ""
+    if sig:
+        better = (delta < 0) if metric in LOWER_IS_BETTER else (delta > 0)
+        direction = "better" if better else "worse"
+    return {
+        "a": a_val,
+        "b": b_val,
+        "a_ci95": a_ci,
+        "b_ci95": b_ci,
+        "change": delta,
+        "change_pct": pct,
+        "significant": sig,
+        "direction": direction,
+    }
+
+
+def compare_rows(a: dict, b: dict) -> dict:
+    metrics = {m: change(m, a, b) for m in stats.HEADLINE}
+    scenario, target, users = key(a)
+    return {
+        "scenario": scenario,
+        "target": target,
+        "users": users,
+        "rounds_a": report.rounds_of(a),
+        "rounds_b": report.rounds_of(b),
+        "error_a": a.get("error") or "",
+        "error_b": b.get("error") or "",
+        "metrics": metrics,
+        "significant_metrics": [m for m, c in metrics.items() if c["significant"]],
+        "significant": metrics[VERDICT_METRIC]["significant"],
+    }
+
+
+def diff(rows_a: list[dict], rows_b: list[dict]) -> dict:
+    """The diff.json document: paired rows in B's order, and the rows only one run has."""
+    by_key_a = {key(r): r for r in rows_a}
+    keys_b = {key(r) for r in rows_b}
+    paired = [compare_rows(by_key_a[key(b)], b) for b in rows_b if key(b) in by_key_a]
+
+    def brief(r: dict) -> dict:
+        return {"scenario": r["scenario"], "target": r["target"], "users": int(r.get("users") or 0)}
+
+    return {
+        "rows": paired,
+        "only_in_a": [brief(r) for r in rows_a if key(r) not in keys_b],
+        "only_in_b": [brief(r) for r in rows_b if key(r) not in by_key_a],
+    }
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def cell(c: dict, metric: str) -> str:
+    """'1,234 -> 1,301 (+5.4%)', marked when significant."""
+    spec = ".2f" if metric == "server_cpu_cores" else ".1f" if metric != "server_mem_mb" else ".0f"
+    if c["a"] is None and c["b"] is None:
+        return "-"
+    text = f"{report.fmt(c['a'], spec)} -> {report.fmt(c['b'], spec)}"
+    if c["change_pct"] is not None:
+        text += f" ({c['change_pct']:+.1%})"
+    if c["significant"]:
+        text += f" {c['direction'].upper()}"
+    return text
+
+
+def row_status(r: dict) -> str:
+    if r["error_a"] or r["error_b"]:
+        return "failed in " + " and ".join(s for s, e in (("A", r["error_a"]), ("B", r["error_b"])) if e)
+    if min(r["rounds_a"], r["rounds_b"]) < 2:
+        return "no interval (1 round): cannot tell"
+    if r["significant"]:
+        return f"significant ({r['metrics'][VERDICT_METRIC]['direction']})"
+    return "no clear change (intervals overlap)"
+
+
+def table(doc: dict) -> tuple[list[str], list[list[str]]]:
+    header = ["scenario", "target", "users", *(LABELS[m] for m in stats.HEADLINE), "verdict (req/s)"]
+    body = [
+        [
+            r["scenario"],
+            r["target"],
+            str(r["users"]),
+            *(cell(r["metrics"][m], m) for m in stats.HEADLINE),
+            row_status(r),
+        ]
+        for r in doc["rows"]
+    ]
+    return header, body
+
+
+def headline(doc: dict) -> str:
+    judged = [
+        r
+        for r in doc["rows"]
+        if min(r["rounds_a"], r["rounds_b"]) >= 2 and not (r["error_a"] or r["error_b"])
+    ]
+    sig = sum(r["significant"] for r in judged)
+    return (
+        f"{sig} of {len(judged)} rows with intervals on both sides changed significantly in req/s "
+        f"(intervals do not overlap); {len(doc['rows'])} rows in both runs, "
+        f"{len(doc['only_in_a'])} only in A, {len(doc['only_in_b'])} only in B."
+    )
+
+
+def describe(name: str, path: Path, env: dict) -> str:
+    params = env.get("parameters") or {}
+    bits = [f"{name} = {path}"]
+    for label, value in (
+        ("started", env.get("started")),
+        ("git", env.get("git_commit")),
+        ("rounds", params.get("rounds")),
+        ("seed", env.get("seed", params.get("seed"))),
+        ("CPU", env.get("cpu_model")),
+    ):
+        if value not in (None, ""):
+            bits.append(f"{label} {value}")
+    return ", ".join(str(b) for b in bits)
+
+
+def only_lines(doc: dict) -> list[str]:
+    out = []
+    for side, label in (("only_in_a", "A"), ("only_in_b", "B")):
+        for r in doc[side]:
+            out.append(f"only in {label}: {r['scenario']} / {r['target']} / {r['users']} users")
+    return out
+
+
+MEANING = (
+    "A -> B (change). UPPER-CASE verdict: the two runs' intervals of that metric do not overlap. "
+    "Intervals are min..max of the rounds for up to 5 rounds (75% coverage at 3 rounds), a bootstrap "
+    "95% interval above; a run with one round has no interval and is never called significant. "
+    "The row's verdict follows req/s."
+)
+
+
+def markdown(doc: dict, intro: list[str], charts: dict[str, str]) -> str:
+    lines = ["# wsgi-lab diff", "", *(f"- {t}" for t in intro), "", headline(doc), "", MEANING, ""]
+    header, body = table(doc)
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    lines.append("")
+    only = only_lines(doc)
+    if only:
+        lines += ["## Rows in one run only", "", *(f"- {t}" for t in only), ""]
+    for scenario, path in charts.items():
+        lines += [f"![{scenario}]({path})", ""]
+    return "\n".join(lines)
+
+
+def html_doc(doc: dict, intro: list[str], images: dict[str, bytes]) -> str:
+    e = html.escape
+    parts = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>wsgi-lab diff</title>",
+        f"<style>{report.CSS}</style></head><body><h1>wsgi-lab diff</h1>",
+        "<ul class=meta>" + "".join(f"<li>{e(t)}</li>" for t in intro) + "</ul>",
+        f"<p><strong>{e(headline(doc))}</strong></p><p class=meta>{e(MEANING)}</p>",
+    ]
+    header, body = table(doc)
+    parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
+    for r, cells in zip(doc["rows"], body, strict=True):
+        cls = "failed" if r["error_a"] or r["error_b"] else "floor" if r["significant"] else ""
+        parts.append(f"<tr class='{cls}'>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
+    parts.append("</table>")
+    only = only_lines(doc)
+    if only:
+        parts.append(
+            "<h2>Rows in one run only</h2><ul>" + "".join(f"<li>{e(t)}</li>" for t in only) + "</ul>"
+        )
+    if images:
+        parts.append("<h2>A and B side by side</h2><p class=meta>Bars: medians; whiskers: intervals.</p>")
+    for scenario, data in images.items():
+        parts.append(f"<h3>{e(scenario)}</h3>" + report.img_tag(data, f"{scenario}: A and B"))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def side_by_side_chart(scenario: str, rows: list[dict]) -> bytes:
+    """req/s and p95 of A and B per target, bars with interval whiskers."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    several_users = len({r["users"] for r in rows}) > 1
+    names = [f"{r['target']} @{r['users']}" if several_users else r["target"] for r in rows]
+    width = 0.38
+    for ax, metric in zip(axes, ("rps", "p95_ms"), strict=True):
+        for k, side in enumerate(("a", "b")):
+            xs = [i + (k - 0.5) * width for i in range(len(rows))]
+            values = [r["metrics"][metric][side] for r in rows]
+            cis = [r["metrics"][metric][side + "_ci95"] for r in rows]
+            ax.bar(
+                xs,
+                [v or 0 for v in values],
+                width,
+                yerr=report.yerr(values, cis),
+                capsize=3,
+                label="A" if side == "a" else "B",
+                color=report.COLORS[k],
+            )
+        for i, r in enumerate(rows):
+            if r["metrics"][metric]["significant"]:
+                top = max(r["metrics"][metric]["a"] or 0, r["metrics"][metric]["b"] or 0)
+                ax.annotate("*", (i, top), ha="center", va="bottom", fontsize=14)
+        ax.set_xticks(range(len(rows)), names, rotation=30, ha="right")
+        ax.set_title(f"{scenario}: {LABELS[metric]} (* = significant)")
+        ax.legend(frameon=False)
+    fig.tight_layout()
+    return report.png(fig)
+
+
+def write(out: Path, doc: dict, intro: list[str]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "diff.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    images = {}
+    for scenario in dict.fromkeys(r["scenario"] for r in doc["rows"]):
+        sub = [r for r in doc["rows"] if r["scenario"] == scenario]
+        images[scenario] = side_by_side_chart(scenario, sub)
+    charts = {}
+    for scenario, data in images.items():
+        path = out / f"diff-{scenario}.png"
+        path.write_bytes(data)
+        charts[scenario] = path.name
+    (out / "diff.md").write_text(markdown(doc, intro, charts), encoding="utf-8")
+    (out / "diff.html").write_text(html_doc(doc, intro, images), encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m loadtest.diff RUN_A RUN_B``: what changed from run A to run B, beyond the noise."""
+    parser = argparse.ArgumentParser(prog="python -m loadtest.diff", description=main.__doc__)
+    parser.add_argument("run_a", type=Path, help="the earlier run directory (baseline)")
+    parser.add_argument("run_b", type=Path, help="the later run directory")
+    parser.add_argument(
+        "--out", type=Path, help="where to write the diff (default RUN_B/diff-vs-<name of RUN_A>)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        rows_a, env_a = load_run(args.run_a)
+        rows_b, env_b = load_run(args.run_b)
+    except RunError as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    out = args.out or args.run_b / f"diff-vs-{args.run_a.resolve().name}"
+    doc = diff(rows_a, rows_b)
+    write(out, doc, [describe("A", args.run_a, env_a), describe("B", args.run_b, env_b)])
+    print(headline(doc))
+    print(f"wrote {out}/diff.html")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

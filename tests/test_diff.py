@@ -1,0 +1,106 @@
+"""loadtest.diff on synthetic run directories: significance, rows in one run only, old formats, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from loadtest import diff
+from tests.synthetic_runs import old_row, row, write_run
+
+
+def by_key(doc: dict) -> dict[tuple[str, str, int], dict]:
+    return {(r["scenario"], r["target"], r["users"]): r for r in doc["rows"]}
+
+
+@pytest.fixture
+def two_runs(tmp_path):
+    a = write_run(
+        tmp_path / "run-a",
+        [
+            row("io", "gunicorn-sync", [7.8, 7.9, 8.0]),
+            row("io", "lab-threaded", [19.0, 19.5, 19.8]),
+            row("hello", "lab-single", [1100, 1150, 1190]),
+        ],
+    )
+    b = write_run(
+        tmp_path / "run-b",
+        [
+            row("io", "gunicorn-sync", [1.95, 1.98, 2.0]),  # started with -w 1 instead of -w 4
+            row("io", "lab-threaded", [19.2, 19.6, 19.9]),
+            row("cpu", "lab-forking", [90, 95, 97]),
+        ],
+    )
+    return a, b
+
+
+def test_a_change_beyond_both_intervals_is_significant_and_overlap_is_not(two_runs, tmp_path):
+    a, b = two_runs
+    out = tmp_path / "d"
+    assert diff.main([str(a), str(b), "--out", str(out)]) == 0
+    doc = json.loads((out / "diff.json").read_text())
+    rows = by_key(doc)
+    sync = rows[("io", "gunicorn-sync", 10)]
+    assert sync["significant"] is True and sync["metrics"]["rps"]["direction"] == "worse"
+    assert sync["metrics"]["rps"]["change_pct"] == pytest.approx(1.98 / 7.9 - 1)
+    assert sync["metrics"]["p95_ms"]["significant"] and sync["metrics"]["p95_ms"]["direction"] == "worse"
+    threaded = rows[("io", "lab-threaded", 10)]
+    assert threaded["significant"] is False and threaded["significant_metrics"] == []
+    assert doc["only_in_a"] == [{"scenario": "hello", "target": "lab-single", "users": 10}]
+    assert doc["only_in_b"] == [{"scenario": "cpu", "target": "lab-forking", "users": 10}]
+    md = (out / "diff.md").read_text()
+    assert "1 of 2 rows with intervals on both sides changed significantly" in md
+    assert "only in A: hello / lab-single / 10 users" in md and "only in B: cpu / lab-forking / 10 users" in md
+    assert "no clear change (intervals overlap)" in md
+    page = (out / "diff.html").read_text()
+    assert "data:image/png;base64," in page and "significant (worse)" in page
+
+
+def test_default_out_is_inside_run_b_named_after_run_a(two_runs):
+    a, b = two_runs
+    assert diff.main([str(a), str(b)]) == 0
+    assert (b / "diff-vs-run-a" / "diff.html").stat().st_size > 1000
+
+
+def test_old_run_directories_have_no_interval_and_nothing_is_called_significant(tmp_path):
+    a = write_run(tmp_path / "old-a", [old_row("io", "lab-single", 1.9)])
+    b = write_run(tmp_path / "old-b", [old_row("io", "lab-single", 12.0)])
+    doc = diff.diff(*(diff.load_run(p)[0] for p in (a, b)))
+    (only,) = doc["rows"]
+    assert only["rounds_a"] == only["rounds_b"] == 1
+    assert only["significant"] is False and only["metrics"]["rps"]["a_ci95"] is None
+    assert diff.row_status(only) == "no interval (1 round): cannot tell"
+    # a new run against an old one: still no claim, one side has no interval
+    new = write_run(tmp_path / "new", [row("io", "lab-single", [11.0, 12.0, 12.5])])
+    doc = diff.diff(diff.load_run(a)[0], diff.load_run(new)[0])
+    assert doc["rows"][0]["significant"] is False
+
+
+def test_a_failed_row_is_paired_but_not_compared(tmp_path):
+    a = write_run(tmp_path / "a", [row("io", "lab-event", [8.0, 8.1, 8.2])])
+    b = write_run(tmp_path / "b", [row("io", "lab-event", [1.0, 1.0, 1.0], error="failed to start: boom")])
+    doc = diff.diff(diff.load_run(a)[0], diff.load_run(b)[0])
+    (only,) = doc["rows"]
+    assert only["significant"] is False and only["error_b"] == "failed to start: boom"
+    assert diff.row_status(only) == "failed in B"
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda tmp: tmp / "nowhere", "no such directory"),
+        (lambda tmp: tmp, "no summary.json"),
+    ],
+)
+def test_bad_run_directories_get_a_one_line_error_and_exit_2(tmp_path, make, message):
+    good = write_run(tmp_path / "good", [row("io", "lab-single", [2.0, 2.0, 2.0])])
+    bad = make(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "loadtest.diff", str(bad), str(good)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and str(bad) in lines[0]
