@@ -1,5 +1,11 @@
 """Turn comparison rows into summary.json/.csv, report.md and a self-contained report.html.
 
+Every figure is a median over the rounds with its interval (``loadtest.stats``):
+tables print ``median [low-high]``, bar charts carry whiskers, and two models
+whose throughput intervals overlap are called "no clear difference" rather
+than ranked.  Rows measured before rounds existed render as one round with no
+interval.
+
 Charts are matplotlib PNGs (Agg backend, no display needed), written to
 ``charts/`` for the markdown report and embedded base64 in the HTML, so the
 HTML opens anywhere with no network and no sibling files.
@@ -11,6 +17,7 @@ import base64
 import csv
 import html
 import io
+import itertools
 import json
 import re
 from pathlib import Path
@@ -20,11 +27,15 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from loadtest import evidence
+from loadtest import evidence, stats
 
 TIMELINE_MAX_REQUESTS = 3000
 TIMELINE_MAX_LANES = 32
+# A model is at its knee once it reaches this share of the best throughput it showed in the sweep.
+KNEE_SHARE = 0.9
 COLORS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f"]
+ERROR_KINDS = ("non_2xx", "connection_refused", "connection_reset", "timeout", "other")
+LABELS = {"rps": "req/s", "p50_ms": "p50", "p95_ms": "p95", "p99_ms": "p99", "server_cpu_cores": "server CPU"}
 
 CSV_COLUMNS = [
     "scenario",
@@ -32,14 +43,17 @@ CSV_COLUMNS = [
     "kind",
     "url",
     "users",
+    "rounds",
     "duration_s",
     "requests",
     "failures",
+    *(f"errors_{k}" for k in ERROR_KINDS),
     "rps",
     "p50_ms",
     "p95_ms",
     "p99_ms",
     "avg_ms",
+    "latency_source",
     "pids",
     "threads",
     "max_threads_per_pid",
@@ -48,11 +62,54 @@ CSV_COLUMNS = [
     "io_ceiling",
     "io_efficiency",
     "server_cpu_cores",
+    "server_mem_mb",
+    "cpu_limit",
     "generator_cpu",
+    "generator_processes",
+    "generator_headroom",
     "generator_saturated",
+    "machine_cpu",
+    "machine_bound",
+    *(f"{m}{stats.CI_SUFFIX}_{end}" for m in stats.METRICS for end in ("low", "high")),
+    "unstable",
+    "unstable_metrics",
+    "unstable_reason",
     "error",
     "answer",
 ]
+
+
+# --------------------------------------------------------------------------- figures of a row
+
+
+def number(value) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def rounds_of(row: dict) -> int:
+    """Rounds behind the row's figures; rows written before rounds existed are one round."""
+    return int(row.get("rounds") or 1)
+
+
+def interval(row: dict, metric: str) -> list[float] | None:
+    """The metric's interval, or None for a single round (a point is not an interval) or none recorded."""
+    ci = row.get(metric + stats.CI_SUFFIX)
+    if not ci or rounds_of(row) < 2 or row.get("error"):
+        return None
+    return [float(ci[0]), float(ci[1])]
+
+
+def yerr(values: list[float | None], cis: list[list[float] | None]) -> list[list[float]]:
+    """Asymmetric whiskers for matplotlib: distance from each median down to low and up to high."""
+    lows, highs = [], []
+    for value, ci in zip(values, cis, strict=True):
+        if value is None or not ci:
+            lows.append(0.0)
+            highs.append(0.0)
+        else:
+            lows.append(max(value - ci[0], 0.0))
+            highs.append(max(ci[1] - value, 0.0))
+    return [lows, highs]
 
 
 # --------------------------------------------------------------------------- formatting
@@ -69,53 +126,267 @@ def fmt(value, spec: str = ".1f", none: str = "-") -> str:
 
 
 def pct(value) -> str:
-    return "-" if value is None else f"{value:.0%}"
+    return "-" if number(value) is None else f"{value:.0%}"
 
 
-def table_rows(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+def with_ci(row: dict, metric: str, spec: str = ".1f") -> str:
+    """'1970.3 [1901.0-2010.5]': the median and, when there is one, its interval."""
+    text = fmt(row.get(metric), spec)
+    ci = interval(row, metric)
+    if ci is not None:
+        text += f" [{ci[0]:{spec}}-{ci[1]:{spec}}]"
+    return text
+
+
+def errors_text(row: dict) -> str:
+    """'12: 10 non 2xx, 2 connection reset', '0', or '-' when unknown."""
+    failures = row.get("failures")
+    split = row.get("errors") or {}
+    parts = [f"{n:g} {kind.replace('_', ' ')}" for kind, n in split.items() if number(n)]
+    if failures is None and not parts:
+        return "-"
+    return f"{failures or 0:g}" + (": " + ", ".join(parts) if parts else "")
+
+
+def load_text(row: dict) -> str:
+    """Load average range over the rounds (before and after each), '' when not recorded."""
+    loads = [number(r.get(k)) for r in row.get("per_round") or [] for k in ("load_before", "load_after")]
+    loads = [v for v in loads if v is not None]
+    if not loads:
+        return ""
+    return f"load average {min(loads):.2f}-{max(loads):.2f}"
+
+
+def instability(row: dict, cpu_count: int | None) -> str:
+    """'' for a stable row; else which metrics spread, by how much, and the likely cause."""
+    if not row.get("unstable"):
+        return ""
+    spreads = []
+    for metric in row.get("unstable_metrics") or []:
+        spread = stats.relative_spread(number(row.get(metric)), interval(row, metric))
+        if spread is not None:
+            spreads.append(f"{LABELS.get(metric, metric)} {spread:.0%}")
+    text = (
+        "unstable: spread " + (", ".join(spreads) or "wide") + f" of the median over {rounds_of(row)} rounds"
+    )
+    return text + "; likely cause: " + unstable_cause(row, cpu_count)
+
+
+def unstable_cause(row: dict, cpu_count: int | None) -> str:
+    if row.get("unstable_reason"):
+        return str(row["unstable_reason"])
+    if row.get("generator_saturated"):
+        return "the load generator saturated a core"
+    if row.get("machine_bound"):
+        return "server and generator together used nearly every core"
+    load = load_text(row)
+    loads = [number(r.get(k)) for r in row.get("per_round") or [] for k in ("load_before", "load_after")]
+    busiest = max((v for v in loads if v is not None), default=None)
+    if busiest is not None and cpu_count and busiest >= cpu_count:
+        return f"machine busy ({load} on {cpu_count} cores)"
+    return "none recorded (noise between rounds" + (f"; {load}" if load else "") + ")"
+
+
+def flags(row: dict, cpu_count: int | None) -> list[str]:
+    """Everything a reader must know before trusting the row's figures."""
+    out = []
+    if row.get("error"):
+        out.append("FAILED: " + row["error"])
+    if row.get("generator_saturated"):
+        out.append("generator saturated: figures are a floor")
+    if row.get("machine_bound"):
+        out.append("machine-bound: server + generator used nearly every core")
+    unstable = instability(row, cpu_count)
+    if unstable:
+        out.append(unstable)
+    return out
+
+
+def status(row: dict, cpu_count: int | None) -> str:
+    return "; ".join(flags(row, cpu_count)) or "ok"
+
+
+def measurement_table(rows: list[dict], cpu_count: int | None) -> tuple[list[str], list[list[str]]]:
     header = [
         "scenario",
         "target",
+        "users",
+        "rounds",
         "req/s",
         "p50 ms",
         "p95 ms",
         "p99 ms",
         "failures",
+        "status",
+    ]
+    body = [
+        [
+            r["scenario"],
+            r["target"],
+            fmt(r.get("users"), "d"),
+            str(rounds_of(r)),
+            with_ci(r, "rps"),
+            with_ci(r, "p50_ms"),
+            with_ci(r, "p95_ms"),
+            with_ci(r, "p99_ms"),
+            errors_text(r),
+            status(r, cpu_count),
+        ]
+        for r in rows
+    ]
+    return header, body
+
+
+def resource_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    header = [
+        "scenario",
+        "target",
+        "users",
         "pids",
         "threads",
         "max in flight",
         "io efficiency",
         "server CPU (cores)",
+        "server CPU limit",
+        "server MB",
         "generator CPU",
-        "status",
+        "generator headroom",
+        "machine CPU",
     ]
     body = []
     for r in rows:
-        status = "FAILED: " + r["error"] if r.get("error") else "ok"
-        if r.get("generator_saturated"):
-            status += "; generator >= 90% CPU: figures are a floor"
-        eff = ""
-        if r.get("io_efficiency") is not None:
-            eff = f"{pct(r['io_efficiency'])} of {r['io_ceiling']:.1f}"
+        eff = f"{pct(r['io_efficiency'])} of {r['io_ceiling']:.1f}" if number(r.get("io_efficiency")) else "-"
         body.append(
             [
                 r["scenario"],
                 r["target"],
-                fmt(r.get("rps")),
-                fmt(r.get("p50_ms"), ".0f"),
-                fmt(r.get("p95_ms"), ".0f"),
-                fmt(r.get("p99_ms"), ".0f"),
-                fmt(r.get("failures"), "d"),
-                fmt(r.get("pids"), "d"),
-                fmt(r.get("threads"), "d"),
-                fmt(r.get("max_in_flight"), "d"),
-                eff or "-",
-                fmt(r.get("server_cpu_cores"), ".2f"),
-                pct(r.get("generator_cpu")),
-                status,
+                fmt(r.get("users"), "d"),
+                fmt(r.get("pids"), "g"),
+                fmt(r.get("threads"), "g"),
+                fmt(r.get("max_in_flight"), "g"),
+                eff,
+                with_ci(r, "server_cpu_cores", ".2f"),
+                fmt(r.get("cpu_limit"), "g", none="none"),
+                with_ci(r, "server_mem_mb", ".0f"),
+                pct(r.get("generator_cpu")) + procs(r),
+                pct(r.get("generator_headroom")),
+                pct(r.get("machine_cpu")),
             ]
         )
     return header, body
+
+
+def procs(row: dict) -> str:
+    n = number(row.get("generator_processes"))
+    return f" ({n:g} proc)" if n else ""
+
+
+# --------------------------------------------------------------------------- sentences
+
+
+def groups(rows: list[dict]) -> dict[tuple[str, int], list[dict]]:
+    """Rows per (scenario, users), in the order they came."""
+    out: dict[tuple[str, int], list[dict]] = {}
+    for r in rows:
+        out.setdefault((r["scenario"], int(r.get("users") or 0)), []).append(r)
+    return out
+
+
+def ranking(rows: list[dict]) -> list[str]:
+    """Throughput order of one (scenario, users) group, refusing to rank overlapping intervals.
+
+    Returns the ordered chain ('a 120 > b 80 ~ c 78') followed by one sentence
+    per adjacent pair whose intervals overlap.  With single-round rows the
+    chain says that it ranks single measurements.
+    """
+    ok = [r for r in rows if not r.get("error") and number(r.get("rps")) is not None]
+    if len(ok) < 2:
+        return []
+    ok.sort(key=lambda r: -r["rps"])
+    with_intervals = all(interval(r, "rps") for r in ok)
+    chain = f"{ok[0]['target']} {ok[0]['rps']:.1f}"
+    pairs = []
+    for upper, lower in itertools.pairwise(ok):
+        same = with_intervals and stats.overlap(interval(upper, "rps"), interval(lower, "rps"))
+        chain += f" {'~' if same else '>'} {lower['target']} {lower['rps']:.1f}"
+        if same:
+            pairs.append(f"{upper['target']} and {lower['target']}: no clear difference (intervals overlap).")
+    if with_intervals:
+        lead = "Throughput, highest first ('~': intervals overlap, no clear difference): "
+    else:
+        lead = (
+            "Throughput, highest first, from single measurements (no interval, so small gaps may be noise): "
+        )
+    return [lead + chain + ".", *pairs]
+
+
+def row_sentence(row: dict, cpu_count: int | None) -> str:
+    sentence = row.get("answer") or evidence.answer(row["target"], row["scenario"], row)
+    unstable = instability(row, cpu_count)
+    return sentence + (f" [{unstable}]" if unstable else "")
+
+
+def scenario_detail(scenario: str, params: dict) -> str:
+    try:
+        return {
+            "io": f"GET /sleep?s={params['sleep_s']:g}, I/O-bound",
+            "cpu": f"GET /cpu?ms={params['cpu_ms']:g}, CPU-bound under the GIL",
+            "hello": f"GET {params['hello_path']}",
+            "mixed": "hello/io/cpu weighted 3:1:1",
+        }.get(scenario, scenario)
+    except (KeyError, TypeError, ValueError):
+        return scenario
+
+
+def interval_note(rows: list[dict]) -> str:
+    """What the bracketed intervals mean for the rounds this run has."""
+    counts = sorted({rounds_of(r) for r in rows if not r.get("error")})
+    if not counts or counts == [1]:
+        return "One round per row: no intervals; differences between rows may be noise."
+    parts = []
+    for n in counts:
+        if n < 2:
+            parts.append("1 round: no interval")
+        elif n <= stats.SMALL_N:
+            parts.append(
+                f"{n} rounds: min-max of the rounds, which holds the true median {stats.coverage(n):.0%}"
+                " of the time"
+            )
+        else:
+            parts.append(f"{n} rounds: bootstrap {stats.coverage(n):.0%} interval of the median")
+    return (
+        "Figures are medians over rounds; [low-high] is the interval of the median ("
+        + "; ".join(parts)
+        + f"). A row is unstable when an interval is wider than {stats.UNSTABLE_SPREAD:.0%} of its median."
+    )
+
+
+def latency_note(rows: list[dict]) -> str:
+    sources = sorted({str(r["latency_source"]) for r in rows if r.get("latency_source")})
+    if not sources:
+        return "Latency percentiles: locust's aggregated statistics (rounded response-time buckets)."
+    return "Latency percentiles: " + "; ".join(sources) + "."
+
+
+def setup_lines(rows: list[dict], env: dict) -> list[str]:
+    params = env.get("parameters") or {}
+    lines = [
+        f"users {params.get('users', '?')}, {params.get('duration', '?')} s per round,"
+        f" {params.get('rounds', 1)} round(s), seed {env.get('seed', params.get('seed', '-'))},"
+        f" app {params.get('app', '?')}",
+        f"started {env.get('started', '?')}, finished {env.get('finished', '?')}",
+        f"CPU {env.get('cpu_model', '?')}, {env.get('cpu_count', '?')} cores,"
+        f" cgroup CPU limit {fmt(env.get('cgroup_cpu_limit'), 'g', none='none')},"
+        f" load average before {fmt(env.get('load_before'), none='?')}"
+        f" / after {fmt(env.get('load_after'), none='?')}",
+        f"Python {str(env.get('python', '?')).split()[0]}, git {env.get('git_commit', 'unknown')}",
+        "versions: " + ", ".join(f"{k} {v}" for k, v in (env.get("versions") or {}).items()),
+        "repeat it: ./rerun.sh in this directory" if env.get("rerun") or env.get("argv") else "",
+        latency_note(rows),
+        "Server CPU: psutil over the server's process tree, 1.00 = one core busy. Generator CPU: the busiest"
+        " locust process, share of one core; headroom: what the generator had left.",
+    ]
+    return [line for line in lines if line]
 
 
 # --------------------------------------------------------------------------- charts
@@ -132,46 +403,176 @@ def scenarios_of(rows: list[dict]) -> list[str]:
     return list(dict.fromkeys(r["scenario"] for r in rows))
 
 
+def sweeps(rows: list[dict]) -> list[str]:
+    """Scenarios measured at several user counts."""
+    return [s for s in scenarios_of(rows) if len({r.get("users") for r in rows if r["scenario"] == s}) > 1]
+
+
+def bar_label(row: dict, sweep: bool) -> str:
+    return f"{row['target']} @{row.get('users')}" if sweep else row["target"]
+
+
+def style_xticks(ax) -> None:
+    ax.tick_params(axis="x", rotation=30)
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")
+
+
 def throughput_chart(rows: list[dict]) -> bytes:
     scenarios = scenarios_of(rows)
+    swept = set(sweeps(rows))
     fig, axes = plt.subplots(1, len(scenarios), figsize=(5.5 * len(scenarios), 4.2), squeeze=False)
     for ax, scenario in zip(axes[0], scenarios, strict=True):
         sub = [r for r in rows if r["scenario"] == scenario]
-        names = [r["target"] for r in sub]
-        values = [r.get("rps") or 0 for r in sub]
-        bars = ax.bar(names, values, color=[COLORS[i % len(COLORS)] for i in range(len(sub))])
-        for bar, r in zip(bars, sub, strict=True):
+        values = [number(r.get("rps")) for r in sub]
+        cis = [interval(r, "rps") for r in sub]
+        names = [bar_label(r, scenario in swept) for r in sub]
+        bars = ax.bar(
+            names,
+            [v or 0 for v in values],
+            yerr=yerr(values, cis),
+            capsize=4,
+            color=[COLORS[i % len(COLORS)] for i in range(len(sub))],
+        )
+        for bar, r, ci in zip(bars, sub, cis, strict=True):
             label = "failed" if r.get("error") else f"{r.get('rps') or 0:.1f}"
-            top = max(bar.get_height(), r.get("io_ceiling") or 0)
+            top = max(bar.get_height(), ci[1] if ci else 0, r.get("io_ceiling") or 0)
             ax.annotate(label, (bar.get_x() + bar.get_width() / 2, top), ha="center", va="bottom")
             if r.get("io_ceiling"):
                 x0, w = bar.get_x(), bar.get_width()
                 ax.hlines(r["io_ceiling"], x0, x0 + w, colors="black", linestyles="dashed", linewidth=1)
         ax.set_title(f"{scenario}: requests/s (higher is better)")
-        if scenario == "io":
-            ax.set_xlabel("dashed line: the model's theoretical maximum")
-        ax.set_ylim(0, max([*values, *(r.get("io_ceiling") or 0 for r in sub), 1]) * 1.18)
-        ax.tick_params(axis="x", rotation=30)
-        for label in ax.get_xticklabels():
-            label.set_horizontalalignment("right")
+        ax.set_xlabel(
+            "whiskers: interval of the median" + ("; dashed: the model's maximum" if scenario == "io" else "")
+        )
+        tops = [
+            *(v or 0 for v in values),
+            *(c[1] for c in cis if c),
+            *(r.get("io_ceiling") or 0 for r in sub),
+            1,
+        ]
+        ax.set_ylim(0, max(tops) * 1.18)
+        style_xticks(ax)
     fig.tight_layout()
     return png(fig)
 
 
 def latency_chart(rows: list[dict]) -> bytes:
     scenarios = scenarios_of(rows)
+    swept = set(sweeps(rows))
     fig, axes = plt.subplots(1, len(scenarios), figsize=(5.5 * len(scenarios), 4.2), squeeze=False)
     for ax, scenario in zip(axes[0], scenarios, strict=True):
         sub = [r for r in rows if r["scenario"] == scenario]
         width = 0.27
-        for k, (key, label) in enumerate((("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99"))):
+        for k, metric in enumerate(("p50_ms", "p95_ms", "p99_ms")):
             xs = [i + (k - 1) * width for i in range(len(sub))]
-            ax.bar(xs, [r.get(key) or 0 for r in sub], width, label=label, color=COLORS[k])
-        ax.set_xticks(range(len(sub)), [r["target"] for r in sub], rotation=30, ha="right")
+            values = [number(r.get(metric)) for r in sub]
+            cis = [interval(r, metric) for r in sub]
+            ax.bar(
+                xs,
+                [v or 0 for v in values],
+                width,
+                yerr=yerr(values, cis),
+                capsize=2,
+                label=LABELS[metric],
+                color=COLORS[k],
+            )
+        ax.set_xticks(
+            range(len(sub)), [bar_label(r, scenario in swept) for r in sub], rotation=30, ha="right"
+        )
         ax.set_title(f"{scenario}: latency in ms (lower is better)")
+        ax.set_xlabel("whiskers: interval of the median")
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     fig.tight_layout()
     return png(fig)
+
+
+def knee(points: list[dict]) -> dict | None:
+    """First user count at which a model reaches KNEE_SHARE of its best throughput in the sweep."""
+    ok = [p for p in points if number(p.get("rps")) is not None]
+    if len(ok) < 2:
+        return None
+    best = max(p["rps"] for p in ok)
+    return next(p for p in ok if p["rps"] >= KNEE_SHARE * best)
+
+
+def by_target(rows: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for r in rows:
+        if not r.get("error"):
+            out.setdefault(r["target"], []).append(r)
+    return {t: sorted(pts, key=lambda r: r.get("users") or 0) for t, pts in out.items()}
+
+
+def sweep_chart(scenario: str, rows: list[dict]) -> bytes:
+    """Throughput and p95 against users, one line per model, whiskers, the knee circled."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
+    lines = by_target([r for r in rows if r["scenario"] == scenario])
+    for i, (target, pts) in enumerate(lines.items()):
+        users = [p["users"] for p in pts]
+        color = COLORS[i % len(COLORS)]
+        for ax, metric in zip(axes, ("rps", "p95_ms"), strict=True):
+            values = [number(p.get(metric)) for p in pts]
+            ax.errorbar(
+                users,
+                values,
+                yerr=yerr(values, [interval(p, metric) for p in pts]),
+                marker="o",
+                capsize=3,
+                color=color,
+                label=target,
+            )
+        point = knee(pts)
+        if point is not None:
+            axes[0].plot([point["users"]], [point["rps"]], marker="o", markersize=14, mfc="none", color=color)
+    for ax, title in zip(axes, ("requests/s (circle: knee)", "p95 latency, ms"), strict=True):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("users")
+        ax.set_title(f"{scenario}: {title}")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylim(bottom=0)
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    fig.tight_layout()
+    return png(fig)
+
+
+def little(row: dict) -> tuple[float | None, float | None]:
+    """(in flight by Little's law = req/s x mean latency, in flight measured inside the app)."""
+    given = row.get("little") or {}
+    predicted = number(given.get("in_flight_little"))
+    if predicted is None and number(row.get("rps")) is not None and number(row.get("avg_ms")) is not None:
+        predicted = row["rps"] * row["avg_ms"] / 1000.0
+    measured = number(given.get("in_flight_measured"))
+    return predicted, measured if measured is not None else number(row.get("max_in_flight"))
+
+
+def little_table(scenario: str, rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    header = ["target", "users", "req/s", "mean latency ms", "req/s x latency", "in flight measured", "knee"]
+    body = []
+    for target, pts in by_target([r for r in rows if r["scenario"] == scenario]).items():
+        point = knee(pts)
+        for p in pts:
+            predicted, measured = little(p)
+            body.append(
+                [
+                    target,
+                    fmt(p.get("users"), "d"),
+                    with_ci(p, "rps"),
+                    fmt(p.get("avg_ms")),
+                    fmt(predicted, ".1f"),
+                    fmt(measured, "g"),
+                    "knee" if point is p else "",
+                ]
+            )
+    return header, body
+
+
+LITTLE_NOTE = (
+    "Little's law: requests in the system = req/s x mean latency. With no wait between a user's requests "
+    "it should come out close to the number of users; a clear gap means time spent outside the measured "
+    "latency (generator overhead, connection setup). 'in flight measured' is the most requests seen inside "
+    "the app at one instant."
+)
 
 
 def natural(text: str) -> list:
@@ -207,7 +608,11 @@ def slot_lanes(reqs: list[dict]) -> dict[int, tuple[str, str]]:
 
 
 def timeline_chart(row: dict, records: list[dict]) -> bytes | None:
-    """One lane per (pid, thread), one bar per request, x = seconds since the first request."""
+    """One lane per (pid, thread), one bar per request, x = seconds since the first request.
+
+    Shaded spans: one process had every thread busy while another had a free
+    one and a user's request was outside the app (``evidence.pool_imbalance``).
+    """
     reqs = sorted(evidence.served(records), key=lambda r: r["start"])
     if not reqs:
         return None
@@ -237,6 +642,11 @@ def timeline_chart(row: dict, records: list[dict]) -> bytes | None:
         if lane_of[i] in spans:
             spans[lane_of[i]].append((r["start"] - t0, max(r["end"] - r["start"], 1e-4)))
     fig, ax = plt.subplots(figsize=(11, 0.9 + 0.32 * len(lanes)))
+    imbalance = evidence.pool_imbalance(shown, row.get("users"))
+    if imbalance and imbalance["intervals"]:
+        for start, end in imbalance["intervals"]:
+            ax.axvspan(start - t0, end - t0, color="#e15759", alpha=0.15, linewidth=0)
+        note += f" -- shaded: a process full while another had a free thread ({imbalance['share']:.0%})"
     for lane in lanes:
         ax.broken_barh(
             spans[lane],
@@ -250,90 +660,102 @@ def timeline_chart(row: dict, records: list[dict]) -> bytes | None:
     ax.invert_yaxis()
     ax.set_xlabel("seconds since the first request (time inside the app)")
     title = (
-        f"{row['scenario']} / {row['target']}: {row.get('pids', 0)} pid(s), "
-        f"{row.get('threads', 0)} thread(s), max {row.get('max_in_flight', 0)} in flight{note}"
+        f"{row['scenario']} / {row['target']} / {row.get('users')} users: "
+        f"{fmt(row.get('pids'), 'g')} pid(s), "
+        f"{fmt(row.get('threads'), 'g')} thread(s), max {fmt(row.get('max_in_flight'), 'g')} in flight{note}"
     )
-    ax.set_title(title, fontsize=10, loc="left")
+    ax.set_title(title, fontsize=10, loc="left", wrap=True)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return png(fig)
 
 
+def timeline_key(row: dict, swept: set[str]) -> str:
+    key = f"timeline-{row['scenario']}-{row['target']}"
+    return key + f"-u{row.get('users')}" if row["scenario"] in swept else key
+
+
+def identity_path(out: Path, row: dict) -> Path | None:
+    """The identity records of the row's last round (or of its only run, for older directories)."""
+    for field in ("identity_log", "identity"):
+        if row.get(field):
+            return out / str(row[field])
+    per_round = row.get("per_round") or []
+    for record in reversed(per_round):
+        if record.get("identity_log"):
+            return out / str(record["identity_log"])
+    return out / "locust" / row["scenario"] / f"{row['target']}.identity.jsonl"
+
+
 # --------------------------------------------------------------------------- documents
 
 
-def answers_by_scenario(rows: list[dict]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
+def failure_items(rows: list[dict], cpu_count: int | None) -> list[tuple[str, list[str], list[str]]]:
+    """(heading, lines, logs) for every row with an error, failed requests, a flag or a note."""
+    out = []
     for r in rows:
-        out.setdefault(r["scenario"], []).append(r["answer"])
+        lines = []
+        if number(r.get("failures")) or any(number(v) for v in (r.get("errors") or {}).values()):
+            lines.append(f"failed requests: {errors_text(r)}")
+        lines += [f for f in flags(r, cpu_count) if not f.startswith("FAILED")]
+        lines += [f"note: {n}" for n in r.get("notes") or []]
+        lines += [f"round {p.get('round')}: {p['error']}" for p in r.get("per_round") or [] if p.get("error")]
+        logs = [r[k] for k in ("stderr_tail", "locust_log_tail") if r.get(k)] if r.get("error") else []
+        if r.get("error") or lines:
+            heading = f"{r['scenario']} / {r['target']} / {r.get('users')} users"
+            heading += f": {r['error']}" if r.get("error") else ""
+            out.append((heading, lines, logs))
     return out
 
 
+def md_table(header: list[str], body: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += [
+        "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |" for cells in body
+    ]
+    return [*lines, ""]
+
+
 def markdown(rows: list[dict], env: dict, charts: dict[str, str]) -> str:
-    params = env["parameters"]
-    lines = ["# wsgi-lab comparison", ""]
-    for scenario, answers in answers_by_scenario(rows).items():
-        lines.append(f"**{scenario}** ({scenario_detail(scenario, params)}):")
-        lines.append("")
-        lines += [f"- {a}" for a in answers]
-        lines.append("")
-    header, body = table_rows(rows)
-    lines.append("| " + " | ".join(header) + " |")
-    lines.append("|" + "---|" * len(header))
-    for cells in body:
-        lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
-    lines.append("")
+    params = env.get("parameters") or {}
+    cpus = env.get("cpu_count")
+    lines = ["# wsgi-lab comparison", "", interval_note(rows), ""]
+    for (scenario, users), sub in groups(rows).items():
+        lines += [f"**{scenario}**, {users} users ({scenario_detail(scenario, params)}):", ""]
+        lines += [f"- {row_sentence(r, cpus)}" for r in sub]
+        lines += ["", *ranking(sub), ""]
+    lines += md_table(*measurement_table(rows, cpus))
+    lines += md_table(*resource_table(rows))
     for key, title in (("throughput", "Requests/s"), ("latency", "Latency")):
         if key in charts:
             lines += [f"![{title}]({charts[key]})", ""]
-    timelines = [(r, f"timeline-{r['scenario']}-{r['target']}") for r in rows]
+    for scenario in sweeps(rows):
+        lines += [f"## Sweep: {scenario}", ""]
+        if f"sweep-{scenario}" in charts:
+            lines += [f"![sweep {scenario}]({charts[f'sweep-{scenario}']})", ""]
+        lines += [LITTLE_NOTE, "", *md_table(*little_table(scenario, rows))]
+    swept = set(sweeps(rows))
+    timelines = [(r, timeline_key(r, swept)) for r in rows]
     timelines = [(r, key) for r, key in timelines if key in charts]
     if timelines:
         lines += ["## Timelines (one lane per process/thread, one bar per request)", ""]
         for r, key in timelines:
             lines += [f"![{r['scenario']} {r['target']}]({charts[key]})", ""]
-    failures = failures_md(rows)
-    if failures:
-        lines += ["## Failures and notes", "", *failures]
-    lines += [
-        "## Setup",
-        "",
-        f"- {params['users']} users, {params['duration']} s per target,"
-        f" spawn rate {params['spawn_rate']:g}/s, app `{params['app']}`",
-        f"- Python {env['python'].split()[0]}, {env['cpu_count']} CPUs, git {env['git_commit']}",
-        "- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
-        "- server CPU: psutil over the server's process tree; 1.00 = one core busy."
-        " Generator CPU: the busiest locust process, share of one core.",
-        "",
-    ]
+    items = failure_items(rows, cpus)
+    if items:
+        lines += ["## Failures and notes", ""]
+        for heading, body, logs in items:
+            lines += [f"### {heading}", "", *(f"- {b}" for b in body), ""]
+            for log in logs:
+                lines += ["```", log, "```", ""]
+    lines += ["## Setup", "", *(f"- {s}" for s in setup_lines(rows, env)), ""]
     return "\n".join(lines)
-
-
-def failures_md(rows: list[dict]) -> list[str]:
-    out = []
-    for r in rows:
-        if r.get("error"):
-            out += [f"### {r['scenario']} / {r['target']}: {r['error']}", ""]
-            if r.get("stderr_tail"):
-                out += ["```", r["stderr_tail"], "```", ""]
-        for note in r.get("notes", []):
-            out += [f"- note ({r['scenario']} / {r['target']}): {note}"]
-    return [*out, ""] if out else []
-
-
-def scenario_detail(scenario: str, params: dict) -> str:
-    return {
-        "io": f"GET /sleep?s={params['sleep_s']:g}, I/O-bound",
-        "cpu": f"GET /cpu?ms={params['cpu_ms']:g}, CPU-bound under the GIL",
-        "hello": f"GET {params['hello_path']}",
-        "mixed": "hello/io/cpu weighted 3:1:1",
-    }.get(scenario, scenario)
 
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1200px;
   padding:0 1rem;color:#222}
-h1{margin-bottom:.2rem} .answers li{margin:.25rem 0} .bad{color:#b00020}
+h1{margin-bottom:.2rem} .answers li{margin:.25rem 0} .bad{color:#b00020} .warn{color:#8a5a00}
 table{border-collapse:collapse;font-size:.85rem;margin:1rem 0;width:100%}
 th,td{border:1px solid #ddd;padding:.3rem .45rem;text-align:right;vertical-align:top}
 th{background:#f4f4f4}
@@ -351,99 +773,149 @@ def img_tag(data: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
 
 
+def html_table(header: list[str], body: list[list[str]], classes: list[str] | None = None) -> str:
+    e = html.escape
+    parts = ["<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>"]
+    for cls, cells in zip(classes or [""] * len(body), body, strict=True):
+        parts.append(f"<tr class='{cls}'>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
+    return "".join(parts) + "</table>"
+
+
+def row_class(row: dict) -> str:
+    if row.get("error"):
+        return "failed"
+    flagged = row.get("generator_saturated") or row.get("machine_bound") or row.get("unstable")
+    return "floor" if flagged else ""
+
+
 def html_report(rows: list[dict], env: dict, images: dict[str, bytes]) -> str:
-    params = env["parameters"]
+    params = env.get("parameters") or {}
+    cpus = env.get("cpu_count")
     e = html.escape
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         "<title>wsgi-lab comparison</title>",
         f"<style>{CSS}</style></head><body>",
         "<h1>wsgi-lab comparison</h1>",
-        f"<p class=meta>{e(env['started'])} &middot; {params['users']} users &middot; "
-        f"{params['duration']} s per target &middot; app <code>{e(params['app'])}</code> &middot; "
-        f"{env['cpu_count']} CPUs &middot; git {e(env['git_commit'])}</p>",
+        f"<p class=meta>{e(' · '.join(setup_lines(rows, env)[:3]))}</p>",
+        f"<p>{e(interval_note(rows))}</p>",
     ]
-    for scenario, answers in answers_by_scenario(rows).items():
-        parts.append(f"<h2>{e(scenario)}: {e(scenario_detail(scenario, params))}</h2><ul class=answers>")
-        for a, r in zip(answers, [r for r in rows if r["scenario"] == scenario], strict=True):
-            cls = " class=bad" if r.get("error") else ""
-            parts.append(f"<li{cls}>{e(a)}</li>")
+    for (scenario, users), sub in groups(rows).items():
+        parts.append(f"<h2>{e(scenario)}, {users} users: {e(scenario_detail(scenario, params))}</h2>")
+        parts.append("<ul class=answers>")
+        for r in sub:
+            cls = " class=bad" if r.get("error") else " class=warn" if row_class(r) else ""
+            parts.append(f"<li{cls}>{e(row_sentence(r, cpus))}</li>")
         parts.append("</ul>")
-    header, body = table_rows(rows)
-    parts.append("<h2>Measurements</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
-    for r, cells in zip(rows, body, strict=True):
-        cls = "failed" if r.get("error") else "floor" if r.get("generator_saturated") else ""
-        parts.append(f"<tr class='{cls}'>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
-    parts.append("</table>")
+        parts += [f"<p>{e(line)}</p>" for line in ranking(sub)]
+    classes = [row_class(r) for r in rows]
+    parts.append("<h2>Measurements</h2>" + html_table(*measurement_table(rows, cpus), classes))
+    parts.append("<h2>Resources and evidence</h2>" + html_table(*resource_table(rows), classes))
     parts.append(
         "<p class=meta>max in flight: most requests inside the app at one instant "
         "(from X-Request-Start/End). "
         "io efficiency: measured req/s against users / sleep, capped by the model's capacity. "
-        "Server CPU: psutil over the server's process tree (1.00 = one core). "
-        "Generator CPU: busiest locust process; at 90% or more the row's figures are a floor.</p>"
+        f"{e(setup_lines(rows, env)[-1])}</p>"
     )
     for key, alt in (("throughput", "requests per second"), ("latency", "latency percentiles")):
         if key in images:
             parts.append(img_tag(images[key], alt))
+    for scenario in sweeps(rows):
+        parts.append(f"<h2>Sweep: {e(scenario)}</h2>")
+        if f"sweep-{scenario}" in images:
+            parts.append(img_tag(images[f"sweep-{scenario}"], f"sweep {scenario}"))
+        parts.append(f"<p class=meta>{e(LITTLE_NOTE)}</p>" + html_table(*little_table(scenario, rows)))
     parts.append(
         "<h2>Timelines</h2><p class=meta>One lane per (process, thread), one bar per request, "
         "colour per process. Bars side by side in one lane: that worker served requests one after "
         "another; bars stacked across lanes: requests in flight together.</p>"
     )
+    swept = set(sweeps(rows))
     for r in rows:
-        key = f"timeline-{r['scenario']}-{r['target']}"
+        key = timeline_key(r, swept)
         if key in images:
-            parts.append(f"<h3>{e(r['scenario'])} / {e(r['target'])}</h3>")
+            parts.append(f"<h3>{e(r['scenario'])} / {e(r['target'])} / {r.get('users')} users</h3>")
             parts.append(f"<p class=meta>{e(r.get('explanation', ''))}</p>")
             parts.append(img_tag(images[key], f"timeline {r['scenario']} {r['target']}"))
-    problems = [r for r in rows if r.get("error") or r.get("notes")]
-    if problems:
+    items = failure_items(rows, cpus)
+    if items:
         parts.append("<h2>Failures and notes</h2>")
-        for r in problems:
-            if r.get("error"):
-                parts.append(f"<h3 class=bad>{e(r['scenario'])} / {e(r['target'])}: {e(r['error'])}</h3>")
-                if r.get("stderr_tail"):
-                    parts.append(f"<pre>{e(r['stderr_tail'])}</pre>")
-                if r.get("locust_log_tail"):
-                    parts.append(f"<pre>{e(r['locust_log_tail'])}</pre>")
-            for note in r.get("notes", []):
-                parts.append(f"<p>{e(r['scenario'])} / {e(r['target'])}: {e(note)}</p>")
+        for heading, body, logs in items:
+            parts.append(
+                f"<h3 class=bad>{e(heading)}</h3><ul>" + "".join(f"<li>{e(b)}</li>" for b in body) + "</ul>"
+            )
+            parts += [f"<pre>{e(log)}</pre>" for log in logs]
     parts.append("<h2>Raw data</h2><ul class=meta>")
     for r in rows:
         base = f"locust/{r['scenario']}/{r['target']}"
         links = [(f"{base}.locust.html", "locust report"), (f"{base}_stats.csv", "stats csv")]
-        links += [(f"{base}.identity.jsonl", "identity records")]
+        path = identity_path(Path("."), r)
+        links += [(str(path), "identity records")] if path else []
         links += [(r[k], k.replace("_", " ")) for k in ("stderr_log", "locust_log") if r.get(k)]
         anchors = ", ".join(f'<a href="{e(href)}">{e(label)}</a>' for href, label in links)
-        parts.append(f"<li>{e(r['scenario'])} / {e(r['target'])}: {anchors}</li>")
+        parts.append(f"<li>{e(r['scenario'])} / {e(r['target'])} / {r.get('users')} users: {anchors}</li>")
     parts.append("</ul>")
-    parts.append("<h2>Environment</h2><pre>" + e(json.dumps(env, indent=2, default=str)) + "</pre>")
+    parts.append(
+        "<h2>Setup</h2><ul class=meta>" + "".join(f"<li>{e(s)}</li>" for s in setup_lines(rows, env))
+    )
+    parts.append("</ul><h2>Environment</h2><pre>" + e(json.dumps(env, indent=2, default=str)) + "</pre>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
+def csv_record(row: dict) -> dict:
+    """The row flattened for summary.csv: intervals as low/high columns, error kinds as columns."""
+    out = {k: row.get(k, "") for k in CSV_COLUMNS}
+    for metric in stats.METRICS:
+        ci = row.get(metric + stats.CI_SUFFIX) or ["", ""]
+        out[f"{metric}{stats.CI_SUFFIX}_low"], out[f"{metric}{stats.CI_SUFFIX}_high"] = ci
+    for kind in ERROR_KINDS:
+        out[f"errors_{kind}"] = (row.get("errors") or {}).get(kind, "")
+    out["unstable_metrics"] = " ".join(row.get("unstable_metrics") or [])
+    out["rounds"] = rounds_of(row)
+    return out
+
+
+def enrich(out: Path, rows: list[dict]) -> dict[int, list[dict]]:
+    """Read each row's identity records; fill evidence the row lacks and refresh its sentence."""
+    records_of = {}
+    for i, r in enumerate(rows):
+        path = identity_path(out, r)
+        records = evidence.load(path) if path else []
+        records_of[i] = records
+        if records and "app_ms_p50" not in r:
+            r["app_ms_p50"] = evidence.app_ms_median(evidence.served(records))
+        if records and not r.get("error"):
+            imbalance = evidence.pool_imbalance(records, r.get("users"))
+            r["pool_full_share"] = imbalance["share"] if imbalance else None
+        r["answer"] = evidence.answer(r["target"], r["scenario"], r)
+    return records_of
+
+
 def write_all(out: Path, rows: list[dict], env: dict) -> None:
-    public = [{k: v for k, v in r.items()} for r in rows]
+    records_of = enrich(out, rows)
     (out / "summary.json").write_text(
-        json.dumps({"parameters": env["parameters"], "rows": public}, indent=2, default=str) + "\n",
+        json.dumps({"parameters": env.get("parameters"), "rows": rows}, indent=2, default=str) + "\n",
         encoding="utf-8",
     )
     with (out / "summary.csv").open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for r in rows:
-            writer.writerow({k: r.get(k, "") for k in CSV_COLUMNS})
+            writer.writerow(csv_record(r))
     charts_dir = out / "charts"
     charts_dir.mkdir(exist_ok=True)
     images: dict[str, bytes] = {}
-    if any(r.get("rps") is not None for r in rows):
+    if any(number(r.get("rps")) is not None for r in rows):
         images["throughput"] = throughput_chart(rows)
         images["latency"] = latency_chart(rows)
-    for r in rows:
-        path = out / "locust" / r["scenario"] / f"{r['target']}.identity.jsonl"
-        chart = timeline_chart(r, evidence.load(path))
+    for scenario in sweeps(rows):
+        images[f"sweep-{scenario}"] = sweep_chart(scenario, rows)
+    swept = set(sweeps(rows))
+    for i, r in enumerate(rows):
+        chart = timeline_chart(r, records_of[i])
         if chart is not None:
-            images[f"timeline-{r['scenario']}-{r['target']}"] = chart
+            images[timeline_key(r, swept)] = chart
     names = {}
     for key, data in images.items():
         (charts_dir / f"{key}.png").write_bytes(data)
@@ -464,8 +936,6 @@ def main(argv: list[str] | None = None) -> None:
         env = json.loads((args.dir / "env.json").read_text(encoding="utf-8"))
     except (OSError, ValueError, KeyError) as exc:
         parser.exit(2, f"{parser.prog}: error: {args.dir} is not a comparison result: {exc}\n")
-    for row in rows:
-        row["answer"] = evidence.answer(row["target"], row["scenario"], row)
     write_all(args.dir, rows, env)
     print(f"wrote {args.dir}/report.html")
 

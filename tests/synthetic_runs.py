@@ -76,7 +76,10 @@ def row(
         "unstable_reason": "",
         **stats.summarize(per_round, stats.METRICS),
     }
-    out["little"] = {"in_flight_measured": out["max_in_flight"], "in_flight_little": out["rps"] * out["avg_ms"] / 1000}
+    out["little"] = {
+        "in_flight_measured": out["max_in_flight"],
+        "in_flight_little": out["rps"] * out["avg_ms"] / 1000,
+    }
     out.update(extra)
     return out
 

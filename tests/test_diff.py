@@ -53,7 +53,9 @@ def test_a_change_beyond_both_intervals_is_significant_and_overlap_is_not(two_ru
     assert doc["only_in_b"] == [{"scenario": "cpu", "target": "lab-forking", "users": 10}]
     md = (out / "diff.md").read_text()
     assert "1 of 2 rows with intervals on both sides changed significantly" in md
-    assert "only in A: hello / lab-single / 10 users" in md and "only in B: cpu / lab-forking / 10 users" in md
+    assert (
+        "only in A: hello / lab-single / 10 users" in md and "only in B: cpu / lab-forking / 10 users" in md
+    )
     assert "no clear change (intervals overlap)" in md
     page = (out / "diff.html").read_text()
     assert "data:image/png;base64," in page and "significant (worse)" in page
@@ -99,7 +101,10 @@ def test_bad_run_directories_get_a_one_line_error_and_exit_2(tmp_path, make, mes
     good = write_run(tmp_path / "good", [row("io", "lab-single", [2.0, 2.0, 2.0])])
     bad = make(tmp_path)
     result = subprocess.run(
-        [sys.executable, "-m", "loadtest.diff", str(bad), str(good)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "loadtest.diff", str(bad), str(good)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()

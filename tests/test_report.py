@@ -1,0 +1,125 @@
+"""The report on synthetic run directories: intervals, no ranking inside the noise, flags, errors, sweeps."""
+
+from __future__ import annotations
+
+import html
+import json
+import subprocess
+import sys
+
+import pytest
+
+from loadtest import report
+from tests.synthetic_runs import env, old_row, row, write_run
+
+
+def render(tmp_path, rows, environment=None) -> tuple[str, str]:
+    out = write_run(tmp_path / "run", rows, environment)
+    report.main([str(out)])
+    return html.unescape((out / "report.html").read_text()), (out / "report.md").read_text()
+
+
+def test_whiskers_go_from_the_median_to_each_end_of_the_interval():
+    assert report.yerr([10.0, 5.0, None], [[8.0, 13.0], None, [1.0, 2.0]]) == [
+        [2.0, 0.0, 0.0],
+        [3.0, 0.0, 0.0],
+    ]
+
+
+def test_overlapping_intervals_are_not_ranked_and_disjoint_ones_are(tmp_path):
+    rows = [
+        row("hello", "lab-forking", [1800, 1838, 1900], users=16),
+        row("hello", "gunicorn-sync", [1790, 1820, 1880], users=16),
+        row("hello", "lab-single", [1100, 1143, 1160], users=16),
+    ]
+    page, md = render(tmp_path, rows)
+    for text in (page, md):
+        assert "lab-forking and gunicorn-sync: no clear difference (intervals overlap)." in text
+        assert "lab-forking 1838.0 ~ gunicorn-sync 1820.0 > lab-single 1143.0" in text
+        assert "gunicorn-sync and lab-single: no clear difference" not in text
+        assert "1838.0 [1800.0-1900.0]" in text  # median and interval in the table
+    assert "holds the true median 75% of the time" in md
+    assert "exact percentiles of our own per-request records" in page
+
+
+def test_a_wide_spread_is_flagged_unstable_with_its_likely_cause(tmp_path):
+    wobbly = row("io", "lab-threaded", [15.0, 19.0, 20.0])
+    for i, record in enumerate(wobbly["per_round"]):
+        record["load_before"], record["load_after"] = 0.3 + i, 3.5
+    saturated = row("io", "lab-forking", [10.0, 13.0, 14.0], generator_saturated=True)
+    page, md = render(tmp_path, [wobbly, saturated], env())
+    for text in (page, md):
+        assert "unstable: spread req/s 26%, p50 32%" in text and "of the median over 3 rounds" in text
+        assert "likely cause: machine busy (load average 0.30-3.50 on 2 cores)" in text
+        assert "likely cause: the load generator saturated a core" in text
+        assert "generator saturated: figures are a floor" in text
+
+
+def test_errors_flags_headroom_and_cpu_limit_show_in_the_html(tmp_path):
+    failing = row(
+        "io",
+        "lab-single",
+        [2.0, 2.0, 2.0],
+        failures=12,
+        errors={"non_2xx": 10, "connection_refused": 0, "connection_reset": 2, "timeout": 0, "other": 0},
+        machine_bound=True,
+        cpu_limit=1.5,
+        generator_headroom=0.35,
+        notes=["X-Server-Model said something else"],
+    )
+    page, md = render(tmp_path, [failing])
+    assert "<h2>Failures and notes</h2>" in page
+    for text in (page, md):
+        assert "failed requests: 12: 10 non 2xx, 2 connection reset" in text
+        assert "machine-bound: server + generator used nearly every core" in text
+        assert "note: X-Server-Model said something else" in text
+    assert "<td>1.5</td>" in page and "<td>35%</td>" in page
+    assert "12 of" in page and "requests failed: 10 non 2xx, 2 connection reset" in page  # the row's sentence
+
+
+def test_a_sweep_draws_throughput_against_users_and_checks_littles_law(tmp_path):
+    rows = []
+    for users, single, threaded in ((1, 1.9, 1.9), (2, 1.95, 3.9), (4, 1.96, 7.8), (8, 1.97, 15.0)):
+        rows.append(row("io", "lab-single", [single * 0.99, single, single * 1.01], users=users))
+        rows.append(row("io", "lab-threaded", [threaded * 0.99, threaded, threaded * 1.01], users=users))
+    page, md = render(tmp_path, rows)
+    assert (tmp_path / "run" / "charts" / "sweep-io.png").stat().st_size > 5000
+    assert "<h2>Sweep: io</h2>" in page and "Little's law" in page
+    knees = {(r["target"], r["users"]) for r in rows if report.knee(report.by_target(rows)[r["target"]]) is r}
+    assert knees == {("lab-single", 1), ("lab-threaded", 8)}
+    # req/s x mean latency comes back to the user count when users do not pause
+    assert "| lab-threaded | 4 | 7.8 [7.7-7.9] | 512.8 | 4.0 | 4 |  |" in md
+
+
+def test_an_old_run_directory_still_renders_as_one_round_without_intervals(tmp_path):
+    old_env = {
+        "started": "2026-01-01T00:00:00+00:00",
+        "python": "3.11.2",
+        "cpu_count": 2,
+        "git_commit": "unknown",
+        "versions": {},
+        "parameters": {"users": 10, "duration": 8, "spawn_rate": 10, "app": "app:app", "sleep_s": 0.5},
+    }
+    rows = [old_row("io", "lab-single", 1.9), old_row("io", "lab-threaded", 19.0)]
+    page, md = render(tmp_path, rows, old_env)
+    assert "One round per row: no intervals" in md
+    assert "from single measurements (no interval" in page
+    assert "locust's aggregated statistics" in page
+    csv_text = (tmp_path / "run" / "summary.csv").read_text()
+    assert csv_text.splitlines()[0].startswith("scenario,target,kind,url,users,rounds")
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["rows"][0]["answer"].startswith(
+        "lab-single"
+    )
+
+
+def test_rerendering_something_that_is_not_a_run_exits_2(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "loadtest.report", str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2 and "is not a comparison result" in result.stderr
+
+
+@pytest.mark.parametrize("n", [3, 4])
+def test_the_interval_note_states_the_coverage_of_min_max(n):
+    rows = [row("io", "x", [1.0 + i for i in range(n)])]
+    assert f"{report.stats.coverage(n):.0%} of the time" in report.interval_note(rows)
