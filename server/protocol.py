@@ -40,10 +40,59 @@ DRAIN_MAX_SECONDS = 1.0
 LINGER_SECONDS = 0.5
 
 # h11 already limits a target to visible ASCII.  On top of that a target is malformed if it has
-# a fragment ("#" is never sent), or a "%" that does not start a %HH escape (we decode the path).
-# Stricter RFC 3986 character rules would refuse what browsers really send (e.g. "[" in queries).
-ORIGIN_FORM = re.compile(rb"/(?:[^%#?]|%[0-9A-Fa-f]{2})*(?:\?[^#]*)?")
-ABSOLUTE_FORM = re.compile(rb"(?i:https?)://(?P<authority>[A-Za-z0-9\-._~!$&'()*+,;=:\[\]%]+)(?P<rest>.*)")
+# a "%" that does not start a %HH escape (we decode the path).  A "#fragment" is never part of
+# the path or query (RFC 3986 3.5); clients should not send one, but gunicorn accepts it, and so
+# do we.  Stricter RFC 3986 character rules would refuse what browsers really send ("[" in queries).
+ORIGIN_FORM = re.compile(rb"/(?:[^%#?]|%[0-9A-Fa-f]{2})*(?:\?[^#]*)?(?:#.*)?")
+# Absolute-form (RFC 9112 3.2.2), userinfo included: RFC 9110 4.2.4 deprecates it, but it is not a
+# framing risk and gunicorn accepts it.  It never reaches the environ (HTTP_HOST is host[:port]).
+ABSOLUTE_FORM = re.compile(
+    rb"(?i:https?)://(?:[^@/?#]*@)?(?P<authority>[A-Za-z0-9\-._~!$&'()*+,;=:\[\]%]+)(?P<rest>.*)"
+)
+
+# --- checks on top of h11 (h11 0.16 lets each of these through) --------------------------------
+# One scan of the raw head (and of a chunked body's trailer block) finds, in this order of
+# alternatives:
+# - obs-fold, a line starting with SP/HTAB: RFC 9112 5.2 lets a server reject it with 400; h11
+#   silently unfolds it, which a front proxy may not, so the two would see different fields;
+# - a CR not followed by LF, or an LF not preceded by CR: RFC 9112 2.2 allows a recipient to
+#   accept a bare LF as a line end, but a proxy that does not would see one field where we see two;
+# - a control character other than HTAB: RFC 9110 5.5 (field values are VCHAR, obs-text, SP and
+#   HTAB); h11 refuses NUL, CR, LF, VT and FF but lets BEL, DEL and the others through.
+_RAW_HEAD_FAULT = re.compile(rb"\n[ \t]|\r(?!\n)|(?<!\r)\n|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Fields whose repetition is ambiguous (RFC 9110 5.3: only list-valued fields may repeat).  h11
+# refuses a second Host but merges two equal Content-Lengths; two Content-Types would let a filter
+# in front of us check one media type while the application parses the other.
+SINGLETON_FIELDS = frozenset({b"host", b"content-length", b"content-type"})
+# RFC 9110 8.6: Content-Length = 1*DIGIT.  h11 turns the list form "5, 5" into "5"; we refuse it
+# (8.6 allows either), as we refuse signs and inner spaces.
+_DECIMAL = re.compile(rb"[0-9]+")
+# RFC 9112 7.1: chunk = chunk-size [ chunk-ext ] CRLF.  h11 accepts whitespace after the size
+# without an extension and any byte (a bare CR too) inside an extension.
+_CHUNK_LINE = re.compile(rb"[0-9A-Fa-f]+(?:;[\t\x20-\x7e\x80-\xff]*)?\r\n")
+# h11 finds the end of a header or trailer block this way (a blank line, with or without CR).
+_BLOCK_END = re.compile(rb"\n\r?\n")
+# RFC 9110 6.5.1: fields that must not be sent in, or taken from, trailers -- framing, routing,
+# authentication, request modifiers and content metadata.
+TRAILER_FORBIDDEN = frozenset(
+    {b"content-length", b"transfer-encoding", b"trailer", b"host", b"authorization"}
+    | {b"proxy-authorization", b"cookie", b"set-cookie", b"content-type", b"content-encoding"}
+    | {b"content-range", b"range", b"expect", b"te", b"max-forwards", b"cache-control"}
+    | {b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since", b"if-range"}
+)
+# RFC 9112 2.3 / RFC 9110 15.6.6: we speak HTTP/1.0 and 1.1; any other version gets 505.
+HTTP_VERSIONS = (b"1.0", b"1.1")
+
+
+def _fault_reason(fault: bytes) -> str:
+    """Why :data:`_RAW_HEAD_FAULT` matched, in words."""
+    if fault[:1] == b"\n" and len(fault) == 2:
+        return "obs-fold line continuation (RFC 9112 5.2)"
+    if fault == b"\r":
+        return "bare CR in the head (RFC 9112 2.2)"
+    if fault == b"\n":
+        return "bare LF in the head (RFC 9112 2.2)"
+    return f"control character 0x{fault[0]:02x} in a field (RFC 9110 5.5)"
 
 
 class HTTPError(Exception):
@@ -126,14 +175,108 @@ def parse_target(method: bytes, target: bytes) -> tuple[bytes, bytes, bytes | No
         if absolute is None:
             raise HTTPError(400, "malformed request target")
         authority, target = absolute["authority"], absolute["rest"] or b"/"
-        if target.startswith(b"?"):
+        if target[:1] in (b"?", b"#"):
             target = b"/" + target
     if method == b"CONNECT":
         raise HTTPError(400, "CONNECT needs a proxy; this is an origin server")
     if ORIGIN_FORM.fullmatch(target) is None:
         raise HTTPError(400, "malformed request target")
-    path, _, query = target.partition(b"?")
+    path, _, query = target.partition(b"#")[0].partition(b"?")
     return path, query, authority
+
+
+def check_raw_head(raw: bytes, config: Config) -> None:
+    """Refuse what h11 accepted but the head as sent shows to be unsafe; ``raw`` is the whole head.
+
+    h11 unfolds obs-fold, merges equal Content-Lengths and normalises their list
+    form, so these checks need the bytes; the lines themselves were already
+    validated by h11 (this only looks at them).
+    """
+    if len(raw) > config.max_head_size:
+        raise HTTPError(431, f"request head larger than {config.max_head_size} bytes")
+    if fault := _RAW_HEAD_FAULT.search(raw):
+        raise HTTPError(400, _fault_reason(fault[0]))
+    seen: set[bytes] = set()
+    for line in raw.split(b"\r\n")[1:]:
+        if not line:
+            break  # the blank line that ends the head
+        if len(line) > config.limit_request_field_size:
+            raise HTTPError(431, f"header line longer than {config.limit_request_field_size} bytes")
+        name, _, value = line.partition(b":")
+        name = name.lower()
+        if name in SINGLETON_FIELDS:
+            if name in seen:
+                raise HTTPError(400, f"repeated {name.decode()} field (RFC 9110 5.3)")
+            seen.add(name)
+        if name == b"content-length" and not _DECIMAL.fullmatch(value.strip(b" \t")):
+            raise HTTPError(400, "Content-Length is not a plain decimal number (RFC 9110 8.6)")
+
+
+def transfer_coding_error(raw: bytes) -> HTTPError | None:
+    """400 for a Transfer-Encoding that breaks the framing, None where h11's 501 is right.
+
+    h11 answers 501 to every Transfer-Encoding but exactly "chunked".  RFC 9112
+    6.1 asks 501 only for a coding the server does not implement; chunked not
+    last (6.3) or applied twice (7), or any Transfer-Encoding in HTTP/1.0
+    (6.1), make the body's length unknowable: 400.
+    """
+    end = _BLOCK_END.search(raw)
+    lines = raw[: end.start() if end else len(raw)].split(b"\n")
+    codings = []
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"transfer-encoding":
+            codings += [coding.strip(b" \t\r").lower() for coding in value.split(b",")]
+    if not codings:
+        return None
+    if lines[0].rstrip(b"\r").endswith(b"HTTP/1.0"):
+        return HTTPError(400, "Transfer-Encoding in an HTTP/1.0 request (RFC 9112 6.1)")
+    if b"chunked" in codings and (codings[-1] != b"chunked" or codings.count(b"chunked") > 1):
+        return HTTPError(400, "chunked must be the last transfer coding, applied once (RFC 9112 6.3)")
+    return None
+
+
+class _ChunkLines:
+    """Checks each chunk-size line and the trailer block of a chunked body, as sent, alongside h11.
+
+    h11 decides the framing; this keeps a copy of the body bytes it has not yet
+    reported and, at each position where h11 has just read a chunk-size line
+    (the start of the body, after each chunk's data and CRLF), checks that line.
+    """
+
+    def __init__(self, buffered: bytes) -> None:
+        self.raw = bytearray(buffered)
+        self.at_line = True  # the next bytes are a chunk-size line (after ``skip`` bytes of CRLF)
+        self.skip = 0
+
+    def feed(self, data: bytes) -> None:
+        self.raw += data
+
+    def _check_line(self) -> int:
+        """Check the chunk-size line h11 has consumed; return where it ends."""
+        end = self.raw.find(b"\r\n", self.skip) + 2
+        if not _CHUNK_LINE.fullmatch(self.raw, self.skip, end):
+            line = bytes(self.raw[self.skip : end])
+            raise HTTPError(400, f"malformed chunk-size line {line[:40]!r} (RFC 9112 7.1)")
+        return end
+
+    def data(self, event: h11.Data) -> None:
+        position = self._check_line() if self.at_line else self.skip
+        del self.raw[: position + len(event.data)]
+        self.at_line = event.chunk_end
+        self.skip = 2 if event.chunk_end else 0
+
+    def end(self, trailers: list[tuple[bytes, bytes]]) -> None:
+        position = self._check_line() if self.at_line else self.skip
+        block = self.raw[position:]
+        if block[:2] != b"\r\n":  # there are trailer lines (or a bare LF ends the body)
+            end = _BLOCK_END.search(block)
+            stop = end.end() if end is not None and block[:1] != b"\n" else 1
+            if fault := _RAW_HEAD_FAULT.search(block, 0, stop):
+                raise HTTPError(400, "in the trailers: " + _fault_reason(fault[0]))
+        for name, _ in trailers:
+            if name in TRAILER_FORBIDDEN:
+                raise HTTPError(400, f"{name.decode()} is not allowed in trailers (RFC 9110 6.5.1)")
 
 
 NEED_DATA = h11.NEED_DATA  # "feed me more bytes": returned by HTTPCore.next_head / next_body
@@ -164,22 +307,29 @@ class HTTPCore:
         self.body_received = 0
         self.sent_100 = False
         self.status = 0
-        # The start of the current head, kept only to measure the request line before h11 has it all.
-        self._prefix = b""
+        # The current head as sent (up to one byte past the limit), for the checks h11's parsed fields
+        # cannot show, and how many bytes were fed since it started (to find where h11 ended it).
+        self._head_raw = bytearray()
+        self._head_fed = 0
+        self._chunks: _ChunkLines | None = None
 
     # --- input -----------------------------------------------------------------------------------
 
     def receive(self, data: bytes) -> None:
         """Feed bytes from the client; ``b""`` means the client closed its side."""
-        room = self.config.limit_request_line + 2 - len(self._prefix)
-        if room > 0:
-            self._prefix += data[:room]
+        if self.head is None:
+            room = self.config.max_head_size + 1 - len(self._head_raw)
+            if room > 0:
+                self._head_raw += data[:room]
+            self._head_fed += len(data)
+        elif self._chunks is not None:
+            self._chunks.feed(data)
         self.h11.receive_data(data)
 
     @property
     def head_started(self) -> bool:
         """Some bytes of the next request head are already here (e.g. a pipelined request)."""
-        return bool(self._prefix)
+        return bool(self._head_raw)
 
     def _next_event(self):
         try:
@@ -192,14 +342,20 @@ class HTTPCore:
 
         Raises :class:`HTTPError` for a request that must be refused.
         """
-        event = self._next_event()
+        try:
+            event = self._next_event()
+        except HTTPError as exc:
+            raise (exc.status == 501 and transfer_coding_error(bytes(self._head_raw))) or exc from None
         if event is h11.NEED_DATA:
             limit = self.config.limit_request_line
-            if len(self._prefix) > limit + 1 and b"\n" not in self._prefix:
+            if len(self._head_raw) > limit + 1 and self._head_raw.find(b"\n", 0, limit + 2) < 0:
                 raise HTTPError(414, f"request line longer than {limit} bytes")
             return h11.NEED_DATA
         if type(event) is h11.Request:
+            buffered = self.h11.trailing_data[0]
+            check_raw_head(bytes(self._head_raw[: self._head_fed - len(buffered)]), self.config)
             self.head = self._validate(event)
+            self._chunks = _ChunkLines(buffered) if self.head.chunked else None
             self.body_received = self.status = 0
             self.sent_100 = False
             return self.head
@@ -209,8 +365,10 @@ class HTTPCore:
         raise HTTPError(400, f"unexpected {type(event).__name__}")
 
     def _validate(self, request: h11.Request) -> RequestHead:
-        """The checks h11 leaves to us: limits, CL + TE, the target."""
+        """The checks h11 leaves to us on the parsed request: version, limits, CL + TE, the target."""
         config = self.config
+        if request.http_version not in HTTP_VERSIONS:
+            raise HTTPError(505, f"HTTP/{request.http_version.decode()} is not supported (RFC 9112 2.3)")
         line_length = len(request.method) + len(request.target) + 11  # "M T HTTP/1.1"
         if line_length > config.limit_request_line:
             raise HTTPError(414, f"request line longer than {config.limit_request_line} bytes")
@@ -220,8 +378,6 @@ class HTTPCore:
         content_length = None
         chunked = False
         for name, value in headers:
-            if len(name) + len(value) + 2 > config.limit_request_field_size:
-                raise HTTPError(431, f"header field {name.decode()!r} longer than the limit")
             if name == b"content-length":
                 content_length = int(value)
             elif name == b"transfer-encoding":
@@ -229,6 +385,9 @@ class HTTPCore:
         if chunked and content_length is not None:
             # RFC 9112 6.3: a request with both is a smuggling attempt or broken; refuse and close.
             raise HTTPError(400, "both Content-Length and Transfer-Encoding")
+        if chunked and request.http_version == b"1.0":
+            # RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 means faulty framing; close after answering.
+            raise HTTPError(400, "Transfer-Encoding in an HTTP/1.0 request (RFC 9112 6.1)")
         path, query, authority = parse_target(request.method, request.target)
         limit = config.limit_request_body
         if limit and content_length is not None and content_length > limit:
@@ -258,7 +417,7 @@ class HTTPCore:
         Raises :class:`BodyTooLarge` past ``--limit-request-body``, :class:`HTTPError`
         for a malformed body and :class:`ClientGone` if the client closed mid-body.
         """
-        event = self._next_event()
+        event = self._next_body_event()
         if type(event) is h11.Data:
             self.body_received += len(event.data)
             limit = self.config.limit_request_body
@@ -270,6 +429,24 @@ class HTTPCore:
         if type(event) is h11.ConnectionClosed:
             raise ClientGone("client closed the connection mid-body")
         return h11.NEED_DATA
+
+    def _next_body_event(self):
+        """The next h11 event of the body, with each chunk-size line and the trailers checked."""
+        try:
+            event = self._next_event()
+        except HTTPError as exc:
+            if exc.status == 501:  # h11 validates a Transfer-Encoding in the trailers as if in the head
+                raise HTTPError(
+                    400, "transfer-encoding is not allowed in trailers (RFC 9110 6.5.1)"
+                ) from None
+            raise
+        if self._chunks is not None:
+            if type(event) is h11.Data:
+                self._chunks.data(event)
+            elif type(event) is h11.EndOfMessage:
+                chunks, self._chunks = self._chunks, None
+                chunks.end(list(event.headers))
+        return event
 
     # --- output ----------------------------------------------------------------------------------
 
@@ -363,7 +540,7 @@ class HTTPCore:
         drained = 0
         try:
             while True:
-                event = self.h11.next_event()
+                event = self._next_body_event()
                 if type(event) is h11.EndOfMessage:
                     return True
                 if type(event) is h11.Data:
@@ -372,7 +549,7 @@ class HTTPCore:
                         return False
                     continue
                 return h11.NEED_DATA if event is h11.NEED_DATA else False
-        except h11.RemoteProtocolError:
+        except HTTPError:
             return False
 
     def start_next_cycle(self) -> bool:
@@ -381,7 +558,10 @@ class HTTPCore:
             return False
         self.h11.start_next_cycle()
         self.head = None
-        self._prefix = self.h11.trailing_data[0][: self.config.limit_request_line + 2]
+        self._chunks = None
+        buffered = self.h11.trailing_data[0]
+        self._head_raw = bytearray(buffered[: self.config.max_head_size + 1])
+        self._head_fed = len(buffered)
         return True
 
     @property
@@ -649,4 +829,5 @@ _REASONS = {
     500: b"Internal Server Error",
     501: b"Not Implemented",
     503: b"Service Unavailable",
+    505: b"HTTP Version Not Supported",
 }

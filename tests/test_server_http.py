@@ -338,7 +338,6 @@ MALFORMED = {
     "bad version": b"GET / HTTP/x.y\r\nHost: x\r\n\r\n",
     "space in target": b"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n",
     "target without slash": b"GET abc HTTP/1.1\r\nHost: x\r\n\r\n",
-    "fragment in target": b"GET /a#frag HTTP/1.1\r\nHost: x\r\n\r\n",
     "bad percent escape": b"GET /a%zz HTTP/1.1\r\nHost: x\r\n\r\n",
     "asterisk with GET": b"GET * HTTP/1.1\r\nHost: x\r\n\r\n",
     "CONNECT authority-form": b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
@@ -361,6 +360,19 @@ MALFORMED = {
     ),
     "bad chunk size": b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
     "TLS handshake": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40,
+    # Smuggling classics h11 alone lets through (each rule is tested in test_protocol_rules.py).
+    "obs-fold": b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n",
+    "BEL in header value": b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x07b\r\n\r\n",
+    "Content-Length list": b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2, 2\r\n\r\nab",
+    "Transfer-Encoding in HTTP/1.0": (
+        b"POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n"
+    ),
+    "chunk size with trailing space": (
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2 \r\nab\r\n0\r\n\r\n"
+    ),
+    "Content-Length in trailers": (
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nContent-Length: 9\r\n\r\n"
+    ),
 }
 
 
@@ -378,6 +390,19 @@ def test_unknown_transfer_coding_is_501(port):
     c = Client(port)
     r = c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n").reply()
     assert r.status == 501 and c.closed_by_server()
+
+
+def test_unsupported_http_version_is_505_and_the_server_serves_on(port):
+    c = Client(port)
+    r = c.send(b"GET / HTTP/2.0\r\nHost: x\r\n\r\n").reply()
+    assert r.status == 505 and r.headers.get("connection") == "close" and c.closed_by_server()
+
+
+def test_a_refused_request_is_logged_in_one_line(port, server):
+    Client(port).send(b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n\tfolded\r\n\r\n").reply()
+    log = _wait_for_log(server[2], "obs-fold")
+    line = next(line for line in log.splitlines() if "obs-fold" in line)
+    assert "400" in line and "Traceback" not in log.split(line)[1][:200]
 
 
 def test_request_line_too_long_is_414(port):
@@ -523,6 +548,8 @@ SHAPES = {
     "underscore header": build("GET", "/env", {"X_Spoof": "1", "X-Real": "2"}),
     "empty query": build("GET", "/env?"),
     "latin-1 header": build("GET", "/env", {"X-Name": "caf\xe9"}),
+    "fragment": build("GET", "/env?q=1#frag"),
+    "absolute-form with userinfo": build("GET", "http://user:pw@other.test/env#frag"),
 }
 
 
@@ -553,6 +580,10 @@ def test_environ_contents(port):
     assert "HTTP_X_REAL" not in spoof and spoof["HTTP_COOKIE"] == "a=1"
     absolute = env_of(c.request("GET", "http://other.test:8080/env?q=1"))
     assert absolute["HTTP_HOST"] == "other.test:8080" and absolute["PATH_INFO"] == "/env"
+    fragment = env_of(c.request("GET", "/env/a?q=1#frag"))
+    assert (fragment["PATH_INFO"], fragment["QUERY_STRING"]) == ("/env/a", "q=1")
+    userinfo = env_of(c.request("GET", "http://user:pw@other.test/env"))
+    assert userinfo["HTTP_HOST"] == "other.test" and userinfo["PATH_INFO"] == "/env"
     c.close()
 
 
