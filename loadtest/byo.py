@@ -7,6 +7,9 @@ timelines and in-flight counts work for any app.  ``X-Request-End`` is taken
 when the app calls ``start_response`` -- for ordinary apps that is when the
 work is done; a streaming app keeps working after it.
 
+The wrapper also answers ``GET /_lab/usage`` itself (``loadtest/usage.py``):
+the server's CPU and memory, measured from inside, wherever it runs.
+
 The app is imported when this module is, so a bad ``MODULE:APP`` stops the
 server at startup and the comparison reports it as a target that failed to
 start.
@@ -15,9 +18,12 @@ start.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import threading
 import time
+
+from loadtest import usage
 
 
 def load_app(spec: str):
@@ -48,6 +54,10 @@ def with_identity(inner):
             ]
             return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
 
+        if environ.get("PATH_INFO") == usage.USAGE_PATH and environ.get("REQUEST_METHOD") == "GET":
+            body = json.dumps(usage.snapshot()).encode()
+            start("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
         return inner(environ, start)
 
     return identified

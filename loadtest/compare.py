@@ -1,309 +1,59 @@
 """Compare server models under the same load: ``python -m loadtest.compare``.
 
-For each target in turn: start it on a free 127.0.0.1 port (or, with
-``--hosts``, use a server that is already running), wait until it answers
-HTTP, run locust headless as a subprocess with the same scenario and
-parameters, stop the server by pid (SIGTERM first), then turn locust's CSVs
-and the identity records into one row of evidence.  At the end write
-``summary.json``, ``summary.csv``, ``report.md``, ``report.html`` and
-``env.json`` into ``--out``.
+Orchestration only; each job has its module: ``plan`` (arguments), ``processes``
+(start/stop), ``locustrun`` (locust and its files), ``rounds`` (a run's figures
+from our per-request records), ``rows`` (the result record), ``environment``
+(env.json, rerun.sh), ``report`` (rendering).
 
-A target that fails to start or dies is reported in its row with the tail
-of its stderr; the others still run and the exit status is 1.  Bad
-arguments are one-line errors with exit status 2.
+How a comparison runs:
+
+- Every local target starts once, on its own free 127.0.0.1 port, and stays up
+  for the whole comparison: an idle server costs next to no CPU, and each run
+  measures the CPU of its own server's process tree over its own window.  With
+  ``--port`` the targets share one port, so each run starts and stops its server.
+  With ``--hosts`` the servers are already running.
+- ``--rounds N``: round 1 of every scenario x user count x target, then round 2,
+  ...; within a round the target order is shuffled with ``random.Random(seed)``
+  (``--seed``, recorded in env.json and rerun.sh), so drift of the machine's
+  speed spreads over every target instead of landing on one.
+- Generator processes (``--processes auto``): 2 locust worker processes (at most
+  one per core) for hello and mixed, where one locust process saturates a core
+  before most servers do; 1 otherwise.
+- Server CPU and memory: local targets are sampled with psutil; for ``--hosts``
+  the server reports its own tree at ``GET /_lab/usage`` (``loadtest/usage.py``),
+  read just before and after each run, CPU divided by the load's span (the server
+  is idle outside it, so the warm-up second is included there).
+
+A target that fails to start or dies is reported in its row with the tail of
+its stderr; the others still run and the exit status is 1.  Bad arguments are
+one-line errors with exit status 2.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import csv
 import datetime as dt
-import http.client
 import json
 import os
-import platform
-import re
-import signal
-import socket
+import random
 import subprocess
 import sys
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
-from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
-import psutil
-
-from loadtest import evidence, targets
-from loadtest.catalog import SCENARIO_CLASSES, parse_hosts
+from loadtest import environment, locustrun, processes, rounds, rows, targets, usage
 from loadtest.cpuwatch import Watch
+from loadtest.plan import Plan, UsageError, build_parser, make_plan
+from loadtest.usage import USAGE_PATH
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
-STDERR_TAIL_LINES = 12
-SATURATED = 0.90
-MAX_DURATION_S = 3600
-
-# The seed's experiment: the io scenario with 10 users against every target,
-# then cpu (the GIL vs processes).  14 runs x (8 s + ~5 s start/stop) stays
-# under ~4 minutes on a 2-core machine.
-STORIES = {
-    "default": {
-        "scenarios": ["io", "cpu"],
-        "users": 10,
-        "duration": 8,
-        "targets": list(targets.TARGETS),
-    },
-}
-
-
-class UsageError(Exception):
-    """A bad argument: reported as one line, exit status 2."""
-
-
-# --------------------------------------------------------------------------- arguments
-
-
-def duration_arg(text: str) -> int:
-    match = re.fullmatch(r"\s*(\d+)\s*(s|m)?\s*", text)
-    if not match:
-        raise argparse.ArgumentTypeError(f"bad duration {text!r}: expected whole seconds like 10, 10s or 2m")
-    seconds = int(match.group(1)) * (60 if match.group(2) == "m" else 1)
-    if not 1 <= seconds <= MAX_DURATION_S:
-        raise argparse.ArgumentTypeError(f"bad duration {text!r}: must be 1 s to {MAX_DURATION_S} s")
-    return seconds
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-    return value
-
-
-def port_arg(text: str) -> int:
-    value = positive_int(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"port must be 1-65535, got {value}")
-    return value
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Bad arguments get one line naming the problem (no usage dump), exit status 2."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    names = ", ".join(targets.TARGETS)
-    parser = OneLineParser(
-        prog="python -m loadtest.compare",
-        description="Run the same locust scenario against several WSGI server models and write a report.",
-        epilog=f"targets: {names}",
-    )
-    parser.add_argument(
-        "--story", choices=sorted(STORIES), help="a ready-made experiment (default: io then cpu)"
-    )
-    parser.add_argument("--targets", help="comma-separated target names (default: all)")
-    parser.add_argument(
-        "--scenario",
-        choices=sorted(SCENARIO_CLASSES),
-        help="locust scenario: hello (/), io (/sleep), cpu (/cpu), mixed (default io)",
-    )
-    parser.add_argument("--users", type=positive_int, help="concurrent locust users (default 10)")
-    parser.add_argument(
-        "--spawn-rate", type=positive_float, help="users started per second (default: all at once)"
-    )
-    parser.add_argument("--duration", type=duration_arg, help="seconds of load per target (default 10)")
-    parser.add_argument("--sleep-s", type=float, default=0.5, help="seconds per /sleep request (default 0.5)")
-    parser.add_argument("--cpu-ms", type=float, default=20.0, help="CPU ms per /cpu request (default 20)")
-    parser.add_argument("--hello-path", default="/", help="path the hello scenario requests (default /)")
-    parser.add_argument("--out", type=Path, help="output directory (default results/<UTC timestamp>)")
-    parser.add_argument(
-        "--app",
-        default=targets.OUR_APP,
-        help="MODULE:APP to serve instead of the demo app (bring your own WSGI app)",
-    )
-    parser.add_argument("--hosts", help="name=url,... of servers already running (no local start)")
-    parser.add_argument(
-        "--port", type=port_arg, help="serve every local target on this port (default: a free one)"
-    )
-    parser.add_argument(
-        "--startup-timeout",
-        type=positive_float,
-        default=30.0,
-        help="seconds a target gets to answer (default 30)",
-    )
-    return parser
-
-
-@dataclass
-class Plan:
-    scenarios: list[str]
-    targets: list[str]
-    users: int
-    spawn_rate: float
-    duration: int
-    sleep_s: float
-    cpu_ms: float
-    hello_path: str
-    out: Path
-    app: str
-    hosts: dict[str, str]
-    port: int | None
-    startup_timeout: float
-    story: str | None
-    argv: list[str] = field(default_factory=list)
-
-    @property
-    def runs(self) -> list[tuple[str, str]]:
-        return [(s, t) for s in self.scenarios for t in self.targets]
-
-    def as_dict(self) -> dict:
-        d = {k: v for k, v in vars(self).items() if k != "argv"}
-        d["out"] = str(self.out)
-        return d
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def http_answer(url: str, timeout: float) -> int | None:
-    """Status of ``GET url`` if anything answers HTTP, else None."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
-    except (OSError, http.client.HTTPException):
-        return None
+GENERATOR_HEAVY = ("hello", "mixed")
 
 
 def reachability_problem(url: str, timeout: float = 3.0) -> str | None:
-    try:
-        with urllib.request.urlopen(url + "/health", timeout=timeout):
-            return None
-    except urllib.error.HTTPError:
-        return None  # it answered HTTP: reachable
-    except (OSError, http.client.HTTPException) as exc:
-        reason = getattr(exc, "reason", exc)
-        return str(reason) or type(exc).__name__
-
-
-def make_plan(args: argparse.Namespace, argv: list[str]) -> Plan:
-    story = STORIES[args.story] if args.story else {}
-    hosts: dict[str, str] = {}
-    if args.hosts is not None:
-        try:
-            hosts = parse_hosts(args.hosts)
-        except ValueError as exc:
-            raise UsageError(f"--hosts: {exc}") from None
-        if not hosts:
-            raise UsageError("--hosts: no name=url entries given")
-    if args.targets:
-        names = [n.strip() for n in args.targets.split(",") if n.strip()]
-        known = hosts or targets.TARGETS
-        unknown = [n for n in names if n not in known]
-        if unknown:
-            raise UsageError(f"unknown target {unknown[0]!r}; choose from: {', '.join(known)}")
-        if not names:
-            raise UsageError("--targets is empty")
-    elif hosts:
-        names = list(hosts)
-    else:
-        names = story.get("targets", list(targets.TARGETS))
-    if len(set(names)) != len(names):
-        raise UsageError("--targets names a target twice")
-    if ":" not in args.app or args.app.startswith(":") or args.app.endswith(":"):
-        raise UsageError(f"--app must be MODULE:APP, got {args.app!r}")
-    if hosts and args.app != targets.OUR_APP:
-        raise UsageError("--app and --hosts do not mix: running servers already serve their own app")
-    if not 0 <= args.sleep_s <= 30:
-        raise UsageError(f"--sleep-s must be between 0 and 30, got {args.sleep_s:g}")
-    if not 0 <= args.cpu_ms <= 10_000:
-        raise UsageError(f"--cpu-ms must be between 0 and 10000, got {args.cpu_ms:g}")
-    if args.port is not None and not hosts and not port_free(args.port):
-        raise UsageError(f"port {args.port} is already in use on 127.0.0.1")
-    for name in names if hosts else []:
-        problem = reachability_problem(hosts[name])
-        if problem:
-            raise UsageError(f"--hosts: {name} at {hosts[name]} is unreachable ({problem})")
-    users = args.users or story.get("users", 10)
-    scenarios = [args.scenario] if args.scenario else story.get("scenarios", ["io"])
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    return Plan(
-        scenarios=scenarios,
-        targets=names,
-        users=users,
-        spawn_rate=args.spawn_rate or float(users),
-        duration=args.duration or story.get("duration", 10),
-        sleep_s=args.sleep_s,
-        cpu_ms=args.cpu_ms,
-        hello_path=args.hello_path,
-        # absolute: locust runs from the project root, the caller may not
-        out=(args.out or Path("results") / stamp).resolve(),
-        app=args.app,
-        hosts=hosts,
-        port=args.port,
-        startup_timeout=args.startup_timeout,
-        story=args.story,
-        argv=argv,
-    )
-
-
-# --------------------------------------------------------------------------- one target
-
-
-EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b.*")
-
-
-def tail(path: Path, lines: int = STDERR_TAIL_LINES) -> str:
-    """The last lines of a log -- plus the first exception line if it scrolled out.
-
-    gunicorn, for one, prints the app's ImportError and then a screenful of
-    its own shutdown traceback; the cause is what the reader needs.
-    """
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-    all_lines = text.rstrip().splitlines()
-    last = all_lines[-lines:]
-    causes = [ln for ln in all_lines[: -lines or None] if EXCEPTION_LINE.match(ln)]
-    if causes and causes[0] not in last:
-        return "\n".join([causes[0], "...", *last])
-    return "\n".join(last)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    status, problem = processes.wait_http(url + "/health", None, timeout)
+    return None if status is not None else problem
 
 
 def target_env(plan: Plan, name: str) -> dict[str, str]:
@@ -321,386 +71,297 @@ class Server:
     """A local target process: started in its own session, stopped by pid."""
 
     def __init__(self, plan: Plan, name: str, logs: Path) -> None:
+        target = plan.target(name)
+        assert target is not None
         self.name = name
-        self.port = plan.port or free_port()
+        self.port = plan.port or processes.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         app = plan.app if plan.app == targets.OUR_APP else targets.BYO_WRAPPER
-        self.argv = targets.TARGETS[name].command(app, self.port)
-        self.stdout_path = logs / f"{name}.stdout.log"
-        self.stderr_path = logs / f"{name}.stderr.log"
+        self.argv = target.command(app, self.port)
+        self.logs = logs
+        self.starts = 0
         self.proc: subprocess.Popen | None = None
-        self.ready_note = ""
-        self.exit_code: int | None = None
+        self.problem = ""
+        self.notes: list[str] = []
+
+    @property
+    def stem(self) -> str:
+        return self.name if self.starts <= 1 else f"{self.name}.{self.starts}"
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.logs / f"{self.stem}.stderr.log"
 
     def start(self, plan: Plan) -> None:
-        with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
-            self.proc = subprocess.Popen(
-                self.argv,
-                cwd=os.getcwd(),
-                env=target_env(plan, self.name),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
+        self.starts += 1
+        self.problem = ""
+        try:
+            self.proc = processes.start(
+                self.argv, self.logs, self.stem, target_env(plan, self.name), os.getcwd()
             )
+        except OSError as exc:
+            self.proc, self.problem = None, f"failed to start: {exc}"
 
-    def wait_ready(self, timeout: float) -> str | None:
-        """None when it answers HTTP; otherwise why not.
-
-        Any HTTP answer on /health counts: our app says 200, a bring-your-own
-        app without /health says 404, and either way the server is serving.
-        """
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.exit_code = self.proc.returncode
-                return f"exited with status {self.proc.returncode} before answering HTTP"
-            status = http_answer(self.url + "/health", timeout=1.0)
-            if status is not None:
-                if status != 200:
-                    self.ready_note = f"no /health (HTTP {status}); ready on first HTTP answer"
-                return None
-            time.sleep(0.1)
-        return f"did not answer HTTP on {self.url} within {timeout:g} s"
+    def wait(self, timeout: float) -> None:
+        """Until it answers HTTP; any status counts (a bring-your-own app may have no /health)."""
+        if self.proc is None:
+            return
+        status, problem = processes.wait_http(self.url + "/health", self.proc, timeout)
+        if status is None:
+            self.problem = f"failed to start: {problem}"
+            self.stop()
+        elif status != 200 and not self.notes:
+            self.notes.append(f"no /health (HTTP {status}); ready on first HTTP answer")
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self, timeout: float = 10.0) -> int | None:
-        """SIGTERM (graceful), SIGKILL after ``timeout``; then any leftover child of its session."""
-        proc = self.proc
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if self.exit_code is None:
-            self.exit_code = proc.returncode
-        # Children that outlived their parent (a forked worker mid-request)
-        # share the session we created; end them by their own pids.
-        for p in psutil.process_iter(["pid"]):
-            with contextlib.suppress(psutil.Error, ProcessLookupError):
-                if p.pid != os.getpid() and os.getsid(p.pid) == proc.pid:
-                    p.kill()
-        return self.exit_code
+    def stop(self) -> int | None:
+        return processes.stop(self.proc) if self.proc is not None else None
 
 
-def read_aggregated(stats_csv: Path) -> dict:
-    try:
-        with stats_csv.open(newline="", encoding="utf-8") as fh:
-            for row in csv.DictReader(fh):
-                if row.get("Name") == "Aggregated":
-                    return row
-    except OSError:
-        pass
-    return {}
+class Pool:
+    """The local targets of a comparison: all up at once, or one at a time with ``--port``."""
 
+    def __init__(self, plan: Plan, out: Path) -> None:
+        self.plan = plan
+        self.keep_up = plan.port is None and not plan.hosts
+        logs = out / "targets"
+        self.servers = {} if plan.hosts else {n: Server(plan, n, logs) for n in plan.targets}
 
-def live_rps(history_csv: Path, span: int = 3) -> float | None:
-    """Requests/s over the last few rows of locust's stats history (one row a second).
+    def start_all(self) -> None:
+        if not self.keep_up:
+            return
+        for server in self.servers.values():
+            server.start(self.plan)
+        for server in self.servers.values():
+            server.wait(self.plan.startup_timeout)
 
-    Computed from the running total rather than locust's "Requests/s"
-    column, which averages from the start and lags at the beginning.
-    """
-    try:
-        with history_csv.open(newline="", encoding="utf-8") as fh:
-            rows = [r for r in csv.DictReader(fh) if r.get("Name") == "Aggregated"]
-    except OSError:
-        return None
-    points = []
-    for r in rows[-(span + 1) :]:
-        ts, total = num(r.get("Timestamp")), num(r.get("Total Request Count"))
-        if ts is not None and total is not None:
-            points.append((ts, total))
-    if len(points) < 2 or points[-1][0] <= points[0][0]:
-        return None
-    return (points[-1][1] - points[0][1]) / (points[-1][0] - points[0][0])
+    def ready(self, name: str) -> Server:
+        """The server, started (again) if it is not running; ``server.problem`` says why not."""
+        server = self.servers[name]
+        if server.alive() or (self.keep_up and server.starts and server.problem.startswith("failed")):
+            return server
+        server.start(self.plan)
+        server.wait(self.plan.startup_timeout)
+        return server
 
+    def after_run(self, name: str) -> None:
+        if not self.keep_up:
+            self.servers[name].stop()
 
-def load_started(history_csv: Path) -> float | None:
-    """Unix time of locust's first stats row with users running."""
-    try:
-        with history_csv.open(newline="", encoding="utf-8") as fh:
-            for r in csv.DictReader(fh):
-                if (num(r.get("User Count"), int) or 0) > 0:
-                    return num(r.get("Timestamp"))
-    except OSError:
-        pass
-    return None
-
-
-def print_progress(history: Path, plan: Plan, progress: str, t0: float) -> None:
-    """One progress line: which target, how far into its load, the live requests/s."""
-    rps, began = live_rps(history), load_started(history)
-    load = f"{min(time.time() - began, plan.duration):3.0f}" if began else "  0"
-    live = f"live {rps:.1f} req/s" if rps is not None else "starting locust"
-    print(
-        f"{progress}  load {load}/{plan.duration} s  {live}  (elapsed {time.monotonic() - t0:.0f} s)",
-        flush=True,
-    )
-
-
-def num(value, cast=float):
-    try:
-        return cast(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def run_locust(plan: Plan, scenario: str, name: str, url: str, out: Path, progress: str, t0: float) -> dict:
-    """One headless locust run against ``url``; returns what it measured."""
-    ldir = out / "locust" / scenario
-    ldir.mkdir(parents=True, exist_ok=True)
-    prefix = ldir / name
-    identity_path = ldir / f"{name}.identity.jsonl"
-    log_path = ldir / f"{name}.locust.log"
-    argv = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(LOCUSTFILE),
-        "--headless",
-        "--only-summary",
-        "--users",
-        str(plan.users),
-        "--spawn-rate",
-        f"{plan.spawn_rate:g}",
-        "--run-time",
-        f"{plan.duration}s",
-        "--host",
-        url,
-        "--csv",
-        str(prefix),
-        "--html",
-        str(ldir / f"{name}.locust.html"),
-        "--json-file",
-        str(ldir / f"{name}.locust"),  # locust appends .json
-        "--sleep-s",
-        f"{plan.sleep_s:g}",
-        "--cpu-ms",
-        f"{plan.cpu_ms:g}",
-        "--hello-path",
-        plan.hello_path,
-        "--identity-file",
-        str(identity_path),
-        "--target",
-        "none",
-        SCENARIO_CLASSES[scenario],
-    ]
-    env = {k: v for k, v in os.environ.items() if k not in ("LAB_HOSTS", "LOCUST_TARGET")}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    started = time.monotonic()
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        watch = Watch(proc.pid).start()
-        try:
-            limit = plan.duration + 60
-            last_print = 0.0
-            while proc.poll() is None:
-                elapsed = time.monotonic() - started
-                if elapsed > limit:
-                    proc.kill()
-                    break
-                if elapsed - last_print >= 1.0:
-                    print_progress(Path(f"{prefix}_stats_history.csv"), plan, progress, t0)
-                    last_print = elapsed
-                time.sleep(0.2)
-            proc.wait()
-            # The run's last state, so even a run shorter than the print cadence shows its rate.
-            print_progress(Path(f"{prefix}_stats_history.csv"), plan, progress, t0)
-        finally:
-            watch.stop()
-    records = evidence.load(identity_path)
-    window = evidence.load_window(records)
-    busiest = watch.busiest(*window) if window else None
-    log_text = log_path.read_text(encoding="utf-8", errors="replace")
-    agg = read_aggregated(Path(f"{prefix}_stats.csv"))
-    return {
-        "locust_exit": proc.returncode,
-        "locust_log": str(log_path.relative_to(out)),
-        "locust_log_tail": tail(log_path) if not agg else "",
-        "records": records,
-        "window": window,
-        "generator_cpu": busiest,
-        "generator_warned": "CPU usage" in log_text,
-        "requests": num(agg.get("Request Count"), int),
-        "failures": num(agg.get("Failure Count"), int),
-        "rps": num(agg.get("Requests/s")),
-        "p50_ms": num(agg.get("50%")),
-        "p95_ms": num(agg.get("95%")),
-        "p99_ms": num(agg.get("99%")),
-        "avg_ms": num(agg.get("Average Response Time")),
-    }
-
-
-def measure(plan: Plan, scenario: str, name: str, index: int, total: int, out: Path, t0: float) -> dict:
-    progress_head = f"[{index}/{total}] {scenario} {name}"
-    row: dict = {
-        "scenario": scenario,
-        "target": name,
-        "explanation": targets.explanation(name),
-        "users": plan.users,
-        "duration_s": plan.duration,
-        "cpu_count": os.cpu_count(),
-        "error": "",
-        "notes": [],
-    }
-    capacity = targets.capacity(name, plan.users)
-    row["capacity"] = capacity
-    if capacity is None:
-        row["notes"].append("capacity unknown (not in the registry): io ceiling assumes one slot per user")
-    server: Server | None = None
-    server_watch: Watch | None = None
-    print(f"{progress_head}: starting (elapsed {time.monotonic() - t0:.0f} s)", flush=True)
-    if plan.hosts:
-        url = plan.hosts[name]
-        row.update(url=url, kind="external")
-        if capacity is not None and scenario == "io":
-            row["notes"].append(f"capacity {capacity}: the registry's default configuration of {name}")
-    else:
-        logs = out / "targets" / scenario
-        logs.mkdir(parents=True, exist_ok=True)
-        server = Server(plan, name, logs)
-        row.update(url=server.url, kind="local", command=" ".join(server.argv))
-        url = server.url
-        try:
-            server.start(plan)
-        except OSError as exc:
-            row["error"] = f"failed to start: {exc}"
-            return row
-        problem = server.wait_ready(plan.startup_timeout)
-        if problem:
+    def stop_all(self) -> None:
+        for server in self.servers.values():
             server.stop()
-            row["error"] = f"failed to start: {problem}"
-            row["stderr_tail"] = tail(server.stderr_path)
-            print(f"{progress_head}: FAILED -- {row['error']}", flush=True)
-            return row
-        if server.ready_note:
-            row["notes"].append(server.ready_note)
-        assert server.proc is not None
-        server_watch = Watch(server.proc.pid).start()
+
+
+def fetch_usage(url: str) -> dict | None:
     try:
-        got = run_locust(plan, scenario, name, url, out, progress_head, t0)
-    finally:
-        if server_watch is not None:
-            server_watch.stop()
-        died = server is not None and not server.alive()
-        if server is not None:
-            code = server.stop()
-            row["server_exit"] = code
-            row["stderr_log"] = str(server.stderr_path.relative_to(out))
-    records = got.pop("records")
-    window = got.pop("window")
-    row.update(got)
-    if died:
-        row["error"] = f"target died during the run (exit status {row.get('server_exit')})"
-        row["stderr_tail"] = tail(server.stderr_path) if server else ""
-    row.update(evidence.facts(records))
-    if server_watch is None:
-        row["server_cpu_cores"] = "not measured: external host"
+        with urllib.request.urlopen(url + USAGE_PATH, timeout=5) as r:
+            data = json.loads(r.read())
+        return data if isinstance(data, dict) and "cpu_s" in data else None
+    except (OSError, ValueError):
+        return None
+
+
+def generator_processes(plan: Plan, scenario: str) -> int:
+    if plan.processes is not None:
+        return plan.processes
+    return min(2, os.cpu_count() or 1) if scenario in GENERATOR_HEAVY else 1
+
+
+def prefix_for(plan: Plan, out: Path, scenario: str, name: str, users: int, round_no: int) -> Path:
+    sweep = f".u{users}" if len(plan.users) > 1 else ""
+    return out / "locust" / scenario / f"{name}{sweep}.r{round_no}"
+
+
+def server_usage(record: dict, watch: Watch | None, before: dict | None, after: dict | None, span) -> None:
+    """server_cpu_cores, server_mem_mb and cpu_limit of one run, from psutil locally or /_lab/usage."""
+    if watch is not None:
+        record["server_cpu_cores"] = watch.cores(span[0], span[1])
+        mem, kind = watch.peak_memory(span[0], span[1])
+        record["cpu_limit"] = usage.cgroup_cpu_limit()
+    elif before and after and before.get("root_pid") == after.get("root_pid"):
+        load_span = span[2]
+        record["server_cpu_cores"] = (
+            max(after["cpu_s"] - before["cpu_s"], 0.0) / load_span if load_span else None
+        )
+        mem, kind = after.get("memory_bytes"), after.get("memory_kind", "")
+        record["cpu_limit"] = after.get("cgroup_cpu_limit")
     else:
-        row["server_cpu_cores"] = server_watch.cores(*window) if window else None
-    gen = row.get("generator_cpu")
-    row["generator_saturated"] = bool((gen is not None and gen >= SATURATED) or row.get("generator_warned"))
-    if scenario == "io":
-        ceiling = evidence.io_ceiling(plan.users, plan.sleep_s, capacity)
-        row["io_ceiling"] = ceiling
-        row["io_efficiency"] = (row["rps"] / ceiling) if ceiling and row.get("rps") is not None else None
-    if not row["error"] and row.get("requests") is None:
-        row["error"] = f"locust produced no statistics (exit status {row['locust_exit']})"
-    seen = row.get("models_seen") or []
-    if seen and seen != [name]:
-        row["notes"].append(f"X-Server-Model said {', '.join(seen)}")
-    if row.get("requests") and not row.get("with_identity"):
-        row["notes"].append("no identity headers in the responses: pids/threads/in-flight unknown")
-    row["answer"] = evidence.answer(name, scenario, row)
-    status = "FAILED -- " + row["error"] if row["error"] else f"{row.get('rps') or 0:.1f} req/s"
-    print(f"{progress_head}: done, {status}", flush=True)
+        record["server_cpu_cores"] = None
+        record["usage_note"] = f"server CPU/memory not measured: no {USAGE_PATH} at the host"
+        mem, kind = None, ""
+    record["server_mem_mb"] = mem / 2**20 if mem else None
+    record["server_mem_kind"] = kind
+
+
+def measure_once(
+    plan: Plan, pool: Pool, out: Path, key: tuple[str, str, int], where: tuple, t0: float
+) -> dict:
+    """One round of one row: the per-round record."""
+    scenario, name, users = key
+    round_no, position, index, total = where
+    head = f"[{index}/{total}] r{round_no} {scenario} {name} u{users}"
+    record: dict = {"round": round_no, "position": position, "error": ""}
+    print(f"{head}: starting (elapsed {time.monotonic() - t0:.0f} s)", flush=True)
+    server = pool.ready(name) if not plan.hosts else None
+    if server is not None and server.problem:
+        record["error"] = server.problem
+        print(f"{head}: FAILED -- {server.problem}", flush=True)
+        return record
+    url = server.url if server else plan.hosts[name]
+    watch = Watch(server.proc.pid, memory_every=4).start() if server and server.proc else None
+    before = fetch_usage(url) if not server else None
+    record["load_before"] = environment.load_average()
+    nproc = generator_processes(plan, scenario)
+    settings = locustrun.Settings(plan.sleep_s, plan.cpu_ms, plan.hello_path, plan.duration, plan.spawn_rate)
+    prefix = prefix_for(plan, out, scenario, name, users, round_no)
+    try:
+        run = locustrun.run(settings, scenario, users, url, prefix, nproc, head, t0)
+    finally:
+        if watch is not None:
+            watch.stop()
+    after = fetch_usage(url) if not server else None
+    record["load_after"] = environment.load_average()
+    died = server is not None and not server.alive()
+    fill_round(plan, record, run, watch, (before, after))
+    record["identity_file"] = str(run.identity_file.relative_to(out))
+    record["locust_log"] = str(run.log.relative_to(out))
+    if died:
+        record["error"] = f"target died during the run (exit status {server.proc.returncode})"
+    elif not record["error"] and run.exit_code not in (0, 1) and not run.stats:
+        record["error"] = f"locust produced no statistics (exit status {run.exit_code})"
+    if server is not None:
+        pool.after_run(name)
+    status = "FAILED -- " + record["error"] if record["error"] else f"{record.get('rps') or 0:.1f} req/s"
+    print(f"{head}: done, {status}", flush=True)
+    return record
+
+
+def fill_round(plan: Plan, record: dict, run: locustrun.LocustRun, watch: Watch | None, usages) -> None:
+    """The round's figures: from our records, else locust's (rounded) statistics."""
+    got = rounds.figures(run.records, plan.warmup)
+    record["generator_processes"] = run.processes
+    record["generator_warned"] = run.warned
+    if "window" not in got:
+        if run.stats:
+            record.update(bucket_figures(run.stats))
+        else:
+            record["error"] = got["error"] + (f"; locust log: {run.log_tail}" if run.log_tail else "")
+        return
+    start, end = got.pop("window")
+    record.update(got)
+    record["latency_source"] = rows.EXACT
+    load_span = end - (start - plan.warmup)
+    server_usage(record, watch, *usages, (start, end, load_span))
+    record["generator_cpu"] = run.watch.busiest(start, end)
+    record["generator_cores"] = run.watch.cores(start, end)
+    record["machine_cpu"] = (watch or run.watch).machine_share(start, end)
+
+
+def bucket_figures(stats: dict) -> dict:
+    num = locustrun.num
+    return {
+        "latency_source": rows.BUCKETS,
+        "requests": num(stats.get("Request Count"), int),
+        "failures": num(stats.get("Failure Count"), int),
+        "rps": num(stats.get("Requests/s")),
+        "p50_ms": num(stats.get("50%")),
+        "p95_ms": num(stats.get("95%")),
+        "p99_ms": num(stats.get("99%")),
+        "avg_ms": num(stats.get("Average Response Time")),
+    }
+
+
+def new_row(plan: Plan, pool: Pool, key: tuple[str, str, int]) -> rows.Row:
+    scenario, name, users = key
+    server = pool.servers.get(name)
+    row = rows.Row(
+        scenario=scenario,
+        target=name,
+        users=users,
+        kind="external" if plan.hosts else "local",
+        url=plan.hosts[name] if plan.hosts else server.url,
+        command=" ".join(server.argv) if server else "",
+        explanation=targets.explanation(name),
+        capacity=plan.capacity(name, users),
+        cpu_count=os.cpu_count() or 1,
+        duration_s=plan.duration,
+    )
+    if row.capacity is None:
+        row.notes.append("capacity unknown (not in the registry): io ceiling assumes one slot per user")
+    elif plan.hosts and scenario == "io":
+        row.notes.append(f"capacity {row.capacity}: the registry's default configuration of {name}")
+    if name in plan.target_args:
+        row.notes.append(f"options appended to the registry's: {plan.target_args[name]}")
     return row
 
 
-# --------------------------------------------------------------------------- environment
-
-
-def git_commit() -> str:
-    try:
-        sha = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain"], capture_output=True, text=True, timeout=5
-        ).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def versions() -> dict[str, str]:
-    out = {}
-    for dist in ("wsgi-lab", "flask", "werkzeug", "gunicorn", "h11", "locust", "psutil", "matplotlib"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "not installed"
-    return out
-
-
-def environment(plan: Plan, started: str, finished: str) -> dict:
-    return {
-        "started": started,
-        "finished": finished,
-        "python": sys.version,
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "memory_bytes": psutil.virtual_memory().total,
-        "git_commit": git_commit(),
-        "versions": versions(),
-        "argv": plan.argv,
-        "parameters": plan.as_dict(),
-        "locustfile": str(LOCUSTFILE.relative_to(ROOT)),
-    }
-
-
-# --------------------------------------------------------------------------- main
+def close_row(plan: Plan, pool: Pool, row: rows.Row) -> dict:
+    server = pool.servers.get(row.target)
+    if server is not None:
+        row.notes.extend(server.notes)
+        if any(r.get("error") for r in row.per_round):
+            row.stderr_tail = processes.tail(server.stderr_path)
+    row.server_mem_kind = next((r["server_mem_kind"] for r in row.per_round if r.get("server_mem_kind")), "")
+    row.cpu_limit = next((r["cpu_limit"] for r in row.per_round if r.get("cpu_limit") is not None), None)
+    notes = {r["usage_note"] for r in row.per_round if r.get("usage_note")}
+    row.notes.extend(sorted(notes))
+    return rows.finish(row, plan.sleep_s).as_dict()
 
 
 def run(plan: Plan) -> int:
     out = plan.out
     out.mkdir(parents=True, exist_ok=True)
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    load_before = environment.load_average()
     t0 = time.monotonic()
-    runs = plan.runs
+    keys = [(s, n, u) for s in plan.scenarios for u in plan.users for n in plan.targets]
+    total = len(keys) * plan.rounds
     print(
-        f"wsgi-lab compare: {len(runs)} run(s) of {plan.duration} s, {plan.users} users -> {out}",
+        f"wsgi-lab compare: {total} run(s) of {plan.duration} s ({plan.warmup:g} s warm-up), "
+        f"{plan.rounds} round(s), seed {plan.seed} -> {environment.shown(out)}",
         flush=True,
     )
-    rows = []
-    for i, (scenario, name) in enumerate(runs, 1):
-        row = measure(plan, scenario, name, i, len(runs), out, t0)
-        row.setdefault("answer", evidence.answer(name, scenario, row))
-        rows.append(row)
+    pool = Pool(plan, out)
+    table = {key: new_row(plan, pool, key) for key in keys}
+    rng = random.Random(plan.seed)
+    index = 0
+    try:
+        pool.start_all()
+        for round_no in range(1, plan.rounds + 1):
+            order = rng.sample(plan.targets, len(plan.targets))
+            for scenario in plan.scenarios:
+                for users in plan.users:
+                    for position, name in enumerate(order, 1):
+                        index += 1
+                        key = (scenario, name, users)
+                        where = (round_no, position, index, total)
+                        table[key].per_round.append(measure_once(plan, pool, out, key, where, t0))
+    finally:
+        pool.stop_all()
+    results = [close_row(plan, pool, table[key]) for key in keys]
+    return write(plan, results, started, load_before, t0)
+
+
+def write(plan: Plan, results: list[dict], started: str, load_before: float | None, t0: float) -> int:
+    out = plan.out
     finished = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    env = environment(plan, started, finished)
+    loads = (load_before, environment.load_average())
+    locustfile = str(locustrun.LOCUSTFILE.relative_to(ROOT))
+    env = environment.environment(started, finished, plan.as_dict(), plan.argv, loads, locustfile)
+    env["rerun"] = environment.write_rerun(out, plan.argv, plan.seed)
     from loadtest import report  # matplotlib is slow to import: not for a usage error
 
     (out / "env.json").write_text(json.dumps(env, indent=2, default=str) + "\n", encoding="utf-8")
-    report.write_all(out, rows, env)
-    failed = [r for r in rows if r["error"]]
-    print(f"wrote {out}/report.html ({time.monotonic() - t0:.0f} s)", flush=True)
-    for r in rows:
-        print(f"  {r['scenario']:<6} {r['answer']}", flush=True)
+    report.write_all(out, results, env)
+    print(f"wrote {environment.shown(out / 'report.html')} ({time.monotonic() - t0:.0f} s)", flush=True)
+    for r in results:
+        print(f"  {r['scenario']:<6} u{r['users']:<3} {r['answer']}", flush=True)
+    failed = [r for r in results if r["error"]]
     if failed:
-        print(f"{len(failed)} run(s) failed: " + ", ".join(f"{r['scenario']}/{r['target']}" for r in failed))
+        print(f"{len(failed)} row(s) failed: " + ", ".join(f"{r['scenario']}/{r['target']}" for r in failed))
         return 1
     return 0
 
@@ -710,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        plan = make_plan(args, argv)
+        plan = make_plan(args, argv, reachability_problem)
     except UsageError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
     return run(plan)

@@ -5,16 +5,22 @@ parent's ``children_user``/``children_system`` hold the CPU of the children
 it has already reaped.  Their sum is the tree's CPU so far.  Samples are
 timestamped so the caller can take the rate over exactly the load window
 (locust's own start-up burns a second of CPU that is not load).
+
+Each sample also holds the whole machine's busy CPU seconds (every process,
+ours or not), so a run can say how much of the machine was in use.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from dataclasses import dataclass, field
 
 import psutil
+
+from loadtest import usage
 
 
 def cpu_by_process(root: psutil.Process) -> dict[int, tuple[float, float]]:
@@ -32,6 +38,12 @@ def cpu_by_process(root: psutil.Process) -> dict[int, tuple[float, float]]:
     return out
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores have spent on anything but idling, since boot."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
 @dataclass
 class Watch:
     """Samples one process tree every ``interval`` seconds in a daemon thread."""
@@ -39,6 +51,9 @@ class Watch:
     pid: int
     interval: float = 0.25
     samples: list[tuple[float, float, dict[int, float]]] = field(default_factory=list)
+    machine: list[tuple[float, float]] = field(default_factory=list)
+    memory_every: int = 0  # also sample the tree's memory every N-th sample (0: never; PSS is not free)
+    memory: list[tuple[float, float, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -69,7 +84,13 @@ class Watch:
             return
         per_process = cpu_by_process(self._proc)
         total = sum(own + reaped for own, reaped in per_process.values())
-        self.samples.append((time.time(), total, {pid: own for pid, (own, _) in per_process.items()}))
+        now = time.time()
+        self.samples.append((now, total, {pid: own for pid, (own, _) in per_process.items()}))
+        self.machine.append((now, machine_busy_seconds()))
+        if self.memory_every and len(self.samples) % self.memory_every == 1:
+            used, kind = usage.memory(self._proc)
+            if used is not None:
+                self.memory.append((now, used, kind))
 
     def stop(self) -> None:
         self._stop.set()
@@ -98,3 +119,19 @@ class Watch:
             return None
         shares = [(last[pid] - first[pid]) / (t1 - t0) for pid in last if pid in first]
         return max(shares, default=None)
+
+    def machine_share(self, start: float, end: float) -> float | None:
+        """Share of all cores busy between ``start`` and ``end``, whatever used them (1.0 = every core)."""
+        inside = [s for s in self.machine if start <= s[0] <= end]
+        if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+            return None
+        (t0, b0), (t1, b1) = inside[0], inside[-1]
+        return max(b1 - b0, 0.0) / (t1 - t0) / (os.cpu_count() or 1)
+
+    def peak_memory(self, start: float, end: float) -> tuple[float | None, str]:
+        """Largest memory sample of the tree between ``start`` and ``end``: (bytes, "pss" or "rss")."""
+        inside = [m for m in self.memory if start <= m[0] <= end]
+        if not inside:
+            return None, ""
+        best = max(inside, key=lambda m: m[1])
+        return best[1], best[2]

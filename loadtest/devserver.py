@@ -18,9 +18,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--no-threads", action="store_true", help="threaded=False (Flask 0.12 default)")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="fork a process per request, at most N at once (default 1)"
+    )
     parser.add_argument("app", help="MODULE:APP")
     args = parser.parse_args(argv)
-    run_simple(args.host, args.port, load_app(args.app), threaded=not args.no_threads)
+    if args.processes < 1:
+        parser.error(f"--processes must be at least 1, got {args.processes}")
+    forking = args.processes > 1
+    run_simple(
+        args.host,
+        args.port,
+        load_app(args.app),
+        threaded=not (args.no_threads or forking),
+        processes=args.processes,
+    )
 
 
 if __name__ == "__main__":

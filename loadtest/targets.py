@@ -1,22 +1,77 @@
-"""The registry of server models wsgi-lab compares.
+"""The registry of server models wsgi-lab compares: one declaration per target.
 
-One entry per model: its name (also the ``X-Server-Model`` it reports and
-the name the compose file's ``LAB_HOSTS`` uses), a one-line explanation, how
-to start it locally on a given port, the compose service that runs it, and
-its *capacity* -- how many requests it can have in flight, which is what
-caps I/O-bound throughput.
+Each entry: its name (also the ``X-Server-Model`` it reports and the name the
+compose file's ``LAB_HOSTS`` uses), a one-line explanation, the compose service
+and host port that run it in Docker, how to start it locally, and the rule for
+its *capacity* -- how many requests it can have in flight, which is what caps
+I/O-bound throughput.
+
+Capacity is derived from the options the target actually runs with, so an
+override (``--target-args 'gunicorn-sync=--workers 1'``, appended to the
+registry's options; the last value of an option wins) re-derives it.
+
+``BENCH_VARIANTS`` are the same servers with other options, for ``make bench``
+(``loadtest/bench.py``): not in compose, not in a default comparison.
+
+``tests/test_registry.py`` checks docker-compose.yml against this registry.
 """
 
 from __future__ import annotations
 
+import shlex
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 
 OUR_APP = "app:app"
 # Bring-your-own apps are served through this wrapper, which adds the
 # identity headers (see loadtest/byo.py); the real app comes from LAB_BYO_APP.
 BYO_WRAPPER = "loadtest.byo:app"
+COMPOSE_PORT = 8000  # every server service listens on this port inside its container
+
+# options -> requests in flight for ``users`` users (None: unknown)
+Capacity = Callable[[dict[str, int], int], int | None]
+COUNT_OPTIONS = {"-w": "workers", "--workers": "workers", "--threads": "threads", "--processes": "processes"}
+
+
+def option_counts(args: Sequence[str]) -> dict[str, int]:
+    """Numeric worker/thread/process options in a command line; the last occurrence wins."""
+    counts: dict[str, int] = {}
+    items = list(args)
+    for i, arg in enumerate(items):
+        flag, eq, value = arg.partition("=")
+        if flag not in COUNT_OPTIONS:
+            continue
+        if not eq:
+            value = items[i + 1] if i + 1 < len(items) else ""
+        try:
+            counts[COUNT_OPTIONS[flag]] = int(value)
+        except ValueError:
+            counts.pop(COUNT_OPTIONS[flag], None)
+    return counts
+
+
+def per_user(_options: dict[str, int], users: int) -> int:
+    return users
+
+
+def fixed(n: int) -> Capacity:
+    return lambda _options, _users: n
+
+
+def counted(*names: str, default: int | None = None) -> Capacity:
+    """Product of the named options (e.g. workers x threads); ``default`` for a missing one."""
+
+    def capacity(options: dict[str, int], _users: int) -> int | None:
+        total = 1
+        for name in names:
+            value = options.get(name, default)
+            if value is None:
+                return None
+            total *= value
+        return total
+
+    return capacity
 
 
 @dataclass(frozen=True)
@@ -24,108 +79,196 @@ class Target:
     name: str
     explanation: str
     compose_service: str
-    argv: Callable[[str, str, int], list[str]]  # (app, host, port) -> command line
-    capacity: Callable[[int], int | None]  # users -> max requests in flight (None: unknown)
+    host_port: int
+    kind: str  # lab | gunicorn | flask-dev | waitress: how the command line is built
+    options: tuple[str, ...]
+    capacity_rule: Capacity
+    extra: tuple[str, ...] = field(default=())  # per-run override, appended to options
+
+    @property
+    def args(self) -> tuple[str, ...]:
+        return (*self.options, *self.extra)
+
+    def with_args(self, text: str) -> Target:
+        """This target with ``text`` (shell words) appended to its options."""
+        return replace(self, extra=(*self.extra, *shlex.split(text)))
+
+    def capacity(self, users: int) -> int | None:
+        return self.capacity_rule(option_counts(self.args), users)
 
     def command(self, app: str, port: int, host: str = "127.0.0.1") -> list[str]:
-        return self.argv(app, host, port)
+        return BUILDERS[self.kind](app, host, port, list(self.args))
 
 
-def lab(mode: str) -> Callable[[str, str, int], list[str]]:
-    def argv(app: str, host: str, port: int) -> list[str]:
-        return [sys.executable, "-m", "server", "--mode", mode, "--bind", f"{host}:{port}", app]
-
-    return argv
+def lab(app: str, host: str, port: int, args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "server", *args, "--bind", f"{host}:{port}", app]
 
 
-def gunicorn(*options: str) -> Callable[[str, str, int], list[str]]:
-    def argv(app: str, host: str, port: int) -> list[str]:
-        return [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", *options, app]
-
-    return argv
+def gunicorn(app: str, host: str, port: int, args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", *args, app]
 
 
-def flask_dev(threaded: bool) -> Callable[[str, str, int], list[str]]:
-    """Our app: exactly ``app.run()`` (python -m app).
-
-    Other apps: werkzeug's run_simple, which is what app.run calls.
-    """
-
-    def argv(app: str, host: str, port: int) -> list[str]:
-        flag = [] if threaded else ["--no-threads"]
-        if app == OUR_APP:
-            return [sys.executable, "-m", "app", "--host", host, "--port", str(port), *flag]
-        return [sys.executable, "-m", "loadtest.devserver", "--host", host, "--port", str(port), *flag, app]
-
-    return argv
+def flask_dev(app: str, host: str, port: int, args: list[str]) -> list[str]:
+    """Our app: exactly ``app.run()`` (python -m app); other apps: run_simple, which app.run calls."""
+    where = ["--host", host, "--port", str(port)]
+    if app == OUR_APP:
+        return [sys.executable, "-m", "app", *where, *args]
+    return [sys.executable, "-m", "loadtest.devserver", *where, *args, app]
 
 
-def unbounded(users: int) -> int:
-    return users
+def waitress(app: str, host: str, port: int, args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "waitress", f"--listen={host}:{port}", *args, app]
 
 
-def fixed(n: int) -> Callable[[int], int]:
-    return lambda _users: n
-
+BUILDERS: dict[str, Callable[[str, str, int, list[str]], list[str]]] = {
+    "lab": lab,
+    "gunicorn": gunicorn,
+    "flask-dev": flask_dev,
+    "waitress": waitress,
+}
 
 # --no-control-socket: gunicorn 27 otherwise binds ~/.gunicorn/gunicorn.ctl, which
 # two gunicorns on one machine (a comparison next to a test run) would fight over.
 GRACEFUL = ("--graceful-timeout", "5", "--no-control-socket")
 
-TARGETS: dict[str, Target] = {
+REGISTRY: tuple[Target, ...] = (
+    Target(
+        "lab-single",
+        "our server, one connection at a time in the main thread: everyone else waits",
+        "lab-single",
+        8001,
+        "lab",
+        ("--mode", "single"),
+        fixed(1),
+    ),
+    Target(
+        "lab-threaded",
+        "our server, a thread per connection: I/O overlaps, Python code shares one GIL",
+        "lab-threaded",
+        8002,
+        "lab",
+        ("--mode", "threaded"),
+        per_user,
+    ),
+    Target(
+        "lab-forking",
+        "our server, a forked process per connection: separate GILs, uses every core",
+        "lab-forking",
+        8003,
+        "lab",
+        ("--mode", "forking"),
+        per_user,
+    ),
+    Target(
+        "gunicorn-sync",
+        "gunicorn -w 4 (sync): 4 pre-forked processes, one request each at a time",
+        "gunicorn",
+        8004,
+        "gunicorn",
+        ("--worker-class", "sync", "--workers", "4", *GRACEFUL),
+        counted("workers", default=1),
+    ),
+    Target(
+        "gunicorn-gthread",
+        "gunicorn -w 2 --threads 4 (gthread): 2 processes x 4 threads = 8 in flight",
+        "gunicorn-gthread",
+        8005,
+        "gunicorn",
+        ("--worker-class", "gthread", "--workers", "2", "--threads", "4", *GRACEFUL),
+        counted("workers", "threads", default=1),
+    ),
+    Target(
+        "flask-dev",
+        "Flask's app.run() (werkzeug, threaded=True since Flask 1.0): a thread per request",
+        "flask-dev",
+        8006,
+        "flask-dev",
+        (),
+        per_user,
+    ),
+    Target(
+        "flask-dev-nothreads",
+        "app.run(threaded=False), the Flask 0.12 default: one request at a time",
+        "flask-dev-nothreads",
+        8007,
+        "flask-dev",
+        ("--no-threads",),
+        fixed(1),
+    ),
+    Target(
+        "lab-prefork",
+        "our server, -w 4 pre-forked processes sharing the listening socket, one request each at a time",
+        "lab-prefork",
+        8008,
+        "lab",
+        ("--mode", "prefork", "-w", "4"),
+        counted("workers", default=1),
+    ),
+    Target(
+        "lab-event",
+        "our server, one event loop for the connections and 8 threads running the app",
+        "lab-event",
+        8009,
+        "lab",
+        ("--mode", "event"),
+        counted("threads", default=8),
+    ),
+    Target(
+        "gunicorn-gevent",
+        "gunicorn -w 1 -k gevent: one process, a greenlet per connection (sleep is monkey-patched)",
+        "gunicorn-gevent",
+        8010,
+        "gunicorn",
+        ("--worker-class", "gevent", "--workers", "1", *GRACEFUL),
+        per_user,
+    ),
+    Target(
+        "waitress",
+        "waitress: one asyncore loop for the connections, 4 threads running the app",
+        "waitress",
+        8011,
+        "waitress",
+        ("--threads=4",),
+        counted("threads", default=4),
+    ),
+    Target(
+        "flask-dev-processes",
+        "app.run(processes=4): werkzeug forks a process per request, at most 4 at once",
+        "flask-dev-processes",
+        8012,
+        "flask-dev",
+        ("--processes", "4"),
+        counted("processes", default=1),
+    ),
+)
+TARGETS: dict[str, Target] = {t.name: t for t in REGISTRY}
+
+# Same servers, other options: make bench's fair pairs (2 worker processes each; an event
+# loop with 4 threads against waitress's default 4 threads).
+BENCH_VARIANTS: dict[str, Target] = {
     t.name: t
     for t in (
-        Target(
-            "lab-single",
-            "our server, one connection at a time in the main thread: everyone else waits",
-            "lab-single",
-            lab("single"),
-            fixed(1),
+        replace(
+            TARGETS["gunicorn-sync"],
+            name="gunicorn-sync-w2",
+            explanation="gunicorn -w 2 (sync)",
+            extra=("--workers", "2"),
         ),
-        Target(
-            "lab-threaded",
-            "our server, a thread per connection: I/O overlaps, Python code shares one GIL",
-            "lab-threaded",
-            lab("threaded"),
-            unbounded,
+        replace(
+            TARGETS["lab-prefork"], name="lab-prefork-w2", explanation="our prefork, -w 2", extra=("-w", "2")
         ),
-        Target(
-            "lab-forking",
-            "our server, a forked process per connection: separate GILs, uses every core",
-            "lab-forking",
-            lab("forking"),
-            unbounded,
-        ),
-        Target(
-            "gunicorn-sync",
-            "gunicorn -w 4 (sync): 4 pre-forked processes, one request each at a time",
-            "gunicorn",
-            gunicorn("--worker-class", "sync", "--workers", "4", *GRACEFUL),
-            fixed(4),
-        ),
-        Target(
-            "gunicorn-gthread",
-            "gunicorn -w 2 --threads 4 (gthread): 2 processes x 4 threads = 8 in flight",
-            "gunicorn-gthread",
-            gunicorn("--worker-class", "gthread", "--workers", "2", "--threads", "4", *GRACEFUL),
-            fixed(8),
-        ),
-        Target(
-            "flask-dev",
-            "Flask's app.run() (werkzeug, threaded=True since Flask 1.0): a thread per request",
-            "flask-dev",
-            flask_dev(threaded=True),
-            unbounded,
-        ),
-        Target(
-            "flask-dev-nothreads",
-            "app.run(threaded=False), the Flask 0.12 default: one request at a time",
-            "",
-            flask_dev(threaded=False),
-            fixed(1),
+        replace(
+            TARGETS["lab-event"],
+            name="lab-event-t4",
+            explanation="our event loop, --threads 4",
+            extra=("--threads", "4"),
         ),
     )
 }
+
+
+def lookup(name: str) -> Target | None:
+    return TARGETS.get(name) or BENCH_VARIANTS.get(name)
 
 
 def capacity(name: str, users: int) -> int | None:

@@ -1,0 +1,149 @@
+"""What a run directory needs to be repeated: env.json and an executable rerun.sh.
+
+- git commit: ``git rev-parse HEAD`` (``-dirty`` when the tree has changes);
+  where there is no git checkout (a container), ``LAB_GIT_COMMIT`` -- compose
+  passes it: ``LAB_GIT_COMMIT=$(git rev-parse HEAD) docker compose --profile
+  compare run --rm compare``; else ``"unknown: <why>"``.
+- ``LAB_RESULTS_HOST_DIR``: the host path of ``./results`` when compare runs in a
+  container with that directory mounted; printed paths name it instead of the
+  container's path, so a reader can open them.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import psutil
+
+from loadtest.usage import cgroup_cpu_limit
+
+ROOT = Path(__file__).resolve().parent.parent
+DISTRIBUTIONS = (
+    "wsgi-lab",
+    "flask",
+    "werkzeug",
+    "gunicorn",
+    "gevent",
+    "waitress",
+    "h11",
+    "locust",
+    "psutil",
+    "matplotlib",
+)
+
+
+def git_commit() -> str:
+    why = "no git checkout and LAB_GIT_COMMIT is unset"
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        if sha.returncode == 0:
+            dirty = subprocess.run(
+                ["git", "-C", str(ROOT), "status", "--porcelain"], capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            return sha.stdout.strip() + ("-dirty" if dirty else "")
+        why = f"git: {sha.stderr.strip().splitlines()[-1] if sha.stderr.strip() else 'failed'}"
+    except (OSError, subprocess.SubprocessError) as exc:
+        why = f"git not runnable ({exc.__class__.__name__})"
+    return os.environ.get("LAB_GIT_COMMIT", "").strip() or f"unknown: {why}"
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for dist in DISTRIBUTIONS:
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+def rerun_command(argv: list[str], seed: int) -> list[str]:
+    """The command line again, with the seed pinned and without --out (rerun.sh picks a new one)."""
+    args: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in ("--out", "--seed"):
+            skip = True
+            continue
+        if arg.startswith(("--out=", "--seed=")):
+            continue
+        args.append(arg)
+    return [sys.executable, "-m", "loadtest.compare", *args, "--seed", str(seed)]
+
+
+def write_rerun(out: Path, argv: list[str], seed: int) -> str:
+    """An executable rerun.sh: the same comparison, same seed, into a new directory (or $1)."""
+    command = shlex.join(rerun_command(argv, seed))
+    script = (
+        "#!/bin/sh\n"
+        "# Repeat this comparison: same arguments and seed, new output directory (or the one given).\n"
+        "set -e\n"
+        f"cd {shlex.quote(os.getcwd())}\n"
+        f'exec {command} --out "${{1:-{out}-rerun-$(date -u +%Y%m%dT%H%M%SZ)}}"\n'
+    )
+    path = out / "rerun.sh"
+    path.write_text(script, encoding="utf-8")
+    path.chmod(0o755)
+    return command + " --out <new dir>"
+
+
+def environment(
+    started: str, finished: str, plan: dict, argv: list[str], loads: tuple, locustfile: str
+) -> dict:
+    return {
+        "started": started,
+        "finished": finished,
+        "python": sys.version,
+        "platform": platform.platform(),
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cgroup_cpu_limit": cgroup_cpu_limit(),
+        "memory_bytes": psutil.virtual_memory().total,
+        "load_before": loads[0],
+        "load_after": loads[1],
+        "git_commit": git_commit(),
+        "versions": versions(),
+        "argv": argv,
+        "seed": plan["seed"],
+        "parameters": plan,
+        "locustfile": locustfile,
+    }
+
+
+def shown(path: Path) -> str:
+    """``path`` as the reader can open it: under LAB_RESULTS_HOST_DIR when compare runs in a container."""
+    host = os.environ.get("LAB_RESULTS_HOST_DIR", "").strip()
+    if not host:
+        return str(path)
+    try:
+        return str(Path(host) / path.resolve().relative_to(Path.cwd().resolve() / "results"))
+    except ValueError:
+        return str(path)

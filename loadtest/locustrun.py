@@ -1,0 +1,203 @@
+"""Running locust headless against one URL, and reading what it wrote.
+
+One run = one locust process (with ``--processes N``: a master and N forked
+workers; identity records travel from the workers to the master through
+locust's message API).  Its CSV/HTML/JSON outputs are kept as locust writes
+them, one set per run: ``locust/<scenario>/<stem>_stats.csv`` and so on.  The
+figures a comparison reports come from the identity JSONL (``rounds.py``);
+locust's aggregated CSV row is kept as the fallback when no record came back.
+
+The generator's CPU is sampled (``cpuwatch.Watch``) over the locust process tree.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from loadtest import evidence
+from loadtest.catalog import SCENARIO_CLASSES
+from loadtest.cpuwatch import Watch
+from loadtest.processes import tail
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+# locust gets this long beyond its run time to write its files and exit before it is killed
+EXIT_GRACE_S = 60
+
+
+@dataclass
+class Settings:
+    """What every run of one comparison shares."""
+
+    sleep_s: float
+    cpu_ms: float
+    hello_path: str
+    duration: int
+    spawn_rate: float | None
+
+
+@dataclass
+class LocustRun:
+    exit_code: int | None
+    log: Path
+    log_tail: str
+    records: list[dict]
+    identity_file: Path
+    stats: dict  # locust's "Aggregated" row of <stem>_stats.csv
+    warned: bool  # locust printed its own CPU warning
+    watch: Watch  # the locust process tree's CPU
+    processes: int
+
+
+def num(value, cast=float):
+    try:
+        return cast(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def read_aggregated(stats_csv: Path) -> dict:
+    try:
+        with stats_csv.open(newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                if row.get("Name") == "Aggregated":
+                    return row
+    except OSError:
+        pass
+    return {}
+
+
+def live_rps(history_csv: Path, span: int = 3) -> float | None:
+    """Requests/s over the last few rows of locust's stats history (one row a second).
+
+    Computed from the running total rather than locust's "Requests/s"
+    column, which averages from the start and lags at the beginning.
+    """
+    try:
+        with history_csv.open(newline="", encoding="utf-8") as fh:
+            rows = [r for r in csv.DictReader(fh) if r.get("Name") == "Aggregated"]
+    except OSError:
+        return None
+    points = []
+    for r in rows[-(span + 1) :]:
+        ts, total = num(r.get("Timestamp")), num(r.get("Total Request Count"))
+        if ts is not None and total is not None:
+            points.append((ts, total))
+    if len(points) < 2 or points[-1][0] <= points[0][0]:
+        return None
+    return (points[-1][1] - points[0][1]) / (points[-1][0] - points[0][0])
+
+
+def command(
+    settings: Settings, scenario: str, users: int, url: str, prefix: Path, processes: int
+) -> list[str]:
+    argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary"]
+    if processes > 1:
+        argv += ["--processes", str(processes)]
+    return [
+        *argv,
+        "--users",
+        str(users),
+        "--spawn-rate",
+        f"{settings.spawn_rate or users:g}",
+        "--run-time",
+        f"{settings.duration}s",
+        "--host",
+        url,
+        "--csv",
+        str(prefix),
+        "--html",
+        f"{prefix}.locust.html",
+        "--json-file",
+        f"{prefix}.locust",  # locust appends .json
+        "--sleep-s",
+        f"{settings.sleep_s:g}",
+        "--cpu-ms",
+        f"{settings.cpu_ms:g}",
+        "--hello-path",
+        settings.hello_path,
+        "--identity-file",
+        f"{prefix}.identity.jsonl",
+        "--target",
+        "none",
+        SCENARIO_CLASSES[scenario],
+    ]
+
+
+def run(
+    settings: Settings,
+    scenario: str,
+    users: int,
+    url: str,
+    prefix: Path,
+    processes: int,
+    progress: str,
+    t0: float,
+) -> LocustRun:
+    """One headless locust run against ``url``; files under ``prefix``; progress lines at 1 s cadence."""
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    log_path = Path(f"{prefix}.locust.log")
+    identity = Path(f"{prefix}.identity.jsonl")
+    history = Path(f"{prefix}_stats_history.csv")
+    env = {k: v for k, v in os.environ.items() if k not in ("LAB_HOSTS", "LOCUST_TARGET")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    argv = command(settings, scenario, users, url, prefix, processes)
+    started = time.monotonic()
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        watch = Watch(proc.pid).start()
+        try:
+            last_print = 0.0
+            while proc.poll() is None:
+                elapsed = time.monotonic() - started
+                if elapsed > settings.duration + EXIT_GRACE_S:
+                    proc.kill()
+                    break
+                if elapsed - last_print >= 1.0:
+                    print_progress(history, settings.duration, progress, t0)
+                    last_print = elapsed
+                time.sleep(0.2)
+            proc.wait()
+            print_progress(history, settings.duration, progress, t0)
+        finally:
+            watch.stop()
+    stats = read_aggregated(Path(f"{prefix}_stats.csv"))
+    return LocustRun(
+        exit_code=proc.returncode,
+        log=log_path,
+        log_tail=tail(log_path) if not stats else "",
+        records=evidence.load(identity),
+        identity_file=identity,
+        stats=stats,
+        warned="CPU usage" in log_path.read_text(encoding="utf-8", errors="replace"),
+        watch=watch,
+        processes=processes,
+    )
+
+
+def load_started(history_csv: Path) -> float | None:
+    """Unix time of locust's first stats row with users running."""
+    try:
+        with history_csv.open(newline="", encoding="utf-8") as fh:
+            for r in csv.DictReader(fh):
+                if (num(r.get("User Count"), int) or 0) > 0:
+                    return num(r.get("Timestamp"))
+    except OSError:
+        pass
+    return None
+
+
+def print_progress(history: Path, duration: int, progress: str, t0: float) -> None:
+    """One progress line: which run, how far into its load, the live requests/s."""
+    rps, began = live_rps(history), load_started(history)
+    load = f"{min(time.time() - began, duration):3.0f}" if began else "  0"
+    live = f"live {rps:.1f} req/s" if rps is not None else "starting locust"
+    print(
+        f"{progress}  load {load}/{duration} s  {live}  (elapsed {time.monotonic() - t0:.0f} s)", flush=True
+    )

@@ -1,0 +1,150 @@
+"""Starting, probing and stopping server processes: the one helper set compare, bench and the tests share.
+
+- ``free_port`` / ``port_free``: a 127.0.0.1 port to bind, or whether one is taken.
+- ``start``: a process in its own session (``start_new_session``), so that it and
+  every process it forks can be found and stopped by the session id, which is its pid.
+- ``wait_http``: until the process answers HTTP on a URL (any status counts: a
+  bring-your-own app without ``/health`` answers 404 and is serving all the same),
+  or it exits, or time runs out.
+- ``stop``: SIGTERM by pid, SIGKILL after a timeout, then any leftover process
+  of its session (a forked worker that outlived its parent) by its own pid.
+
+What this module does not know: which server it runs, or what a target is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+STDERR_TAIL_LINES = 12
+POLL_S = 0.05
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def http_status(url: str, timeout: float) -> int | None:
+    """Status of ``GET url`` if anything answers HTTP, else None."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except (OSError, http.client.HTTPException):
+        return None
+
+
+def start(
+    argv: list[str], log_dir: Path, stem: str, env: dict[str, str], cwd: Path | str
+) -> subprocess.Popen:
+    """``argv`` in a new session, stdout/stderr to ``log_dir/stem.stdout.log`` / ``.stderr.log``."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with (
+        (log_dir / f"{stem}.stdout.log").open("wb") as out,
+        (log_dir / f"{stem}.stderr.log").open("wb") as err,
+    ):
+        return subprocess.Popen(
+            argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True
+        )
+
+
+def wait_http(url: str, proc: subprocess.Popen | None, timeout: float) -> tuple[int | None, str]:
+    """(HTTP status of the first answer, "") once ``url`` answers; (None, why not) otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return None, f"exited with status {proc.returncode} before answering HTTP"
+        status = http_status(url, timeout=1.0)
+        if status is not None:
+            return status, ""
+        time.sleep(POLL_S)
+    return None, f"did not answer HTTP on {url} within {timeout:g} s"
+
+
+def wait_healthy(port: int, proc: subprocess.Popen | None = None, timeout: float = 20.0) -> None:
+    """Until ``/health`` on 127.0.0.1:port says 200; raises RuntimeError/TimeoutError otherwise."""
+    url = f"http://127.0.0.1:{port}/health"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, problem = wait_http(url, proc, max(deadline - time.monotonic(), 0.1))
+        if status == 200:
+            return
+        if status is None and proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server {problem} ({url})")
+        time.sleep(POLL_S)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout:g} s")
+
+
+def session_members(session_id: int) -> list[psutil.Process]:
+    """Live processes of a session other than this one."""
+    members = []
+    for p in psutil.process_iter(["pid"]):
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if p.pid != os.getpid() and os.getsid(p.pid) == session_id:
+                members.append(p)
+    return members
+
+
+def stop(proc: subprocess.Popen, timeout: float = 10.0) -> int:
+    """SIGTERM (graceful), SIGKILL after ``timeout``; then any leftover process of its session.
+
+    The session sweep only applies to processes started with ``start`` (their
+    own session); for others it finds nothing, since their pid is no session id.
+    """
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for leftover in session_members(proc.pid):
+        with contextlib.suppress(psutil.Error):
+            leftover.kill()
+    return proc.returncode
+
+
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b.*")
+
+
+def tail(path: Path, lines: int = STDERR_TAIL_LINES) -> str:
+    """The last lines of a log -- plus the first exception line if it scrolled out.
+
+    gunicorn, for one, prints the app's ImportError and then a screenful of
+    its own shutdown traceback; the cause is what the reader needs.
+    """
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    all_lines = text.rstrip().splitlines()
+    last = all_lines[-lines:]
+    causes = [ln for ln in all_lines[: -lines or None] if EXCEPTION_LINE.match(ln)]
+    if causes and causes[0] not in last:
+        return "\n".join([causes[0], "...", *last])
+    return "\n".join(last)

@@ -1,0 +1,165 @@
+"""The result row: one per scenario x target x user count, built from its rounds.
+
+A ``Row`` is what summary.json, summary.csv and the reports show.  Its headline
+figures are medians over the rounds under the historic keys (``rps``,
+``p95_ms``, ...), each with ``<metric>_ci95`` (``stats.summarize``), next to
+``per_round``, the N round records they came from.
+
+Judgements made here, stated once:
+
+- ``generator_saturated``: in some round the busiest locust process used at least
+  ``SATURATED`` of a core, or locust printed its own CPU warning.  The figure is
+  then a floor of what the server can do.
+- ``machine_bound``: server and generator together used at least ``MACHINE_BOUND``
+  of every core (median over rounds): the machine, not the server, set the figure.
+- ``unstable_reason``: for a row ``stats.summarize`` calls unstable, the likeliest
+  cause -- generator saturated, machine-bound, or a machine busy with other work
+  (1-min load average above ``BUSY_LOAD`` per core before or after a round) --
+  else "spread between rounds, cause not observed".
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass, field
+
+from loadtest import evidence, stats
+from loadtest.catalog import ERROR_KINDS
+
+SATURATED = 0.90
+MACHINE_BOUND = 0.90
+BUSY_LOAD = 1.0
+EXACT = "exact: per-request records"
+BUCKETS = "locust response-time buckets (rounded)"
+FACT_KEYS = ("with_identity", "pids", "threads", "max_threads_per_pid", "models_seen")
+
+
+@dataclass
+class Row:
+    scenario: str
+    target: str
+    users: int
+    kind: str  # "local" | "external"
+    url: str
+    command: str
+    explanation: str
+    capacity: int | None
+    cpu_count: int
+    duration_s: int
+    error: str = ""
+    notes: list[str] = field(default_factory=list)
+    rounds: int = 0
+    per_round: list[dict] = field(default_factory=list)
+    requests: int | None = None
+    failures: int | None = None
+    errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ERROR_KINDS, 0))
+    latency_source: str = EXACT
+    generator_saturated: bool = False
+    generator_headroom: float | None = None
+    generator_processes: int | None = None
+    machine_cpu: float | None = None
+    machine_bound: bool = False
+    cpu_limit: float | None = None
+    server_mem_kind: str = ""
+    io_ceiling: float | None = None
+    io_efficiency: float | None = None
+    little: dict = field(default_factory=dict)
+    unstable_reason: str = ""
+    stderr_tail: str = ""
+    identity_file: str = ""  # the median round's identity records, relative to the run directory
+    summary: dict = field(default_factory=dict)  # stats.summarize: medians, _ci95, unstable
+    facts: dict = field(default_factory=dict)  # evidence facts over every round
+    answer: str = ""
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        summary, facts = d.pop("summary"), d.pop("facts")
+        return {**d, **facts, **summary, "answer": self.answer}
+
+
+def median_of(per_round: list[dict], key: str) -> float | None:
+    values = stats.numbers(per_round, key)
+    return statistics.median(values) if values else None
+
+
+def merged_facts(per_round: list[dict]) -> dict:
+    """Identity facts over all rounds: the largest count any round saw, every model seen."""
+    out: dict = {k: max((r.get(k) or 0 for r in per_round), default=0) for k in FACT_KEYS[:-1]}
+    out["models_seen"] = sorted({m for r in per_round for m in r.get("models_seen") or []})
+    return out
+
+
+def round_error(rows: list[dict]) -> str:
+    failed = [r["error"] for r in rows if r.get("error")]
+    if not failed:
+        return ""
+    if len(failed) == len(rows) and len(set(failed)) == 1:
+        return failed[0]
+    return f"{len(failed)} of {len(rows)} rounds failed: {failed[0]}"
+
+
+def unstable_reason(row: Row, summary: dict) -> str:
+    if not summary.get("unstable"):
+        return ""
+    if row.generator_saturated:
+        return "generator saturated"
+    if row.machine_bound:
+        return "machine-bound: server and generator used nearly every core"
+    loads = [(r.get("load_before"), r.get("load_after")) for r in row.per_round]
+    before = max((b for b, _ in loads if b is not None), default=None)
+    after = max((a for _, a in loads if a is not None), default=None)
+    busy = BUSY_LOAD * row.cpu_count
+    if (before or 0) > busy or (after or 0) > busy:
+        return f"machine busy: load average {before or 0:.1f} before/{after or 0:.1f} after"
+    return "spread between rounds, cause not observed"
+
+
+def finish(row: Row, sleep_s: float) -> Row:
+    """Medians, intervals and judgements from ``row.per_round``; the answer sentence last."""
+    good = [r for r in row.per_round if not r.get("error")]
+    row.rounds = len(row.per_round)
+    row.error = row.error or round_error(row.per_round)
+    if good:
+        row.summary = stats.summarize(good, stats.METRICS)
+        row.facts = merged_facts(good)
+        row.requests = sum(r.get("requests") or 0 for r in good)
+        row.failures = sum(r.get("failures") or 0 for r in good)
+        row.errors = {k: sum((r.get("errors") or {}).get(k, 0) for r in good) for k in ERROR_KINDS}
+        judge(row, good)
+        pick = sorted(good, key=lambda r: r.get("rps") or 0.0)[len(good) // 2]
+        row.identity_file = pick.get("identity_file", "")
+        if row.scenario == "io":
+            row.io_ceiling = evidence.io_ceiling(row.users, sleep_s, row.capacity)
+            rps = row.summary.get("rps")
+            row.io_efficiency = rps / row.io_ceiling if row.io_ceiling and rps is not None else None
+        row.unstable_reason = unstable_reason(row, row.summary)
+        if row.requests and not row.facts.get("with_identity"):
+            row.notes.append("no identity headers in the responses: pids/threads/in-flight unknown")
+        seen = row.facts.get("models_seen") or []
+        if seen and seen != [row.target]:
+            row.notes.append(f"X-Server-Model said {', '.join(seen)}")
+    row.answer = evidence.answer(row.target, row.scenario, row.as_dict())
+    return row
+
+
+def judge(row: Row, good: list[dict]) -> None:
+    """Generator and machine verdicts, Little's law, the latency source."""
+    busiest = [r["generator_cpu"] for r in good if r.get("generator_cpu") is not None]
+    row.generator_saturated = any(b >= SATURATED for b in busiest) or any(
+        r.get("generator_warned") for r in good
+    )
+    row.generator_headroom = 1.0 - max(busiest) if busiest else None
+    row.generator_processes = max((r.get("generator_processes") or 1 for r in good), default=None)
+    row.machine_cpu = median_of(good, "machine_cpu")
+    used = [
+        (r.get("server_cpu_cores") or 0.0) + (r.get("generator_cores") or 0.0)
+        for r in good
+        if isinstance(r.get("server_cpu_cores"), int | float)
+    ]
+    row.machine_bound = bool(used) and statistics.median(used) >= MACHINE_BOUND * row.cpu_count
+    row.little = {
+        "in_flight_measured": median_of(good, "in_flight_measured"),
+        "in_flight_little": median_of(good, "in_flight_little"),
+    }
+    if any(r.get("latency_source") == BUCKETS for r in good):
+        row.latency_source = BUCKETS

@@ -1,0 +1,124 @@
+"""CPU and memory of a server's process tree, measured from inside the server.
+
+``GET /_lab/usage`` (served by the demo app and by the bring-your-own wrapper,
+``loadtest/byo.py``) answers ``snapshot()``: so a comparison measures the server
+wherever it runs -- a local process, another host, a container -- with the same
+code.  The caller takes two snapshots and divides the CPU seconds between them
+by the time between them.
+
+Policy, stated once:
+
+- The tree's root: walk up from the process answering the request while the
+  parent runs the same executable *in the same session*.  That stops at the
+  gunicorn arbiter or our server's main process (its workers and forked children
+  share its executable and session), at PID 1 in a container (no parent), below
+  docker-init (another executable), below ``python -m loadtest.compare`` (which
+  starts every local target in a session of its own) and below a shell.
+- CPU: user + system seconds of every live process in the tree, plus the root's
+  ``children_user``/``children_system`` (children it already reaped, e.g. a
+  forking server's finished request handlers).
+- Memory: the sum of PSS over the tree (``memory_full_info().pss``: a page
+  shared by forked workers counts once, split between them); RSS where the OS
+  gives no PSS, and ``memory_kind`` says which.
+- The CPU limit: ``/sys/fs/cgroup/cpu.max`` of the cgroup (v2) the server runs in,
+  in cores; None when unlimited or not on cgroup v2.
+
+Nothing here knows HTTP; the endpoints call ``snapshot``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+
+import psutil
+
+USAGE_PATH = "/_lab/usage"
+CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def tree_root(pid: int | None = None) -> psutil.Process:
+    """The server's root process for ``pid`` (default: this process); see the module's policy."""
+    proc = psutil.Process(pid or os.getpid())
+    while True:
+        try:
+            parent = proc.parent()
+            if parent is None or parent.exe() != proc.exe() or os.getsid(parent.pid) != os.getsid(proc.pid):
+                return proc
+        except (psutil.Error, OSError):
+            return proc
+        proc = parent
+
+
+def tree(root: psutil.Process) -> list[psutil.Process]:
+    with contextlib.suppress(psutil.Error):
+        return [root, *root.children(recursive=True)]
+    return [root]
+
+
+def cpu_seconds(root: psutil.Process) -> float:
+    """CPU seconds of the tree so far, including children the root has reaped."""
+    total = 0.0
+    for proc in tree(root):
+        try:
+            t = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system
+        if proc.pid == root.pid:
+            total += t.children_user + t.children_system
+    return total
+
+
+def memory(root: psutil.Process) -> tuple[float | None, str]:
+    """(bytes of the tree, "pss" or "rss")."""
+    total, kind = 0, "pss"
+    for proc in tree(root):
+        try:
+            info = proc.memory_full_info()
+            pss = getattr(info, "pss", None)
+        except psutil.AccessDenied:
+            pss, info = None, None
+        except psutil.Error:
+            continue
+        if pss is None:
+            kind = "rss"
+            with contextlib.suppress(psutil.Error):
+                total += (info or proc.memory_info()).rss
+        else:
+            total += pss
+    return (float(total) if total else None), kind
+
+
+def cgroup_cpu_limit(path: Path = CPU_MAX) -> float | None:
+    """Cores the cgroup may use ("200000 100000" -> 2.0); None when "max" or unknown."""
+    try:
+        quota, period = path.read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        return None
+
+
+def snapshot(root: psutil.Process | None = None) -> dict:
+    """What ``GET /_lab/usage`` answers: a point in time of the server's tree."""
+    root = root or tree_root()
+    mem, kind = memory(root)
+    return {
+        "time": time.time(),
+        "root_pid": root.pid,
+        "pids": len(tree(root)),
+        "cpu_s": cpu_seconds(root),
+        "memory_bytes": mem,
+        "memory_kind": kind,
+        "cgroup_cpu_limit": cgroup_cpu_limit(),
+    }
+
+
+def cores_between(before: dict, after: dict) -> float | None:
+    """Average cores used between two snapshots of one tree (None if the tree changed or no time passed)."""
+    if before.get("root_pid") != after.get("root_pid"):
+        return None
+    seconds = after["time"] - before["time"]
+    return max(after["cpu_s"] - before["cpu_s"], 0.0) / seconds if seconds > 0 else None
