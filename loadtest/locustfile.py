@@ -40,7 +40,7 @@ from locust import FastHttpUser, constant, events, task
 from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
 from loadtest import evidence
-from loadtest.catalog import SCENARIO_CLASSES, parse_hosts
+from loadtest.catalog import SCENARIO_CLASSES, error_kind, parse_hosts
 
 log = logging.getLogger("wsgi-lab")
 
@@ -206,6 +206,7 @@ class Recorder:
     def on_request(self, name, start_time, response_time, response, exception, **_kw) -> None:
         headers = getattr(response, "headers", None) or {}
         ok = exception is None
+        status = getattr(response, "status_code", None) or None
         self.pending.append(
             [
                 round(start_time, 6),
@@ -217,6 +218,8 @@ class Recorder:
                 headers.get("X-Worker-Thread"),
                 headers.get("X-Request-Start"),
                 headers.get("X-Request-End"),
+                status,
+                error_kind(status, exception),
             ]
         )
 
@@ -240,7 +243,7 @@ class Recorder:
         self.dropped += max(len(batch) - max(room, 0), 0)
 
     def as_dicts(self) -> list[dict]:
-        keys = ("t", "ms", "ok", "name", "model", "pid", "thread", "start", "end")
+        keys = ("t", "ms", "ok", "name", "model", "pid", "thread", "start", "end", "status", "error")
         return [dict(zip(keys, r, strict=True)) for r in self.records]
 
     def write(self, path: str) -> None:
