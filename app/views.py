@@ -15,6 +15,7 @@ import time
 from flask import Flask, Response, g, jsonify, request
 
 from app import identity
+from loadtest import usage
 
 app = Flask(__name__)
 stats = identity.WorkerStats()
@@ -76,6 +77,12 @@ def hello() -> str:
 @app.get("/health")
 def health() -> str:
     return "ok"
+
+
+@app.get(usage.USAGE_PATH)
+def lab_usage() -> Response:
+    """CPU seconds and memory of the server's process tree, so a comparison measures any host."""
+    return jsonify(usage.snapshot())
 
 
 @app.get("/sleep")
