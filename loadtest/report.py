@@ -129,8 +129,15 @@ def pct(value) -> str:
     return "-" if number(value) is None else f"{value:.0%}"
 
 
-def with_ci(row: dict, metric: str, spec: str = ".1f") -> str:
-    """'1970.3 [1901.0-2010.5]': the median and, when there is one, its interval."""
+def spec_for(value) -> str:
+    """Three significant digits or so: 1970, 19.7, 1.97."""
+    size = abs(number(value) or 0.0)
+    return ".0f" if size >= 100 else ".1f" if size >= 10 else ".2f"
+
+
+def with_ci(row: dict, metric: str, spec: str | None = None) -> str:
+    """'1970 [1901-2011]': the median and, when there is one, its interval."""
+    spec = spec or spec_for(row.get(metric))
     text = fmt(row.get(metric), spec)
     ci = interval(row, metric)
     if ci is not None:
@@ -267,7 +274,8 @@ def resource_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
                 eff,
                 with_ci(r, "server_cpu_cores", ".2f"),
                 fmt(r.get("cpu_limit"), "g", none="none"),
-                with_ci(r, "server_mem_mb", ".0f"),
+                with_ci(r, "server_mem_mb", ".0f")
+                + (f" {r['server_mem_kind']}" if r.get("server_mem_kind") else ""),
                 pct(r.get("generator_cpu")) + procs(r),
                 pct(r.get("generator_headroom")),
                 pct(r.get("machine_cpu")),
@@ -284,12 +292,17 @@ def procs(row: dict) -> str:
 # --------------------------------------------------------------------------- sentences
 
 
-def groups(rows: list[dict]) -> dict[tuple[str, int], list[dict]]:
-    """Rows per (scenario, users), in the order they came."""
-    out: dict[tuple[str, int], list[dict]] = {}
+def groups(rows: list[dict]) -> dict[str, dict[int, list[dict]]]:
+    """Rows per scenario, then per user count, in the order they came."""
+    out: dict[str, dict[int, list[dict]]] = {}
     for r in rows:
-        out.setdefault((r["scenario"], int(r.get("users") or 0)), []).append(r)
+        out.setdefault(r["scenario"], {}).setdefault(int(r.get("users") or 0), []).append(r)
     return out
+
+
+def scenario_heading(scenario: str, by_users: dict[int, list[dict]], params: dict) -> str:
+    users = "" if len(by_users) > 1 else f", {next(iter(by_users))} users"
+    return f"{scenario}{users}: {scenario_detail(scenario, params)}"
 
 
 def ranking(rows: list[dict]) -> list[str]:
@@ -304,11 +317,11 @@ def ranking(rows: list[dict]) -> list[str]:
         return []
     ok.sort(key=lambda r: -r["rps"])
     with_intervals = all(interval(r, "rps") for r in ok)
-    chain = f"{ok[0]['target']} {ok[0]['rps']:.1f}"
+    chain = f"{ok[0]['target']} {ok[0]['rps']:{spec_for(ok[0]['rps'])}}"
     pairs = []
     for upper, lower in itertools.pairwise(ok):
         same = with_intervals and stats.overlap(interval(upper, "rps"), interval(lower, "rps"))
-        chain += f" {'~' if same else '>'} {lower['target']} {lower['rps']:.1f}"
+        chain += f" {'~' if same else '>'} {lower['target']} {lower['rps']:{spec_for(lower['rps'])}}"
         if same:
             pairs.append(f"{upper['target']} and {lower['target']}: no clear difference (intervals overlap).")
     if with_intervals:
@@ -537,7 +550,7 @@ def sweep_chart(scenario: str, rows: list[dict]) -> bytes:
 
 
 def little(row: dict) -> tuple[float | None, float | None]:
-    """(in flight by Little's law = req/s x mean latency, in flight measured inside the app)."""
+    """(req/s x mean latency, requests inside the app: the mean, or the max for rows without it)."""
     given = row.get("little") or {}
     predicted = number(given.get("in_flight_little"))
     if predicted is None and number(row.get("rps")) is not None and number(row.get("avg_ms")) is not None:
@@ -547,7 +560,7 @@ def little(row: dict) -> tuple[float | None, float | None]:
 
 
 def little_table(scenario: str, rows: list[dict]) -> tuple[list[str], list[list[str]]]:
-    header = ["target", "users", "req/s", "mean latency ms", "req/s x latency", "in flight measured", "knee"]
+    header = ["target", "users", "req/s", "mean latency ms", "req/s x latency", "in the app", "knee"]
     body = []
     for target, pts in by_target([r for r in rows if r["scenario"] == scenario]).items():
         point = knee(pts)
@@ -560,7 +573,7 @@ def little_table(scenario: str, rows: list[dict]) -> tuple[list[str], list[list[
                     with_ci(p, "rps"),
                     fmt(p.get("avg_ms")),
                     fmt(predicted, ".1f"),
-                    fmt(measured, "g"),
+                    fmt(measured, ".1f"),
                     "knee" if point is p else "",
                 ]
             )
@@ -570,8 +583,8 @@ def little_table(scenario: str, rows: list[dict]) -> tuple[list[str], list[list[
 LITTLE_NOTE = (
     "Little's law: requests in the system = req/s x mean latency. With no wait between a user's requests "
     "it should come out close to the number of users; a clear gap means time spent outside the measured "
-    "latency (generator overhead, connection setup). 'in flight measured' is the most requests seen inside "
-    "the app at one instant."
+    "latency (generator overhead, connection setup). 'in the app' is the mean number of requests inside the "
+    "app (server-side timestamps); the gap to req/s x latency is time spent queued or on the wire."
 )
 
 
@@ -677,14 +690,33 @@ def timeline_key(row: dict, swept: set[str]) -> str:
 
 def identity_path(out: Path, row: dict) -> Path | None:
     """The identity records of the row's last round (or of its only run, for older directories)."""
-    for field in ("identity_log", "identity"):
-        if row.get(field):
-            return out / str(row[field])
-    per_round = row.get("per_round") or []
-    for record in reversed(per_round):
-        if record.get("identity_log"):
-            return out / str(record["identity_log"])
+    if row.get("identity_file"):
+        return out / str(row["identity_file"])
+    for record in reversed(row.get("per_round") or []):
+        if record.get("identity_file"):
+            return out / str(record["identity_file"])
     return out / "locust" / row["scenario"] / f"{row['target']}.identity.jsonl"
+
+
+def raw_links(row: dict) -> list[tuple[str, str]]:
+    """(href, label) of every file locust and the servers left for the row, per round."""
+    stems = [
+        (f"r{rec.get('round')} ", str(rec["identity_file"]).removesuffix(".identity.jsonl"))
+        for rec in row.get("per_round") or []
+        if rec.get("identity_file")
+    ] or [("", f"locust/{row['scenario']}/{row['target']}")]
+    links = []
+    for label, stem in stems:
+        links += [
+            (f"{stem}.locust.html", label + "locust report"),
+            (f"{stem}_stats.csv", label + "stats csv"),
+        ]
+        links += [
+            (f"{stem}.identity.jsonl", label + "identity records"),
+            (f"{stem}.locust.log", label + "locust log"),
+        ]
+    links += [(row[k], k.replace("_", " ")) for k in ("stderr_log",) if row.get(k)]
+    return links
 
 
 # --------------------------------------------------------------------------- documents
@@ -720,10 +752,12 @@ def markdown(rows: list[dict], env: dict, charts: dict[str, str]) -> str:
     params = env.get("parameters") or {}
     cpus = env.get("cpu_count")
     lines = ["# wsgi-lab comparison", "", interval_note(rows), ""]
-    for (scenario, users), sub in groups(rows).items():
-        lines += [f"**{scenario}**, {users} users ({scenario_detail(scenario, params)}):", ""]
-        lines += [f"- {row_sentence(r, cpus)}" for r in sub]
-        lines += ["", *ranking(sub), ""]
+    for scenario, by_users in groups(rows).items():
+        lines += [f"## {scenario_heading(scenario, by_users, params)}", ""]
+        for users, sub in by_users.items():
+            lines += [f"**{users} users**", ""] if len(by_users) > 1 else []
+            lines += [f"- {row_sentence(r, cpus)}" for r in sub]
+            lines += ["", *ranking(sub), ""]
     lines += md_table(*measurement_table(rows, cpus))
     lines += md_table(*resource_table(rows))
     for key, title in (("throughput", "Requests/s"), ("latency", "Latency")):
@@ -800,14 +834,17 @@ def html_report(rows: list[dict], env: dict, images: dict[str, bytes]) -> str:
         f"<p class=meta>{e(' · '.join(setup_lines(rows, env)[:3]))}</p>",
         f"<p>{e(interval_note(rows))}</p>",
     ]
-    for (scenario, users), sub in groups(rows).items():
-        parts.append(f"<h2>{e(scenario)}, {users} users: {e(scenario_detail(scenario, params))}</h2>")
-        parts.append("<ul class=answers>")
-        for r in sub:
-            cls = " class=bad" if r.get("error") else " class=warn" if row_class(r) else ""
-            parts.append(f"<li{cls}>{e(row_sentence(r, cpus))}</li>")
-        parts.append("</ul>")
-        parts += [f"<p>{e(line)}</p>" for line in ranking(sub)]
+    for scenario, by_users in groups(rows).items():
+        parts.append(f"<h2>{e(scenario_heading(scenario, by_users, params))}</h2>")
+        for users, sub in by_users.items():
+            if len(by_users) > 1:
+                parts.append(f"<h3>{users} users</h3>")
+            parts.append("<ul class=answers>")
+            for r in sub:
+                cls = " class=bad" if r.get("error") else " class=warn" if row_class(r) else ""
+                parts.append(f"<li{cls}>{e(row_sentence(r, cpus))}</li>")
+            parts.append("</ul>")
+            parts += [f"<p>{e(line)}</p>" for line in ranking(sub)]
     classes = [row_class(r) for r in rows]
     parts.append("<h2>Measurements</h2>" + html_table(*measurement_table(rows, cpus), classes))
     parts.append("<h2>Resources and evidence</h2>" + html_table(*resource_table(rows), classes))
@@ -847,12 +884,7 @@ def html_report(rows: list[dict], env: dict, images: dict[str, bytes]) -> str:
             parts += [f"<pre>{e(log)}</pre>" for log in logs]
     parts.append("<h2>Raw data</h2><ul class=meta>")
     for r in rows:
-        base = f"locust/{r['scenario']}/{r['target']}"
-        links = [(f"{base}.locust.html", "locust report"), (f"{base}_stats.csv", "stats csv")]
-        path = identity_path(Path("."), r)
-        links += [(str(path), "identity records")] if path else []
-        links += [(r[k], k.replace("_", " ")) for k in ("stderr_log", "locust_log") if r.get(k)]
-        anchors = ", ".join(f'<a href="{e(href)}">{e(label)}</a>' for href, label in links)
+        anchors = ", ".join(f'<a href="{e(href)}">{e(label)}</a>' for href, label in raw_links(r))
         parts.append(f"<li>{e(r['scenario'])} / {e(r['target'])} / {r.get('users')} users: {anchors}</li>")
     parts.append("</ul>")
     parts.append(
@@ -876,10 +908,11 @@ def csv_record(row: dict) -> dict:
     return out
 
 
-def enrich(out: Path, rows: list[dict]) -> dict[int, list[dict]]:
+def enrich(out: Path, rows: list[dict], cpu_count: int | None) -> dict[int, list[dict]]:
     """Read each row's identity records; fill evidence the row lacks and refresh its sentence."""
     records_of = {}
     for i, r in enumerate(rows):
+        r.setdefault("cpu_count", cpu_count)
         path = identity_path(out, r)
         records = evidence.load(path) if path else []
         records_of[i] = records
@@ -893,7 +926,7 @@ def enrich(out: Path, rows: list[dict]) -> dict[int, list[dict]]:
 
 
 def write_all(out: Path, rows: list[dict], env: dict) -> None:
-    records_of = enrich(out, rows)
+    records_of = enrich(out, rows, env.get("cpu_count"))
     (out / "summary.json").write_text(
         json.dumps({"parameters": env.get("parameters"), "rows": rows}, indent=2, default=str) + "\n",
         encoding="utf-8",

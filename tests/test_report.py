@@ -35,9 +35,9 @@ def test_overlapping_intervals_are_not_ranked_and_disjoint_ones_are(tmp_path):
     page, md = render(tmp_path, rows)
     for text in (page, md):
         assert "lab-forking and gunicorn-sync: no clear difference (intervals overlap)." in text
-        assert "lab-forking 1838.0 ~ gunicorn-sync 1820.0 > lab-single 1143.0" in text
+        assert "lab-forking 1838 ~ gunicorn-sync 1820 > lab-single 1143" in text
         assert "gunicorn-sync and lab-single: no clear difference" not in text
-        assert "1838.0 [1800.0-1900.0]" in text  # median and interval in the table
+        assert "1838 [1800-1900]" in text  # median and interval in the table
     assert "holds the true median 75% of the time" in md
     assert "exact percentiles of our own per-request records" in page
 
@@ -88,7 +88,7 @@ def test_a_sweep_draws_throughput_against_users_and_checks_littles_law(tmp_path)
     knees = {(r["target"], r["users"]) for r in rows if report.knee(report.by_target(rows)[r["target"]]) is r}
     assert knees == {("lab-single", 1), ("lab-threaded", 8)}
     # req/s x mean latency comes back to the user count when users do not pause
-    assert "| lab-threaded | 4 | 7.8 [7.7-7.9] | 512.8 | 4.0 | 4 |  |" in md
+    assert "| lab-threaded | 4 | 7.80 [7.72-7.88] | 512.8 | 4.0 | 4.0 |  |" in md
 
 
 def test_an_old_run_directory_still_renders_as_one_round_without_intervals(tmp_path):
@@ -123,3 +123,38 @@ def test_rerendering_something_that_is_not_a_run_exits_2(tmp_path):
 def test_the_interval_note_states_the_coverage_of_min_max(n):
     rows = [row("io", "x", [1.0 + i for i in range(n)])]
     assert f"{report.stats.coverage(n):.0%} of the time" in report.interval_note(rows)
+
+
+def test_the_timeline_of_a_multi_process_pool_shows_why_it_missed_its_ceiling(tmp_path):
+    records = [
+        {"t": t0, "ms": 1000.0, "pid": pid, "thread": thread, "start": f"{t0:.6f}", "end": f"{t0 + 1:.6f}"}
+        for t0, pid, thread in (
+            (0.0, "A", "t1"),
+            (0.0, "A", "t2"),
+            (0.0, "B", "t1"),
+            (1.0, "B", "t2"),
+            (1.0, "A", "t1"),
+            (1.0, "A", "t2"),
+            (1.0, "B", "t1"),
+        )
+    ]
+    identity = tmp_path / "run" / "locust" / "io" / "gunicorn-gthread.r2.identity.jsonl"
+    identity.parent.mkdir(parents=True)
+    identity.write_text("".join(json.dumps(r) + "\n" for r in records))
+    gthread = row(
+        "io",
+        "gunicorn-gthread",
+        [3.4, 3.5, 3.5],
+        users=4,
+        pids=2,
+        threads=4,
+        max_threads_per_pid=2,
+        io_ceiling=4.0,
+        io_efficiency=0.87,
+        identity_file="locust/io/gunicorn-gthread.r2.identity.jsonl",
+    )
+    gthread["per_round"][1]["identity_file"] = gthread["identity_file"]
+    page, _ = render(tmp_path, [gthread])
+    assert "for 50% of the run one process had all its threads busy while another had a free one" in page
+    assert (tmp_path / "run" / "charts" / "timeline-io-gunicorn-gthread.png").stat().st_size > 1000
+    assert 'href="locust/io/gunicorn-gthread.r2.locust.html">r2 locust report' in page
