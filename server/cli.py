@@ -54,14 +54,17 @@ def _seconds(allow_zero: bool) -> Callable[[str], float]:
 OPTIONS = (
     Option("mode", ("--mode",), lambda t: cfg.parse_choice(t, cfg.MODES),
            "concurrency model: single (one connection at a time, main thread), threaded (a thread "
-           "per connection), forking (a child process per connection), event (one loop holds every "
-           "connection; a thread pool runs complete requests)", "{single,threaded,forking,event}"),
+           "per connection), forking (a child process per connection), prefork (--workers processes "
+           "forked at start share the listener, each serving one connection at a time with keep-alive, "
+           "or --threads connections), event (one loop holds every connection; a thread pool runs "
+           "complete requests)", "{" + ",".join(cfg.MODES) + "}"),
     Option("bind", ("-b", "--bind"), cfg.parse_bind,
            "address to listen on, HOST:PORT, [IPV6]:PORT or :PORT (port 0 picks a free port)", "HOST:PORT"),
     Option("backlog", ("--backlog",), _int(1), "queue length of pending connections for listen()", "N"),
     Option("timeout", ("--timeout",), _seconds(False),
            "seconds a connection may sit idle before its first request, trickle a request head, or "
-           "stall while sending a body or receiving the response", "SECONDS"),
+           "stall while sending a body or receiving the response; in prefork also the worker heartbeat: "
+           "a worker whose request (the app) runs longer is killed and replaced", "SECONDS"),
     Option("keep_alive", ("--keep-alive",), _seconds(True),
            "idle seconds to wait for the next request on a persistent connection; 0 disables keep-alive",
            "SECONDS"),
@@ -74,11 +77,18 @@ OPTIONS = (
            "threaded: most connection threads at once; beyond it new connections wait in the backlog", "N"),
     Option("threads", ("--threads",), _int(1),
            "event: threads that run complete requests; idle and slow connections hold none, so this bounds "
-           "concurrent app calls, not clients (a few per core keep the cores busy while some wait on I/O)",
-           "N", f"{cfg.EVENT_THREADS} in event mode"),
+           "concurrent app calls, not clients (a few per core keep the cores busy while some wait on I/O); "
+           "prefork: connection threads per worker (gunicorn's gthread shape)",
+           "N", f"{cfg.EVENT_THREADS} in event mode, 1 in prefork"),
     Option("max_connections", ("--max-connections",), _int(1),
            "event: most open connections at once; beyond it new connections wait in the backlog", "N",
            "the open-file limit minus 64"),
+    Option("workers", ("-w", "--workers"), _int(1),
+           "prefork: worker processes (gunicorn's -w); SIGTTIN/SIGTTOU add/remove one", "N"),
+    Option("max_requests", ("--max-requests",), _int(0),
+           "prefork: replace a worker after this many requests, gracefully; 0 = never", "N"),
+    Option("max_requests_jitter", ("--max-requests-jitter",), _int(0),
+           "prefork: add a random 0..J to --max-requests per worker so they do not restart together", "J"),
     Option("limit_request_line", ("--limit-request-line",), _int(16),
            "longest request line in bytes; longer gets 414 URI Too Long", "BYTES"),
     Option("limit_request_fields", ("--limit-request-fields",), _int(1),
@@ -104,7 +114,7 @@ class OneLineParser(argparse.ArgumentParser):
 def build_parser() -> OneLineParser:
     parser = OneLineParser(
         prog="python -m server",
-        description="wsgi-lab's WSGI server: one HTTP/1.1 + PEP 3333 core, three concurrency modes. "
+        description="wsgi-lab's WSGI server: one HTTP/1.1 + PEP 3333 core, several concurrency models. "
         "Every option can also be set with the environment variable shown; flags win.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -145,6 +155,10 @@ def load_config(argv: list[str] | None = None, environ: dict[str, str] | None = 
             parser.error(f"{source}: {exc}")
     if "app" not in values:
         parser.error("no application given: pass MODULE:ATTRIBUTE (e.g. app:app) or set LAB_APP")
+    try:
+        cfg.check_mode_options(values.get("mode", DEFAULTS.mode), set(values))
+    except ConfigError as exc:
+        parser.error(str(exc))
     known = {f.name for f in fields(Config)}
     return Config(**{k: v for k, v in values.items() if k in known})
 
@@ -185,7 +199,7 @@ def configure_logging(config: Config) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from server.modes import MODES  # late: keeps `--help` fast
+    from server.workers import MODELS  # late: keeps `--help` fast
 
     config = load_config(argv)
     prog = "python -m server"
@@ -202,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         log.debug("loading %s failed", config.app, exc_info=True)
         print(f"{prog}: error: cannot load app {config.app!r}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
-    server = MODES[config.mode](app, config)
+    server = MODELS[config.mode](app, config)
     try:
         server.bind()
     except OSError as exc:

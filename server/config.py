@@ -13,7 +13,15 @@ from dataclasses import dataclass
 
 from server import __version__
 
-MODES = ("single", "threaded", "forking", "event")
+# The concurrency models; each is a module in server/workers/ and a line in server.workers.MODELS.
+MODES = ("single", "threaded", "forking", "prefork", "event")
+# Options that only some models read: given explicitly for another model, they are refused.
+MODE_ONLY = {
+    "workers": ("prefork",),
+    "threads": ("prefork", "event"),
+    "max_requests": ("prefork",),
+    "max_requests_jitter": ("prefork",),
+}
 EVENT_THREADS = 8  # event mode pool: two cores busy even while some requests wait on I/O
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -35,7 +43,10 @@ class Config:
     graceful_timeout: float = 30.0
     max_children: int = 40
     max_threads: int = 64
-    threads: int | None = None  # worker threads; None = the mode's default
+    workers: int = 1  # prefork: worker processes (gunicorn's -w)
+    threads: int | None = None  # threads per prefork worker / in the event pool; None = the model's default
+    max_requests: int = 0  # prefork: a worker is replaced after this many requests; 0 = never
+    max_requests_jitter: int = 0  # prefork: plus a random 0..J, so workers do not all restart at once
     max_connections: int | None = None  # open connections at once (event); None = the fd limit
     limit_request_line: int = 4094
     limit_request_fields: int = 100
@@ -121,6 +132,15 @@ def parse_app(text: str) -> str:
     if not module or (sep and not attr) or not all(n.isidentifier() for n in names):
         raise ConfigError(f"expected MODULE:ATTRIBUTE such as app:app, got {text!r}")
     return text.strip()
+
+
+def check_mode_options(mode: str, given: set[str]) -> None:
+    """Refuse an option the chosen model would silently ignore (e.g. ``--workers`` without prefork)."""
+    for name, modes in MODE_ONLY.items():
+        usable = [m for m in modes if m in MODES]
+        if name in given and mode not in usable:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} applies to --mode {' or '.join(usable)}, not {mode}")
 
 
 def parse_access_log(text: str) -> str | None:

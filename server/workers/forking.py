@@ -1,0 +1,108 @@
+"""A child process per connection, at most ``--max-children``.  The fork: :meth:`ForkingServer.handle`."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import os
+import signal
+import socket
+
+from server.base import BaseServer, flush_logs
+
+log = logging.getLogger("wsgi_lab")
+
+
+def reset_signals_in_child(parent: BaseServer) -> None:
+    """In a freshly forked child: drop the parent's wake pipe, timer and signal handling.
+
+    SIGINT/SIGTERM get a no-op handler, not SIG_IGN, so that programs the app
+    runs still get default signal handling; the parent decides when a child
+    stops (a Ctrl-C sent to the whole process group does not cut a request short).
+    """
+    signal.set_wakeup_fd(-1)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    for signum in (signal.SIGCHLD, signal.SIGALRM, signal.SIGQUIT, *parent.extra_signals):
+        signal.signal(signum, signal.SIG_DFL)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda signum, frame: None)
+    os.close(parent._wake_read)
+    os.close(parent._wake_write)
+
+
+class ForkingServer(BaseServer):
+    """A child process per connection, at most ``--max-children`` at once.
+
+    The parent accepts, forks, closes its copy of the client socket and goes
+    back to ``accept()``; the child serves that one connection (keep-alive
+    included) and leaves with ``os._exit``.  SIGCHLD wakes the parent, which
+    reaps every finished child with ``waitpid(WNOHANG)`` -- never blocking, no
+    zombies.  At the limit the parent stops accepting until a child exits.
+    Children see the parent's stop latch (an inherited pipe): idle ones close
+    at once, busy ones after their request.
+    """
+
+    mode = "forking"
+    multiprocess = True
+    extra_signals = (signal.SIGCHLD,)  # handled (so it wakes the loop); reaping happens in has_capacity
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.children: set[int] = set()
+        # The app is loaded: keep the collector from touching (and so copying) every inherited
+        # object in every child -- copy-on-write then shares the parent's memory for real.
+        gc.freeze()
+
+    def limits_note(self) -> str:
+        return f" max-children={self.config.max_children}"
+
+    def handle(self, sock: socket.socket, peer: tuple) -> None:
+        """Fork; the child serves ``sock`` and never returns, the parent returns at once."""
+        try:
+            pid = os.fork()
+        except OSError as exc:  # out of processes or memory: drop this client, keep serving
+            log.error("cannot fork for %s: %s; closing it", peer, exc)
+            sock.close()
+            return
+        if pid == 0:
+            self._run_child(sock, peer)
+        self.children.add(pid)
+        sock.close()  # the child has its own copy; keeping ours would hold the connection open
+
+    def _run_child(self, sock: socket.socket, peer: tuple) -> None:
+        """Runs in the child; never returns into the parent's accept loop."""
+        status = 1
+        try:
+            reset_signals_in_child(self)
+            assert self.listener is not None
+            self.listener.close()
+            self.serve_connection(sock, peer)
+            status = 0
+        finally:
+            flush_logs()
+            os._exit(status)
+
+    def reap(self) -> None:
+        while self.children:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.children.clear()
+                return
+            if pid == 0:
+                return
+            self.children.discard(pid)
+
+    def has_capacity(self) -> bool:
+        self.reap()
+        return len(self.children) < self.config.max_children
+
+    def busy(self) -> bool:
+        self.reap()
+        return bool(self.children)
+
+    def kill_workers(self) -> None:
+        for pid in list(self.children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
