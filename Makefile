@@ -23,7 +23,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 
 bench: venv
-	$(PY) -m server.bench $(BENCH_ARGS)
+	$(PY) -m loadtest.bench $(BENCH_ARGS)
 
 compare: venv
 	$(PY) -m loadtest.compare --story default $(COMPARE_ARGS)

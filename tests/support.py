@@ -1,5 +1,8 @@
 """Helpers shared by the tests: free ports, starting a server process, waiting for it.
 
+Port, wait and stop helpers are ``loadtest/processes.py``'s, the ones the
+comparison and the benchmark use.
+
 Every process a test starts is stopped by pid in a ``finally``; nothing is
 left running when a test fails.
 """
@@ -9,51 +12,34 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from loadtest import processes
+from loadtest.processes import free_port, stop
+
+__all__ = [
+    "ROOT",
+    "concurrent_sleeps",
+    "free_port",
+    "lab_server",
+    "run_compare",
+    "running",
+    "stop",
+    "wait_for_health",
+]
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for_health(port: int, timeout: float = 20.0, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    url = f"http://127.0.0.1:{port}/health"
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before answering {url}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"{url} did not answer within {timeout} s")
-
-
-def stop(proc: subprocess.Popen, timeout: float = 10.0) -> int:
-    """SIGTERM by pid, then SIGKILL if it does not go."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
+    """Until /health on 127.0.0.1:port says 200 (raises if the process exits or time runs out)."""
+    processes.wait_healthy(port, proc, timeout)
 
 
 @contextlib.contextmanager
