@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import errno
 import logging
 import resource
 import selectors
@@ -51,7 +50,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 
-from server.base import BaseServer
+from server.base import FD_EXHAUSTED, BaseServer
 from server.config import EVENT_THREADS
 from server.connection import _log_access, serve_request
 from server.protocol import (
@@ -205,7 +204,7 @@ class Connection:
                 was_empty = not self.out
                 self.out += memoryview(data)[sent:]
                 if was_empty:
-                    self.server.wake(self)  # the loop must start watching for "writable"
+                    self.server.hand_back(self)  # the loop must start watching for "writable"
             while len(self.out) > HIGH_WATER and not self.dead:
                 before = len(self.out)
                 self.flushed.wait(self.server.config.timeout)
@@ -231,8 +230,8 @@ class EventServer(BaseServer):
         self.connections: dict[int, Connection] = {}
         self.pool: ThreadPoolExecutor | None = None
         self.accepting = False
-        self.accept_paused_until = 0.0
-        self.stopping = False
+        self.draining = False  # the loop has begun the graceful stop
+        self.next_sweep = 0.0
         # Workers hand finished requests (and newly queued output) back through this deque,
         # and write a byte to the socketpair so that a sleeping select() returns.
         self.woken: collections.deque[Connection] = collections.deque()
@@ -246,36 +245,45 @@ class EventServer(BaseServer):
     # --- the loop --------------------------------------------------------------------------------
 
     def serve_forever(self) -> None:
-        """Run the loop until stopped and every connection is finished (overrides the accept loop)."""
+        """Hook: run the loop until the stop latch is set (overrides the accept loop).  Main thread."""
         assert self.listener is not None
         self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="event-worker")
         self.ctx = self.context()
         self.selector.register(self._wake_read, selectors.EVENT_READ, "signal")
         self.selector.register(self.waker_read, selectors.EVENT_READ, "waker")
         self._accept_on()
-        next_sweep = time.monotonic() + TICK
-        try:
-            while True:
-                if self.stop.is_set() and not self.stopping:
-                    self._begin_stop()
-                if self.stopping and not self.connections:
-                    return
-                for key, events in self.selector.select(timeout=TICK):
-                    self._dispatch(key, events)
-                now = time.monotonic()
-                if now >= next_sweep:
-                    self._sweep(now)
-                    next_sweep = now + TICK
-        finally:
-            self.pool.shutdown(wait=False)
-            self.selector.close()
+        while not self.stop.is_set():
+            self._turn()
+
+    def finish_queued(self) -> None:
+        """Hook: the graceful stop, run by the loop until every connection is finished.  Main thread.
+
+        Serves what waits in the backlog, closes idle connections and lets
+        in-flight requests finish and flush (see :meth:`_begin_stop`); the
+        graceful-timeout watchdog bounds it (``handle_signals`` raises).
+        """
+        self.handle_signals()
+        self._begin_stop()
+        while self.connections:
+            self._turn()
+        assert self.pool is not None
+        self.pool.shutdown(wait=False)
+
+    def _turn(self) -> None:
+        """One turn of the loop: wait for sockets (at most ``TICK``), serve them, enforce deadlines."""
+        for key, events in self.selector.select(timeout=TICK):
+            self._dispatch(key, events)
+        now = time.monotonic()
+        if now >= self.next_sweep:
+            self._sweep(now)
+            self.next_sweep = now + TICK
 
     def _dispatch(self, key: selectors.SelectorKey, events: int) -> None:
         if key.data == "listener":
             self._accept()
         elif key.data == "signal":
             self.drain_wake_pipe()
-            self.on_wake()
+            self.handle_signals()  # may raise ImmediateExit: a second SIGINT, the graceful timeout
         elif key.data == "waker":
             self._take_wakeups()
         else:
@@ -295,7 +303,7 @@ class EventServer(BaseServer):
     # --- accepting -------------------------------------------------------------------------------
 
     def _accept_on(self) -> None:
-        if not self.accepting and not self.stopping and self.listener is not None:
+        if not self.accepting and not self.draining and self.listener is not None:
             self.selector.register(self.listener, selectors.EVENT_READ, "listener")
             self.accepting = True
 
@@ -315,11 +323,9 @@ class EventServer(BaseServer):
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):
                 return
             except OSError as exc:
-                if exc.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                if exc.errno not in FD_EXHAUSTED:
                     raise
-                log.warning("cannot accept (%s): pausing accept for %gs", exc.strerror, TICK)
-                self._accept_off()
-                self.accept_paused_until = time.monotonic() + TICK
+                self.shed(exc)  # out of descriptors: accept-and-close one client, never spin
                 return
             sock.setblocking(False)
             with contextlib.suppress(OSError):
@@ -354,7 +360,7 @@ class EventServer(BaseServer):
         try:
             if conn.state is State.HEAD:
                 self._parse_head(conn)
-            if conn.state is State.BODY:
+            elif conn.state is State.BODY:
                 self._parse_body(conn)
         except HTTPError as exc:
             self._refuse(conn, exc)
@@ -367,22 +373,22 @@ class EventServer(BaseServer):
             self._close(conn)
             return
         conn.bytes_sent = 0
-        if not head.has_body:
-            self._submit(conn)
-            return
         conn.state = State.BODY
         conn.deadline = time.monotonic() + self.config.timeout
-        conn.body = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115 (the worker closes it)
-        conn.queue(conn.core.continue_response())  # we read the body now, so the client may send it
+        if head.has_body:
+            conn.queue(conn.core.continue_response())  # we read the body now, so the client may send it
+        self._parse_body(conn)  # a request without a body completes at once
 
     def _parse_body(self, conn: Connection) -> None:
-        assert conn.body is not None
         try:
             while (data := conn.core.next_body()) is not NEED_DATA:
-                if not data:
-                    conn.body.seek(0)
+                if not data:  # the end of the body (h11's EndOfMessage): the request is complete
+                    if conn.body is not None:
+                        conn.body.seek(0)
                     self._submit(conn)
                     return
+                if conn.body is None:
+                    conn.body = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115 (closed after the request)
                 conn.body.write(data)  # type: ignore[arg-type]
         except ClientGone:
             self._close(conn)
@@ -419,12 +425,12 @@ class EventServer(BaseServer):
                 conn.body = None
             with conn.lock:
                 conn.keep = keep
-            self.wake(conn)
+            self.hand_back(conn)
 
     def _close_after(self) -> bool:
         return not self.config.keep_alive or self.stop.is_set()
 
-    def wake(self, conn: Connection) -> None:
+    def hand_back(self, conn: Connection) -> None:
         """From a worker thread: make the loop look at ``conn`` (request done or output queued)."""
         self.woken.append(conn)
         with contextlib.suppress(BlockingIOError):  # full means a wake-up is already pending
@@ -452,7 +458,7 @@ class EventServer(BaseServer):
                 return False
             keep, conn.keep = conn.keep, None
         conn.requests += 1
-        if not (keep and not self.stopping and conn.core.response_done and conn.core.start_next_cycle()):
+        if not (keep and not self.draining and conn.core.response_done and conn.core.start_next_cycle()):
             self._finish(conn, linger=conn.core.input_pending)
             return True
         conn.state = State.HEAD
@@ -512,19 +518,17 @@ class EventServer(BaseServer):
         conn.sock.close()
         if conn.state is not State.BUSY and conn.body is not None:
             conn.body.close()
-        if len(self.connections) < self.max_connections and time.monotonic() >= self.accept_paused_until:
+        if len(self.connections) < self.max_connections:
             self._accept_on()
 
     # --- deadlines and stopping ------------------------------------------------------------------
 
     def _sweep(self, now: float) -> None:
         """Enforce every connection's deadline (every ``TICK`` seconds)."""
-        if now >= self.accept_paused_until and len(self.connections) < self.max_connections:
-            self._accept_on()
         for conn in [c for c in self.connections.values() if c.deadline <= now]:
             if conn.state is State.BUSY:
                 continue  # the worker enforces its own write timeout
-            if conn.state is State.HEAD and conn.core.head_started and not self.stopping:
+            if conn.state is State.HEAD and conn.core.head_started and not self.draining:
                 self._refuse(conn, HTTPError(408, "timed out reading the request head"))
             elif conn.state is State.BODY:
                 self._refuse(conn, HTTPError(408, "timed out reading the request body"))
@@ -533,11 +537,11 @@ class EventServer(BaseServer):
 
     def _begin_stop(self) -> None:
         """Serve what waits in the backlog, close idle connections, let the rest finish."""
-        self.stopping = True
+        self.draining = True
         if self.listener is not None:
             self._accept(limit=self.config.backlog)
             self._accept_off()
-            self.listener.close()
+            self.listener.close()  # from now on new clients are refused, not left in a dead backlog
         grace = time.monotonic() + STOP_GRACE
         for conn in list(self.connections.values()):
             if conn.idle:
