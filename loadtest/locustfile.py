@@ -23,8 +23,14 @@ that file is what ``python -m loadtest.compare`` turns into timelines and
 in-flight counts.
 
 Target picking: ``LAB_HOSTS="name=url,name=url"`` (the compose file sets it)
-adds a ``--target`` dropdown to the web UI; choosing a name overrides the
-Host field.  ``none`` keeps the Host field.
+names the servers.  In the web UI they are the first choice of the start form
+(``loadtest/webui.py``: the picker, the wsgi-lab evidence tab, the reachability
+check); on the command line ``--target NAME`` picks one.  Either way the chosen
+server's URL becomes ``environment.host`` before the test starts, so locust's
+header, the workers and every request use it.  ``none`` keeps the Host field.
+
+Request names say the scenario, the request and the server: ``io /sleep 0.5s
+@ lab-single``.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ import locust.stats
 from locust import FastHttpUser, constant, events, task
 from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
-from loadtest import evidence
+from loadtest import evidence, webui
 from loadtest.catalog import SCENARIO_CLASSES, error_kind, parse_hosts
 
 log = logging.getLogger("wsgi-lab")
@@ -99,7 +105,8 @@ def add_options(parser) -> None:
         default=NO_TARGET,
         choices=[NO_TARGET, *hosts],
         env_var="LOCUST_TARGET",
-        include_in_web_ui=bool(hosts),
+        # The web UI's own picker (loadtest/webui.py) sends this field.
+        include_in_web_ui=False,
         help="server to load, from LAB_HOSTS (overrides Host); 'none' keeps the Host field",
     )
     group.add_argument(
@@ -128,16 +135,21 @@ class LabUser(FastHttpUser):
     abstract = True
     wait_time = constant(0)
 
+    def request_name(self, scenario: str, what: str) -> str:
+        """``io /sleep 0.5s @ lab-single``: locust's stats rows name the scenario and the server."""
+        return f"{scenario} {what} @ {webui.server_name(self.host or '', lab_hosts())}"
+
     def get_hello(self) -> None:
-        self.client.get(option(self.environment, "hello_path", "/"), name="hello")
+        path = option(self.environment, "hello_path", "/")
+        self.client.get(path, name=self.request_name("hello", path))
 
     def get_sleep(self) -> None:
         seconds = option(self.environment, "sleep_s", 0.5)
-        self.client.get(f"/sleep?s={seconds:g}", name="sleep")
+        self.client.get(f"/sleep?s={seconds:g}", name=self.request_name("io", f"/sleep {seconds:g}s"))
 
     def get_cpu(self) -> None:
         ms = option(self.environment, "cpu_ms", 20.0)
-        self.client.get(f"/cpu?ms={ms:g}", name="cpu")
+        self.client.get(f"/cpu?ms={ms:g}", name=self.request_name("cpu", f"/cpu {ms:g}ms"))
 
 
 class HelloUser(LabUser):
@@ -278,9 +290,28 @@ def sends(environment) -> bool:
     return isinstance(environment.runner, WorkerRunner | LocalRunner)
 
 
+def pick_target(environment) -> None:
+    """``--target NAME`` (command line or LOCUST_TARGET): its URL is the run's host from the start."""
+    target = option(environment, "target", NO_TARGET)
+    if not target or target == NO_TARGET:
+        return
+    hosts = lab_hosts()
+    if target not in hosts:
+        log.error("--target %s is not in LAB_HOSTS (%s)", target, ", ".join(hosts) or "empty")
+        return
+    environment.host = hosts[target]
+    log.info("target %s -> %s", target, environment.host)
+
+
 @events.init.add_listener
 def on_init(environment, **_kw) -> None:
     recorder.environment = environment
+    if gathers(environment):
+        pick_target(environment)
+    if environment.web_ui is not None:
+        webui.install(environment, lab_hosts(), recorder)
+    if environment.runner is not None and sends(environment):
+        webui.report_unreachable(environment, lab_hosts())
     if environment.runner is not None and gathers(environment):
         environment.runner.register_message(MESSAGE_TYPE, recorder.on_batch)
     if environment.runner is not None and sends(environment):
@@ -290,17 +321,9 @@ def on_init(environment, **_kw) -> None:
 @events.test_start.add_listener
 def on_test_start(environment, **_kw) -> None:
     if gathers(environment):
+        # The host was settled before the start (pick_target, or the web UI's
+        # /swarm hook); the master sends it to the workers in each spawn message.
         recorder.records, recorder.dropped = [], 0
-        target = option(environment, "target", NO_TARGET)
-        hosts = lab_hosts()
-        if target and target != NO_TARGET:
-            if target not in hosts:
-                log.error("--target %s is not in LAB_HOSTS (%s)", target, ", ".join(hosts) or "empty")
-            else:
-                # The master sends environment.host to the workers with every
-                # spawn message, so setting it here is enough for both modes.
-                environment.host = hosts[target]
-                log.info("target %s -> %s", target, environment.host)
     if sends(environment):
         recorder.pending = []
         if recorder.flusher is None or recorder.flusher.dead:

@@ -1,0 +1,369 @@
+"""wsgi-lab's extension of locust's web UI: pick the server first, see who served it.
+
+Locust 2.x's UI is a prebuilt React app; this module extends it only through the
+hooks locust documents -- template arguments (``extended_tabs``, ``extended_tables``,
+``extended_csv_files``), an ``extended_stats`` entry in ``/stats/requests``, and
+routes and request hooks on ``environment.web_ui.app`` -- plus one script of its
+own (``webui.js``) that the index page loads.  What each part does:
+
+* **The server picker.**  ``webui.js`` puts a "Server to load" list (the
+  ``LAB_HOSTS`` names, in their order) at the top of the start form and keeps the
+  Host field equal to the chosen server's URL, so the Host locust shows in its
+  header is the server being loaded.  On ``POST /swarm`` a chosen ``target``
+  replaces the form's ``host`` *before* locust's own handler reads it: locust then
+  sets ``environment.host`` from it, answers with it, and sends it to every worker
+  in the spawn message -- one host for the whole run, from the first request on.
+* **Reachability.**  The same hook refuses to start a run whose host does not
+  accept a TCP connection from here, with a message (shown in the form and logged)
+  that names the servers to use instead; inside a container it says that
+  ``localhost`` is the container itself.
+* **The wsgi-lab tab.**  One row per server loaded in this session: processes and
+  (process, thread) lanes seen, requests in flight in the last second and at most,
+  a per-lane timeline of the last seconds, and :func:`loadtest.evidence.answer`'s
+  sentence.  The row of the running test is recomputed from the identity records
+  the master gathers (workers forward them), so it is live during the run and stays
+  after it; loading another server adds a row.
+
+It knows nothing of how records are collected (the locustfile's ``Recorder``) and
+never imports the locustfile.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import socket
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, jsonify, request, send_file
+from werkzeug.datastructures import ImmutableMultiDict
+
+from loadtest import evidence, targets
+from loadtest.catalog import SCENARIO_CLASSES
+
+log = logging.getLogger("wsgi-lab")
+
+TAB = "wsgi-lab"
+SCRIPT = Path(__file__).with_name("webui.js")
+NO_TARGET = "none"
+# What a freshly opened start form proposes: the io scenario with enough users to
+# fill any bounded model (4-8 slots) within a second, so capacity shows at once.
+DEFAULT_CLASSES = [SCENARIO_CLASSES["io"]]
+DEFAULT_USERS = 10
+DEFAULT_SPAWN_RATE = 10.0
+CONNECT_TIMEOUT_S = 2.0
+# The timeline: each lane's last TIMELINE_S seconds (or the whole run, if shorter)
+# in TIMELINE_COLUMNS characters; "·" is idle, a full block is busy all the slice.
+TIMELINE_S = 20.0
+TIMELINE_COLUMNS = 30
+TIMELINE_LANES = 8
+SHADES = "·▁▂▃▄▅▆▇█"
+# Live rows are recomputed from at most this many recent records: the counts stay
+# exact for ordinary runs and a long hello run cannot stall the UI's stats poll.
+LIVE_RECORDS = 50_000
+NOW_WINDOW_S = 1.0
+
+COLUMNS = [
+    ("server", "server"),
+    ("scenario", "scenario"),
+    ("users", "users"),
+    ("responses", "responses"),
+    ("processes", "processes"),
+    ("lanes", "thread lanes"),
+    ("in_flight_now", "in flight (last 1 s)"),
+    ("max_in_flight", "max in flight"),
+    ("timeline", "who served when (pid / thread, up to the last 20 s)"),
+    ("answer", "answer"),
+]
+
+
+# --------------------------------------------------------------------------- names
+
+
+def server_name(url: str, hosts: dict[str, str]) -> str:
+    """The LAB_HOSTS name of ``url``, else its host:port (what a person typed)."""
+    clean = url.strip().rstrip("/")
+    for name, known in hosts.items():
+        if known == clean:
+            return name
+    return urlsplit(clean).netloc or clean or "(no host)"
+
+
+def scenario_of(class_names: Iterable[str]) -> str:
+    by_class = {cls: name for name, cls in SCENARIO_CLASSES.items()}
+    names = sorted({by_class.get(c, c) for c in class_names})
+    return names[0] if len(names) == 1 else "+".join(names) or "?"
+
+
+# --------------------------------------------------------------------------- reachability
+
+
+def in_container() -> bool:
+    return Path("/.dockerenv").exists() or Path("/run/.containerenv").exists()
+
+
+def is_loopback(hostname: str) -> bool:
+    if hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def unreachable(url: str, hosts: dict[str, str]) -> str | None:
+    """None if ``url``'s host accepts a TCP connection from here, else the message to show."""
+    parts = urlsplit(url)
+    hostname = parts.hostname or ""
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        socket.create_connection((hostname, port), timeout=CONNECT_TIMEOUT_S).close()
+        return None
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+    message = f"{url} cannot be reached from the load generator ({reason})."
+    if is_loopback(hostname) and in_container():
+        message += " Here localhost is the locust container itself, not your machine."
+    if hosts:
+        message += " Pick a server in the list, or use a service name: " + ", ".join(hosts.values()) + "."
+    return message
+
+
+# --------------------------------------------------------------------------- evidence rows
+
+
+def shade(busy: float) -> str:
+    """A block character as tall as the share of a time slice a lane was busy."""
+    return SHADES[round(min(max(busy, 0.0), 1.0) * (len(SHADES) - 1))]
+
+
+def timeline(ok: list[dict], end: float) -> str:
+    """One line per lane: how busy it was in each slice of the last TIMELINE_S seconds."""
+    start = max(end - TIMELINE_S, min((r["start"] for r in ok), default=end))
+    width = max(end - start, 1.0) / TIMELINE_COLUMNS
+    busy: dict[tuple[str, str], list[float]] = {}
+    for r in ok:
+        if r["end"] <= start:
+            continue
+        cells = busy.setdefault((r["pid"], r["thread"]), [0.0] * TIMELINE_COLUMNS)
+        first = max(int((r["start"] - start) // width), 0)
+        last = min(int((r["end"] - start) // width), TIMELINE_COLUMNS - 1)
+        for i in range(first, last + 1):
+            lo, hi = start + i * width, start + (i + 1) * width
+            cells[i] += max(0.0, min(hi, r["end"]) - max(lo, r["start"])) / width
+    lanes = sorted(busy, key=lambda lane: (-sum(busy[lane]), lane))
+    label = max((len(f"{pid} / {thread}") for pid, thread in lanes[:TIMELINE_LANES]), default=0)
+    lines = []
+    for pid, thread in sorted(lanes[:TIMELINE_LANES], key=lambda lane: (int(lane[0]), lane[1])):
+        strip = "".join(shade(c) for c in busy[pid, thread])
+        lines.append(f"{f'{pid} / {thread}':<{label}} ▕{strip}▏")
+    if len(lanes) > TIMELINE_LANES:
+        lines.append(f"... {len(lanes) - TIMELINE_LANES} more lanes")
+    return "\n".join(lines)
+
+
+def in_flight_now(ok: list[dict], end: float) -> int:
+    """Most requests inside the app at once during the last NOW_WINDOW_S seconds of responses."""
+    since = end - NOW_WINDOW_S
+    return evidence.max_in_flight((max(r["start"], since), r["end"]) for r in ok if r["end"] > since)
+
+
+def evidence_row(name: str, scenario: str, users: int, sleep_s: float, records: list[dict]) -> dict[str, Any]:
+    """What the wsgi-lab tab shows for one server, from that server's identity records."""
+    recent = records[-LIVE_RECORDS:]
+    facts = evidence.facts(recent)
+    ok = evidence.served(recent)
+    window = evidence.load_window(recent)
+    span = (window[1] - window[0]) if window else 0.0
+    row: dict[str, Any] = {
+        **facts,
+        "users": users,
+        "rps": len(recent) / span if span > 0 else 0.0,
+        "capacity": targets.capacity(name, users),
+    }
+    if scenario == "io":
+        ceiling = evidence.io_ceiling(users, sleep_s, row["capacity"])
+        row["io_ceiling"] = ceiling
+        row["io_efficiency"] = row["rps"] / ceiling if ceiling else None
+    last_end = max((r["end"] for r in ok), default=time.time())
+    counted = f"{facts['with_identity']} of {facts['requests']}"
+    return {
+        "server": name,
+        "scenario": scenario,
+        "users": users,
+        "responses": counted + (f" (last {LIVE_RECORDS})" if len(records) > LIVE_RECORDS else ""),
+        "processes": facts["pids"],
+        "lanes": facts["threads"],
+        "in_flight_now": in_flight_now(ok, last_end),
+        "max_in_flight": facts["max_in_flight"],
+        "timeline": timeline(ok, last_end),
+        "answer": evidence.answer(name, scenario, row) if records else f"{name}: no responses yet",
+    }
+
+
+@dataclass
+class Board:
+    """The wsgi-lab tab's rows: one per server, the running test's row kept live."""
+
+    recorder: Any  # has .records (raw rows of the current test) and .as_dicts()
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    current: dict[str, Any] = field(default_factory=dict)  # name, scenario, sleep_s
+    seen: int = -1
+
+    def start(self, name: str, scenario: str, sleep_s: float) -> None:
+        self.current = {"name": name, "scenario": scenario, "sleep_s": sleep_s}
+        self.rows.pop(name, None)
+        self.rows[name] = evidence_row(name, scenario, 0, sleep_s, [])
+        self.seen = -1
+
+    def refresh(self, users: int) -> list[dict[str, Any]]:
+        count = len(self.recorder.records)
+        if self.current and (count != self.seen or self.rows[self.current["name"]]["users"] < users):
+            self.seen = count
+            cur = self.current
+            users = max(users, self.rows[cur["name"]]["users"])
+            self.rows[cur["name"]] = evidence_row(
+                cur["name"], cur["scenario"], users, cur["sleep_s"], self.recorder.as_dicts()
+            )
+        return list(self.rows.values())
+
+
+# --------------------------------------------------------------------------- wiring into locust
+
+
+def install(environment, hosts: dict[str, str], recorder) -> Board:
+    """Add the picker, the reachability check and the wsgi-lab tab to ``environment.web_ui``.
+
+    ``recorder`` holds the current test's identity records (``.records``, ``.as_dicts()``).
+    """
+    web_ui = environment.web_ui
+    board = Board(recorder=recorder)
+    web_ui.template_args["extended_tabs"] = [{"title": TAB, "key": TAB}]
+    web_ui.template_args["extended_tables"] = [
+        {"key": TAB, "structure": [{"key": key, "title": title} for key, title in COLUMNS]}
+    ]
+    web_ui.template_args["extended_csv_files"] = [
+        {"href": "./wsgi-lab/identity.jsonl", "title": "Download wsgi-lab identity records (JSON lines)"}
+    ]
+    propose_defaults(environment)
+    base = (getattr(environment.parsed_options, "web_base_path", "") or "").rstrip("/")
+    web_ui.app.register_blueprint(routes(environment, hosts, recorder), url_prefix=f"{base}/{TAB}")
+    web_ui.app.before_request(lambda: resolve_target(environment, hosts))
+    web_ui.app.after_request(lambda response: extend_response(environment, board, response))
+    environment.events.test_start.add_listener(lambda **_kw: start_row(environment, hosts, board))
+    return board
+
+
+def start_row(environment, hosts: dict[str, str], board: Board) -> None:
+    """A new test (form, HTTP API or headless): its server gets a fresh row."""
+    classes = [cls.__name__ for cls in environment.user_classes]
+    name = server_name(environment.host or "", hosts)
+    board.start(name, scenario_of(classes), getattr(environment.parsed_options, "sleep_s", 0.5))
+    log.info("loading %s (%s) with %s", name, environment.host, ", ".join(classes))
+
+
+def propose_defaults(environment) -> None:
+    """Users and spawn rate the start form proposes, unless given on the command line."""
+    options = environment.parsed_options
+    if options is None:
+        return
+    if options.num_users is None:
+        options.num_users = DEFAULT_USERS
+    if options.spawn_rate in (None, 1):  # not given (locust's default is None or 1)
+        options.spawn_rate = DEFAULT_SPAWN_RATE
+
+
+def routes(environment, hosts: dict[str, str], recorder) -> Blueprint:
+    bp = Blueprint(TAB, __name__)
+
+    @bp.route("/ui.js")
+    def script() -> Response:
+        return send_file(SCRIPT, mimetype="text/javascript", max_age=0)
+
+    @bp.route("/state")
+    def state() -> Response:
+        """What the start form needs: the servers, the current host, the classes to tick."""
+        ran = environment.runner.stats.num_requests > 0
+        classes = [cls.__name__ for cls in environment.user_classes] if ran else []
+        return jsonify(
+            {
+                "targets": [
+                    {"name": name, "url": url, "explanation": targets.explanation(name)}
+                    for name, url in hosts.items()
+                ],
+                "host": environment.host or "",
+                "classes": classes or DEFAULT_CLASSES,
+            }
+        )
+
+    @bp.route("/identity.jsonl")
+    def identity() -> Response:
+        lines = (json.dumps(r, separators=(",", ":")) + "\n" for r in recorder.as_dicts())
+        return Response(lines, mimetype="application/jsonl")
+
+    return bp
+
+
+def is_start(endpoint: str | None) -> bool:
+    return endpoint == "locust.swarm" and request.method == "POST"
+
+
+def resolve_target(environment, hosts: dict[str, str]) -> Response | None:
+    """Before locust's /swarm: the chosen target becomes the form's host; refuse an unreachable host."""
+    if not is_start(request.endpoint):
+        return None
+    form = request.form.copy()
+    target = form.get("target", NO_TARGET) or NO_TARGET
+    if target != NO_TARGET:
+        if target not in hosts:
+            message = f"unknown server {target!r}: LAB_HOSTS names " + (", ".join(hosts) or "none")
+            log.error(message)
+            return jsonify({"success": False, "message": message, "host": environment.host})
+        form["host"] = hosts[target]
+        request.form = ImmutableMultiDict(form)  # werkzeug caches the parsed form on the request
+    host = form.get("host") or environment.host or ""
+    running = environment.runner is not None and environment.runner.state in ("running", "spawning")
+    if host and not running:
+        problem = unreachable(host, hosts)
+        if problem:
+            log.error(problem)
+            return jsonify({"success": False, "message": problem, "host": host})
+    return None
+
+
+def extend_response(environment, board: Board, response: Response) -> Response:
+    endpoint = request.endpoint
+    if endpoint == "locust.index" and response.mimetype == "text/html":
+        page = response.get_data(as_text=True)
+        tag = f'<script type="module" src="./{TAB}/ui.js"></script>'
+        response.set_data(page.replace("</body>", f"{tag}\n</body>", 1))
+    elif endpoint == "locust.request_stats" and response.is_json:
+        users = environment.runner.user_count if environment.runner else 0
+        data = response.get_json()
+        data["extended_stats"] = [{"key": TAB, "data": board.refresh(users)}]
+        response.set_data(json.dumps(data))
+    return response
+
+
+def report_unreachable(environment, hosts: dict[str, str]) -> None:
+    """Where requests are made: log once per test when the host refuses or cannot be resolved.
+
+    A worker's log reaches the master's LOGS tab; the message names the servers to use.
+    """
+    told: set[str] = set()
+    environment.events.test_start.add_listener(lambda **_kw: told.clear())
+
+    def on_request(exception=None, **_kw) -> None:
+        host = environment.host or ""
+        if host in told or not isinstance(exception, ConnectionRefusedError | socket.gaierror):
+            return
+        told.add(host)
+        log.error(unreachable(host, hosts) or f"{host}: {exception!r}")
+
+    environment.events.request.add_listener(on_request)

@@ -1,0 +1,295 @@
+"""locust's web UI with wsgi-lab's extension, in a real headless Chromium, against real servers.
+
+locust runs as a local process with the project's locustfile and ``LAB_HOSTS``
+naming two servers this module starts (lab-single and lab-threaded on free
+ports); the browser uses the start form as a person would. What is asserted is
+what a person reads: locust's own header and stats table, the wsgi-lab tab, the
+form's messages. Screenshots land in ``test-artifacts/``.
+
+Chromium and the skip/``REQUIRE_BROWSER`` rule are the probe tests' (same
+fixture).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.support import ROOT, free_port, lab_server, stop
+from tests.test_probe_browser import ARTIFACTS, browser  # noqa: F401 -- the shared Chromium fixture
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
+
+SERVERS = ("lab-single", "lab-threaded")
+IO_REQUEST = "io /sleep 0.5s"
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[dict[str, str]]:
+    """name -> URL of two real servers, as LAB_HOSTS would list them."""
+    ports = {name: free_port() for name in SERVERS}
+    with lab_server("single", ports["lab-single"]), lab_server("threaded", ports["lab-threaded"]):
+        yield {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+
+
+def lab_hosts(servers: dict[str, str]) -> str:
+    return ",".join(f"{name}={url}" for name, url in servers.items())
+
+
+def wait_for_page(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"locust exited with {proc.returncode} before serving {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+@contextmanager
+def locust_ui(servers: dict[str, str], log: Path, workers: int = 0) -> Iterator[str]:
+    """locust's web UI (and ``workers`` local worker processes) with LAB_HOSTS = ``servers``."""
+    port = free_port()
+    master_port = free_port()
+    env = {**os.environ, "LAB_HOSTS": lab_hosts(servers), "PYTHONUNBUFFERED": "1"}
+    base = [sys.executable, "-m", "locust", "-f", "loadtest/locustfile.py"]
+    ui = [*base, "--web-host", "127.0.0.1", "--web-port", str(port)]
+    if workers:
+        ui += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port)]
+    worker = [*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port)]
+    procs: list[subprocess.Popen] = []
+    with log.open("w") as out:
+        try:
+            for cmd in [ui] + [worker] * workers:
+                procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT))
+            wait_for_page(f"http://127.0.0.1:{port}/", procs[0])
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            for proc in reversed(procs):
+                stop(proc)
+
+
+def requests_served(url: str) -> int:
+    with urllib.request.urlopen(f"{url}/whoami", timeout=10) as r:
+        return json.loads(r.read())["requests_served"]
+
+
+class LocustPage:
+    """One Chromium tab on locust's web UI, recording console errors."""
+
+    def __init__(self, browser, base: str) -> None:  # noqa: F811 -- the fixture's value
+        self.context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        self.page = self.context.new_page()
+        self.base = base
+        self.errors: list[str] = []
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
+        self.page.goto(base + "/")
+        self.page.wait_for_selector("#wsgi-lab-target-select", timeout=15_000)
+
+    # --- the start form
+    def targets(self) -> list[str]:
+        return self.page.eval_on_selector_all("#wsgi-lab-target-select option", "os => os.map(o => o.value)")
+
+    def ticked_classes(self) -> list[str]:
+        return self.page.evaluate(
+            """() => [...document.querySelectorAll('tbody tr')]
+                 .filter(r => r.cells.length >= 2 && r.cells[0].querySelector('input:checked'))
+                 .map(r => r.cells[1].textContent.trim())"""
+        )
+
+    def wait_for_classes(self, wanted: list[str]) -> None:
+        deadline = time.monotonic() + 10
+        while self.ticked_classes() != wanted and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert self.ticked_classes() == wanted
+
+    def field(self, name: str) -> str:
+        return self.page.input_value(f"form input[name={name}]")
+
+    def pick(self, target: str) -> None:
+        self.page.select_option("#wsgi-lab-target-select", target)
+
+    def start(self) -> None:
+        self.page.get_by_role("button", name="Start", exact=True).click()
+
+    def new_test(self) -> None:
+        self.page.get_by_role("button", name="New", exact=True).click()
+        self.page.wait_for_selector("text=Start new load test")
+        self.page.wait_for_selector("#wsgi-lab-target-select")
+
+    def stop_test(self) -> None:
+        self.page.get_by_role("button", name="Stop", exact=True).click()
+        self.page.wait_for_selector("text=STOPPED", timeout=20_000)
+
+    # --- what the page shows
+    def header_host(self) -> str:
+        return self.page.locator("xpath=//p[normalize-space()='Host']/following-sibling::*[1]").inner_text()
+
+    def tab(self, title: str) -> None:
+        self.page.get_by_role("tab", name=title).click()
+
+    def table(self) -> list[dict[str, str]]:
+        return self.page.evaluate(
+            """() => {
+                 const t = document.querySelector('table');
+                 if (!t) return [];
+                 const heads = [...t.querySelectorAll('thead th')].map(h => h.textContent.trim());
+                 return [...t.querySelectorAll('tbody tr')].map(r =>
+                   Object.fromEntries([...r.cells].map((c, i) => [heads[i], c.innerText])));
+               }"""
+        )
+
+    def wsgi_lab_row(self, server: str, min_responses: int, timeout: float = 30) -> dict[str, str]:
+        """The wsgi-lab tab's row of ``server`` once it counts ``min_responses`` responses."""
+        self.tab("wsgi-lab")
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = {r.get("server"): r for r in self.table()}
+            row = rows.get(server)
+            if row and int(row["responses"].split()[0]) >= min_responses:
+                return row
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no wsgi-lab row for {server} with {min_responses} responses: {rows}")
+            time.sleep(0.5)
+
+    def stats_names(self) -> list[str]:
+        self.tab("statistics")
+        self.page.wait_for_selector("table tbody tr")
+        return [r.get("Name", "") for r in self.table()]
+
+    def screenshot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        assert path.stat().st_size > 10_000
+        return path
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def ui(browser, servers, tmp_path) -> Iterator[LocustPage]:  # noqa: F811
+    with locust_ui(servers, tmp_path / "locust.log") as base:
+        page = LocustPage(browser, base)
+        try:
+            yield page
+            assert page.errors == [], page.errors
+        finally:
+            page.close()
+
+
+def run_from_the_form(ui: LocustPage, target: str, servers: dict[str, str], min_responses: int) -> dict:
+    ui.pick(target)
+    assert ui.field("host") == servers[target]
+    ui.start()
+    row = ui.wsgi_lab_row(target, min_responses)
+    assert ui.header_host() == servers[target]
+    return row
+
+
+def test_the_start_form_asks_for_the_server_first(ui: LocustPage, servers: dict[str, str]) -> None:
+    form = ui.page.locator("text=Start new load test").locator("xpath=..")
+    first = form.locator("xpath=./*[2]")
+    assert first.get_attribute("id") == "wsgi-lab-target"  # right under the title, above everything else
+    assert ui.targets() == [*SERVERS, "none"]  # LAB_HOSTS order, then "other"
+    # The first server is proposed, and its URL is what locust's Host field holds.
+    assert ui.page.input_value("#wsgi-lab-target-select") == "lab-single"
+    assert ui.field("host") == servers["lab-single"]
+    ui.wait_for_classes(["IoUser"])  # one scenario, not all four
+    assert (ui.field("userCount"), ui.field("spawnRate")) == ("10", "10")
+    ui.screenshot("locust-ui-start-form")
+    # Typing a known URL selects its server; anything else is "other".
+    ui.page.fill("form input[name=host]", servers["lab-threaded"])
+    assert ui.page.input_value("#wsgi-lab-target-select") == "lab-threaded"
+    ui.page.fill("form input[name=host]", "http://example.invalid:8000")
+    assert ui.page.input_value("#wsgi-lab-target-select") == "none"
+
+
+def test_lab_single_run_names_its_server_and_shows_one_lane(ui: LocustPage, servers: dict[str, str]) -> None:
+    before = requests_served(servers["lab-threaded"])
+    row = run_from_the_form(ui, "lab-single", servers, min_responses=6)
+    assert (row["processes"], row["thread lanes"], row["max in flight"]) == ("1", "1", "1")
+    assert "at most 1 in flight" in row["answer"] and row["answer"].startswith("lab-single:")
+    assert row["who served when (pid / thread, up to the last 20 s)"].count("▕") == 1  # one lane
+    assert ui.stats_names() == [f"{IO_REQUEST} @ lab-single", "Aggregated"]
+    ui.screenshot("locust-ui-lab-single-stats")
+    ui.tab("wsgi-lab")
+    ui.screenshot("locust-ui-lab-single-wsgi-lab")
+    ui.stop_test()
+    # Kept after the run, and nothing went to the other server.
+    assert ui.wsgi_lab_row("lab-single", 6)["max in flight"] == "1"
+    assert requests_served(servers["lab-threaded"]) == before + 1  # this /whoami only
+
+
+def test_a_second_run_on_another_server_shows_that_server(ui: LocustPage, servers: dict[str, str]) -> None:
+    run_from_the_form(ui, "lab-single", servers, min_responses=3)
+    ui.stop_test()
+    ui.new_test()
+    # The New-test form proposes what was just loaded, and the classes that ran.
+    assert ui.page.input_value("#wsgi-lab-target-select") == "lab-single"
+    assert ui.field("host") == servers["lab-single"]
+    ui.wait_for_classes(["IoUser"])
+    single_before = requests_served(servers["lab-single"])
+    row = run_from_the_form(ui, "lab-threaded", servers, min_responses=30)
+    assert ui.header_host() == servers["lab-threaded"]
+    assert row["processes"] == "1"
+    assert int(row["max in flight"]) >= 4  # 10 users, a thread per connection
+    assert row["answer"].startswith("lab-threaded: 1 process,")
+    ui.screenshot("locust-ui-two-servers-wsgi-lab")
+    # Both servers keep their own row; the first still says one at a time.
+    rows = {r["server"]: r for r in ui.table()}
+    assert rows["lab-single"]["max in flight"] == "1"
+    assert ui.stats_names() == [f"{IO_REQUEST} @ lab-threaded", "Aggregated"]
+    ui.stop_test()
+    assert requests_served(servers["lab-single"]) == single_before + 1  # the new run went elsewhere
+
+
+def test_an_unreachable_host_is_refused_with_the_servers_to_use(
+    ui: LocustPage, servers: dict[str, str], tmp_path: Path
+) -> None:
+    closed = f"http://localhost:{free_port()}"
+    ui.pick("none")
+    ui.page.fill("form input[name=host]", closed)
+    ui.start()
+    alert = ui.page.locator("[role=alert]").filter(has_text="cannot be reached")
+    alert.wait_for(timeout=15_000)
+    text = alert.inner_text()
+    assert closed in text and "refused" in text.lower()
+    assert servers["lab-single"] in text and servers["lab-threaded"] in text
+    ui.screenshot("locust-ui-unreachable-host")
+    assert "Start new load test" in ui.page.inner_text("body")  # nothing started
+    log = (tmp_path / "locust.log").read_text()
+    assert re.search(rf"ERROR/wsgi-lab: {re.escape(closed)} cannot be reached", log), log[-2000:]
+
+
+def test_distributed_workers_load_the_picked_server(browser, servers, tmp_path) -> None:  # noqa: F811
+    """Master plus two worker processes: the picked server reaches the workers before they start."""
+    with locust_ui(servers, tmp_path / "locust.log", workers=2) as base:
+        ui = LocustPage(browser, base)
+        try:
+            ui.page.wait_for_selector("text=Workers")
+            threaded_before = requests_served(servers["lab-threaded"])
+            row = run_from_the_form(ui, "lab-single", servers, min_responses=6)
+            assert (row["processes"], row["max in flight"]) == ("1", "1")
+            ui.screenshot("locust-ui-distributed-lab-single")
+            ui.stop_test()
+            assert requests_served(servers["lab-threaded"]) == threaded_before + 1  # this /whoami only
+            assert ui.errors == [], ui.errors
+        finally:
+            ui.close()
