@@ -5,10 +5,13 @@ Bad arguments: one-line errors, exit 2.  Failing targets: reported in their row,
 
 from __future__ import annotations
 
+import http.server
 import json
 import socket
+import struct
 import subprocess
 import textwrap
+import threading
 
 import pytest
 
@@ -167,3 +170,43 @@ def test_target_that_dies_during_the_run(tmp_path):
     row = json.loads((out / "summary.json").read_text())["rows"][0]
     assert row["error"].startswith("target died during the run"), row
     assert "target died" in (out / "report.html").read_text()
+
+
+class ResettingHandler(http.server.BaseHTTPRequestHandler):
+    """Answers /health; every other request gets its connection reset (SO_LINGER 0, then close)."""
+
+    def do_GET(self) -> None:
+        if self.path == "/health":
+            body = b"ok"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()
+
+    def log_message(self, *_args) -> None:
+        pass
+
+
+def test_connection_resets_are_counted(tmp_path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ResettingHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        result = run_compare(
+            "--hosts", f"resetter={url}", "--scenario", "hello", "--users", "2", "--processes", "1",
+            "--duration", "3", "--out", str(tmp_path),
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 0, result.stdout + result.stderr
+    row = json.loads((tmp_path / "summary.json").read_text())["rows"][0]
+    assert row["errors"]["connection_reset"] > 0, row["errors"]
+    assert row["errors"]["connection_reset"] == row["failures"] == row["requests"]
+    assert row["per_round"][0]["errors"]["connection_reset"] > 0
+    assert any("/_lab/usage" in note for note in row["notes"])  # a server that cannot report its CPU
