@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test lint bench compare diff browser clean
+.PHONY: venv test lint bench compare diff browser clean fuzz soak
 
 venv: $(STAMP)
 
@@ -21,6 +21,15 @@ test: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# Property-based fuzzing of request parsing with many more examples than CI runs (tests/test_fuzz.py).
+fuzz: venv
+	LAB_FUZZ_PROFILE=fuzz $(PY) -m pytest tests/test_fuzz.py -p no:cacheprovider -o timeout=3600 $(PYTEST_ARGS)
+
+# Mixed locust load on each lab mode for SOAK_MINUTES (default 10): RSS, fds, failures -> results/soak-<ts>/.
+SOAK_MINUTES ?= 10
+soak: venv
+	$(PY) -m loadtest.soak --minutes $(SOAK_MINUTES) $(SOAK_ARGS)
 
 bench: venv
 	$(PY) -m loadtest.bench $(BENCH_ARGS)

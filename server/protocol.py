@@ -304,6 +304,8 @@ class HTTPCore:
         self.config = config
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=config.max_head_size)
         self.head: RequestHead | None = None
+        # The method h11 parsed, even for a request we then refuse: a HEAD gets no error body either.
+        self._method = b""
         self.body_received = 0
         self.sent_100 = False
         self.status = 0
@@ -352,6 +354,7 @@ class HTTPCore:
                 raise HTTPError(414, f"request line longer than {limit} bytes")
             return h11.NEED_DATA
         if type(event) is h11.Request:
+            self._method = event.method
             buffered = self.h11.trailing_data[0]
             check_raw_head(bytes(self._head_raw[: self._head_fed - len(buffered)]), self.config)
             self.head = self._validate(event)
@@ -483,7 +486,7 @@ class HTTPCore:
         """False for HEAD and for 204/304 responses, whose body h11 (rightly) refuses to send."""
         if self.h11.our_state is not h11.SEND_BODY or self.status in (204, 304):
             return False
-        return self.head is None or self.head.method != b"HEAD"
+        return self._method != b"HEAD"
 
     def response_data(self, data: bytes) -> bytes:
         if not data or not self.wants_body:
@@ -558,6 +561,7 @@ class HTTPCore:
             return False
         self.h11.start_next_cycle()
         self.head = None
+        self._method = b""
         self._chunks = None
         buffered = self.h11.trailing_data[0]
         self._head_raw = bytearray(buffered[: self.config.max_head_size + 1])

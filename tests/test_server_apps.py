@@ -105,6 +105,15 @@ def app(environ, start_response):
     if path == "/error-after":
         start_response("200 OK", text)
         return Body([b"first part\n", b"never sent"], fail_after=1)
+    if path == "/error-after-start":  # start_response called, nothing sent yet: still a clean 500
+        start_response("200 OK", text)
+        raise RuntimeError("deliberate failure after start_response")
+    if path == "/error-in-iterator":  # the iterable fails before its first block
+        start_response("200 OK", text)
+        return Body([b"never sent"], fail_after=0)
+    if path == "/error-in-close":  # the response is complete; close() fails afterwards
+        start_response("200 OK", text)
+        return _FailingClose([b"complete\n"])
     if path == "/exc-info":  # an error page replaces headers that were set but not sent
         start_response("200 OK", [*text, ("X-Replaced", "no")])
         try:
@@ -123,6 +132,12 @@ def app(environ, start_response):
     return Body([b"not found"])
 
 
+class _FailingClose(Body):
+    def close(self) -> None:
+        super().close()
+        raise RuntimeError("deliberate failure in close()")
+
+
 class _LateError(Body):
     def __init__(self, start_response) -> None:
         super().__init__([])
@@ -138,3 +153,14 @@ class _LateError(Body):
 
 
 validated = validator(app)
+
+
+def sink(environ, start_response):
+    """Reads the whole body and answers 200, whatever the request: any other status is the server's.
+
+    The fuzz tests run it, so that a 5xx can only come from the server itself.
+    """
+    size = len(environ["wsgi.input"].read())
+    body = b"ok %d\n" % size
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
