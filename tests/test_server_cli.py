@@ -42,6 +42,11 @@ BAD_FLAGS = [
     ("--limit-request-field-size", "x"),
     ("--limit-request-body", "-5"),
     ("--log-level", "loud"),
+    ("--workers", "0"),
+    ("--threads", "none"),
+    ("--max-requests", "-1"),
+    ("--max-requests-jitter", "x"),
+    ("--max-connections", "0"),
 ]
 
 
@@ -77,6 +82,30 @@ def test_other_mistakes_are_one_line_too(args, expected):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        (("--workers", "4"), {}, "--workers"),  # gunicorn's habit, without --mode prefork
+        (("--mode", "forking", "--max-requests", "10"), {}, "--max-requests"),
+        (("--mode", "threaded", "--threads", "4"), {}, "--threads"),
+        ((), {"LAB_WORKERS": "4"}, "--workers"),
+    ],
+)
+def test_an_option_the_model_would_ignore_is_refused(args, env, named):
+    result = run(*args, "app:app", env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0] and "prefork" in lines[0], result.stderr
+
+
+def test_prefork_options_from_flags_and_env():
+    argv = ["--mode", "prefork", "-w", "3", "--max-requests", "100", "x:y"]
+    config = load_config(argv, {"LAB_THREADS": "2"})
+    assert (config.workers, config.threads, config.max_requests, config.max_requests_jitter) == (3, 2, 100, 0)
+    assert load_config(["x:y"], {"LAB_MODE": "prefork", "LAB_WORKERS": "5"}).workers == 5
+    assert Config().threads is None  # the model's default: 1 in prefork
 
 
 def test_port_in_use_is_reported():

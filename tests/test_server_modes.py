@@ -1,4 +1,4 @@
-"""The three modes with the real Flask app: concurrency evidence, zombies, shutdown, logs.
+"""The models with the real Flask app: concurrency evidence, zombies, shutdown, logs.
 
 Timing assertions use the generous margins of the issue (the machine has two
 shared cores); each server is started and stopped by pid.
@@ -34,10 +34,14 @@ def get(port: int, target: str, timeout: float = 30.0) -> tuple[int, dict[str, s
         conn.close()
 
 
-@pytest.fixture(scope="module", params=["single", "threaded", "forking"])
+# Extra flags per model: prefork with 4 workers, so that 4 sleeps can run at once.
+MODEL_FLAGS = {"single": (), "threaded": (), "forking": (), "prefork": ("-w", "4")}
+
+
+@pytest.fixture(scope="module", params=list(MODEL_FLAGS))
 def mode_server(request):
     port = free_port()
-    with lab_server(request.param, port, stderr=subprocess.DEVNULL) as proc:
+    with lab_server(request.param, port, *MODEL_FLAGS[request.param], stderr=subprocess.DEVNULL) as proc:
         yield request.param, port, proc
 
 
@@ -66,7 +70,7 @@ def test_whoami_declares_the_mode_truthfully(mode_server):
     assert status == 200 and who["model"] == f"lab-{mode}"
     assert who["server_software"] == f"wsgi-lab/0.1.0 {mode}"
     assert who["multithread"] is (mode == "threaded")
-    assert who["multiprocess"] is (mode == "forking")
+    assert who["multiprocess"] is (mode in ("forking", "prefork"))
 
 
 def test_chunked_upload_through_flask(mode_server):
