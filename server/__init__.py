@@ -1,12 +1,14 @@
-"""wsgi-lab's WSGI server: one HTTP/1.1 + PEP 3333 core, three concurrency modes.
+"""wsgi-lab's WSGI server: one HTTP/1.1 + PEP 3333 core, several concurrency models.
 
 Where things live:
 
-- ``protocol``   -- HTTP/1.1 on one socket through h11 (limits, timeouts, framing)
+- ``protocol``   -- HTTP/1.1 through h11: the sans-IO core and the blocking per-socket driver
 - ``wsgi``       -- PEP 3333: environ, ``wsgi.input``, ``start_response``, ``write``
 - ``connection`` -- the keep-alive loop that serves one connection, request after request
-- ``base``       -- listening socket, accept loop, signals, graceful shutdown
-- ``modes``      -- single / threaded / forking: the only place with threads or ``os.fork``
+- ``base``       -- listening socket, accept loop, signals, graceful shutdown, the hooks a model fills in
+- ``workers/``   -- the models, one module each, the only place with threads or ``os.fork``:
+  ``single``, ``threaded``, ``forking`` (fork: ``ForkingServer.handle``), ``prefork`` + ``arbiter``
+  (fork: ``Arbiter.spawn``), ``event``; ``workers.MODELS`` maps ``--mode`` to a class
 - ``config``/``cli`` -- options, ``LAB_*`` environment variables, ``python -m server``
 """
 
