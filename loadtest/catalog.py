@@ -6,8 +6,15 @@ compare runner uses real threads and subprocesses, so it must not.)
 
 from __future__ import annotations
 
-# scenario name -> locust user class in loadtest/locustfile.py
-SCENARIO_CLASSES = {"hello": "HelloUser", "io": "IoUser", "cpu": "CpuUser", "mixed": "MixedUser"}
+# scenario name -> locust user classes (space-separated) in loadtest/locustfile.py
+SCENARIO_CLASSES = {
+    "hello": "HelloUser",
+    "io": "IoUser",
+    "cpu": "CpuUser",
+    "mixed": "MixedUser",
+    "slow": "SlowClient SlowNormalUser",
+}
+SLOW_CLIENTS = 200  # slow scenario: connections held by slow clients, above every bounded model's slots
 
 
 def parse_hosts(spec: str) -> dict[str, str]:

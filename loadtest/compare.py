@@ -42,7 +42,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from loadtest import environment, locustrun, processes, rounds, rows, targets, usage
+from loadtest import environment, locustrun, processes, rounds, rows, slow, targets, usage
 from loadtest.cpuwatch import Watch
 from loadtest.plan import Plan, UsageError, build_parser, make_plan
 from loadtest.usage import USAGE_PATH
@@ -325,6 +325,8 @@ def run(plan: Plan) -> int:
         flush=True,
     )
     pool = Pool(plan, out)
+    if plan.scenarios == ["slow"]:
+        return slow.run(plan, pool, out, t0)
     table = {key: new_row(plan, pool, key) for key in keys}
     rng = random.Random(plan.seed)
     index = 0

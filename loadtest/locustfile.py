@@ -1,6 +1,6 @@
 """Locust scenarios for wsgi-lab, and the recorder of who served each request.
 
-Four user classes, one per scenario (pick them on the command line --
+User classes for each scenario (pick them on the command line --
 ``locust -f loadtest/locustfile.py IoUser`` -- or in the web UI's class
 picker, which this file turns on by default):
 
@@ -10,6 +10,9 @@ picker, which this file turns on by default):
 * ``CpuUser``    ``GET /cpu?ms=<--cpu-ms>``: CPU-bound work holding the GIL;
   shows threads sharing one interpreter vs processes using every core.
 * ``MixedUser``  all three, weighted 3:1:1.
+* ``SlowClient`` + ``SlowNormalUser`` (the slow scenario): ``--slow-clients``
+  raw sockets trickle request heads or hold idle keep-alive connections while
+  the normal users send ``GET /``; shows which models a slow client starves.
 
 Users never pause between requests (closed loop, no think time), so what is
 measured is the server, not a pacing choice.
@@ -35,18 +38,21 @@ Request names say the scenario, the request and the server: ``io /sleep 0.5s
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
+import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import gevent
 import locust.stats
-from locust import FastHttpUser, constant, events, task
+from locust import FastHttpUser, User, constant, events, task
 from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
 from loadtest import evidence, webui
-from loadtest.catalog import SCENARIO_CLASSES, error_kind, parse_hosts
+from loadtest.catalog import SCENARIO_CLASSES, SLOW_CLIENTS, error_kind, parse_hosts
 
 log = logging.getLogger("wsgi-lab")
 
@@ -57,6 +63,14 @@ FLUSH_INTERVAL_S = 1.0
 # nobody can read anyway.  Dropped records are counted and logged.
 MAX_RECORDS = int(os.environ.get("LAB_IDENTITY_MAX_RECORDS", "500000"))
 NO_TARGET = "none"
+# The slow scenario: slow clients send at most TRICKLE_BYTES a second and reconnect RECONNECT_S after
+# the server closes them; normal users start SLOW_HEAD_START_S later and give up on a request after
+# SLOW_NORMAL_TIMEOUT_S (a failure counted as a timeout).
+TRICKLE_BYTES = 2
+RECONNECT_S = 5.0
+SLOW_IO_TIMEOUT_S = 60.0
+SLOW_HEAD_START_S = 2.0
+SLOW_NORMAL_TIMEOUT_S = 5.0
 
 # Flush --csv files every 2 s instead of every 10 s, so the compare runner can
 # print live requests/s (a documented knob of locust's CSV writer).
@@ -92,6 +106,13 @@ def add_options(parser) -> None:
         default=20.0,
         env_var="LOCUST_CPU_MS",
         help="milliseconds of CPU each /cpu request burns (CpuUser, MixedUser)",
+    )
+    group.add_argument(
+        "--slow-clients",
+        type=int,
+        default=SLOW_CLIENTS,
+        env_var="LOCUST_SLOW_CLIENTS",
+        help="how many of the users are SlowClient (slow scenario): connections held, never a request",
     )
     group.add_argument(
         "--hello-path",
@@ -192,8 +213,96 @@ class MixedUser(LabUser):
         self.get_cpu()
 
 
+class SlowClient(User):
+    """slow: a slow or idle client (slowloris) -- a raw socket that holds a connection, not a request.
+
+    Every other one trickles a request head, ``TRICKLE_BYTES`` bytes a second,
+    and never finishes it; the rest send one request, read the answer and keep
+    the connection open without a word.  When the server closes it (a 408, the
+    keep-alive timeout) they reconnect after ``RECONNECT_S`` seconds, so none
+    sends more than a few bytes a second.  ``--slow-clients`` of them run
+    (``fixed_count``), stopped with the test like every user; they record
+    nothing: they are the load's shape, ``SlowNormalUser`` is its measure.
+    """
+
+    fixed_count = SLOW_CLIENTS
+    wait_time = constant(0)
+    serial = itertools.count()
+
+    def on_start(self) -> None:
+        self.trickles = next(SlowClient.serial) % 2 == 0
+        self.sock: socket.socket | None = None
+
+    def on_stop(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+
+    @task
+    def hold(self) -> None:
+        url = urlsplit(self.host or "")
+        try:
+            self.sock = socket.create_connection((url.hostname, url.port or 80), timeout=SLOW_IO_TIMEOUT_S)
+            if self.trickles:
+                self.trickle_head(self.sock)
+            else:
+                self.idle_keep_alive(self.sock)
+        except OSError:
+            pass
+        finally:
+            if self.sock is not None:
+                self.sock.close()
+                self.sock = None
+        gevent.sleep(RECONNECT_S)
+
+    @staticmethod
+    def trickle_head(sock: socket.socket) -> None:
+        """A head that never ends: a few bytes a second until the server answers or closes."""
+        head = b"GET /health HTTP/1.1\r\nHost: slow\r\nX-Slow: "
+        sock.settimeout(1.0)
+        for i in itertools.count():
+            piece = head[i * TRICKLE_BYTES : (i + 1) * TRICKLE_BYTES] or b"s" * TRICKLE_BYTES
+            sock.sendall(piece)
+            try:
+                sock.recv(4096)
+            except TimeoutError:
+                continue
+            return  # an answer (408) or the server closed the connection
+
+    @staticmethod
+    def idle_keep_alive(sock: socket.socket) -> None:
+        """One request, then silence on the open connection until the server closes it."""
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: slow\r\n\r\n")
+        while sock.recv(4096):  # the response, then b"" when the server closes (SLOW_IO_TIMEOUT_S apart)
+            pass
+
+
+class SlowNormalUser(LabUser):
+    """slow: the normal users among the slow clients -- ``GET /`` with a client timeout.
+
+    They start ``SLOW_HEAD_START_S`` after the slow clients, so they meet a
+    server whose connections are already held; a request that gets no answer
+    within ``network_timeout`` fails as a timeout instead of waiting forever.
+    """
+
+    network_timeout = SLOW_NORMAL_TIMEOUT_S
+    connection_timeout = SLOW_NORMAL_TIMEOUT_S
+
+    def on_start(self) -> None:
+        gevent.sleep(SLOW_HEAD_START_S)
+
+    @task
+    def hello(self) -> None:
+        self.client.get("/", name=self.request_name("slow", "/"))
+
+
+@events.init.add_listener
+def set_slow_clients(environment, **_kwargs) -> None:
+    """``--slow-clients`` fixes how many of the users are slow clients (locust's ``fixed_count``)."""
+    SlowClient.fixed_count = option(environment, "slow_clients", SLOW_CLIENTS)
+
+
 # Scenario names used by `python -m loadtest.compare --scenario` (kept in catalog.py).
-assert all(name in globals() for name in SCENARIO_CLASSES.values())
+assert all(name in globals() for names in SCENARIO_CLASSES.values() for name in names.split())
 
 
 # --------------------------------------------------------------------------- identity recording

@@ -40,6 +40,7 @@ class Settings:
     hello_path: str
     duration: int
     spawn_rate: float | None
+    slow_clients: int = 0  # the slow scenario's SlowClient users, part of the run's --users
 
 
 @dataclass
@@ -126,7 +127,8 @@ def command(
         f"{prefix}.identity.jsonl",
         "--target",
         "none",
-        SCENARIO_CLASSES[scenario],
+        *(["--slow-clients", str(settings.slow_clients)] if settings.slow_clients else []),
+        *SCENARIO_CLASSES[scenario].split(),
     ]
 
 

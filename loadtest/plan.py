@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from loadtest import targets
-from loadtest.catalog import SCENARIO_CLASSES, parse_hosts
+from loadtest.catalog import SCENARIO_CLASSES, SLOW_CLIENTS, parse_hosts
 from loadtest.processes import port_free
 
 MAX_DURATION_S = 3600
@@ -169,7 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="a ready-made experiment (default story: io then cpu, 3 rounds)",
     )
     add("--targets", help="comma-separated target names (default: all)")
-    add("--scenario", choices=sorted(SCENARIO_CLASSES), help="hello (/), io (/sleep), cpu (/cpu), mixed")
+    add(
+        "--scenario",
+        choices=sorted(SCENARIO_CLASSES),
+        help="hello (/), io (/sleep), cpu (/cpu), mixed, slow (slow clients + GET /)",
+    )
     add("--users", type=users_arg, help="concurrent locust users, or a sweep like 1,2,4,8 (default 10)")
     add("--spawn-rate", type=positive_float, help="users started per second (default: all at once)")
     add("--duration", type=duration_arg, help="seconds of load per run, warm-up included (default 10)")
@@ -192,6 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--sleep-s", type=float, default=0.5, help="seconds per /sleep request (default 0.5)")
     add("--cpu-ms", type=float, default=20.0, help="CPU ms per /cpu request (default 20)")
     add("--hello-path", default="/", help="path the hello scenario requests (default /)")
+    add(
+        "--slow-clients",
+        type=int,
+        default=SLOW_CLIENTS,
+        help=f"slow scenario: connections held by slow clients besides --users (default {SLOW_CLIENTS})",
+    )
     add("--out", type=Path, help="output directory (default results/<UTC timestamp>)")
     add("--app", default=targets.OUR_APP, help="MODULE:APP to serve instead of the demo app")
     add("--hosts", help="name=url,... of servers already running (no local start)")
@@ -222,6 +232,7 @@ class Plan:
     startup_timeout: float
     story: str | None
     argv: list[str] = field(default_factory=list)
+    slow_clients: int = SLOW_CLIENTS
 
     def target(self, name: str) -> targets.Target | None:
         """The registry entry with this plan's overrides; None for an external host not in the registry."""
@@ -302,6 +313,8 @@ def check_ranges(args: argparse.Namespace, hosts: dict[str, str], duration: int)
         raise UsageError(f"--sleep-s must be between 0 and 30, got {args.sleep_s:g}")
     if not 0 <= args.cpu_ms <= 10_000:
         raise UsageError(f"--cpu-ms must be between 0 and 10000, got {args.cpu_ms:g}")
+    if args.slow_clients < 1:
+        raise UsageError(f"--slow-clients must be at least 1, got {args.slow_clients}")
     if args.warmup + 1 > duration:
         raise UsageError(f"--warmup {args.warmup:g} s leaves under 1 s of a {duration} s run to measure")
     if args.port is not None and not hosts and not port_free(args.port):
@@ -343,4 +356,5 @@ def make_plan(args: argparse.Namespace, argv: list[str], reachable) -> Plan:
         startup_timeout=args.startup_timeout,
         story=args.story,
         argv=argv,
+        slow_clients=args.slow_clients,
     )

@@ -1,0 +1,196 @@
+"""The slow scenario: K slow clients hold connections while normal users send ``GET /``.
+
+``python -m loadtest.compare --scenario slow [--slow-clients K]`` runs, for each
+target, one locust run of ``SlowClient`` (K of them: heads trickled a few bytes
+a second, idle keep-alive connections) and ``SlowNormalUser`` (``--users``
+of them, starting 2 s later, giving up on a request after 5 s).  Per target it
+reports what the normal users got and what the slow clients held:
+
+- **success rate, p50, p95** of the normal users' requests, over every request
+  recorded (a request the server never answered is a 5 s timeout, so it counts);
+  no warm-up is dropped: the start is what slow clients hurt most.
+- **time to first success**: from the normal users' first request to the first
+  answer any of them got ("none" if no request succeeded during the run).
+- **what the slow clients held**, measured: the server's process tree is
+  sampled every ``SAMPLE_EVERY_S`` with psutil (processes, threads, established
+  connections on the target's port), before the load and during it.  Only for
+  local targets; a ``--hosts`` target says "not measured".
+
+One round, the targets in the order given; figures come from the same
+per-request records as every other scenario.  Writes ``slow.json`` next to the
+locust files and prints the table.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+
+from loadtest import locustrun, stats
+
+SAMPLE_EVERY_S = 0.5
+
+
+@dataclass(frozen=True)
+class Holding:
+    """One sample of the server's process tree."""
+
+    processes: int
+    threads: int
+    connections: int  # established TCP connections on the server's port, server side
+
+
+def sample(pid: int, port: int) -> Holding | None:
+    """The tree under ``pid`` right now, or None if it is gone."""
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return None
+    threads = connections = 0
+    for proc in tree:
+        try:
+            threads += proc.num_threads()
+            connections += sum(
+                1
+                for c in proc.net_connections(kind="tcp")
+                if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == port
+            )
+        except psutil.Error:
+            continue
+    return Holding(len(tree), threads, connections)
+
+
+class Sampler:
+    """Samples a server's tree every ``SAMPLE_EVERY_S`` in a thread; keeps the peak of each count."""
+
+    def __init__(self, pid: int, port: int) -> None:
+        self.pid, self.port = pid, port
+        self.samples: list[Holding] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="slow-sampler")
+
+    def start(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(SAMPLE_EVERY_S):
+            if (held := sample(self.pid, self.port)) is not None:
+                self.samples.append(held)
+
+    def stop(self) -> Holding | None:
+        self._stop.set()
+        self._thread.join()
+        if not self.samples:
+            return None
+        return Holding(
+            *(max(getattr(s, f) for s in self.samples) for f in ("processes", "threads", "connections"))
+        )
+
+
+def normal_figures(records: list[dict]) -> dict:
+    """Success rate, p50/p95 and time to first success of the normal users' requests."""
+    timed = [r for r in records if r.get("t") is not None and r.get("ms") is not None]
+    if not timed:
+        return {"requests": 0, "success_rate": None, "p50_ms": None, "p95_ms": None, "first_success_s": None}
+    ok = [r for r in timed if r.get("ok")]
+    first_sent = min(float(r["t"]) for r in timed)
+    first_answer = min((float(r["t"]) + float(r["ms"]) / 1000 for r in ok), default=None)
+    latencies = [float(r["ms"]) for r in timed]
+    return {
+        "requests": len(timed),
+        "success_rate": len(ok) / len(timed),
+        "p50_ms": stats.percentile(latencies, 50),
+        "p95_ms": stats.percentile(latencies, 95),
+        "first_success_s": None if first_answer is None else first_answer - first_sent,
+    }
+
+
+def held_sentence(slow_clients: int, before: Holding | None, peak: Holding | None) -> str:
+    """What the slow clients held, in words, from the samples."""
+    if before is None or peak is None:
+        return "what the slow clients held was not measured (not a local target)"
+    return (
+        f"with {slow_clients} slow clients connected the server held up to {peak.connections} client "
+        f"connections in {peak.processes} process(es) running {peak.threads} threads "
+        f"(before the load: {before.processes} process(es), {before.threads} threads)"
+    )
+
+
+def fmt(value: float | None, spec: str, none: str = "-") -> str:
+    return none if value is None else format(value, spec)
+
+
+def table(rows: list[dict]) -> str:
+    """The per-target table, as printed and kept in slow.txt."""
+    lines = [
+        f"{'target':<18} {'success':>8} {'p50 ms':>8} {'p95 ms':>8} {'1st ok s':>9}  "
+        "what the slow clients held",
+    ]
+    for r in rows:
+        if r.get("error"):
+            lines.append(f"{r['target']:<18} FAILED: {r['error']}")
+            continue
+        rate = fmt(None if r["success_rate"] is None else 100 * r["success_rate"], ".0f")
+        lines.append(
+            f"{r['target']:<18} {rate + '%':>8} {fmt(r['p50_ms'], '.0f'):>8} {fmt(r['p95_ms'], '.0f'):>8} "
+            f"{fmt(r['first_success_s'], '.1f', 'none'):>9}  {r['held']}"
+        )
+    return "\n".join(lines)
+
+
+def measure(
+    server, settings: locustrun.Settings, users: int, slow_clients: int, out: Path, t0: float
+) -> dict:
+    """One target: its locust run with the slow clients, and the samples of its tree."""
+    row: dict = {"target": server.name, "normal_users": users, "slow_clients": slow_clients}
+    if server.problem:
+        return {**row, "error": server.problem}
+    pid = server.proc.pid if server.proc is not None else None
+    before = sample(pid, server.port) if pid else None
+    sampler = Sampler(pid, server.port).start() if pid else None
+    prefix = out / "locust" / "slow" / f"{server.name}.r1"
+    try:
+        run = locustrun.run(settings, "slow", users + slow_clients, server.url, prefix, 1, server.name, t0)
+    finally:
+        peak = sampler.stop() if sampler else None
+    row.update(normal_figures(run.records))
+    row["held"] = held_sentence(slow_clients, before, peak)
+    row["before"] = asdict(before) if before else None
+    row["peak"] = asdict(peak) if peak else None
+    row["identity_file"] = str(run.identity_file.relative_to(out))
+    if not server.alive():
+        row["error"] = "target died during the run"
+    elif not run.records:
+        row["error"] = f"locust recorded no request (exit status {run.exit_code}); see {run.log}"
+    return row
+
+
+def run(plan, pool, out: Path, t0: float) -> int:
+    """Every target of ``plan`` under the slow scenario; prints the table, writes slow.json/slow.txt."""
+    if plan.hosts:
+        print("slow: --hosts is not supported: the slow clients' holdings are sampled locally", flush=True)
+        return 2
+    settings = locustrun.Settings(
+        plan.sleep_s, plan.cpu_ms, plan.hello_path, plan.duration, plan.spawn_rate, plan.slow_clients
+    )
+    users = plan.users[0]
+    rows = []
+    try:
+        pool.start_all()
+        for name in plan.targets:
+            print(f"slow: {name}: {plan.slow_clients} slow clients, {users} normal users", flush=True)
+            rows.append(measure(pool.ready(name), settings, users, plan.slow_clients, out, t0))
+            pool.after_run(name)
+    finally:
+        pool.stop_all()
+    text = table(rows)
+    (out / "slow.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    (out / "slow.txt").write_text(text + "\n", encoding="utf-8")
+    print(text, flush=True)
+    return 1 if any(r.get("error") for r in rows) else 0
