@@ -47,6 +47,9 @@ def error_kind(status: int | None, exception: BaseException | None) -> str:
 
     A status outside 2xx is ``non_2xx`` whatever the client made of it; with no
     status, the exception's type (or, for wrapped errors, its text) names the kind.
+    ``connection_reset`` is any connection the server dropped before answering:
+    geventhttpclient reports an RST and an early close alike as
+    ``HTTPConnectionClosed('connection closed.')``.
     """
     if status and not 200 <= status < 300:
         return "non_2xx"
@@ -55,7 +58,7 @@ def error_kind(status: int | None, exception: BaseException | None) -> str:
     text = f"{type(exception).__name__} {exception}".lower()
     if isinstance(exception, ConnectionRefusedError) or "refused" in text:
         return "connection_refused"
-    if isinstance(exception, ConnectionResetError | BrokenPipeError) or "reset" in text:
+    if isinstance(exception, ConnectionResetError | BrokenPipeError) or "reset" in text or "closed" in text:
         return "connection_reset"
     if isinstance(exception, TimeoutError) or "timeout" in text or "timed out" in text:
         return "timeout"

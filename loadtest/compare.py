@@ -306,7 +306,7 @@ def close_row(plan: Plan, pool: Pool, row: rows.Row) -> dict:
             row.stderr_tail = processes.tail(server.stderr_path)
     row.server_mem_kind = next((r["server_mem_kind"] for r in row.per_round if r.get("server_mem_kind")), "")
     row.cpu_limit = next((r["cpu_limit"] for r in row.per_round if r.get("cpu_limit") is not None), None)
-    notes = {r["usage_note"] for r in row.per_round if r.get("usage_note")}
+    notes = {r[k] for r in row.per_round for k in ("usage_note", "window_note") if r.get(k)}
     row.notes.extend(sorted(notes))
     return rows.finish(row, plan.sleep_s).as_dict()
 

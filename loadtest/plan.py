@@ -28,7 +28,7 @@ DEFAULT_WARMUP_S = 1.0
 # over the targets that show the models' differences on this app -- one per concurrency
 # idea (one at a time, thread per connection, process per connection, fixed process pool,
 # process x thread pool, event loop + threads) plus the reference, app.run(). It fits in
-# 6 minutes on 2 cores; `--story full` runs every registry target (about 9 minutes).
+# 6 minutes on 2 cores; `--story full` runs every registry target (about 7 minutes).
 DEFAULT_STORY_TARGETS = [
     "lab-single",
     "lab-threaded",

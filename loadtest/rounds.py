@@ -39,14 +39,27 @@ def completed(record: dict) -> float:
     return float(record["t"]) + float(record["ms"]) / 1000.0
 
 
-def window(records: Sequence[dict], warmup_s: float) -> tuple[float, float] | None:
-    """(start, end) of the measured window, or None when there is less than MIN_WINDOW_S of it."""
+def window(records: Sequence[dict], warmup_s: float) -> tuple[tuple[float, float] | None, str]:
+    """(start, end) of the measured window and a note when a short run forced a looser one.
+
+    Runs too short for the policy's window fall back to ending at the last
+    response, then to keeping the warm-up; under MIN_WINDOW_S of either: None.
+    """
     timed = [r for r in records if r.get("t") is not None and r.get("ms") is not None]
     if not timed:
-        return None
-    start = min(float(r["t"]) for r in timed) + warmup_s
-    end = max(completed(r) for r in timed) - max(float(r["ms"]) for r in timed) / 1000.0
-    return (start, end) if end - start >= MIN_WINDOW_S else None
+        return None, ""
+    first = min(float(r["t"]) for r in timed)
+    last = max(completed(r) for r in timed)
+    longest = max(float(r["ms"]) for r in timed) / 1000.0
+    candidates = (
+        ((first + warmup_s, last - longest), ""),
+        ((first + warmup_s, last), "short run: window ends at the last response"),
+        ((first, last), "short run: warm-up kept in the window"),
+    )
+    for span, note in candidates:
+        if span[1] - span[0] >= MIN_WINDOW_S:
+            return span, note
+    return None, ""
 
 
 def requests_in(records: Sequence[dict], span: tuple[float, float]) -> float:
@@ -82,7 +95,7 @@ def mean_in_app(records: Sequence[dict], span: tuple[float, float]) -> float | N
 
 def figures(records: Sequence[dict], warmup_s: float) -> dict:
     """Throughput, exact latency percentiles, errors and identity facts of one run."""
-    span = window(records, warmup_s)
+    span, note = window(records, warmup_s)
     if span is None:
         return {"error": f"under {MIN_WINDOW_S:g} s of responses after the {warmup_s:g} s warm-up"}
     measured = inside(records, span)
@@ -95,6 +108,7 @@ def figures(records: Sequence[dict], warmup_s: float) -> dict:
     return {
         "window": span,
         "window_s": seconds,
+        "window_note": note,
         "requests": len(measured),
         "failures": sum(1 for r in measured if not r.get("ok")),
         "errors": errors,

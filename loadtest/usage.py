@@ -9,11 +9,14 @@ by the time between them.
 Policy, stated once:
 
 - The tree's root: walk up from the process answering the request while the
-  parent runs the same executable *in the same session*.  That stops at the
-  gunicorn arbiter or our server's main process (its workers and forked children
-  share its executable and session), at PID 1 in a container (no parent), below
-  docker-init (another executable), below ``python -m loadtest.compare`` (which
-  starts every local target in a session of its own) and below a shell.
+  parent has the same command line *and* is in the same session.  Forked workers
+  and children (gunicorn's, werkzeug's, our server's) keep their parent's command
+  line and session, so the walk ends at the gunicorn arbiter or the server's main
+  process: at PID 1 in a container (no parent), below docker-init or a shell
+  (another command line), below ``python -m loadtest.compare`` (which starts every
+  local target in a session of its own) and below a test runner.  A server that
+  renames its workers' process titles (gunicorn with setproctitle installed)
+  would be measured from the worker alone.
 - CPU: user + system seconds of every live process in the tree, plus the root's
   ``children_user``/``children_system`` (children it already reaped, e.g. a
   forking server's finished request handlers).
@@ -45,7 +48,11 @@ def tree_root(pid: int | None = None) -> psutil.Process:
     while True:
         try:
             parent = proc.parent()
-            if parent is None or parent.exe() != proc.exe() or os.getsid(parent.pid) != os.getsid(proc.pid):
+            if (
+                parent is None
+                or parent.cmdline() != proc.cmdline()
+                or os.getsid(parent.pid) != os.getsid(proc.pid)
+            ):
                 return proc
         except (psutil.Error, OSError):
             return proc

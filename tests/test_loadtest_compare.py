@@ -59,7 +59,7 @@ def test_comparison_writes_every_file(three_models):
         assert [r["target"] for r in csv.DictReader(fh)] == ["lab-single", "lab-threaded", "lab-forking"]
     env = json.loads((out / "env.json").read_text())
     assert env["cpu_count"] >= 1 and env["git_commit"] and env["versions"]["locust"]
-    assert env["parameters"]["users"] == 6 and env["parameters"]["sleep_s"] == 0.3
+    assert env["parameters"]["users"] == [6] and env["parameters"]["sleep_s"] == 0.3
     # progress lines: run i/N with its round, and live requests/s
     assert "[1/3] r1 io " in result.stdout and "[3/3] r1 io " in result.stdout
     assert "live" in result.stdout
