@@ -97,11 +97,17 @@ def app_ms_median(ok: list[dict]) -> float | None:
 
 
 def pool_sizes(ok: list[dict]) -> dict[str, int]:
-    """Threads seen serving in each process: the pool size as far as the records show it."""
+    """Threads per process: the most any process was seen serving with, for every process.
+
+    Worker processes of one server share one configuration (``--threads N``),
+    and a process that was handed fewer connections never shows its idle
+    threads -- which is exactly the imbalance to measure.
+    """
     lanes: dict[str, set[str]] = {}
     for r in ok:
         lanes.setdefault(r["pid"], set()).add(r["thread"])
-    return {pid: len(threads) for pid, threads in lanes.items()}
+    size = max((len(threads) for threads in lanes.values()), default=0)
+    return dict.fromkeys(lanes, size)
 
 
 def pool_imbalance(records: Iterable[dict], users: int | None = None) -> dict | None:
@@ -111,7 +117,7 @@ def pool_imbalance(records: Iterable[dict], users: int | None = None) -> dict | 
     gthread worker accepts in every process, whatever its free threads) can
     leave a request waiting behind a full process while a thread elsewhere is
     idle.  Only meaningful for several processes with several threads each;
-    None otherwise.  Pool size per process = threads seen serving in it.
+    None otherwise.  Pool size: ``pool_sizes``.
     With ``users`` known, only moments with fewer than ``users`` requests in
     the app count: then some user's request was outside the app, waiting.
     Returns ``full_while_free_s``, ``window_s``, ``share`` (of the window)
@@ -216,7 +222,7 @@ def flow_of(row: dict) -> str:
     if inflight <= 1 and lanes > 1 and short:
         return (
             f"no overlap observed inside the app, where a request spends only {app_ms:.2f} ms: "
-            "too short to tell whether its lanes serve together"
+            "too short to tell whether requests run together there"
         )
     if inflight <= 1:
         return "requests waited in line, at most 1 in flight"

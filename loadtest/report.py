@@ -381,10 +381,15 @@ def latency_note(rows: list[dict]) -> str:
     return "Latency percentiles: " + "; ".join(sources) + "."
 
 
+def listed(value) -> str:
+    """[1, 2, 4] -> '1, 2, 4'; anything else as it is."""
+    return ", ".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
+
+
 def setup_lines(rows: list[dict], env: dict) -> list[str]:
     params = env.get("parameters") or {}
     lines = [
-        f"users {params.get('users', '?')}, {params.get('duration', '?')} s per round,"
+        f"users {listed(params.get('users', '?'))}, {params.get('duration', '?')} s per round,"
         f" {params.get('rounds', 1)} round(s), seed {env.get('seed', params.get('seed', '-'))},"
         f" app {params.get('app', '?')}",
         f"started {env.get('started', '?')}, finished {env.get('finished', '?')}",

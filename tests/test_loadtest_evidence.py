@@ -156,3 +156,10 @@ def test_errors_are_split_in_the_sentence():
     }
     sentence = evidence.answer("x", "hello", row)
     assert "12 of 100 requests failed: 10 non 2xx, 2 connection reset" in sentence
+
+
+def test_a_process_handed_fewer_connections_still_counts_its_idle_threads():
+    # B never shows its second thread: it was never handed a second connection
+    records = [rec("A", "t1", 0.0, 1.0), rec("A", "t2", 0.0, 1.0), rec("B", "t1", 0.0, 1.0)]
+    got = evidence.pool_imbalance(records, users=4)
+    assert got["pool"] == {"A": 2, "B": 2} and got["share"] == pytest.approx(1.0)
