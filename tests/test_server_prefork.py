@@ -91,6 +91,20 @@ def test_a_killed_worker_is_replaced_within_a_second():
             time.sleep(0.02)
         assert len(after) == 4 and victim not in after, after
         assert get(port, "/health")[0] == 200
+        zombies = [c.pid for c in psutil.Process(proc.pid).children() if c.status() == psutil.STATUS_ZOMBIE]
+        assert zombies == []  # the arbiter reaped the dead worker
+
+
+def test_sighup_replaces_every_worker():
+    port = free_port()
+    with lab_server("prefork", port, "-w", "2", stderr=subprocess.DEVNULL) as proc:
+        before = wait_for_workers(proc.pid, 2, 5)
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while ((after := workers_of(proc.pid)) & before or len(after) != 2) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(after) == 2 and not after & before, (before, after)
+        assert get(port, "/health")[0] == 200
 
 
 def test_ttin_adds_and_ttou_removes_a_worker():

@@ -17,6 +17,9 @@ Policy choices and known limits:
   idle keep-alive client never holds a worker while others wait.  The drop of
   an idle connection can race a request the client is just sending (as with
   any server that closes idle connections; RFC 9112 9.3.1 lets clients retry).
+  With ``--threads N > 1`` a worker is the threaded model and keeps its rule: an
+  idle keep-alive connection holds one of its N threads up to ``--keep-alive``
+  (gunicorn's gthread does the same); other workers take the waiting clients.
 - **Heartbeat = ``--timeout`` per request.**  A worker records in shared
   memory when the oldest request it is running started; the arbiter SIGKILLs a
   worker whose request has run longer than ``--timeout`` and starts another.
