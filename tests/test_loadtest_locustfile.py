@@ -72,7 +72,8 @@ def test_workers_forward_identity_records_to_the_master(tmp_path):
     # for a request that finished after the workers' final flush)
     assert total - 2 <= len(records) <= total + 2
     assert {r["pid"] for r in records} == {server_pid}
-    assert all(r["model"] == "lab-threaded" and r["name"] == "sleep" and r["ok"] for r in records)
+    assert all(r["model"] == "lab-threaded" and "sleep" in r["name"] and r["ok"] for r in records)
+    assert all(r["status"] == 200 and r["error"] == "" for r in records)
     assert len({r["thread"] for r in records}) >= 2
     # --sleep-s 0.2 reached the workers (the default is 0.5)
     inside = sorted(float(r["end"]) - float(r["start"]) for r in records)
@@ -120,8 +121,8 @@ def test_web_ui_offers_targets_from_lab_hosts_and_they_override_the_host(tmp_pat
                     break
                 except OSError:
                     time.sleep(0.2)
-            # custom arguments reach the UI: the dropdown's choices, the scenario knobs, the class picker
-            assert '"choices": ["none", "lab-single", "other"]' in page.replace("'", '"')
+            # custom arguments reach the UI: the scenario knobs, the class picker (the server picker
+            # itself is tested in tests/test_locust_ui.py)
             assert "sleep_s" in page and "cpu_ms" in page
             assert '"show_userclass_picker": true' in page
             started = http(
@@ -143,5 +144,6 @@ def test_web_ui_offers_targets_from_lab_hosts_and_they_override_the_host(tmp_pat
             stop(ui)
     assert stats["total_rps"] >= 0
     names = {s["name"]: s for s in stats["stats"]}
-    assert names["hello"]["num_requests"] > 0, stats
+    hello = [s for name, s in names.items() if name.startswith("hello")]
+    assert hello and hello[0]["num_requests"] > 0, stats
     assert names["Aggregated"]["num_failures"] == 0, stats
