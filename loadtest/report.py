@@ -28,13 +28,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from loadtest import evidence, stats
+from loadtest.catalog import ERROR_KINDS
 
 TIMELINE_MAX_REQUESTS = 3000
 TIMELINE_MAX_LANES = 32
 # A model is at its knee once it reaches this share of the best throughput it showed in the sweep.
 KNEE_SHARE = 0.9
 COLORS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f"]
-ERROR_KINDS = ("non_2xx", "connection_refused", "connection_reset", "timeout", "other")
 LABELS = {"rps": "req/s", "p50_ms": "p50", "p95_ms": "p95", "p99_ms": "p99", "server_cpu_cores": "server CPU"}
 
 CSV_COLUMNS = [
