@@ -341,6 +341,8 @@ class Recorder:
                 headers.get("X-Request-End"),
                 status,
                 error_kind(status, exception),
+                # the user (greenlet) that sent it: one closed loop's requests, for exact per-user rates
+                f"{os.getpid()}.{id(gevent.getcurrent()):x}",
             ]
         )
 
@@ -364,7 +366,7 @@ class Recorder:
         self.dropped += max(len(batch) - max(room, 0), 0)
 
     def as_dicts(self) -> list[dict]:
-        keys = ("t", "ms", "ok", "name", "model", "pid", "thread", "start", "end", "status", "error")
+        keys = ("t", "ms", "ok", "name", "model", "pid", "thread", "start", "end", "status", "error", "user")
         return [dict(zip(keys, r, strict=True)) for r in self.records]
 
     def write(self, path: str) -> None:
