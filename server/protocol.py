@@ -5,9 +5,15 @@ every concurrency mode:
 
 - :class:`HTTPCore` -- sans-IO, in h11's style: bytes in, validated requests
   out; responses in, bytes out.  It adds what h11 leaves to a server: the
-  request limits (414 / 431 / 413), the checks RFC 9112 requires of a server
-  that h11 does not make (Content-Length together with Transfer-Encoding,
-  malformed request targets), ``100 Continue`` and the end-of-cycle bookkeeping.
+  request limits (414 / 431 / 413), the checks RFC 9110/9112 ask of a server
+  that h11 0.16 does not make -- smuggling classics such as obs-fold, control
+  characters, list-form Content-Length, Transfer-Encoding in HTTP/1.0, chunked
+  not last, forbidden trailers, sloppy chunk-size lines, repeated singleton
+  fields, versions other than 1.0/1.1 (505), malformed targets -- plus
+  ``100 Continue`` and the end-of-cycle bookkeeping.  Where h11's parsed events
+  hide what was sent (it unfolds obs-fold, merges Content-Lengths, skips
+  chunk-size lines), the core looks at the raw bytes h11 has accepted: a check
+  beside h11, never a second parser.
 - :class:`HTTPConnection` -- the blocking driver: socket I/O with timeouts for
   one connection served by one thread or process; it drains a small unread
   body so the connection can be reused, or closes.
