@@ -87,7 +87,9 @@ class Connection:
 
     The loop owns everything here except while the state is ``BUSY``: then the
     worker thread owns ``core`` (it encodes the response), and the two share
-    only ``out`` under ``lock``.
+    only ``out`` under ``lock``.  The worker's side is the interface that
+    :func:`server.connection.serve_request` and :class:`server.wsgi.Response`
+    use, the same as :class:`server.protocol.HTTPConnection`'s.
     """
 
     def __init__(self, sock: socket.socket, peer: tuple, server: EventServer) -> None:
@@ -229,6 +231,7 @@ class EventServer(BaseServer):
         self.selector = selectors.DefaultSelector()
         self.connections: dict[int, Connection] = {}
         self.pool: ThreadPoolExecutor | None = None
+        self.ctx = self.context()
         self.accepting = False
         self.draining = False  # the loop has begun the graceful stop
         self.next_sweep = 0.0
@@ -248,7 +251,6 @@ class EventServer(BaseServer):
         """Hook: run the loop until the stop latch is set (overrides the accept loop).  Main thread."""
         assert self.listener is not None
         self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="event-worker")
-        self.ctx = self.context()
         self.selector.register(self._wake_read, selectors.EVENT_READ, "signal")
         self.selector.register(self.waker_read, selectors.EVENT_READ, "waker")
         self._accept_on()
