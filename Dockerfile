@@ -44,6 +44,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     MPLCONFIGDIR=/tmp/matplotlib
 
 USER lab
-EXPOSE 8000 8089
+# No EXPOSE: one image serves two roles (a server on 8000, locust on 8089 and 5557),
+# so each compose service declares the ports of its own role.
 # Exec form everywhere, so the server is PID 1 and receives SIGTERM itself.
 CMD ["python", "-m", "server", "--mode", "threaded", "--bind", "0.0.0.0:8000", "app:app"]

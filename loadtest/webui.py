@@ -67,6 +67,8 @@ SHADES = "·▁▂▃▄▅▆▇█"
 # Live rows are recomputed from at most this many recent records: the counts stay
 # exact for ordinary runs and a long hello run cannot stall the UI's stats poll.
 LIVE_RECORDS = 50_000
+# Recompute the running test's row at most this often, however many tabs poll.
+REFRESH_S = 1.0
 NOW_WINDOW_S = 1.0
 
 COLUMNS = [
@@ -215,17 +217,19 @@ class Board:
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     current: dict[str, Any] = field(default_factory=dict)  # name, scenario, sleep_s
     seen: int = -1
+    refreshed: float = 0.0
 
     def start(self, name: str, scenario: str, sleep_s: float) -> None:
         self.current = {"name": name, "scenario": scenario, "sleep_s": sleep_s}
         self.rows.pop(name, None)
         self.rows[name] = evidence_row(name, scenario, 0, sleep_s, [])
-        self.seen = -1
+        self.seen, self.refreshed = -1, 0.0
 
     def refresh(self, users: int) -> list[dict[str, Any]]:
         count = len(self.recorder.records)
-        if self.current and (count != self.seen or self.rows[self.current["name"]]["users"] < users):
-            self.seen = count
+        changed = count != self.seen or self.rows.get(self.current.get("name"), {}).get("users", 0) < users
+        if self.current and changed and time.monotonic() - self.refreshed >= REFRESH_S:
+            self.seen, self.refreshed = count, time.monotonic()
             cur = self.current
             users = max(users, self.rows[cur["name"]]["users"])
             self.rows[cur["name"]] = evidence_row(

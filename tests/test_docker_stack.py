@@ -19,7 +19,9 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -29,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, concurrent_sleeps, free_port
+from tests.support import ROOT, concurrent_sleeps, free_port, stop
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -42,10 +44,19 @@ SERVERS = {
     "lab-single": ("LAB_PORT_SINGLE", "lab-single"),
     "lab-threaded": ("LAB_PORT_THREADED", "lab-threaded"),
     "lab-forking": ("LAB_PORT_FORKING", "lab-forking"),
+    "lab-prefork": ("LAB_PORT_PREFORK", "lab-prefork"),
+    "lab-event": ("LAB_PORT_EVENT", "lab-event"),
     "gunicorn": ("LAB_PORT_GUNICORN", "gunicorn-sync"),
     "gunicorn-gthread": ("LAB_PORT_GTHREAD", "gunicorn-gthread"),
+    "gunicorn-gevent": ("LAB_PORT_GEVENT", "gunicorn-gevent"),
+    "waitress": ("LAB_PORT_WAITRESS", "waitress"),
     "flask-dev": ("LAB_PORT_FLASK_DEV", "flask-dev"),
+    "flask-dev-nothreads": ("LAB_PORT_FLASK_NOTHREADS", "flask-dev-nothreads"),
+    "flask-dev-processes": ("LAB_PORT_FLASK_PROCESSES", "flask-dev-processes"),
 }
+# Servers with no SIGTERM handler of their own: docker-init passes the signal on and
+# they die of it (128 + 15) at once; every other server stops gracefully with exit 0.
+DIE_OF_SIGTERM = ("waitress", "flask-dev", "flask-dev-nothreads", "flask-dev-processes")
 COMPOSE = ["docker", "compose", "-p", PROJECT, "-f", str(ROOT / "docker-compose.yml")]
 REPORT_FILES = ("summary.json", "summary.csv", "report.md", "report.html", "env.json")
 
@@ -104,8 +115,12 @@ class Stack:
 
     def inspect(self, service: str) -> dict:
         (container,) = self.containers(service)
+        return self.inspect_id(container["ID"])
+
+    @staticmethod
+    def inspect_id(container_id: str) -> dict:
         out = subprocess.run(
-            ["docker", "inspect", container["ID"]], capture_output=True, text=True, check=True, timeout=60
+            ["docker", "inspect", container_id], capture_output=True, text=True, check=True, timeout=60
         )
         return json.loads(out.stdout)[0]
 
@@ -132,7 +147,7 @@ def stack():
         if os.environ.get("REQUIRE_DOCKER", "") not in ("", "0"):
             pytest.fail("REQUIRE_DOCKER is set but no Docker engine answers `docker info`")
         pytest.skip("no Docker engine (../shared/docker-sandbox/start gives one)")
-    ports = {service: free_port() for service in SERVERS} | {"locust": free_port()}
+    ports = {service: free_port() for service in SERVERS} | {"locust": free_port(), "master": free_port()}
     # The stack's own knobs only: a person's exported LAB_*/GUNICORN_* must not leak in.
     knobs = ("COMPOSE_", "GUNICORN_", "LAB_", "COMPARE_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(knobs)}
@@ -141,6 +156,7 @@ def stack():
     results = Path(tempfile.mkdtemp(prefix="wsgilab-results-"))
     env |= {
         "LAB_PORT_LOCUST": str(ports["locust"]),
+        "LAB_PORT_LOCUST_MASTER": str(ports["master"]),
         "LAB_RESULTS_DIR": str(results),
         "LAB_GRACEFUL_TIMEOUT": str(GRACEFUL_TIMEOUT),
     }
@@ -160,8 +176,8 @@ def stack():
     finally:
         stack.compose("down", "-v", "--remove-orphans", "--timeout", "15", timeout=180, check=False)
         shutil.rmtree(results, ignore_errors=True)
-        # Compose builds the shared image once per service (each with its own labels,
-        # same layers); only the last stays tagged. Drop this project's untagged ones.
+        # A rebuild after a code change leaves the previous image untagged: drop this
+        # project's (a rebuild without changes leaves none: see the image test).
         label = f"label=com.docker.compose.project={PROJECT}"
         subprocess.run(
             ["docker", "image", "prune", "-f", "--filter", label], capture_output=True, timeout=120
@@ -228,6 +244,62 @@ def test_image_is_lean_and_runs_as_non_root(stack: Stack) -> None:
     assert set(facts["tree"]) <= {"app", "server", "loadtest", "docker"}
 
 
+def image_id(ref: str) -> str:
+    out = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", ref],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return out.stdout.strip()
+
+
+def untagged_images() -> set[str]:
+    out = subprocess.run(
+        ["docker", "images", "-q", "--no-trunc", "--filter", "dangling=true"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return set(out.stdout.split())
+
+
+def test_one_image_for_every_service_and_a_rebuild_leaves_nothing_untagged(stack: Stack) -> None:
+    image = image_id(IMAGE)
+    containers = stack.containers()
+    assert len(containers) == len(SERVERS) + 3  # the servers, the master, two workers
+    assert {stack.inspect_id(c["ID"])["Image"] for c in containers} == {image}
+    before = untagged_images()
+    started = time.monotonic()
+    built = stack.compose("build", timeout=900)
+    stack.timings["rebuild"] = time.monotonic() - started
+    left = untagged_images() - before
+    if image_id(IMAGE) == image:
+        assert left == set(), built.stdout[-2000:]
+    else:  # the tree changed since the first build: the one previous image, never one per service
+        assert left <= {image}, (left, built.stdout[-2000:])
+
+
+def test_each_role_declares_only_its_own_ports(stack: Stack) -> None:
+    def exposed(info: dict) -> set[str]:
+        # Compose's `expose: ["8000"]` may appear as "8000" next to the "8000/tcp" of the mapping.
+        return {p if "/" in p else f"{p}/tcp" for p in info["Config"].get("ExposedPorts") or {}}
+
+    image = json.loads(
+        subprocess.run(
+            ["docker", "image", "inspect", IMAGE], capture_output=True, text=True, check=True, timeout=60
+        ).stdout
+    )[0]
+    assert exposed(image) == set()  # one image, two roles: the image declares none
+    for service in SERVERS:
+        assert exposed(stack.inspect(service)) == {"8000/tcp"}, service
+    assert exposed(stack.inspect("locust")) == {"8089/tcp", "5557/tcp"}
+    for worker in stack.containers("locust-worker"):
+        assert exposed(stack.inspect_id(worker["ID"])) == set()
+
+
 # --- the services ---------------------------------------------------------------------
 
 
@@ -249,6 +321,7 @@ def test_servers_share_one_cpu_budget_and_run_unprivileged(stack: Stack) -> None
     for service in SERVERS:
         info = stack.inspect(service)
         budgets.add(info["HostConfig"]["NanoCpus"])
+        assert "LAB_CPUS=1" in info["Config"]["Env"], service  # what the server was told it has
         assert info["Config"]["User"] not in ("", "root", "0"), service
         assert info["Config"]["Image"] == IMAGE
     assert budgets == {1_000_000_000}  # LAB_CPUS defaults to 1 CPU, the same for all
@@ -353,6 +426,7 @@ def test_locust_swarm_through_two_workers(stack: Stack) -> None:
     }
     started = post(stack.url("locust", "/swarm"), form)
     assert started["success"], started
+    assert started["host"] == "http://lab-threaded:8000"  # the run's host before the run starts
     try:
 
         def counted() -> dict | None:
@@ -383,6 +457,56 @@ def test_locust_swarm_through_two_workers(stack: Stack) -> None:
     assert int(summary.group(1)) > 0
 
 
+def cgroup_version() -> str:
+    out = subprocess.run(
+        ["docker", "info", "--format", "{{.CgroupVersion}}"], capture_output=True, text=True, timeout=60
+    )
+    return out.stdout.strip()
+
+
+def container_ip(stack: Stack, service: str) -> str:
+    (network,) = stack.inspect(service)["NetworkSettings"]["Networks"].values()
+    return network["IPAddress"]
+
+
+def test_a_worker_on_another_machine_joins_the_master(stack: Stack, tmp_path: Path) -> None:
+    """An extra generator machine, played by a local process outside the compose project.
+
+    It connects to the master's published 5557. The URL it loads must be reachable
+    from it: a compose service name is not, so the test types the server's address
+    on the Compose network (routable from this host) into Host, as docker/workers.yml
+    tells people to type the servers' published address.
+    """
+    url = f"http://{container_ip(stack, 'lab-threaded')}:8000"
+    cmd = [sys.executable, "-m", "locust", "-f", "loadtest/locustfile.py", "--worker"]
+    cmd += ["--master-host", "127.0.0.1", "--master-port", str(stack.ports["master"])]
+    env = {**os.environ, "LAB_HOSTS": "", "PYTHONUNBUFFERED": "1"}
+    log = tmp_path / "worker.log"
+    with log.open("w") as out:
+        worker = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: locust_stats(stack)["worker_count"] == 3, 60, "the outside worker to join")
+        before = requests_served(stack, "lab-threaded")
+        form = {"user_count": "3", "spawn_rate": "3", "host": url, "user_classes": "IoUser", "sleep_s": "0.1"}
+        started = post(stack.url("locust", "/swarm"), form)
+        assert started["success"] and started["host"] == url, started
+
+        def counted() -> dict | None:
+            stats = locust_stats(stack)
+            total = next(s for s in stats["stats"] if s["name"] == "Aggregated")
+            return stats if total["num_requests"] >= 30 and stats["user_count"] == 3 else None
+
+        stats = wait_until(counted, 60, "30 requests from three workers")
+        outside = [w for w in stats["workers"] if w["id"].startswith(socket.gethostname() + "_")]
+        assert [w["user_count"] for w in outside] == [1], stats["workers"]
+        total = next(s for s in stats["stats"] if s["name"] == "Aggregated")
+        assert total["num_failures"] == 0, (stats["errors"], log.read_text()[-2000:])
+    finally:
+        post(stack.url("locust", "/stop"))
+        stop(worker)
+    assert requests_served(stack, "lab-threaded") - before >= 30
+
+
 def test_compare_profile_writes_reports_into_the_mounted_dir(stack: Stack) -> None:
     # The files must belong to whoever owns the host directory, not to the image's uid.
     if os.geteuid() == 0:
@@ -391,12 +515,14 @@ def test_compare_profile_writes_reports_into_the_mounted_dir(stack: Stack) -> No
     stack.env |= {"COMPARE_DURATION": "3", "COMPARE_USERS": "4"}
     try:
         started = time.monotonic()
-        stack.compose("--profile", "compare", "run", "--rm", "compare", timeout=600)
+        run = stack.compose("--profile", "compare", "run", "--rm", "compare", timeout=600)
         stack.timings["compare"] = time.monotonic() - started
     finally:
         for var in ("COMPARE_DURATION", "COMPARE_USERS"):
             del stack.env[var]
     (out,) = [d for d in stack.results.iterdir() if d.is_dir()]  # results/<UTC timestamp>/
+    assert str(out) in run.stdout  # the path on the host, where the reader looks
+    assert "/srv/wsgi-lab" not in run.stdout
     assert out.stat().st_uid == owner
     for name in REPORT_FILES:
         assert (out / name).stat().st_size > 0, name
@@ -407,6 +533,8 @@ def test_compare_profile_writes_reports_into_the_mounted_dir(stack: Stack) -> No
     for model, row in rows.items():
         assert (row["error"], row["failures"], row["models_seen"]) == ("", 0, [model]), row
         assert row["requests"] > 0, row
+        if cgroup_version() == "2":  # /_lab/usage reads cpu.max, which only cgroup v2 has
+            assert row["cpu_limit"] == 1, row  # the limit LAB_CPUS set, as the server saw it
 
 
 def test_stop_is_graceful_and_clean(stack: Stack) -> None:
@@ -416,7 +544,7 @@ def test_stop_is_graceful_and_clean(stack: Stack) -> None:
     its own: Docker's SIGKILL would come only after the 8 s grace period (and
     give exit status 137).
     """
-    for service in [s for s in SERVERS if s != "flask-dev"]:
+    for service in [s for s in SERVERS if s not in DIE_OF_SIGTERM]:
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             in_flight = pool.submit(get, stack.url(service, "/sleep?s=1"), 30)
             time.sleep(0.4)  # the request has reached the server
@@ -428,13 +556,12 @@ def test_stop_is_graceful_and_clean(stack: Stack) -> None:
         assert elapsed < GRACEFUL_TIMEOUT, (service, elapsed)
         state = stack.inspect(service)["State"]
         assert (state["Status"], state["ExitCode"], state["OOMKilled"]) == ("exited", 0, False), service
-    # Flask's dev server has no SIGTERM handler: docker-init passes the signal on and
-    # it dies of it (128 + 15), promptly instead of after the kill.
-    started = time.monotonic()
-    stack.compose("stop", "flask-dev", timeout=60)
-    elapsed = stack.timings["stop flask-dev"] = time.monotonic() - started
-    assert elapsed < GRACEFUL_TIMEOUT, elapsed
-    assert stack.inspect("flask-dev")["State"]["ExitCode"] == 143
+    for service in DIE_OF_SIGTERM:
+        started = time.monotonic()
+        stack.compose("stop", service, timeout=60)
+        elapsed = stack.timings[f"stop {service}"] = time.monotonic() - started
+        assert elapsed < GRACEFUL_TIMEOUT, (service, elapsed)
+        assert stack.inspect(service)["State"]["ExitCode"] == 143, service
     # Locust too stops at once, not after Docker's 10 s kill.
     started = time.monotonic()
     stack.compose("stop", "locust-worker", "locust", timeout=60)
