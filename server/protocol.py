@@ -42,6 +42,8 @@ RECV_SIZE = 64 * 1024
 # An unread request body is drained (so the connection can be reused) only if it is small and quick.
 DRAIN_MAX_BYTES = 256 * 1024
 DRAIN_MAX_SECONDS = 1.0
+# A refusal's reason goes into one log line and the error body: at most this many characters of it.
+REASON_MAX_CHARS = 200
 # After an error response, how long we keep reading so the client sees the response, not a reset.
 LINGER_SECONDS = 0.5
 
@@ -343,7 +345,11 @@ class HTTPCore:
         try:
             return self.h11.next_event()
         except h11.RemoteProtocolError as exc:
-            raise HTTPError(exc.error_status_hint, str(exc)) from None
+            # h11 quotes the offending line, which may be a whole field: keep the log line short.
+            reason = str(exc)
+            if len(reason) > REASON_MAX_CHARS:
+                reason = reason[:REASON_MAX_CHARS] + "..."
+            raise HTTPError(exc.error_status_hint, reason) from None
 
     def next_head(self) -> RequestHead | type[h11.NEED_DATA] | None:
         """The next validated request head, NEED_DATA, or None if the client closed between requests.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from server.config import Config
-from server.protocol import NEED_DATA, HTTPCore, HTTPError, RequestHead
+from server.protocol import NEED_DATA, REASON_MAX_CHARS, HTTPCore, HTTPError, RequestHead
 
 HOST = b"Host: h\r\n"
 CHUNKED = b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -259,3 +259,11 @@ def test_whole_head_over_its_limit_is_431_even_when_it_arrives_at_once():
         core.next_head()
     assert refused.value.status == 431
     assert refused.value.reason == f"request head larger than {config.max_head_size} bytes"
+
+
+def test_the_reason_for_a_refusal_stays_short_even_for_a_huge_bad_field():
+    core = HTTPCore(Config())
+    core.receive(get(HOST, b"X-A: " + b"v" * 5000 + b"\x00\r\n"))
+    with pytest.raises(HTTPError) as refused:
+        core.next_head()
+    assert refused.value.status == 400 and len(refused.value.reason) <= REASON_MAX_CHARS + 3
