@@ -62,7 +62,6 @@ FLUSH_INTERVAL_S = 1.0
 # beyond that the web UI could run for hours and eat memory for a timeline
 # nobody can read anyway.  Dropped records are counted and logged.
 MAX_RECORDS = int(os.environ.get("LAB_IDENTITY_MAX_RECORDS", "500000"))
-NO_TARGET = "none"
 # The slow scenario: slow clients send at most TRICKLE_BYTES a second and reconnect RECONNECT_S after
 # the server closes them; normal users start SLOW_HEAD_START_S later and give up on a request after
 # SLOW_NORMAL_TIMEOUT_S (a failure counted as a timeout).
@@ -123,8 +122,8 @@ def add_options(parser) -> None:
     hosts = lab_hosts()
     group.add_argument(
         "--target",
-        default=NO_TARGET,
-        choices=[NO_TARGET, *hosts],
+        default=webui.NO_TARGET,
+        choices=[webui.NO_TARGET, *hosts],
         env_var="LOCUST_TARGET",
         # The web UI's own picker (loadtest/webui.py) sends this field.
         include_in_web_ui=False,
@@ -403,8 +402,8 @@ def sends(environment) -> bool:
 
 def pick_target(environment) -> None:
     """``--target NAME`` (command line or LOCUST_TARGET): its URL is the run's host from the start."""
-    target = option(environment, "target", NO_TARGET)
-    if not target or target == NO_TARGET:
+    target = option(environment, "target", webui.NO_TARGET)
+    if not target or target == webui.NO_TARGET:
         return
     hosts = lab_hosts()
     if target not in hosts:
