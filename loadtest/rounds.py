@@ -5,15 +5,17 @@ Policy, stated once:
 - Warm-up: the first ``warmup_s`` seconds after the first request was sent are
   dropped -- requests *completing* before then do not count, and the CPU samples
   of the server and the generator are taken over the same window.
-- The measured window ends one longest-request before the last response: when
-  locust stops, each user's request in flight is dropped unrecorded, so only up
-  to there does every user have records covering the time.
-- Throughput counts each request by the share of its duration inside the window
-  (errors included, as locust counts them), divided by the window's length.  A
-  closed-loop user's requests tile time, so this counts the requests' periods
-  exactly, wherever the window's edges fall; counting whole completions would
-  gain or lose a whole burst when users finish in step (every io request
-  sleeps the same time), a 10% error on a 4 s window at 10 users.
+- The measured window ends when the last response arrived.
+- Throughput is measured between completions, so that where the window's edges
+  fall does not matter.  Per user (each record names the locust user, a closed
+  loop): (its completions in the window - 1) / (time from its first to its last
+  one), summed over users.  Counting whole completions over one shared window
+  would gain or lose a whole burst when users finish in step (every io request
+  sleeps the same time): 10% on a 4 s window at 10 users.  When some user
+  completed fewer than two requests in the window (a queue longer than the
+  window: lab-single at 10 users), the server's completions are evenly spaced
+  instead, and the rate is (completions - 1) / (first to last completion) over
+  all of them.  Records without a user (older files) use the latter too.
 - Latency: exact percentiles (``stats.percentile``) of the client-side times of
   every request completed in the window -- not locust's rounded buckets.
 - In flight: ``in_flight_measured`` is the mean number of requests inside the app
@@ -40,38 +42,37 @@ def completed(record: dict) -> float:
 
 
 def window(records: Sequence[dict], warmup_s: float) -> tuple[tuple[float, float] | None, str]:
-    """(start, end) of the measured window and a note when a short run forced a looser one.
-
-    Runs too short for the policy's window fall back to ending at the last
-    response, then to keeping the warm-up; under MIN_WINDOW_S of either: None.
-    """
+    """(start, end) of the measured window, and a note when the run was too short for the warm-up."""
     timed = [r for r in records if r.get("t") is not None and r.get("ms") is not None]
     if not timed:
         return None, ""
     first = min(float(r["t"]) for r in timed)
     last = max(completed(r) for r in timed)
-    longest = max(float(r["ms"]) for r in timed) / 1000.0
-    candidates = (
-        ((first + warmup_s, last - longest), ""),
-        ((first + warmup_s, last), "short run: window ends at the last response"),
-        ((first, last), "short run: warm-up kept in the window"),
-    )
-    for span, note in candidates:
-        if span[1] - span[0] >= MIN_WINDOW_S:
-            return span, note
+    if last - (first + warmup_s) >= MIN_WINDOW_S:
+        return (first + warmup_s, last), ""
+    if last - first >= MIN_WINDOW_S:
+        return (first, last), "short run: warm-up kept in the window"
     return None, ""
 
 
-def requests_in(records: Sequence[dict], span: tuple[float, float]) -> float:
-    """Requests in ``span``, each counted by the share of its duration inside it."""
-    total = 0.0
-    for r in records:
-        begin, end = float(r["t"]), completed(r)
-        if end <= begin:
-            total += 1.0 if span[0] <= end <= span[1] else 0.0
-            continue
-        total += max(min(end, span[1]) - max(begin, span[0]), 0.0) / (end - begin)
-    return total
+def between_completions(times: Sequence[float]) -> float | None:
+    """(n - 1) / (last - first) for n completion times; None for fewer than 2 or no time between."""
+    if len(times) < 2 or max(times) <= min(times):
+        return None
+    return (len(times) - 1) / (max(times) - min(times))
+
+
+def rate(records: Sequence[dict], span: tuple[float, float]) -> float:
+    """Requests per second over ``span``, between completions (see the module's policy)."""
+    done = inside(records, span)
+    by_user: dict[str, list[float]] = {}
+    for r in done:
+        by_user.setdefault(str(r.get("user") or ""), []).append(completed(r))
+    per_user = [between_completions(times) for user, times in by_user.items() if user]
+    if per_user and "" not in by_user and all(v is not None for v in per_user):
+        return sum(v for v in per_user if v is not None)
+    overall = between_completions([completed(r) for r in done])
+    return overall if overall is not None else len(done) / (span[1] - span[0])
 
 
 def inside(records: Sequence[dict], span: tuple[float, float]) -> list[dict]:
@@ -102,7 +103,7 @@ def figures(records: Sequence[dict], warmup_s: float) -> dict:
     seconds = span[1] - span[0]
     latencies = [float(r["ms"]) for r in measured]
     timed = [r for r in records if r.get("t") is not None and r.get("ms") is not None]
-    rps = requests_in(timed, span) / seconds
+    rps = rate(timed, span)
     avg = sum(latencies) / len(latencies) if latencies else None
     errors = error_counts(measured)
     return {

@@ -1,0 +1,89 @@
+"""A round's figures from synthetic per-request records: rates, windows, errors, Little's law."""
+
+from __future__ import annotations
+
+import pytest
+
+from loadtest import rounds
+
+
+def closed_loop(users: int, seconds: float, each_s: float, t0: float = 1000.0) -> list[dict]:
+    """``users`` closed loops in step, ``each_s`` per request, for ``seconds``; the last in flight is lost."""
+    records = []
+    for u in range(users):
+        t = t0
+        while t + each_s <= t0 + seconds:
+            records.append(
+                {
+                    "t": t,
+                    "ms": each_s * 1000,
+                    "ok": True,
+                    "user": f"1.{u}",
+                    "pid": "7",
+                    "thread": f"T{u}",
+                    "start": t + 0.001,
+                    "end": t + each_s - 0.001,
+                    "status": 200,
+                    "error": "",
+                }
+            )
+            t += each_s
+    return records
+
+
+@pytest.mark.parametrize("seconds", [5.0, 5.1, 5.25, 5.4])
+def test_rate_of_users_in_step_is_exact_wherever_the_window_ends(seconds):
+    """10 users, 0.5 s each: 20 req/s, though completions come in bursts of 10."""
+    got = rounds.figures(closed_loop(10, seconds, 0.5), warmup_s=1.0)
+    assert got["rps"] == pytest.approx(20.0, rel=1e-6)
+    assert got["p50_ms"] == pytest.approx(500.0)
+
+
+def fifo(users: int, service_s: float, until: float, t0: float = 1000.0) -> list[dict]:
+    """One request at a time, ``service_s`` each, ``users`` closed loops queued in turn."""
+    records = []
+    for u in range(users):  # user u's requests complete at service_s * (u + 1) + users * service_s * k
+        sent, done = t0, t0 + service_s * (u + 1)
+        while done <= until:
+            records.append({"t": sent, "ms": (done - sent) * 1000, "ok": True, "user": f"1.{u}"})
+            sent, done = done, done + users * service_s
+    return records
+
+
+@pytest.mark.parametrize("until", [1020.0, 1011.0])
+def test_queued_users_rate_is_the_servers_not_the_windows(until):
+    """0.5 s per request, 10 users: each waits 5 s, the server does 2 req/s -- also when the
+    window is shorter than one user's wait (each user completes at most one request in it)."""
+    got = rounds.figures(fifo(10, 0.5, until), warmup_s=5.5)  # past the first 5 s, while the queue fills
+    assert got["rps"] == pytest.approx(2.0, rel=0.02)
+
+
+def test_little_law_and_in_flight_inside_the_app():
+    got = rounds.figures(closed_loop(4, 6.0, 0.2), warmup_s=1.0)
+    assert got["in_flight_little"] == pytest.approx(4.0, rel=0.01)
+    assert got["in_flight_measured"] == pytest.approx(4.0 * 0.198 / 0.2, rel=0.02)
+    assert got["max_in_flight"] == 4 and got["pids"] == 1 and got["threads"] == 4
+
+
+def test_errors_are_counted_by_kind_and_as_failures():
+    records = closed_loop(2, 4.0, 0.1)
+    for i, r in enumerate(records):
+        if i % 4 == 0:
+            r.update(ok=False, status=None, error="connection_reset", start=None, end=None)
+        elif i % 4 == 1:
+            r.update(ok=False, status=503, error="non_2xx")
+    got = rounds.figures(records, warmup_s=1.0)
+    assert got["errors"]["connection_reset"] > 0 and got["errors"]["non_2xx"] > 0
+    assert got["failures"] == got["errors"]["connection_reset"] + got["errors"]["non_2xx"]
+    assert got["errors"]["timeout"] == got["errors"]["other"] == 0
+
+
+def test_a_record_without_a_kind_that_failed_counts_as_other():
+    assert rounds.error_counts([{"ok": False}, {"ok": True}])["other"] == 1
+
+
+def test_short_runs_keep_the_warm_up_and_say_so():
+    got = rounds.figures(closed_loop(2, 1.2, 0.1), warmup_s=1.0)
+    assert got["window_note"].startswith("short run") and got["rps"] == pytest.approx(20.0, rel=0.01)
+    assert "error" in rounds.figures(closed_loop(1, 0.3, 0.1), warmup_s=1.0)
+    assert "error" in rounds.figures([], warmup_s=1.0)
