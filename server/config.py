@@ -21,6 +21,7 @@ MODE_ONLY = {
     "threads": ("prefork", "event"),
     "max_requests": ("prefork",),
     "max_requests_jitter": ("prefork",),
+    "max_connections": ("event",),
 }
 EVENT_THREADS = 8  # event mode pool: two cores busy even while some requests wait on I/O
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
