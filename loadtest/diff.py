@@ -5,13 +5,18 @@
 ``diff.json``, ``diff.md`` and a self-contained ``diff.html`` (default
 directory: ``RUN_B/diff-vs-<name of RUN_A>``).
 
-A metric's change is *significant* when the two runs' intervals do not
-overlap (``stats.significant``); a side measured in a single round -- every
-run written before rounds existed -- has no interval, so nothing about it is
-called significant.  A row is significant when its requests/s is: in a
-closed-loop test throughput and latency move together, and flagging a row on
-any of six metrics would flag unchanged rows by chance far too often.
-Rows present in only one run are listed, never dropped.
+A metric's change is *significant* when both runs have at least
+``MIN_ROUNDS`` rounds, their intervals do not overlap (``stats.significant``:
+each median then lies outside the other run's interval) and the change is at
+least ``MIN_CHANGE`` of A's median.  Fewer rounds leave too much to chance:
+two min..max intervals of 2 rounds each miss each other a third of the time
+with no change at all (``stats.chance_disjoint``); 3 rounds bring it to 10%.
+Runs written before rounds existed count as one round.  The minimum change
+keeps a 0.2% drift in a near-constant figure (memory) from being called a
+change.  A row is significant when its requests/s is: in a closed-loop test
+throughput and latency move together, and flagging a row on any of six
+metrics would flag unchanged rows by chance far too often.  Rows present in
+only one run are listed, never dropped.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ import matplotlib.pyplot as plt
 from loadtest import report, stats
 
 VERDICT_METRIC = "rps"
+MIN_ROUNDS = 3
+MIN_CHANGE = 0.05
 LOWER_IS_BETTER = {"p50_ms", "p95_ms", "p99_ms", "server_cpu_cores", "server_mem_mb"}
 LABELS = {
     "rps": "req/s",
@@ -74,12 +81,18 @@ def figure(row: dict, metric: str) -> tuple[float | None, list[float] | None]:
     return value, report.interval(row, metric)
 
 
+def judged(a: dict, b: dict) -> bool:
+    """Enough rounds on both sides for a verdict."""
+    return min(report.rounds_of(a), report.rounds_of(b)) >= MIN_ROUNDS
+
+
 def change(metric: str, a: dict, b: dict) -> dict:
     a_val, a_ci = figure(a, metric)
     b_val, b_ci = figure(b, metric)
     delta = b_val - a_val if a_val is not None and b_val is not None else None
     pct = delta / a_val if delta is not None and a_val else None
-    sig = delta is not None and stats.significant(a_ci, b_ci)
+    material = pct is not None and abs(pct) >= MIN_CHANGE
+    sig = judged(a, b) and material and stats.significant(a_ci, b_ci)
     direction = ""
     if sig:
         better = (delta < 0) if metric in LOWER_IS_BETTER else (delta > 0)
@@ -109,6 +122,7 @@ def compare_rows(a: dict, b: dict) -> dict:
         "error_b": b.get("error") or "",
         "metrics": metrics,
         "significant_metrics": [m for m, c in metrics.items() if c["significant"]],
+        "chance_disjoint": stats.chance_disjoint(report.rounds_of(a), report.rounds_of(b)),
         "significant": metrics[VERDICT_METRIC]["significant"],
     }
 
@@ -148,8 +162,8 @@ def cell(c: dict, metric: str) -> str:
 def row_status(r: dict) -> str:
     if r["error_a"] or r["error_b"]:
         return "failed in " + " and ".join(s for s, e in (("A", r["error_a"]), ("B", r["error_b"])) if e)
-    if min(r["rounds_a"], r["rounds_b"]) < 2:
-        return "no interval (1 round): cannot tell"
+    if min(r["rounds_a"], r["rounds_b"]) < MIN_ROUNDS:
+        return f"{r['rounds_a']} and {r['rounds_b']} rounds: too few to tell (need {MIN_ROUNDS} a side)"
     if r["significant"]:
         return f"significant ({r['metrics'][VERDICT_METRIC]['direction']})"
     return "no clear change (intervals overlap)"
@@ -171,15 +185,17 @@ def table(doc: dict) -> tuple[list[str], list[list[str]]]:
 
 
 def headline(doc: dict) -> str:
-    judged = [
+    counted = [
         r
         for r in doc["rows"]
-        if min(r["rounds_a"], r["rounds_b"]) >= 2 and not (r["error_a"] or r["error_b"])
+        if min(r["rounds_a"], r["rounds_b"]) >= MIN_ROUNDS and not (r["error_a"] or r["error_b"])
     ]
-    sig = sum(r["significant"] for r in judged)
+    sig = sum(r["significant"] for r in counted)
+    chances = {r["chance_disjoint"] for r in counted if r["chance_disjoint"] is not None}
+    chance = f" (by chance alone about {max(chances):.0%} of unchanged rows would be)" if chances else ""
     return (
-        f"{sig} of {len(judged)} rows with intervals on both sides changed significantly in req/s "
-        f"(intervals do not overlap); {len(doc['rows'])} rows in both runs, "
+        f"{sig} of {len(counted)} rows with {MIN_ROUNDS}+ rounds on both sides changed significantly in "
+        f"req/s{chance}; {len(doc['rows'])} rows in both runs, "
         f"{len(doc['only_in_a'])} only in A, {len(doc['only_in_b'])} only in B."
     )
 
@@ -208,10 +224,10 @@ def only_lines(doc: dict) -> list[str]:
 
 
 MEANING = (
-    "A -> B (change). UPPER-CASE verdict: the two runs' intervals of that metric do not overlap. "
-    "Intervals are min..max of the rounds for up to 5 rounds (75% coverage at 3 rounds), a bootstrap "
-    "95% interval above; a run with one round has no interval and is never called significant. "
-    "The row's verdict follows req/s."
+    f"A -> B (change). UPPER-CASE verdict: with {MIN_ROUNDS} or more rounds a side, the two runs' "
+    f"intervals of that metric do not overlap and the change is at least {MIN_CHANGE:.0%}. Intervals are "
+    "min..max of the rounds for up to 5 rounds (75% coverage at 3 rounds), a bootstrap 95% interval "
+    "above. The row's verdict follows req/s."
 )
 
 

@@ -19,8 +19,9 @@ Policy, stated once:
   ``UNSTABLE_SPREAD`` of its median.
 - Two rows differ *significantly* when their intervals do not overlap.  With
   N=3 per side and no real change this happens by chance in 2 of the
-  C(6,3)=20 orderings, i.e. 10% of the time per metric; the diff therefore
-  judges a row by one metric (requests/s), not by any of several.
+  C(6,3)=20 orderings, i.e. 10% of the time per metric (``chance_disjoint``;
+  33% with N=2); the diff therefore judges a row by one metric (requests/s),
+  not by any of several, and only from 3 rounds a side.
 
 Pure functions, standard library only.
 """
@@ -149,6 +150,18 @@ def overlap(a_ci: Sequence[float] | None, b_ci: Sequence[float] | None) -> bool:
     if a_ci is None or b_ci is None:
         return True
     return a_ci[0] <= b_ci[1] and b_ci[0] <= a_ci[1]
+
+
+def chance_disjoint(n_a: int, n_b: int) -> float | None:
+    """Chance that min..max intervals of n_a and n_b rounds of one unchanged server do not overlap.
+
+    Disjoint means every round of one run is below every round of the other:
+    2 of the C(n_a + n_b, n_a) equally likely orderings.  Only for min..max
+    intervals (both N <= SMALL_N); None otherwise.
+    """
+    if not (1 <= n_a <= SMALL_N and 1 <= n_b <= SMALL_N):
+        return None
+    return min(2.0 / math.comb(n_a + n_b, n_a), 1.0)
 
 
 def significant(a_ci: Sequence[float] | None, b_ci: Sequence[float] | None) -> bool:

@@ -52,7 +52,8 @@ def test_a_change_beyond_both_intervals_is_significant_and_overlap_is_not(two_ru
     assert doc["only_in_a"] == [{"scenario": "hello", "target": "lab-single", "users": 10}]
     assert doc["only_in_b"] == [{"scenario": "cpu", "target": "lab-forking", "users": 10}]
     md = (out / "diff.md").read_text()
-    assert "1 of 2 rows with intervals on both sides changed significantly" in md
+    assert "1 of 2 rows with 3+ rounds on both sides changed significantly in req/s" in md
+    assert "by chance alone about 10% of unchanged rows would be" in md
     assert (
         "only in A: hello / lab-single / 10 users" in md and "only in B: cpu / lab-forking / 10 users" in md
     )
@@ -74,7 +75,7 @@ def test_old_run_directories_have_no_interval_and_nothing_is_called_significant(
     (only,) = doc["rows"]
     assert only["rounds_a"] == only["rounds_b"] == 1
     assert only["significant"] is False and only["metrics"]["rps"]["a_ci95"] is None
-    assert diff.row_status(only) == "no interval (1 round): cannot tell"
+    assert diff.row_status(only) == "1 and 1 rounds: too few to tell (need 3 a side)"
     # a new run against an old one: still no claim, one side has no interval
     new = write_run(tmp_path / "new", [row("io", "lab-single", [11.0, 12.0, 12.5])])
     doc = diff.diff(diff.load_run(a)[0], diff.load_run(new)[0])
@@ -109,3 +110,18 @@ def test_bad_run_directories_get_a_one_line_error_and_exit_2(tmp_path, make, mes
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and str(bad) in lines[0]
+
+
+def test_two_rounds_a_side_are_too_few_and_a_tiny_change_is_no_change(tmp_path):
+    # two rounds: disjoint min..max intervals happen by chance a third of the time
+    a = write_run(tmp_path / "a", [row("io", "lab-single", [1.0, 1.1])])
+    b = write_run(tmp_path / "b", [row("io", "lab-single", [1.5, 1.6])])
+    (two,) = diff.diff(diff.load_run(a)[0], diff.load_run(b)[0])["rows"]
+    assert two["significant"] is False and two["chance_disjoint"] == pytest.approx(1 / 3)
+    assert "too few to tell" in diff.row_status(two)
+    # disjoint but 1% apart: below what run-to-run drift can resolve
+    a = write_run(tmp_path / "c", [row("io", "lab-single", [100.0, 100.1, 100.2])])
+    b = write_run(tmp_path / "d", [row("io", "lab-single", [101.0, 101.1, 101.2])])
+    (tiny,) = diff.diff(diff.load_run(a)[0], diff.load_run(b)[0])["rows"]
+    assert tiny["metrics"]["rps"]["change_pct"] == pytest.approx(0.00999, abs=1e-4)
+    assert tiny["significant"] is False

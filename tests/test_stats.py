@@ -77,3 +77,10 @@ def test_overlap_and_significance():
     assert stats.significant([1, 2], [2.1, 3]) is True
     assert stats.significant([1, 2], [1.5, 3]) is False
     assert stats.significant(None, [5, 6]) is False
+
+
+def test_chance_that_unchanged_runs_get_disjoint_min_max_intervals():
+    assert stats.chance_disjoint(3, 3) == pytest.approx(2 / 20)
+    assert stats.chance_disjoint(2, 2) == pytest.approx(1 / 3)
+    assert stats.chance_disjoint(1, 1) == 1.0  # two single points never overlap unless equal
+    assert stats.chance_disjoint(3, 8) is None  # a bootstrap interval: no closed form here
