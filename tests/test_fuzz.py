@@ -7,7 +7,8 @@ inserted, deleted) and split at random points:
   core never raises anything but :class:`HTTPError` / :class:`ClientGone`, never
   waits for more input after the client closed, and never answers a status the
   server's own code should not produce (a 5xx other than 501 and 505);
-- against a real server process, a fresh connection per example, running
+- against a real server process (the blocking driver and the event loop's),
+  a fresh connection per example, running
   ``tests.test_server_apps:sink`` (which always answers 200): every example gets
   a response or a close within the timeout, never a 5xx of the server's own, no
   traceback in its log, and a normal request is served afterwards.
@@ -214,14 +215,18 @@ def test_core_serves_every_valid_request_however_it_is_split(requests, data):
 # --- over a socket ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def sink_server(tmp_path_factory):
+# The blocking driver (every thread/process mode shares it) and the event loop's own driver.
+DRIVERS = ("threaded", "event")
+
+
+@pytest.fixture(scope="module", params=DRIVERS)
+def sink_server(request, tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("fuzz") / "server.log"
     args = ["--timeout", "3", "--keep-alive", "1", "--limit-request-body", "10000"]
     with (
         log.open("wb") as err,
-        lab_server("threaded", port, *args, app="tests.test_server_apps:sink", stderr=err) as proc,
+        lab_server(request.param, port, *args, app="tests.test_server_apps:sink", stderr=err) as proc,
     ):
         yield port, proc, log
 
@@ -253,23 +258,25 @@ def exchange(port: int, pieces: list[bytes]) -> bytes:
             received += data
 
 
-@SOCKET
-@given(pieces=split(request_bytes))
-def test_server_answers_or_closes_and_never_fails(sink_server, pieces):
-    port, proc, _ = sink_server
-    received = exchange(port, pieces)
-    assert not received or received.startswith(b"HTTP/1.1 "), received[:200]
-    for status in map(int, STATUS_LINE.findall(received)):
-        assert status < 500 or status in PROTOCOL_5XX, received[:300]
-    assert proc.poll() is None, "the server died"
-
-
-def test_server_serves_normally_after_the_fuzzing(sink_server):
-    """Runs after the fuzz test above (pytest keeps file order): the same server, still healthy."""
-    port, proc, log = sink_server
+def answers_normally(port: int) -> None:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as reply:
         assert reply.status == 200 and reply.read() == b"ok 0\n"
-    assert proc.poll() is None
+
+
+def test_server_answers_or_closes_and_never_fails(sink_server):
+    port, proc, log = sink_server
+
+    @SOCKET
+    @given(pieces=split(request_bytes))
+    def one_connection(pieces: list[bytes]) -> None:
+        received = exchange(port, pieces)
+        assert not received or received.startswith(b"HTTP/1.1 "), received[:200]
+        for status in map(int, STATUS_LINE.findall(received)):
+            assert status < 500 or status in PROTOCOL_5XX, received[:300]
+        assert proc.poll() is None, "the server died"
+
+    one_connection()
+    answers_normally(port)
     text = log.read_text(errors="replace")
     assert "Traceback" not in text, text[-3000:]
     # each refusal is one log line: nothing indented (a traceback or a multi-line message) follows one
