@@ -25,6 +25,9 @@ log = logging.getLogger("wsgi_lab")
 
 MAX_WORKERS = 256  # slots on the heartbeat board; SIGTTIN stops there
 FORK_RETRY_SECONDS = 1.0  # after a failed fork, the arbiter tries again this much later
+# Blocked from just before the fork until the worker has its own handlers: a SIGTERM sent to a
+# worker that has only just been born then waits for them instead of being lost.
+BLOCKED_DURING_FORK = {signal.SIGTERM, signal.SIGQUIT}
 
 
 @dataclass
@@ -69,14 +72,17 @@ class Arbiter:
         used = {w.slot for w in self.workers.values()}
         slot = next(i for i in range(self.max_workers) if i not in used)
         self.board.set(slot, 0.0)
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, BLOCKED_DURING_FORK)
         try:
             pid = os.fork()
         except OSError as exc:  # out of processes or memory: keep the workers we have, retry later
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             log.error("cannot fork a worker: %s; retrying in %gs", exc, FORK_RETRY_SECONDS)
             self.next_fork = time.monotonic() + FORK_RETRY_SECONDS
             return False
         if pid == 0:
-            self.run_worker(slot)
+            self.run_worker(slot)  # unblocks once the worker's handlers are installed
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         self.workers[pid] = Worker(pid, slot)
         log.info("worker %d started (slot %d)", pid, slot)
         return True

@@ -54,7 +54,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
 from server.base import BaseServer, ImmediateExit, flush_logs
-from server.workers.arbiter import MAX_WORKERS, Arbiter
+from server.workers.arbiter import BLOCKED_DURING_FORK, MAX_WORKERS, Arbiter
 from server.workers.forking import reset_signals_in_child
 from server.workers.single import SingleServer
 from server.workers.threaded import ThreadedServer
@@ -175,6 +175,7 @@ class PreforkWorker(BaseServer):
         status = 0
         try:
             self.install_signal_handlers()
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, BLOCKED_DURING_FORK)
             self.open_spare_fd()
             self.serve_forever()
             self.handle_signals()  # log the SIGTERM that stopped us, if one did
