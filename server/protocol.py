@@ -58,7 +58,13 @@ ABSOLUTE_FORM = re.compile(
     rb"(?i:https?)://(?:[^@/?#]*@)?(?P<authority>[A-Za-z0-9\-._~!$&'()*+,;=:\[\]%]+)(?P<rest>.*)"
 )
 
-# --- checks on top of h11 (h11 0.16 lets each of these through) --------------------------------
+# --- checks on top of h11 ---------------------------------------------------------------------
+# h11 0.16 already refuses (400): a method that is not a token (RFC 9110 9.1) and any request line
+# not exactly "token SP visible-ASCII SP HTTP/D.D"; a field name that is not a token or has space
+# before the colon (RFC 9112 5.1); NUL, CR, LF, VT and FF in a field value; a second Host and a
+# missing one in HTTP/1.1 (RFC 9112 3.2); differing Content-Lengths and non-digits in one; a
+# chunk-size line without CRLF or with space before an extension.  It answers 501 to every
+# Transfer-Encoding other than exactly "chunked".  It lets through everything below.
 # One scan of the raw head (and of a chunked body's trailer block) finds, in this order of
 # alternatives:
 # - obs-fold, a line starting with SP/HTAB: RFC 9112 5.2 lets a server reject it with 400; h11
