@@ -285,3 +285,22 @@ def test_sigterm_finishes_requests_in_flight_and_exits_0():
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
         assert "SIGTERM" in proc.stderr.read().decode()
     stop(proc)
+
+
+def test_sigterm_serves_a_request_waiting_in_the_backlog():
+    port = free_port()
+    with server(port, "--max-connections", "1") as proc:
+        silent = socket.create_connection(("127.0.0.1", port), timeout=10)  # takes the only slot
+        time.sleep(0.3)
+        queued = socket.create_connection(("127.0.0.1", port), timeout=10)  # waits in the backlog
+        queued.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        answer = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := queued.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200") and b"connection: close" in answer.lower(), answer
+        assert proc.wait(10) == 0
+        silent.close()
+        queued.close()

@@ -314,10 +314,12 @@ class EventServer(BaseServer):
             self.selector.unregister(self.listener)
             self.accepting = False
 
-    def _accept(self, limit: int = ACCEPT_BATCH) -> None:
+    def _accept(self, limit: int = ACCEPT_BATCH, cap: int | None = None) -> None:
+        """Accept up to ``limit`` waiting clients while fewer than ``cap`` (default: the limit) are open."""
         assert self.listener is not None
+        cap = self.max_connections if cap is None else cap
         for _ in range(limit):
-            if len(self.connections) >= self.max_connections:
+            if len(self.connections) >= cap:
                 self._accept_off()  # back-pressure: the rest wait in the kernel's backlog
                 return
             try:
@@ -541,7 +543,9 @@ class EventServer(BaseServer):
         """Serve what waits in the backlog, close idle connections, let the rest finish."""
         self.draining = True
         if self.listener is not None:
-            self._accept(limit=self.config.backlog)
+            # Everything already queued is served, even beyond --max-connections: the backlog
+            # bounds it, and closing the listener would otherwise reset those clients.
+            self._accept(limit=self.config.backlog, cap=self.max_connections + self.config.backlog)
             self._accept_off()
             self.listener.close()  # from now on new clients are refused, not left in a dead backlog
         grace = time.monotonic() + STOP_GRACE
