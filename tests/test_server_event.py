@@ -304,3 +304,29 @@ def test_sigterm_serves_a_request_waiting_in_the_backlog():
         assert proc.wait(10) == 0
         silent.close()
         queued.close()
+
+
+def test_a_stalled_body_times_out_with_408():
+    port = free_port()
+    with server(port, "--timeout", "1"):
+        started = time.monotonic()
+        answer = raw(port, b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert 0.9 <= time.monotonic() - started < 4.0
+
+
+def get_ignoring_errors(port: int, target: str) -> None:
+    with contextlib.suppress(OSError):
+        get(port, target, timeout=30)
+
+
+def test_graceful_timeout_bounds_the_stop():
+    port = free_port()
+    with server(port, "--graceful-timeout", "1", stderr=subprocess.PIPE) as proc:
+        threading.Thread(target=get_ignoring_errors, args=(port, "/sleep?s=20"), daemon=True).start()
+        time.sleep(0.5)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        assert time.monotonic() - sent < 5
+        assert "graceful timeout" in proc.stderr.read().decode()
