@@ -84,7 +84,8 @@ OPTIONS = (
            "event: most open connections at once; beyond it new connections wait in the backlog", "N",
            "the open-file limit minus 64"),
     Option("workers", ("-w", "--workers"), _int(1),
-           "prefork: worker processes (gunicorn's -w); SIGTTIN/SIGTTOU add/remove one", "N"),
+           "prefork: worker processes (gunicorn's -w; without --mode it selects prefork); "
+           "SIGTTIN/SIGTTOU add/remove one", "N"),
     Option("max_requests", ("--max-requests",), _int(0),
            "prefork: replace a worker after this many requests, gracefully; 0 = never", "N"),
     Option("max_requests_jitter", ("--max-requests-jitter",), _int(0),
@@ -155,6 +156,8 @@ def load_config(argv: list[str] | None = None, environ: dict[str, str] | None = 
             parser.error(f"{source}: {exc}")
     if "app" not in values:
         parser.error("no application given: pass MODULE:ATTRIBUTE (e.g. app:app) or set LAB_APP")
+    if "workers" in values and "mode" not in values:
+        values["mode"] = "prefork"  # gunicorn's meaning: `-w 4` alone asks for 4 worker processes
     try:
         cfg.check_mode_options(values.get("mode", DEFAULTS.mode), set(values))
     except ConfigError as exc:

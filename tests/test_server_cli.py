@@ -87,10 +87,10 @@ def test_other_mistakes_are_one_line_too(args, expected):
 @pytest.mark.parametrize(
     ("args", "env", "named"),
     [
-        (("--workers", "4"), {}, "--workers"),  # gunicorn's habit, without --mode prefork
+        (("--mode", "threaded", "--workers", "4"), {}, "--workers"),
         (("--mode", "forking", "--max-requests", "10"), {}, "--max-requests"),
         (("--mode", "threaded", "--threads", "4"), {}, "--threads"),
-        ((), {"LAB_WORKERS": "4"}, "--workers"),
+        (("--workers", "4"), {"LAB_MODE": "single"}, "--workers"),
     ],
 )
 def test_an_option_the_model_would_ignore_is_refused(args, env, named):
@@ -98,6 +98,12 @@ def test_an_option_the_model_would_ignore_is_refused(args, env, named):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and named in lines[0] and "prefork" in lines[0], result.stderr
+
+
+@pytest.mark.parametrize(("argv", "env"), [(["-w", "4", "x:y"], {}), (["x:y"], {"LAB_WORKERS": "4"})])
+def test_workers_alone_means_prefork_as_in_gunicorn(argv, env):
+    config = load_config(argv, env)
+    assert (config.mode, config.workers) == ("prefork", 4)
 
 
 def test_prefork_options_from_flags_and_env():
