@@ -7,8 +7,8 @@ socket and a few kilobytes, never a thread.  Policy choices and known limits:
   accepts, reads and parses request heads and bodies with :class:`HTTPCore`,
   writes responses out and enforces every timeout.  It never runs the app.
 - **Only complete requests reach the pool** of ``--threads`` threads (default
-  8: the pool bounds how many app calls run at once, not how many clients are
-  connected, and 8 keeps two cores busy while some requests wait on I/O).
+  ``config.EVENT_THREADS``): the pool bounds how many app calls run at once,
+  not how many clients are connected.
   Idle keep-alive connections and clients trickling a head hold no thread.
 - **Bodies are read before the app runs**, as waitress does: spooled in memory
   up to ``SPOOL_MEMORY`` bytes, then to a temporary file, never past
@@ -26,7 +26,8 @@ socket and a few kilobytes, never a thread.  Policy choices and known limits:
   seconds, so they fire up to ``TICK`` late.
 - **At ``--max-connections``** the loop stops accepting; new clients wait in
   the kernel's backlog until a connection closes.
-- **Graceful stop**: accept what waits in the backlog, give every connection
+- **Graceful stop**: accept all that waits in the backlog (even beyond
+  ``--max-connections``), close the listener, give every connection
   without a complete head ``STOP_GRACE`` seconds to finish it, close idle ones,
   let in-flight requests finish (their responses say ``Connection: close``),
   flush, exit.  ``--graceful-timeout`` bounds the whole stop.
@@ -324,8 +325,10 @@ class EventServer(BaseServer):
                 return
             try:
                 sock, peer = self.listener.accept()
-            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            except (BlockingIOError, InterruptedError):
                 return
+            except ConnectionAbortedError:  # the client gave up while waiting: take the next one
+                continue
             except OSError as exc:
                 if exc.errno not in FD_EXHAUSTED:
                     raise
