@@ -98,7 +98,7 @@ def server_name(url: str, hosts: dict[str, str]) -> str:
 
 
 def scenario_of(class_names: Iterable[str]) -> str:
-    by_class = {cls: name for name, cls in SCENARIO_CLASSES.items()}
+    by_class = {cls: name for name, classes in SCENARIO_CLASSES.items() for cls in classes.split()}
     names = sorted({by_class.get(c, c) for c in class_names})
     return names[0] if len(names) == 1 else "+".join(names) or "?"
 
