@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from loadtest import environment
 from loadtest.stats import METRICS
 from tests.support import ROOT, run_compare
 
@@ -161,3 +162,27 @@ def test_bad_new_flags_are_one_line_errors(flag, value, words):
     assert len(lines) == 1 and "error:" in lines[0], result.stderr
     for word in words:
         assert word in lines[0], lines[0]
+
+
+def test_target_args_override_the_registry_and_rederive_capacity(tmp_path):
+    result = run_compare(
+        "--targets", "gunicorn-sync", "--target-args", "gunicorn-sync=--workers 1", "--scenario", "io",
+        "--users", "3", "--sleep-s", "0.2", "--duration", "3", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    (row,) = summary_rows(tmp_path)
+    assert row["capacity"] == 1 and row["command"].endswith("--workers 1 app:app")
+    assert row["pids"] == 1 and row["max_in_flight"] == 1
+    assert any("--workers 1" in note for note in row["notes"])
+    assert "--target-args 'gunicorn-sync=--workers 1'" in (tmp_path / "rerun.sh").read_text()
+
+
+def test_printed_paths_name_the_host_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LAB_RESULTS_HOST_DIR", "/home/me/wsgi-lab/results")
+    assert environment.shown(tmp_path / "results" / "20260101T000000Z" / "report.html") == (
+        "/home/me/wsgi-lab/results/20260101T000000Z/report.html"
+    )
+    assert environment.shown(Path("/elsewhere/x")) == "/elsewhere/x"
+    monkeypatch.delenv("LAB_RESULTS_HOST_DIR")
+    assert environment.shown(tmp_path / "results" / "r") == str(tmp_path / "results" / "r")
