@@ -181,11 +181,9 @@ def server_usage(record: dict, watch: Watch | None, before: dict | None, after: 
         record["server_cpu_cores"] = watch.cores(span[0], span[1])
         mem, kind = watch.peak_memory(span[0], span[1])
         record["cpu_limit"] = usage.cgroup_cpu_limit()
-    elif before and after and before.get("root_pid") == after.get("root_pid"):
-        load_span = span[2]
-        record["server_cpu_cores"] = (
-            max(after["cpu_s"] - before["cpu_s"], 0.0) / load_span if load_span else None
-        )
+    elif before and after and usage.cpu_used(before, after) is not None:
+        used, load_span = usage.cpu_used(before, after), span[2]
+        record["server_cpu_cores"] = used / load_span if used is not None and load_span else None
         mem, kind = after.get("memory_bytes"), after.get("memory_kind", "")
         record["cpu_limit"] = after.get("cgroup_cpu_limit")
     else:

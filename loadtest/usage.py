@@ -123,9 +123,8 @@ def snapshot(root: psutil.Process | None = None) -> dict:
     }
 
 
-def cores_between(before: dict, after: dict) -> float | None:
-    """Average cores used between two snapshots of one tree (None if the tree changed or no time passed)."""
+def cpu_used(before: dict, after: dict) -> float | None:
+    """CPU seconds the tree used between two snapshots; None when they are of different trees (a restart)."""
     if before.get("root_pid") != after.get("root_pid"):
         return None
-    seconds = after["time"] - before["time"]
-    return max(after["cpu_s"] - before["cpu_s"], 0.0) / seconds if seconds > 0 else None
+    return max(after["cpu_s"] - before["cpu_s"], 0.0)
