@@ -120,6 +120,8 @@ def compare_rows(a: dict, b: dict) -> dict:
         "rounds_b": report.rounds_of(b),
         "error_a": a.get("error") or "",
         "error_b": b.get("error") or "",
+        "unstable_a": bool(a.get("unstable")),
+        "unstable_b": bool(b.get("unstable")),
         "metrics": metrics,
         "significant_metrics": [m for m, c in metrics.items() if c["significant"]],
         "chance_disjoint": stats.chance_disjoint(report.rounds_of(a), report.rounds_of(b)),
@@ -160,6 +162,12 @@ def cell(c: dict, metric: str) -> str:
 
 
 def row_status(r: dict) -> str:
+    shaky = [side for side in ("A", "B") if r.get(f"unstable_{side.lower()}")]
+    verdict = verdict_of(r)
+    return verdict + (f"; unstable in {' and '.join(shaky)}" if shaky else "")
+
+
+def verdict_of(r: dict) -> str:
     if r["error_a"] or r["error_b"]:
         return "failed in " + " and ".join(s for s, e in (("A", r["error_a"]), ("B", r["error_b"])) if e)
     if min(r["rounds_a"], r["rounds_b"]) < MIN_ROUNDS:
@@ -193,6 +201,12 @@ def headline(doc: dict) -> str:
     sig = sum(r["significant"] for r in counted)
     chances = {r["chance_disjoint"] for r in counted if r["chance_disjoint"] is not None}
     chance = f" (by chance alone about {max(chances):.0%} of unchanged rows would be)" if chances else ""
+    if not counted:
+        return (
+            f"No row has {MIN_ROUNDS}+ rounds on both sides: nothing is called significant; "
+            f"{len(doc['rows'])} rows in both runs, {len(doc['only_in_a'])} only in A, "
+            f"{len(doc['only_in_b'])} only in B."
+        )
     return (
         f"{sig} of {len(counted)} rows with {MIN_ROUNDS}+ rounds on both sides changed significantly in "
         f"req/s{chance}; {len(doc['rows'])} rows in both runs, "
@@ -273,11 +287,11 @@ def html_doc(doc: dict, intro: list[str], images: dict[str, bytes]) -> str:
     return "\n".join(parts)
 
 
-def side_by_side_chart(scenario: str, rows: list[dict]) -> bytes:
+def side_by_side_chart(scenario: str, rows: list[dict], names: tuple[str, str]) -> bytes:
     """req/s and p95 of A and B per target, bars with interval whiskers."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     several_users = len({r["users"] for r in rows}) > 1
-    names = [f"{r['target']} @{r['users']}" if several_users else r["target"] for r in rows]
+    ticks = [f"{r['target']} @{r['users']}" if several_users else r["target"] for r in rows]
     width = 0.38
     for ax, metric in zip(axes, ("rps", "p95_ms"), strict=True):
         for k, side in enumerate(("a", "b")):
@@ -290,27 +304,27 @@ def side_by_side_chart(scenario: str, rows: list[dict]) -> bytes:
                 width,
                 yerr=report.yerr(values, cis),
                 capsize=3,
-                label="A" if side == "a" else "B",
+                label=f"A: {names[0]}" if side == "a" else f"B: {names[1]}",
                 color=report.COLORS[k],
             )
         for i, r in enumerate(rows):
             if r["metrics"][metric]["significant"]:
                 top = max(r["metrics"][metric]["a"] or 0, r["metrics"][metric]["b"] or 0)
                 ax.annotate("*", (i, top), ha="center", va="bottom", fontsize=14)
-        ax.set_xticks(range(len(rows)), names, rotation=30, ha="right")
+        ax.set_xticks(range(len(rows)), ticks, rotation=30, ha="right")
         ax.set_title(f"{scenario}: {LABELS[metric]} (* = significant)")
         ax.legend(frameon=False)
     fig.tight_layout()
     return report.png(fig)
 
 
-def write(out: Path, doc: dict, intro: list[str]) -> None:
+def write(out: Path, doc: dict, intro: list[str], names: tuple[str, str] = ("A", "B")) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "diff.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     images = {}
     for scenario in dict.fromkeys(r["scenario"] for r in doc["rows"]):
         sub = [r for r in doc["rows"] if r["scenario"] == scenario]
-        images[scenario] = side_by_side_chart(scenario, sub)
+        images[scenario] = side_by_side_chart(scenario, sub, names)
     charts = {}
     for scenario, data in images.items():
         path = out / f"diff-{scenario}.png"
@@ -336,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
     out = args.out or args.run_b / f"diff-vs-{args.run_a.resolve().name}"
     doc = diff(rows_a, rows_b)
-    write(out, doc, [describe("A", args.run_a, env_a), describe("B", args.run_b, env_b)])
+    intro = [describe("A", args.run_a, env_a), describe("B", args.run_b, env_b)]
+    write(out, doc, intro, (args.run_a.resolve().name, args.run_b.resolve().name))
     print(headline(doc))
     print(f"wrote {out}/diff.html")
     return 0

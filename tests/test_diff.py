@@ -24,6 +24,7 @@ def two_runs(tmp_path):
             row("io", "gunicorn-sync", [7.8, 7.9, 8.0]),
             row("io", "lab-threaded", [19.0, 19.5, 19.8]),
             row("hello", "lab-single", [1100, 1150, 1190]),
+            row("cpu", "lab-single", [50, 51, 52]),
         ],
     )
     b = write_run(
@@ -32,6 +33,7 @@ def two_runs(tmp_path):
             row("io", "gunicorn-sync", [1.95, 1.98, 2.0]),  # started with -w 1 instead of -w 4
             row("io", "lab-threaded", [19.2, 19.6, 19.9]),
             row("cpu", "lab-forking", [90, 95, 97]),
+            row("cpu", "lab-single", [40, 50, 60]),  # wide spread: unstable
         ],
     )
     return a, b
@@ -51,8 +53,12 @@ def test_a_change_beyond_both_intervals_is_significant_and_overlap_is_not(two_ru
     assert threaded["significant"] is False and threaded["significant_metrics"] == []
     assert doc["only_in_a"] == [{"scenario": "hello", "target": "lab-single", "users": 10}]
     assert doc["only_in_b"] == [{"scenario": "cpu", "target": "lab-forking", "users": 10}]
+    assert (
+        diff.row_status(rows[("cpu", "lab-single", 10)])
+        == "no clear change (intervals overlap); unstable in B"
+    )
     md = (out / "diff.md").read_text()
-    assert "1 of 2 rows with 3+ rounds on both sides changed significantly in req/s" in md
+    assert "1 of 3 rows with 3+ rounds on both sides changed significantly in req/s" in md
     assert "by chance alone about 10% of unchanged rows would be" in md
     assert (
         "only in A: hello / lab-single / 10 users" in md and "only in B: cpu / lab-forking / 10 users" in md
