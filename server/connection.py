@@ -88,7 +88,7 @@ def serve_connection(sock: socket.socket, peer: tuple, ctx: ServeContext) -> Non
             except HTTPError as exc:
                 log.info("%s: %d %s", remote, exc.status, exc.reason)
                 http.send_error(exc.status, exc.reason)
-                _log_access(remote, "-", exc.status, http.bytes_sent, 0.0)
+                log_access(remote, "-", exc.status, http.bytes_sent, 0.0)
                 http.close(linger=True)
                 return
             if head is None:
@@ -134,13 +134,11 @@ def serve_request(
             http.send_error(500, "Internal Server Error")
             response.status = 500
     if access_log.handlers:
-        _log_access(
-            remote, head.request_line, response.status, http.bytes_sent, time.perf_counter() - started
-        )
+        log_access(remote, head.request_line, response.status, http.bytes_sent, time.perf_counter() - started)
     return keep
 
 
-def _log_access(remote: str, request_line: str, status: int, sent: int, seconds: float) -> None:
+def log_access(remote: str, request_line: str, status: int, sent: int, seconds: float) -> None:
     """One line per request, with the pid and thread that served it."""
     if access_log.handlers:
         access_log.info(

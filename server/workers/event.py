@@ -53,7 +53,7 @@ from enum import Enum
 
 from server.base import FD_EXHAUSTED, BaseServer
 from server.config import EVENT_THREADS
-from server.connection import _log_access, serve_request
+from server.connection import log_access, serve_request
 from server.protocol import (
     LINGER_SECONDS,
     NEED_DATA,
@@ -405,7 +405,7 @@ class EventServer(BaseServer):
         log.info("%s: %d %s", conn.remote, exc.status, exc.reason)
         response = conn.core.error_response(exc.status, exc.reason)
         conn.queue(response)
-        _log_access(conn.remote, "-", exc.status, len(response), 0.0)
+        log_access(conn.remote, "-", exc.status, len(response), 0.0)
         self._finish(conn, linger=True)
 
     # --- the thread pool -------------------------------------------------------------------------
