@@ -469,6 +469,33 @@ def container_ip(stack: Stack, service: str) -> str:
     return network["IPAddress"]
 
 
+def test_localhost_inside_compose_is_refused_naming_the_services(stack: Stack) -> None:
+    """The README's host port typed into Host: inside compose, localhost is the locust container."""
+    form = {"user_count": "2", "spawn_rate": "2", "host": "http://localhost:8001", "user_classes": "IoUser"}
+    refused = post(stack.url("locust", "/swarm"), form)
+    assert not refused["success"], refused
+    message = refused["message"]
+    assert message.startswith("http://localhost:8001 cannot be reached from the load generator"), message
+    assert "localhost is the locust container itself" in message
+    assert "http://lab-single:8000" in message and "http://flask-dev-processes:8000" in message
+    assert locust_stats(stack)["state"] in ("ready", "stopped")
+    assert message in stack.compose("logs", "locust").stdout
+
+
+def test_workers_compose_file_needs_only_the_master_address(stack: Stack) -> None:
+    workers = ROOT / "docker" / "workers.yml"
+    base = ["docker", "compose", "-f", str(workers), "config", "--format", "json"]
+    missing = subprocess.run(base, capture_output=True, text=True, timeout=60, env=stack.env)
+    assert missing.returncode != 0 and "LOCUST_MASTER_HOST" in missing.stderr
+    env = {**stack.env, "LOCUST_MASTER_HOST": "10.0.0.5"}
+    config = json.loads(
+        subprocess.run(base, capture_output=True, text=True, timeout=60, env=env, check=True).stdout
+    )
+    (service,) = config["services"].values()
+    assert service["image"] == IMAGE
+    assert service["command"][-5:] == ["--worker", "--master-host", "10.0.0.5", "--master-port", "5557"]
+
+
 def test_a_worker_on_another_machine_joins_the_master(stack: Stack, tmp_path: Path) -> None:
     """An extra generator machine, played by a local process outside the compose project.
 
