@@ -91,7 +91,7 @@ def change(metric: str, a: dict, b: dict) -> dict:
     b_val, b_ci = figure(b, metric)
     delta = b_val - a_val if a_val is not None and b_val is not None else None
     pct = delta / a_val if delta is not None and a_val else None
-    material = pct is not None and abs(pct) >= MIN_CHANGE
+    material = delta is not None and stats.exceeds(metric, delta, a_val, MIN_CHANGE)
     sig = judged(a, b) and material and stats.significant(a_ci, b_ci)
     direction = ""
     if sig:

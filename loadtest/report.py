@@ -370,7 +370,17 @@ def interval_note(rows: list[dict]) -> str:
     return (
         "Figures are medians over rounds; [low-high] is the interval of the median ("
         + "; ".join(parts)
-        + f"). A row is unstable when an interval is wider than {stats.UNSTABLE_SPREAD:.0%} of its median."
+        + f"). A row is unstable when an interval is wider than {stats.UNSTABLE_SPREAD:.0%} of its median"
+        f" and than its floor for near-zero figures ({floors()})."
+    )
+
+
+def floors() -> str:
+    """'server CPU 0.05, server MB 5, p50 1 ms, ...' from stats.NOISE_FLOOR."""
+    units = {"server_cpu_cores": ("server CPU", " cores"), "server_mem_mb": ("server memory", " MB")}
+    return ", ".join(
+        f"{units.get(m, (m.removesuffix('_ms'), ''))[0]} {v:g}{units.get(m, ('', ' ms'))[1]}"
+        for m, v in stats.NOISE_FLOOR.items()
     )
 
 

@@ -16,7 +16,7 @@ Policy, stated once:
   94% for 5; ``coverage``).  For larger N it is a seeded percentile bootstrap.
   The key is still named ``<metric>_ci95``; the report states the coverage.
 - A row is *unstable* when the interval of a headline metric is wider than
-  ``UNSTABLE_SPREAD`` of its median.
+  ``UNSTABLE_SPREAD`` of its median and than the metric's ``NOISE_FLOOR``.
 - Two rows differ *significantly* when their intervals do not overlap.  With
   N=3 per side and no real change this happens by chance in 2 of the
   C(6,3)=20 orderings, i.e. 10% of the time per metric (``chance_disjoint``;
@@ -49,6 +49,17 @@ HEADLINE = ("rps", "p50_ms", "p95_ms", "p99_ms", "server_cpu_cores", "server_mem
 # vary from round to round without making the figures less trustworthy.
 STABILITY_METRICS = ("rps", "p50_ms", "p95_ms", "p99_ms", "server_cpu_cores")
 UNSTABLE_SPREAD = 0.10
+# Below these amounts a difference is no difference, whatever its share: an io server uses
+# ~0.01 cores, so 0.01 vs 0.02 is "+100%" of nothing.  A spread or a change counts only when it
+# exceeds both its share of the median and this floor (``exceeds``).
+NOISE_FLOOR = {
+    "server_cpu_cores": 0.05,
+    "server_mem_mb": 5.0,
+    "p50_ms": 1.0,
+    "p95_ms": 1.0,
+    "p99_ms": 1.0,
+    "avg_ms": 1.0,
+}
 SMALL_N = 5
 CI_SUFFIX = "_ci95"
 
@@ -112,6 +123,11 @@ def numbers(per_round: Sequence[dict], metric: str) -> list[float]:
     return out
 
 
+def exceeds(metric: str, amount: float, median: float, share: float) -> bool:
+    """Whether ``amount`` (a spread or a change) is above ``share`` of |median| and the metric's floor."""
+    return abs(amount) > max(share * abs(median), NOISE_FLOOR.get(metric, 0.0))
+
+
 def relative_spread(median: float | None, ci: Sequence[float] | None) -> float | None:
     """Width of the interval as a share of the median; None when the median is 0 or unknown."""
     if median is None or ci is None or median == 0:
@@ -125,7 +141,7 @@ def summarize(per_round: list[dict], metrics: Sequence[str] = METRICS) -> dict:
     For each metric present in at least one round: ``m`` = median of the rounds
     (missing values ignored, None when no round has it) and ``m_ci95`` =
     [low, high] or None.  ``unstable_metrics`` lists the STABILITY_METRICS whose
-    interval is wider than UNSTABLE_SPREAD of the median.
+    interval is wider than UNSTABLE_SPREAD of the median and than NOISE_FLOOR.
     """
     out: dict = {}
     unstable: list[str] = []
@@ -137,8 +153,10 @@ def summarize(per_round: list[dict], metrics: Sequence[str] = METRICS) -> dict:
         ci = bootstrap_ci(values)
         out[metric] = median
         out[metric + CI_SUFFIX] = list(ci) if ci is not None else None
-        spread = relative_spread(median, ci)
-        if metric in STABILITY_METRICS and spread is not None and spread > UNSTABLE_SPREAD:
+        wide = (
+            median is not None and ci is not None and exceeds(metric, ci[1] - ci[0], median, UNSTABLE_SPREAD)
+        )
+        if metric in STABILITY_METRICS and wide:
             unstable.append(metric)
     out["unstable"] = bool(unstable)
     out["unstable_metrics"] = unstable

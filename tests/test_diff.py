@@ -131,3 +131,17 @@ def test_two_rounds_a_side_are_too_few_and_a_tiny_change_is_no_change(tmp_path):
     (tiny,) = diff.diff(diff.load_run(a)[0], diff.load_run(b)[0])["rows"]
     assert tiny["metrics"]["rps"]["change_pct"] == pytest.approx(0.00999, abs=1e-4)
     assert tiny["significant"] is False
+
+
+def test_a_change_of_nearly_nothing_is_not_significant(tmp_path):
+    a = write_run(
+        tmp_path / "a",
+        [row("io", "x", [10.0, 10.1, 10.2], server_cpu_cores=0.01, server_cpu_cores_ci95=[0.01, 0.011])],
+    )
+    b = write_run(
+        tmp_path / "b",
+        [row("io", "x", [10.0, 10.1, 10.2], server_cpu_cores=0.02, server_cpu_cores_ci95=[0.02, 0.021])],
+    )
+    (r,) = diff.diff(diff.load_run(a)[0], diff.load_run(b)[0])["rows"]
+    assert r["metrics"]["server_cpu_cores"]["change_pct"] == pytest.approx(1.0)
+    assert r["metrics"]["server_cpu_cores"]["significant"] is False

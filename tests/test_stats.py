@@ -84,3 +84,16 @@ def test_chance_that_unchanged_runs_get_disjoint_min_max_intervals():
     assert stats.chance_disjoint(2, 2) == pytest.approx(1 / 3)
     assert stats.chance_disjoint(1, 1) == 1.0  # two single points never overlap unless equal
     assert stats.chance_disjoint(3, 8) is None  # a bootstrap interval: no closed form here
+
+
+def test_spreads_of_near_zero_figures_are_measured_against_a_floor():
+    # an io server's CPU: 0.01 vs 0.02 cores is no instability
+    idle = stats.summarize(
+        [{"server_cpu_cores": 0.01}, {"server_cpu_cores": 0.02}, {"server_cpu_cores": 0.015}]
+    )
+    assert idle["unstable"] is False
+    busy = stats.summarize([{"server_cpu_cores": 0.8}, {"server_cpu_cores": 1.0}, {"server_cpu_cores": 0.9}])
+    assert busy["unstable_metrics"] == ["server_cpu_cores"]
+    assert stats.exceeds("server_cpu_cores", 0.04, 0.01, 0.10) is False
+    assert stats.exceeds("server_cpu_cores", 0.2, 0.9, 0.10) is True
+    assert stats.exceeds("rps", 0.2, 1.0, 0.10) is True  # no floor for throughput
