@@ -131,6 +131,7 @@ def compare_rows(a: dict, b: dict) -> dict:
 
 def diff(rows_a: list[dict], rows_b: list[dict]) -> dict:
     """The diff.json document: paired rows in B's order, and the rows only one run has."""
+    rows_a, rows_b = [report.restat(r) for r in rows_a], [report.restat(r) for r in rows_b]
     by_key_a = {key(r): r for r in rows_a}
     keys_b = {key(r) for r in rows_b}
     paired = [compare_rows(by_key_a[key(b)], b) for b in rows_b if key(b) in by_key_a]

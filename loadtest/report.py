@@ -923,11 +923,23 @@ def csv_record(row: dict) -> dict:
     return out
 
 
+def restat(row: dict) -> dict:
+    """The stability verdict again from ``per_round``, so a re-render applies today's rule."""
+    good = [r for r in row.get("per_round") or [] if not r.get("error")]
+    if len(good) >= 2:
+        verdict = stats.summarize(good, stats.STABILITY_METRICS)
+        row["unstable"], row["unstable_metrics"] = verdict["unstable"], verdict["unstable_metrics"]
+        if not row["unstable"]:
+            row["unstable_reason"] = ""
+    return row
+
+
 def enrich(out: Path, rows: list[dict], cpu_count: int | None) -> dict[int, list[dict]]:
     """Read each row's identity records; fill evidence the row lacks and refresh its sentence."""
     records_of = {}
     for i, r in enumerate(rows):
         r.setdefault("cpu_count", cpu_count)
+        restat(r)
         path = identity_path(out, r)
         records = evidence.load(path) if path else []
         records_of[i] = records

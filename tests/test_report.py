@@ -158,3 +158,14 @@ def test_the_timeline_of_a_multi_process_pool_shows_why_it_missed_its_ceiling(tm
     assert "for 50% of the run one process had all its threads busy while another had a free one" in page
     assert (tmp_path / "run" / "charts" / "timeline-io-gunicorn-gthread.png").stat().st_size > 1000
     assert 'href="locust/io/gunicorn-gthread.r2.locust.html">r2 locust report' in page
+
+
+def test_a_rerender_applies_todays_stability_rule_to_the_rounds():
+    stale = row(
+        "io", "lab-threaded", [19.8, 19.7, 19.9], unstable=True, unstable_metrics=["server_cpu_cores"]
+    )
+    for record, cores in zip(stale["per_round"], (0.004, 0.01, 0.012), strict=True):
+        record["server_cpu_cores"] = cores
+    stale["unstable_reason"] = "machine busy"
+    fresh = report.restat(stale)
+    assert fresh["unstable"] is False and fresh["unstable_metrics"] == [] and fresh["unstable_reason"] == ""
