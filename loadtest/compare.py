@@ -352,10 +352,19 @@ def write(plan: Plan, results: list[dict], started: str, load_before: float | No
     locustfile = str(locustrun.LOCUSTFILE.relative_to(ROOT))
     env = environment.environment(started, finished, plan.as_dict(), plan.argv, loads, locustfile)
     env["rerun"] = environment.write_rerun(out, plan.argv, plan.seed)
-    from loadtest import report  # matplotlib is slow to import: not for a usage error
-
     (out / "env.json").write_text(json.dumps(env, indent=2, default=str) + "\n", encoding="utf-8")
-    report.write_all(out, results, env)
+    summary = {"parameters": env["parameters"], "rows": results}
+    # The measurements are on disk before anything renders them: a report that fails loses no figure.
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    try:
+        from loadtest import report  # matplotlib is slow to import: not for a usage error
+
+        report.write_all(out, results, env)
+    except Exception as exc:  # any rendering bug: say so, keep the figures
+        shown = environment.shown(out / "summary.json")
+        print(f"report failed ({type(exc).__name__}: {exc}); the figures are in {shown}")
+        print(f"render again with: python -m loadtest.report {environment.shown(out)}")
+        return 1
     print(f"wrote {environment.shown(out / 'report.html')} ({time.monotonic() - t0:.0f} s)", flush=True)
     for r in results:
         print(f"  {r['scenario']:<6} u{r['users']:<3} {r['answer']}", flush=True)
