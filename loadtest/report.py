@@ -809,7 +809,8 @@ table{border-collapse:collapse;font-size:.85rem;margin:1rem 0;width:100%}
 th,td{border:1px solid #ddd;padding:.3rem .45rem;text-align:right;vertical-align:top}
 th{background:#f4f4f4}
 td:nth-child(-n+2),td:last-child,th:nth-child(-n+2),th:last-child{text-align:left}
-td:nth-child(-n+2){white-space:nowrap}
+td:nth-child(-n+2),table.figures td{white-space:nowrap}
+table.figures td:last-child{white-space:normal;min-width:14rem}
 tr.failed td{background:#fdecec} tr.floor td{background:#fff8e1}
 img{max-width:100%;display:block;margin:.6rem 0}
 pre{background:#f6f6f6;padding:.6rem;overflow:auto;font-size:.8rem}
@@ -822,9 +823,11 @@ def img_tag(data: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
 
 
-def html_table(header: list[str], body: list[list[str]], classes: list[str] | None = None) -> str:
+def html_table(
+    header: list[str], body: list[list[str]], classes: list[str] | None = None, kind: str = ""
+) -> str:
     e = html.escape
-    parts = ["<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>"]
+    parts = [f"<table class='{kind}'><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>"]
     for cls, cells in zip(classes or [""] * len(body), body, strict=True):
         parts.append(f"<tr class='{cls}'>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
     return "".join(parts) + "</table>"
@@ -861,7 +864,7 @@ def html_report(rows: list[dict], env: dict, images: dict[str, bytes]) -> str:
             parts.append("</ul>")
             parts += [f"<p>{e(line)}</p>" for line in ranking(sub)]
     classes = [row_class(r) for r in rows]
-    parts.append("<h2>Measurements</h2>" + html_table(*measurement_table(rows, cpus), classes))
+    parts.append("<h2>Measurements</h2>" + html_table(*measurement_table(rows, cpus), classes, "figures"))
     parts.append("<h2>Resources and evidence</h2>" + html_table(*resource_table(rows), classes))
     parts.append(
         "<p class=meta>max in flight: most requests inside the app at one instant "
