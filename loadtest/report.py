@@ -516,12 +516,17 @@ def latency_chart(rows: list[dict]) -> bytes:
 
 
 def knee(points: list[dict]) -> dict | None:
-    """First user count at which a model reaches KNEE_SHARE of its best throughput in the sweep."""
+    """First user count at which a model reaches KNEE_SHARE of its best throughput in the sweep.
+
+    None when that is the largest user count: throughput was still rising, the
+    knee lies beyond the sweep.
+    """
     ok = [p for p in points if number(p.get("rps")) is not None]
     if len(ok) < 2:
         return None
     best = max(p["rps"] for p in ok)
-    return next(p for p in ok if p["rps"] >= KNEE_SHARE * best)
+    first = next(p for p in ok if p["rps"] >= KNEE_SHARE * best)
+    return None if first is ok[-1] else first
 
 
 def by_target(rows: list[dict]) -> dict[str, list[dict]]:
@@ -553,8 +558,11 @@ def sweep_chart(scenario: str, rows: list[dict]) -> bytes:
         point = knee(pts)
         if point is not None:
             axes[0].plot([point["users"]], [point["rps"]], marker="o", markersize=14, mfc="none", color=color)
+    counts = sorted({r["users"] for r in rows if r["scenario"] == scenario and r.get("users")})
     for ax, title in zip(axes, ("requests/s (circle: knee)", "p95 latency, ms"), strict=True):
         ax.set_xscale("log", base=2)
+        ax.set_xticks(counts, [str(c) for c in counts])
+        ax.minorticks_off()
         ax.set_xlabel("users")
         ax.set_title(f"{scenario}: {title}")
         ax.grid(alpha=0.3)
@@ -589,7 +597,7 @@ def little_table(scenario: str, rows: list[dict]) -> tuple[list[str], list[list[
                     fmt(p.get("avg_ms")),
                     fmt(predicted, ".1f"),
                     fmt(measured, ".1f"),
-                    "knee" if point is p else "",
+                    "knee" if point is p else "still rising" if point is None and p is pts[-1] else "",
                 ]
             )
     return header, body
@@ -598,8 +606,11 @@ def little_table(scenario: str, rows: list[dict]) -> tuple[list[str], list[list[
 LITTLE_NOTE = (
     "Little's law: requests in the system = req/s x mean latency. With no wait between a user's requests "
     "it should come out close to the number of users; a clear gap means time spent outside the measured "
-    "latency (generator overhead, connection setup). 'in the app' is the mean number of requests inside the "
-    "app (server-side timestamps); the gap to req/s x latency is time spent queued or on the wire."
+    "latency (generator overhead, connection setup) or a run too short for the slowest requests: requests "
+    "still waiting when the run ends are not counted, which shortens the mean latency of a queueing model. "
+    "'in the app' is the mean number of requests inside the app (server-side timestamps); the gap to req/s x "
+    "latency is time spent queued or on the wire. Knee: the first user count reaching "
+    f"{KNEE_SHARE:.0%} of the model's best req/s; 'still rising' when that is the largest count swept."
 )
 
 
