@@ -34,6 +34,8 @@ TIMELINE_MAX_REQUESTS = 3000
 TIMELINE_MAX_LANES = 32
 # A model is at its knee once it reaches this share of the best throughput it showed in the sweep.
 KNEE_SHARE = 0.9
+# All cores at least this busy while server and generator used less: other work shared the machine.
+BUSY_MACHINE = 0.9
 COLORS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f"]
 LABELS = {"rps": "req/s", "p50_ms": "p50", "p95_ms": "p95", "p99_ms": "p99", "server_cpu_cores": "server CPU"}
 
@@ -203,10 +205,30 @@ def flags(row: dict, cpu_count: int | None) -> list[str]:
         out.append("generator saturated: figures are a floor")
     if row.get("machine_bound"):
         out.append("machine-bound: server + generator used nearly every core")
+    elif busy_elsewhere(row, cpu_count):
+        out.append(busy_elsewhere(row, cpu_count))
     unstable = instability(row, cpu_count)
     if unstable:
         out.append(unstable)
     return out
+
+
+def busy_elsewhere(row: dict, cpu_count: int | None) -> str:
+    """'' unless every core was nearly busy while server and generator left part of it to other work."""
+    machine = number(row.get("machine_cpu"))
+    if machine is None or machine < BUSY_MACHINE or not cpu_count:
+        return ""
+    ours = [
+        (number(r.get("server_cpu_cores")) or 0.0) + (number(r.get("generator_cores")) or 0.0)
+        for r in row.get("per_round") or []
+    ]
+    if not ours:
+        return ""
+    used = sorted(ours)[len(ours) // 2]
+    return (
+        f"machine busy: {machine:.0%} of {cpu_count} cores in use, server + generator {used:.2f} cores;"
+        " other processes took the rest, so the figures may be low"
+    )
 
 
 def status(row: dict, cpu_count: int | None) -> str:

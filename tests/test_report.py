@@ -170,3 +170,12 @@ def test_a_rerender_applies_todays_stability_rule_to_the_rounds():
     stale["unstable_reason"] = "machine busy"
     fresh = report.restat(stale)
     assert fresh["unstable"] is False and fresh["unstable_metrics"] == [] and fresh["unstable_reason"] == ""
+
+
+def test_a_machine_busy_with_other_work_is_said_so():
+    crowded = row("hello", "lab-threaded", [1790, 1800, 1810], users=16, machine_cpu=0.99)
+    for record in crowded["per_round"]:
+        record["server_cpu_cores"], record["generator_cores"] = 0.7, 0.5
+    text = report.status(crowded, 2)
+    assert "machine busy: 99% of 2 cores in use, server + generator 1.20 cores" in text
+    assert report.status(row("hello", "x", [1, 1, 1], machine_cpu=0.4), 2) == "ok"
