@@ -357,8 +357,9 @@ def ranking(rows: list[dict]) -> list[str]:
 
 def row_sentence(row: dict, cpu_count: int | None) -> str:
     sentence = row.get("answer") or evidence.answer(row["target"], row["scenario"], row)
-    unstable = instability(row, cpu_count)
-    return sentence + (f" [{unstable}]" if unstable else "")
+    busy = "" if row.get("machine_bound") else busy_elsewhere(row, cpu_count)
+    extras = [text for text in (busy, instability(row, cpu_count)) if text]
+    return sentence + "".join(f" [{text}]" for text in extras)
 
 
 def scenario_detail(scenario: str, params: dict) -> str:

@@ -179,3 +179,6 @@ def test_a_machine_busy_with_other_work_is_said_so():
     text = report.status(crowded, 2)
     assert "machine busy: 99% of 2 cores in use, server + generator 1.20 cores" in text
     assert report.status(row("hello", "x", [1, 1, 1], machine_cpu=0.4), 2) == "ok"
+    assert report.row_sentence(crowded, 2).endswith(
+        "other processes took the rest, so the figures may be low]"
+    )
