@@ -31,7 +31,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from loadtest import report, stats
+from loadtest import charts, figures, report, stats
 
 VERDICT_METRIC = "rps"
 MIN_ROUNDS = 3
@@ -75,15 +75,15 @@ def key(row: dict) -> tuple[str, str, int]:
 
 def figure(row: dict, metric: str) -> tuple[float | None, list[float] | None]:
     """(median, interval) of a metric; no figure for a failed row, no interval for a single round."""
-    value = report.number(row.get(metric))
+    value = figures.number(row.get(metric))
     if row.get("error") or value is None:
         return None, None
-    return value, report.interval(row, metric)
+    return value, figures.interval(row, metric)
 
 
 def judged(a: dict, b: dict) -> bool:
     """Enough rounds on both sides for a verdict."""
-    return min(report.rounds_of(a), report.rounds_of(b)) >= MIN_ROUNDS
+    return min(figures.rounds_of(a), figures.rounds_of(b)) >= MIN_ROUNDS
 
 
 def change(metric: str, a: dict, b: dict) -> dict:
@@ -116,15 +116,15 @@ def compare_rows(a: dict, b: dict) -> dict:
         "scenario": scenario,
         "target": target,
         "users": users,
-        "rounds_a": report.rounds_of(a),
-        "rounds_b": report.rounds_of(b),
+        "rounds_a": figures.rounds_of(a),
+        "rounds_b": figures.rounds_of(b),
         "error_a": a.get("error") or "",
         "error_b": b.get("error") or "",
         "unstable_a": bool(a.get("unstable")),
         "unstable_b": bool(b.get("unstable")),
         "metrics": metrics,
         "significant_metrics": [m for m, c in metrics.items() if c["significant"]],
-        "chance_disjoint": stats.chance_disjoint(report.rounds_of(a), report.rounds_of(b)),
+        "chance_disjoint": stats.chance_disjoint(figures.rounds_of(a), figures.rounds_of(b)),
         "significant": metrics[VERDICT_METRIC]["significant"],
     }
 
@@ -154,7 +154,7 @@ def cell(c: dict, metric: str) -> str:
     spec = ".2f" if metric == "server_cpu_cores" else ".1f" if metric != "server_mem_mb" else ".0f"
     if c["a"] is None and c["b"] is None:
         return "-"
-    text = f"{report.fmt(c['a'], spec)} -> {report.fmt(c['b'], spec)}"
+    text = f"{figures.fmt(c['a'], spec)} -> {figures.fmt(c['b'], spec)}"
     if c["change_pct"] is not None:
         text += f" ({c['change_pct']:+.1%})"
     if c["significant"]:
@@ -303,10 +303,10 @@ def side_by_side_chart(scenario: str, rows: list[dict], names: tuple[str, str]) 
                 xs,
                 [v or 0 for v in values],
                 width,
-                yerr=report.yerr(values, cis),
+                yerr=charts.yerr(values, cis),
                 capsize=3,
                 label=f"A: {names[0]}" if side == "a" else f"B: {names[1]}",
-                color=report.COLORS[k],
+                color=charts.COLORS[k],
             )
         for i, r in enumerate(rows):
             if r["metrics"][metric]["significant"]:
@@ -316,7 +316,7 @@ def side_by_side_chart(scenario: str, rows: list[dict], names: tuple[str, str]) 
         ax.set_title(f"{scenario}: {LABELS[metric]} (* = significant)")
         ax.legend(frameon=False)
     fig.tight_layout()
-    return report.png(fig)
+    return charts.png(fig)
 
 
 def write(out: Path, doc: dict, intro: list[str], names: tuple[str, str] = ("A", "B")) -> None:

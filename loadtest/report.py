@@ -6,9 +6,9 @@ whose throughput intervals overlap are called "no clear difference" rather
 than ranked.  Rows measured before rounds existed render as one round with no
 interval.
 
-Charts are matplotlib PNGs (Agg backend, no display needed), written to
-``charts/`` for the markdown report and embedded base64 in the HTML, so the
-HTML opens anywhere with no network and no sibling files.
+Charts (``loadtest.charts``) are written to ``charts/`` for the markdown
+report and embedded base64 in the HTML, so the HTML opens anywhere with no
+network and no sibling files.
 """
 
 from __future__ import annotations
@@ -16,28 +16,38 @@ from __future__ import annotations
 import base64
 import csv
 import html
-import io
 import itertools
 import json
-import re
 from pathlib import Path
-
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 
 from loadtest import evidence, stats
 from loadtest.catalog import ERROR_KINDS
+from loadtest.charts import (
+    KNEE_SHARE,
+    by_target,
+    knee,
+    latency_chart,
+    sweep_chart,
+    sweeps,
+    throughput_chart,
+    timeline_chart,
+    timeline_key,
+)
+from loadtest.figures import (
+    LABELS,
+    errors_text,
+    fmt,
+    interval,
+    listed,
+    number,
+    pct,
+    rounds_of,
+    spec_for,
+    with_ci,
+)
 
-TIMELINE_MAX_REQUESTS = 3000
-TIMELINE_MAX_LANES = 32
-# A model is at its knee once it reaches this share of the best throughput it showed in the sweep.
-KNEE_SHARE = 0.9
 # All cores at least this busy while server and generator used less: other work shared the machine.
 BUSY_MACHINE = 0.9
-COLORS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f"]
-LABELS = {"rps": "req/s", "p50_ms": "p50", "p95_ms": "p95", "p99_ms": "p99", "server_cpu_cores": "server CPU"}
 
 CSV_COLUMNS = [
     "scenario",
@@ -84,77 +94,7 @@ CSV_COLUMNS = [
 # --------------------------------------------------------------------------- figures of a row
 
 
-def number(value) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def rounds_of(row: dict) -> int:
-    """Rounds behind the row's figures; rows written before rounds existed are one round."""
-    return int(row.get("rounds") or 1)
-
-
-def interval(row: dict, metric: str) -> list[float] | None:
-    """The metric's interval, or None for a single round (a point is not an interval) or none recorded."""
-    ci = row.get(metric + stats.CI_SUFFIX)
-    if not ci or rounds_of(row) < 2 or row.get("error"):
-        return None
-    return [float(ci[0]), float(ci[1])]
-
-
-def yerr(values: list[float | None], cis: list[list[float] | None]) -> list[list[float]]:
-    """Asymmetric whiskers for matplotlib: distance from each median down to low and up to high."""
-    lows, highs = [], []
-    for value, ci in zip(values, cis, strict=True):
-        if value is None or not ci:
-            lows.append(0.0)
-            highs.append(0.0)
-        else:
-            lows.append(max(value - ci[0], 0.0))
-            highs.append(max(ci[1] - value, 0.0))
-    return [lows, highs]
-
-
 # --------------------------------------------------------------------------- formatting
-
-
-def fmt(value, spec: str = ".1f", none: str = "-") -> str:
-    if value is None or value == "":
-        return none
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return format(value, spec)
-
-
-def pct(value) -> str:
-    return "-" if number(value) is None else f"{value:.0%}"
-
-
-def spec_for(value) -> str:
-    """Three significant digits or so: 1970, 19.7, 1.97."""
-    size = abs(number(value) or 0.0)
-    return ".0f" if size >= 100 else ".1f" if size >= 10 else ".2f"
-
-
-def with_ci(row: dict, metric: str, spec: str | None = None) -> str:
-    """'1970 [1901-2011]': the median and, when there is one, its interval."""
-    spec = spec or spec_for(row.get(metric))
-    text = fmt(row.get(metric), spec)
-    ci = interval(row, metric)
-    if ci is not None:
-        text += f" [{ci[0]:{spec}}-{ci[1]:{spec}}]"
-    return text
-
-
-def errors_text(row: dict) -> str:
-    """'12: 10 non 2xx, 2 connection reset', '0', or '-' when unknown."""
-    failures = row.get("failures")
-    split = row.get("errors") or {}
-    parts = [f"{n:g} {kind.replace('_', ' ')}" for kind, n in split.items() if number(n)]
-    if failures is None and not parts:
-        return "-"
-    return f"{failures or 0:g}" + (": " + ", ".join(parts) if parts else "")
 
 
 def load_text(row: dict) -> str:
@@ -414,11 +354,6 @@ def latency_note(rows: list[dict]) -> str:
     return "Latency percentiles: " + "; ".join(sources) + "."
 
 
-def listed(value) -> str:
-    """[1, 2, 4] -> '1, 2, 4'; anything else as it is."""
-    return ", ".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
-
-
 def setup_lines(rows: list[dict], env: dict) -> list[str]:
     params = env.get("parameters") or {}
     lines = [
@@ -441,158 +376,6 @@ def setup_lines(rows: list[dict], env: dict) -> list[str]:
 
 
 # --------------------------------------------------------------------------- charts
-
-
-def png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def scenarios_of(rows: list[dict]) -> list[str]:
-    return list(dict.fromkeys(r["scenario"] for r in rows))
-
-
-def sweeps(rows: list[dict]) -> list[str]:
-    """Scenarios measured at several user counts."""
-    return [s for s in scenarios_of(rows) if len({r.get("users") for r in rows if r["scenario"] == s}) > 1]
-
-
-def bar_label(row: dict, sweep: bool) -> str:
-    return f"{row['target']} @{row.get('users')}" if sweep else row["target"]
-
-
-def style_xticks(ax) -> None:
-    ax.tick_params(axis="x", rotation=30)
-    for label in ax.get_xticklabels():
-        label.set_horizontalalignment("right")
-
-
-def throughput_chart(rows: list[dict]) -> bytes:
-    scenarios = scenarios_of(rows)
-    swept = set(sweeps(rows))
-    fig, axes = plt.subplots(1, len(scenarios), figsize=(5.5 * len(scenarios), 4.2), squeeze=False)
-    for ax, scenario in zip(axes[0], scenarios, strict=True):
-        sub = [r for r in rows if r["scenario"] == scenario]
-        values = [number(r.get("rps")) for r in sub]
-        cis = [interval(r, "rps") for r in sub]
-        names = [bar_label(r, scenario in swept) for r in sub]
-        bars = ax.bar(
-            names,
-            [v or 0 for v in values],
-            yerr=yerr(values, cis),
-            capsize=4,
-            color=[COLORS[i % len(COLORS)] for i in range(len(sub))],
-        )
-        for bar, r, ci in zip(bars, sub, cis, strict=True):
-            label = "failed" if r.get("error") else f"{r.get('rps') or 0:.1f}"
-            top = max(bar.get_height(), ci[1] if ci else 0, r.get("io_ceiling") or 0)
-            ax.annotate(label, (bar.get_x() + bar.get_width() / 2, top), ha="center", va="bottom")
-            if r.get("io_ceiling"):
-                x0, w = bar.get_x(), bar.get_width()
-                ax.hlines(r["io_ceiling"], x0, x0 + w, colors="black", linestyles="dashed", linewidth=1)
-        ax.set_title(f"{scenario}: requests/s (higher is better)")
-        ax.set_xlabel(
-            "whiskers: interval of the median" + ("; dashed: the model's maximum" if scenario == "io" else "")
-        )
-        tops = [
-            *(v or 0 for v in values),
-            *(c[1] for c in cis if c),
-            *(r.get("io_ceiling") or 0 for r in sub),
-            1,
-        ]
-        ax.set_ylim(0, max(tops) * 1.18)
-        style_xticks(ax)
-    fig.tight_layout()
-    return png(fig)
-
-
-def latency_chart(rows: list[dict]) -> bytes:
-    scenarios = scenarios_of(rows)
-    swept = set(sweeps(rows))
-    fig, axes = plt.subplots(1, len(scenarios), figsize=(5.5 * len(scenarios), 4.2), squeeze=False)
-    for ax, scenario in zip(axes[0], scenarios, strict=True):
-        sub = [r for r in rows if r["scenario"] == scenario]
-        width = 0.27
-        for k, metric in enumerate(("p50_ms", "p95_ms", "p99_ms")):
-            xs = [i + (k - 1) * width for i in range(len(sub))]
-            values = [number(r.get(metric)) for r in sub]
-            cis = [interval(r, metric) for r in sub]
-            ax.bar(
-                xs,
-                [v or 0 for v in values],
-                width,
-                yerr=yerr(values, cis),
-                capsize=2,
-                label=LABELS[metric],
-                color=COLORS[k],
-            )
-        ax.set_xticks(
-            range(len(sub)), [bar_label(r, scenario in swept) for r in sub], rotation=30, ha="right"
-        )
-        ax.set_title(f"{scenario}: latency in ms (lower is better)")
-        ax.set_xlabel("whiskers: interval of the median")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-    fig.tight_layout()
-    return png(fig)
-
-
-def knee(points: list[dict]) -> dict | None:
-    """First user count at which a model reaches KNEE_SHARE of its best throughput in the sweep.
-
-    None when that is the largest user count: throughput was still rising, the
-    knee lies beyond the sweep.
-    """
-    ok = [p for p in points if number(p.get("rps")) is not None]
-    if len(ok) < 2:
-        return None
-    best = max(p["rps"] for p in ok)
-    first = next(p for p in ok if p["rps"] >= KNEE_SHARE * best)
-    return None if first is ok[-1] else first
-
-
-def by_target(rows: list[dict]) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
-    for r in rows:
-        if not r.get("error"):
-            out.setdefault(r["target"], []).append(r)
-    return {t: sorted(pts, key=lambda r: r.get("users") or 0) for t, pts in out.items()}
-
-
-def sweep_chart(scenario: str, rows: list[dict]) -> bytes:
-    """Throughput and p95 against users, one line per model, whiskers, the knee circled."""
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
-    lines = by_target([r for r in rows if r["scenario"] == scenario])
-    for i, (target, pts) in enumerate(lines.items()):
-        users = [p["users"] for p in pts]
-        color = COLORS[i % len(COLORS)]
-        for ax, metric in zip(axes, ("rps", "p95_ms"), strict=True):
-            values = [number(p.get(metric)) for p in pts]
-            ax.errorbar(
-                users,
-                values,
-                yerr=yerr(values, [interval(p, metric) for p in pts]),
-                marker="o",
-                capsize=3,
-                color=color,
-                label=target,
-            )
-        point = knee(pts)
-        if point is not None:
-            axes[0].plot([point["users"]], [point["rps"]], marker="o", markersize=14, mfc="none", color=color)
-    counts = sorted({r["users"] for r in rows if r["scenario"] == scenario and r.get("users")})
-    for ax, title in zip(axes, ("requests/s (circle: knee)", "p95 latency, ms"), strict=True):
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(counts, [str(c) for c in counts])
-        ax.minorticks_off()
-        ax.set_xlabel("users")
-        ax.set_title(f"{scenario}: {title}")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylim(bottom=0)
-    axes[1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-    fig.tight_layout()
-    return png(fig)
 
 
 def little(row: dict) -> tuple[float | None, float | None]:
@@ -635,106 +418,6 @@ LITTLE_NOTE = (
     "latency is time spent queued or on the wire. Knee: the first user count reaching "
     f"{KNEE_SHARE:.0%} of the model's best req/s; 'still rising' when that is the largest count swept."
 )
-
-
-def natural(text: str) -> list:
-    """Sort key that puts conn-2 before conn-10."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
-
-
-def lane_label(pid: str, thread: str) -> str:
-    thread = thread.split(" (")[0]  # "Thread-3 (process_request_thread)" -> "Thread-3"
-    return f"pid {pid} / {thread}"
-
-
-def slot_lanes(reqs: list[dict]) -> dict[int, tuple[str, str]]:
-    """Pack requests into concurrency slots per process (first free slot wins).
-
-    For servers that start a new thread per connection (werkzeug), one lane
-    per thread would be hundreds of lanes with one bar each; slots show the
-    same concurrency in as many lanes as were ever busy at once.
-    """
-    slot_ends: dict[str, list[float]] = {}
-    lanes: dict[int, tuple[str, str]] = {}
-    for i, r in enumerate(reqs):
-        ends = slot_ends.setdefault(r["pid"], [])
-        for k, end in enumerate(ends):
-            if end <= r["start"]:
-                ends[k] = r["end"]
-                break
-        else:
-            ends.append(r["end"])
-            k = len(ends) - 1
-        lanes[i] = (r["pid"], f"slot {k + 1:02d}")
-    return lanes
-
-
-def timeline_chart(row: dict, records: list[dict]) -> bytes | None:
-    """One lane per (pid, thread), one bar per request, x = seconds since the first request.
-
-    Shaded spans: one process had every thread busy while another had a free
-    one and a user's request was outside the app (``evidence.pool_imbalance``).
-    """
-    reqs = sorted(evidence.served(records), key=lambda r: r["start"])
-    if not reqs:
-        return None
-    total = len(reqs)
-    note = ""
-    if total > TIMELINE_MAX_REQUESTS:
-        middle = total // 2 - TIMELINE_MAX_REQUESTS // 2
-        shown = reqs[middle : middle + TIMELINE_MAX_REQUESTS]
-        note = f" -- {TIMELINE_MAX_REQUESTS} of {total} requests (middle of the run)"
-    else:
-        shown = reqs
-    t0 = reqs[0]["start"]
-    lane_of = {i: (r["pid"], r["thread"]) for i, r in enumerate(shown)}
-    distinct = set(lane_of.values())
-    if len(distinct) > TIMELINE_MAX_LANES or len(distinct) > 2 * max(row.get("max_in_flight") or 1, 1) + 2:
-        lane_of = slot_lanes(shown)
-        note += f" -- {len(distinct)} short-lived threads drawn as concurrency slots"
-    lanes = sorted(set(lane_of.values()), key=lambda k: (natural(k[0]), natural(k[1])))
-    if len(lanes) > TIMELINE_MAX_LANES:
-        note += f" -- first {TIMELINE_MAX_LANES} of {len(lanes)} lanes"
-        lanes = lanes[:TIMELINE_MAX_LANES]
-    index = {k: i for i, k in enumerate(lanes)}
-    pids = sorted({k[0] for k in lanes}, key=natural)
-    pid_color = {p: COLORS[i % len(COLORS)] for i, p in enumerate(pids)}
-    spans: dict[tuple[str, str], list[tuple[float, float]]] = {k: [] for k in lanes}
-    for i, r in enumerate(shown):
-        if lane_of[i] in spans:
-            spans[lane_of[i]].append((r["start"] - t0, max(r["end"] - r["start"], 1e-4)))
-    fig, ax = plt.subplots(figsize=(11, 0.9 + 0.32 * len(lanes)))
-    imbalance = evidence.pool_imbalance(shown, row.get("users"))
-    if imbalance and imbalance["intervals"]:
-        for start, end in imbalance["intervals"]:
-            ax.axvspan(start - t0, end - t0, color="#e15759", alpha=0.15, linewidth=0)
-        note += f" -- shaded: a process full while another had a free thread ({imbalance['share']:.0%})"
-    for lane in lanes:
-        ax.broken_barh(
-            spans[lane],
-            (index[lane] - 0.38, 0.76),
-            facecolors=pid_color[lane[0]],
-            edgecolor="white",
-            linewidth=0.4,
-        )
-    ax.set_yticks(range(len(lanes)), [lane_label(*k) for k in lanes], fontsize=8)
-    ax.set_ylim(-0.6, len(lanes) - 0.4)
-    ax.invert_yaxis()
-    ax.set_xlabel("seconds since the first request (time inside the app)")
-    title = (
-        f"{row['scenario']} / {row['target']} / {row.get('users')} users: "
-        f"{fmt(row.get('pids'), 'g')} pid(s), "
-        f"{fmt(row.get('threads'), 'g')} thread(s), max {fmt(row.get('max_in_flight'), 'g')} in flight{note}"
-    )
-    ax.set_title(title, fontsize=10, loc="left", wrap=True)
-    ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    return png(fig)
-
-
-def timeline_key(row: dict, swept: set[str]) -> str:
-    key = f"timeline-{row['scenario']}-{row['target']}"
-    return key + f"-u{row.get('users')}" if row["scenario"] in swept else key
 
 
 def identity_path(out: Path, row: dict) -> Path | None:

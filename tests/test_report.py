@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from loadtest import report
+from loadtest import charts, report, stats
 from tests.synthetic_runs import env, old_row, row, write_run
 
 
@@ -20,7 +20,7 @@ def render(tmp_path, rows, environment=None) -> tuple[str, str]:
 
 
 def test_whiskers_go_from_the_median_to_each_end_of_the_interval():
-    assert report.yerr([10.0, 5.0, None], [[8.0, 13.0], None, [1.0, 2.0]]) == [
+    assert charts.yerr([10.0, 5.0, None], [[8.0, 13.0], None, [1.0, 2.0]]) == [
         [2.0, 0.0, 0.0],
         [3.0, 0.0, 0.0],
     ]
@@ -85,7 +85,7 @@ def test_a_sweep_draws_throughput_against_users_and_checks_littles_law(tmp_path)
     page, md = render(tmp_path, rows)
     assert (tmp_path / "run" / "charts" / "sweep-io.png").stat().st_size > 5000
     assert "<h2>Sweep: io</h2>" in page and "Little's law" in page
-    knees = {(r["target"], r["users"]) for r in rows if report.knee(report.by_target(rows)[r["target"]]) is r}
+    knees = {(r["target"], r["users"]) for r in rows if charts.knee(charts.by_target(rows)[r["target"]]) is r}
     assert knees == {("lab-single", 1)}  # lab-threaded still rising at 8 users: no knee inside the sweep
     assert "| lab-threaded | 8 | 15.0 [14.8-15.2] |" in md and "still rising" in md
     # req/s x mean latency comes back to the user count when users do not pause
@@ -123,7 +123,7 @@ def test_rerendering_something_that_is_not_a_run_exits_2(tmp_path):
 @pytest.mark.parametrize("n", [3, 4])
 def test_the_interval_note_states_the_coverage_of_min_max(n):
     rows = [row("io", "x", [1.0 + i for i in range(n)])]
-    assert f"{report.stats.coverage(n):.0%} of the time" in report.interval_note(rows)
+    assert f"{stats.coverage(n):.0%} of the time" in report.interval_note(rows)
 
 
 def test_the_timeline_of_a_multi_process_pool_shows_why_it_missed_its_ceiling(tmp_path):

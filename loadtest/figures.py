@@ -1,0 +1,74 @@
+"""A result row's figures, read and printed: median, interval, counts.
+
+Rows written before rounds existed have no ``rounds`` and no intervals; every
+reader goes through ``rounds_of`` and ``interval`` so they render as one round
+with no interval.  No plotting, no documents.
+"""
+
+from __future__ import annotations
+
+from loadtest import stats
+
+LABELS = {"rps": "req/s", "p50_ms": "p50", "p95_ms": "p95", "p99_ms": "p99", "server_cpu_cores": "server CPU"}
+
+
+def number(value) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def rounds_of(row: dict) -> int:
+    """Rounds behind the row's figures; rows written before rounds existed are one round."""
+    return int(row.get("rounds") or 1)
+
+
+def interval(row: dict, metric: str) -> list[float] | None:
+    """The metric's interval, or None for a single round (a point is not an interval) or none recorded."""
+    ci = row.get(metric + stats.CI_SUFFIX)
+    if not ci or rounds_of(row) < 2 or row.get("error"):
+        return None
+    return [float(ci[0]), float(ci[1])]
+
+
+def fmt(value, spec: str = ".1f", none: str = "-") -> str:
+    if value is None or value == "":
+        return none
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return format(value, spec)
+
+
+def pct(value) -> str:
+    return "-" if number(value) is None else f"{value:.0%}"
+
+
+def spec_for(value) -> str:
+    """Three significant digits or so: 1970, 19.7, 1.97."""
+    size = abs(number(value) or 0.0)
+    return ".0f" if size >= 100 else ".1f" if size >= 10 else ".2f"
+
+
+def with_ci(row: dict, metric: str, spec: str | None = None) -> str:
+    """'1970 [1901-2011]': the median and, when there is one, its interval."""
+    spec = spec or spec_for(row.get(metric))
+    text = fmt(row.get(metric), spec)
+    ci = interval(row, metric)
+    if ci is not None:
+        text += f" [{ci[0]:{spec}}-{ci[1]:{spec}}]"
+    return text
+
+
+def errors_text(row: dict) -> str:
+    """'12: 10 non 2xx, 2 connection reset', '0', or '-' when unknown."""
+    failures = row.get("failures")
+    split = row.get("errors") or {}
+    parts = [f"{n:g} {kind.replace('_', ' ')}" for kind, n in split.items() if number(n)]
+    if failures is None and not parts:
+        return "-"
+    return f"{failures or 0:g}" + (": " + ", ".join(parts) if parts else "")
+
+
+def listed(value) -> str:
+    """[1, 2, 4] -> '1, 2, 4'; anything else as it is."""
+    return ", ".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
