@@ -49,6 +49,10 @@ from loadtest.usage import USAGE_PATH
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATOR_HEAVY = ("hello", "mixed")
+# Before each run, one GET /health must come back: a server that queues requests (one at a time,
+# a fixed pool) still owes the requests locust abandoned when the previous run stopped, and the
+# next run must not pay for them. The answer comes once the queue ahead of it has drained.
+DRAIN_TIMEOUT_S = 60.0
 
 
 def reachability_problem(url: str, timeout: float = 3.0) -> str | None:
@@ -209,6 +213,9 @@ def measure_once(
         print(f"{head}: FAILED -- {server.problem}", flush=True)
         return record
     url = server.url if server else plan.hosts[name]
+    drained = processes.http_status(url + "/health", timeout=DRAIN_TIMEOUT_S)
+    if drained is None:
+        record["drain_note"] = f"/health did not answer within {DRAIN_TIMEOUT_S:g} s before the run"
     watch = Watch(server.proc.pid, memory_every=4).start() if server and server.proc else None
     before = fetch_usage(url) if not server else None
     record["load_before"] = environment.load_average()
@@ -304,7 +311,7 @@ def close_row(plan: Plan, pool: Pool, row: rows.Row) -> dict:
             row.stderr_tail = processes.tail(server.stderr_path)
     row.server_mem_kind = next((r["server_mem_kind"] for r in row.per_round if r.get("server_mem_kind")), "")
     row.cpu_limit = next((r["cpu_limit"] for r in row.per_round if r.get("cpu_limit") is not None), None)
-    notes = {r[k] for r in row.per_round for k in ("usage_note", "window_note") if r.get(k)}
+    notes = {r[k] for r in row.per_round for k in ("usage_note", "window_note", "drain_note") if r.get(k)}
     row.notes.extend(sorted(notes))
     return rows.finish(row, plan.sleep_s).as_dict()
 
