@@ -109,6 +109,12 @@ def change(metric: str, a: dict, b: dict) -> dict:
     }
 
 
+def busy(row: dict) -> str:
+    """'load 8.8 on 2 cores' when the machine had more runnable work than cores during the row, else ''."""
+    load, cores = figures.peak_load(row), figures.number(row.get("cpu_count"))
+    return f"load {load:.1f} on {cores:g} cores" if load is not None and cores and load > cores else ""
+
+
 def compare_rows(a: dict, b: dict) -> dict:
     metrics = {m: change(m, a, b) for m in stats.HEADLINE}
     scenario, target, users = key(a)
@@ -122,6 +128,8 @@ def compare_rows(a: dict, b: dict) -> dict:
         "error_b": b.get("error") or "",
         "unstable_a": bool(a.get("unstable")),
         "unstable_b": bool(b.get("unstable")),
+        "busy_a": busy(a),
+        "busy_b": busy(b),
         "metrics": metrics,
         "significant_metrics": [m for m, c in metrics.items() if c["significant"]],
         "chance_disjoint": stats.chance_disjoint(figures.rounds_of(a), figures.rounds_of(b)),
@@ -164,8 +172,13 @@ def cell(c: dict, metric: str) -> str:
 
 def row_status(r: dict) -> str:
     shaky = [side for side in ("A", "B") if r.get(f"unstable_{side.lower()}")]
-    verdict = verdict_of(r)
-    return verdict + (f"; unstable in {' and '.join(shaky)}" if shaky else "")
+    text = verdict_of(r) + (f"; unstable in {' and '.join(shaky)}" if shaky else "")
+    crowded = [
+        f"{side} ({r[f'busy_{side.lower()}']})" for side in ("A", "B") if r.get(f"busy_{side.lower()}")
+    ]
+    if r["significant"] and crowded:
+        text += f"; machine busy in {' and '.join(crowded)}: the change may be the machine's"
+    return text
 
 
 def verdict_of(r: dict) -> str:
@@ -200,6 +213,7 @@ def headline(doc: dict) -> str:
         if min(r["rounds_a"], r["rounds_b"]) >= MIN_ROUNDS and not (r["error_a"] or r["error_b"])
     ]
     sig = sum(r["significant"] for r in counted)
+    crowded = sum(bool(r["significant"] and (r["busy_a"] or r["busy_b"])) for r in counted)
     chances = {r["chance_disjoint"] for r in counted if r["chance_disjoint"] is not None}
     chance = f" (by chance alone about {max(chances):.0%} of unchanged rows would be)" if chances else ""
     if not counted:
@@ -210,7 +224,9 @@ def headline(doc: dict) -> str:
         )
     return (
         f"{sig} of {len(counted)} rows with {MIN_ROUNDS}+ rounds on both sides changed significantly in "
-        f"req/s{chance}; {len(doc['rows'])} rows in both runs, "
+        f"req/s{chance}"
+        + (f", {crowded} of them measured on a busy machine" if crowded else "")
+        + f"; {len(doc['rows'])} rows in both runs, "
         f"{len(doc['only_in_a'])} only in A, {len(doc['only_in_b'])} only in B."
     )
 

@@ -39,8 +39,10 @@ from loadtest.figures import (
     fmt,
     interval,
     listed,
+    loads,
     number,
     pct,
+    peak_load,
     rounds_of,
     spec_for,
     with_ci,
@@ -99,11 +101,8 @@ CSV_COLUMNS = [
 
 def load_text(row: dict) -> str:
     """Load average range over the rounds (before and after each), '' when not recorded."""
-    loads = [number(r.get(k)) for r in row.get("per_round") or [] for k in ("load_before", "load_after")]
-    loads = [v for v in loads if v is not None]
-    if not loads:
-        return ""
-    return f"load average {min(loads):.2f}-{max(loads):.2f}"
+    values = loads(row)
+    return f"load average {min(values):.2f}-{max(values):.2f}" if values else ""
 
 
 def instability(row: dict, cpu_count: int | None) -> str:
@@ -129,8 +128,7 @@ def unstable_cause(row: dict, cpu_count: int | None) -> str:
     if row.get("machine_bound"):
         return "server and generator together used nearly every core"
     load = load_text(row)
-    loads = [number(r.get(k)) for r in row.get("per_round") or [] for k in ("load_before", "load_after")]
-    busiest = max((v for v in loads if v is not None), default=None)
+    busiest = peak_load(row)
     if busiest is not None and cpu_count and busiest >= cpu_count:
         return f"machine busy ({load} on {cpu_count} cores)"
     return "none recorded (noise between rounds" + (f"; {load}" if load else "") + ")"

@@ -145,3 +145,20 @@ def test_a_change_of_nearly_nothing_is_not_significant(tmp_path):
     (r,) = diff.diff(diff.load_run(a)[0], diff.load_run(b)[0])["rows"]
     assert r["metrics"]["server_cpu_cores"]["change_pct"] == pytest.approx(1.0)
     assert r["metrics"]["server_cpu_cores"]["significant"] is False
+
+
+def test_a_significant_change_measured_on_a_busy_machine_says_so(tmp_path):
+    before = row("cpu", "lab-single", [30.0, 31.0, 31.5], cpu_count=2)
+    for record in before["per_round"]:
+        record["load_before"], record["load_after"] = 8.8, 9.1
+    after = row("cpu", "lab-single", [45.0, 46.0, 49.0], cpu_count=2)
+    doc = diff.diff(
+        diff.load_run(write_run(tmp_path / "a", [before]))[0],
+        diff.load_run(write_run(tmp_path / "b", [after]))[0],
+    )
+    (r,) = doc["rows"]
+    assert r["significant"] and r["busy_a"] == "load 9.1 on 2 cores" and r["busy_b"] == ""
+    assert diff.row_status(r).endswith(
+        "machine busy in A (load 9.1 on 2 cores): the change may be the machine's"
+    )
+    assert "1 of them measured on a busy machine" in diff.headline(doc)
