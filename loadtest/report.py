@@ -156,6 +156,8 @@ def busy_elsewhere(row: dict, cpu_count: int | None) -> str:
     machine = number(row.get("machine_cpu"))
     if machine is None or machine < BUSY_MACHINE or not cpu_count:
         return ""
+    if (number(row.get("io_efficiency")) or 0.0) >= BUSY_MACHINE:
+        return ""  # the row reached its ceiling: the machine did not hold it back
     ours = [
         (number(r.get("server_cpu_cores")) or 0.0) + (number(r.get("generator_cores")) or 0.0)
         for r in row.get("per_round") or []
@@ -269,8 +271,9 @@ def ranking(rows: list[dict]) -> list[str]:
     """Throughput order of one (scenario, users) group, refusing to rank overlapping intervals.
 
     Returns the ordered chain ('a 120 > b 80 ~ c 78') followed by one sentence
-    per adjacent pair whose intervals overlap.  With single-round rows the
-    chain says that it ranks single measurements.
+    per run of neighbours whose intervals overlap ("b and c: no clear
+    difference").  With single-round rows the chain says that it ranks single
+    measurements.
     """
     ok = [r for r in rows if not r.get("error") and number(r.get("rps")) is not None]
     if len(ok) < 2:
@@ -278,12 +281,15 @@ def ranking(rows: list[dict]) -> list[str]:
     ok.sort(key=lambda r: -r["rps"])
     with_intervals = all(interval(r, "rps") for r in ok)
     chain = f"{ok[0]['target']} {ok[0]['rps']:{spec_for(ok[0]['rps'])}}"
-    pairs = []
+    clusters = [[ok[0]["target"]]]
     for upper, lower in itertools.pairwise(ok):
         same = with_intervals and stats.overlap(interval(upper, "rps"), interval(lower, "rps"))
         chain += f" {'~' if same else '>'} {lower['target']} {lower['rps']:{spec_for(lower['rps'])}}"
         if same:
-            pairs.append(f"{upper['target']} and {lower['target']}: no clear difference (intervals overlap).")
+            clusters[-1].append(lower["target"])
+        else:
+            clusters.append([lower["target"]])
+    pairs = [no_clear_difference(names) for names in clusters if len(names) > 1]
     if with_intervals:
         lead = "Throughput, highest first ('~': intervals overlap, no clear difference): "
     else:
@@ -291,6 +297,12 @@ def ranking(rows: list[dict]) -> list[str]:
             "Throughput, highest first, from single measurements (no interval, so small gaps may be noise): "
         )
     return [lead + chain + ".", *pairs]
+
+
+def no_clear_difference(names: list[str]) -> str:
+    if len(names) == 2:
+        return f"{names[0]} and {names[1]}: no clear difference (intervals overlap)."
+    return f"{', '.join(names[:-1])} and {names[-1]}: no clear order (each interval overlaps the next)."
 
 
 def row_sentence(row: dict, cpu_count: int | None) -> str:

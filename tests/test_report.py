@@ -182,3 +182,14 @@ def test_a_machine_busy_with_other_work_is_said_so():
     assert report.row_sentence(crowded, 2).endswith(
         "other processes took the rest, so the figures may be low]"
     )
+
+
+def test_a_run_of_overlapping_neighbours_is_one_sentence():
+    rows = [row("cpu", name, [40 + i, 44 + i, 48 + i]) for i, name in enumerate(("a", "b", "c"))]
+    rows.append(row("cpu", "d", [10, 10.5, 11]))
+    lines = report.ranking(rows)
+    assert lines[1:] == ["c, b and a: no clear order (each interval overlaps the next)."]
+    assert lines[0].endswith("c 46.0 ~ b 45.0 ~ a 44.0 > d 10.5.")
+    # a row that reached its ceiling was not held back by a busy machine
+    capped = row("io", "x", [19.8, 19.8, 19.9], machine_cpu=0.98, io_efficiency=0.99)
+    assert report.status(capped, 2) == "ok"
