@@ -23,8 +23,12 @@ Policy, stated once:
 - Memory: the sum of PSS over the tree (``memory_full_info().pss``: a page
   shared by forked workers counts once, split between them); RSS where the OS
   gives no PSS, and ``memory_kind`` says which.
-- The CPU limit: ``/sys/fs/cgroup/cpu.max`` of the cgroup (v2) the server runs in,
-  in cores; None when unlimited or not on cgroup v2.
+- The CPU limit, in cores, of the cgroup the server runs in (the path in
+  ``/proc/self/cgroup``): cgroup v2's ``cpu.max`` ("max" = no limit), else cgroup
+  v1's ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` under the cpu controller's
+  mount (-1 = no limit).  Docker mounts a container's own cgroup at the mount's
+  root, so the process's path is tried under the mount and then with its leading
+  components dropped, down to the mount itself.  None when unlimited or unknown.
 
 Nothing here knows HTTP; the endpoints call ``snapshot``.
 """
@@ -39,7 +43,8 @@ from pathlib import Path
 import psutil
 
 USAGE_PATH = "/_lab/usage"
-CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC_CGROUP = Path("/proc/self/cgroup")
 
 
 def tree_root(pid: int | None = None) -> psutil.Process:
@@ -99,13 +104,57 @@ def memory(root: psutil.Process) -> tuple[float | None, str]:
     return (float(total) if total else None), kind
 
 
-def cgroup_cpu_limit(path: Path = CPU_MAX) -> float | None:
-    """Cores the cgroup may use ("200000 100000" -> 2.0); None when "max" or unknown."""
+def cgroup_paths(proc_cgroup: Path = PROC_CGROUP) -> dict[str, str]:
+    """Controller -> cgroup path of this process ("" for cgroup v2's unified line "0::/...")."""
+    paths: dict[str, str] = {}
     try:
-        quota, period = path.read_text().split()[:2]
-        return None if quota == "max" else int(quota) / int(period)
-    except (OSError, ValueError):
-        return None
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return paths
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) == 3:
+            for controller in parts[1].split(","):
+                paths.setdefault(controller, parts[2])
+    return paths
+
+
+def cgroup_dirs(mount: Path, path: str) -> list[Path]:
+    """``path`` under ``mount``, then with its leading components dropped, down to ``mount`` itself."""
+    parts = [p for p in path.split("/") if p]
+    return [mount.joinpath(*parts[i:]) for i in range(len(parts) + 1)]
+
+
+def cgroup_v2_limit(root: Path, path: str) -> float | None:
+    """Cores from ``cpu.max`` ("200000 100000" -> 2.0); None when "max" or absent."""
+    for directory in cgroup_dirs(root, path):
+        try:
+            quota, period = (directory / "cpu.max").read_text().split()[:2]
+            return None if quota == "max" else int(quota) / int(period)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def cgroup_v1_limit(root: Path, path: str) -> float | None:
+    """Cores from ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` (-1 = no limit); None when absent."""
+    mounts = [root / "cpu", root / "cpu,cpuacct"]
+    for directory in [d for mount in mounts for d in cgroup_dirs(mount, path)]:
+        try:
+            quota = int((directory / "cpu.cfs_quota_us").read_text())
+            period = int((directory / "cpu.cfs_period_us").read_text())
+            return None if quota < 0 or period <= 0 else quota / period
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def cgroup_cpu_limit(root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> float | None:
+    """Cores this process's cgroup may use, v2 or v1 (see the module's policy); None when unlimited."""
+    paths = cgroup_paths(proc_cgroup)
+    if "cpu" in paths:
+        return cgroup_v1_limit(root, paths["cpu"])
+    return cgroup_v2_limit(root, paths.get("", "/"))
 
 
 def snapshot(root: psutil.Process | None = None) -> dict:
