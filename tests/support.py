@@ -70,6 +70,17 @@ def run_compare(*args: str, cwd: Path = ROOT, timeout: float = 150) -> subproces
     )
 
 
+def get(port: int, target: str, timeout: float = 30.0) -> tuple[int, dict[str, str], bytes]:
+    """``GET target`` on a fresh connection to 127.0.0.1:port: (status, lower-case headers, body)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", target)
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
+
+
 def concurrent_sleeps(port: int, n: int = 4, seconds: float = 0.5) -> tuple[float, list[dict[str, str]]]:
     """``n`` simultaneous ``/sleep`` requests on 127.0.0.1:port, each on its own connection.
 

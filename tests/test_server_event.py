@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.support import concurrent_sleeps, free_port, lab_server, stop
+from tests.support import concurrent_sleeps, free_port, get, lab_server, stop
 
 SLOWLORIS = 300
 IDLE = 200
@@ -34,16 +34,6 @@ IDLE = 200
 def server(port: int, *extra: str, **popen):
     popen.setdefault("stderr", subprocess.DEVNULL)
     return lab_server("event", port, *extra, **popen)
-
-
-def get(port: int, target: str, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", target)
-        r = conn.getresponse()
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-    finally:
-        conn.close()
 
 
 def raw(port: int, data: bytes, timeout: float = 10.0) -> bytes:

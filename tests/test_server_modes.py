@@ -21,18 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, concurrent_sleeps, free_port, lab_server, stop, wait_for_health
-
-
-def get(port: int, target: str, timeout: float = 30.0) -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", target)
-        r = conn.getresponse()
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-    finally:
-        conn.close()
-
+from tests.support import ROOT, concurrent_sleeps, free_port, get, lab_server, stop, wait_for_health
 
 # Extra flags per model: prefork with 4 workers, so that 4 sleeps can run at once.
 MODEL_FLAGS = {"single": (), "threaded": (), "forking": (), "prefork": ("-w", "4")}

@@ -16,19 +16,9 @@ import time
 import psutil
 import pytest
 
-from tests.support import ROOT, concurrent_sleeps, free_port, lab_server
+from tests.support import ROOT, concurrent_sleeps, free_port, get, lab_server
 
 LOCUSTFILE = str(ROOT / "loadtest" / "locustfile.py")
-
-
-def get(port: int, target: str, timeout: float = 30.0) -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", target)
-        r = conn.getresponse()
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-    finally:
-        conn.close()
 
 
 def workers_of(pid: int) -> set[int]:
