@@ -331,7 +331,11 @@ def run(plan: Plan) -> int:
     )
     pool = Pool(plan, out)
     if plan.scenarios == ["slow"]:
-        return slow.run(plan, pool, out, t0)
+        slow_rows = slow.run(plan, pool, out, t0)
+        code = render(out, [], write_env(plan, started, load_before), t0, slow_rows)
+        for r in slow_rows:
+            print(f"  slow   {r['answer']}", flush=True)
+        return code or (1 if any(r.get("error") for r in slow_rows) else 0)
     table = {key: new_row(plan, pool, key) for key in keys}
     rng = random.Random(plan.seed)
     index = 0
@@ -352,7 +356,8 @@ def run(plan: Plan) -> int:
     return write(plan, results, started, load_before, t0)
 
 
-def write(plan: Plan, results: list[dict], started: str, load_before: float | None, t0: float) -> int:
+def write_env(plan: Plan, started: str, load_before: float | None) -> dict:
+    """env.json and rerun.sh of the comparison; returns the environment."""
     out = plan.out
     finished = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     loads = (load_before, environment.load_average())
@@ -360,25 +365,39 @@ def write(plan: Plan, results: list[dict], started: str, load_before: float | No
     env = environment.environment(started, finished, plan.as_dict(), plan.argv, loads, locustfile)
     env["rerun"] = environment.write_rerun(out, plan.argv, plan.seed)
     (out / "env.json").write_text(json.dumps(env, indent=2, default=str) + "\n", encoding="utf-8")
+    return env
+
+
+def write(plan: Plan, results: list[dict], started: str, load_before: float | None, t0: float) -> int:
+    out = plan.out
+    env = write_env(plan, started, load_before)
     summary = {"parameters": env["parameters"], "rows": results}
     # The measurements are on disk before anything renders them: a report that fails loses no figure.
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
-    try:
-        from loadtest import report  # matplotlib is slow to import: not for a usage error
-
-        report.write_all(out, results, env)
-    except Exception as exc:  # any rendering bug: say so, keep the figures
-        shown = environment.shown(out / "summary.json")
-        print(f"report failed ({type(exc).__name__}: {exc}); the figures are in {shown}")
-        print(f"render again with: python -m loadtest.report {environment.shown(out)}")
-        return 1
-    print(f"wrote {environment.shown(out / 'report.html')} ({time.monotonic() - t0:.0f} s)", flush=True)
+    code = render(out, results, env, t0)
+    if code:
+        return code
     for r in results:
         print(f"  {r['scenario']:<6} u{r['users']:<3} {r['answer']}", flush=True)
     failed = [r for r in results if r["error"]]
     if failed:
         print(f"{len(failed)} row(s) failed: " + ", ".join(f"{r['scenario']}/{r['target']}" for r in failed))
         return 1
+    return 0
+
+
+def render(out: Path, results: list[dict], env: dict, t0: float, slow_rows: list[dict] | None = None) -> int:
+    """report.md/report.html from figures already on disk; 1 if rendering failed."""
+    try:
+        from loadtest import report  # matplotlib is slow to import: not for a usage error
+
+        report.write_all(out, results, env, slow_rows)
+    except Exception as exc:  # any rendering bug: say so, keep the figures
+        shown = environment.shown(out / ("slow.json" if slow_rows is not None else "summary.json"))
+        print(f"report failed ({type(exc).__name__}: {exc}); the figures are in {shown}")
+        print(f"render again with: python -m loadtest.report {environment.shown(out)}")
+        return 1
+    print(f"wrote {environment.shown(out / 'report.html')} ({time.monotonic() - t0:.0f} s)", flush=True)
     return 0
 
 

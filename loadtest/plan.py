@@ -313,6 +313,8 @@ def check_ranges(args: argparse.Namespace, hosts: dict[str, str], duration: int)
         raise UsageError(f"--sleep-s must be between 0 and 30, got {args.sleep_s:g}")
     if not 0 <= args.cpu_ms <= 10_000:
         raise UsageError(f"--cpu-ms must be between 0 and 10000, got {args.cpu_ms:g}")
+    if hosts and args.scenario == "slow":
+        raise UsageError("--scenario slow and --hosts do not mix: what slow clients hold is sampled locally")
     if args.slow_clients < 1:
         raise UsageError(f"--slow-clients must be at least 1, got {args.slow_clients}")
     if args.warmup + 1 > duration:

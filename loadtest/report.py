@@ -20,8 +20,8 @@ import itertools
 import json
 from pathlib import Path
 
-from loadtest import evidence, stats
-from loadtest.catalog import ERROR_KINDS
+from loadtest import evidence, slow, stats
+from loadtest.catalog import ERROR_KINDS, SLOW_NORMAL_TIMEOUT_S
 from loadtest.charts import (
     KNEE_SHARE,
     by_target,
@@ -365,6 +365,17 @@ def latency_note(rows: list[dict]) -> str:
 
 
 def setup_lines(rows: list[dict], env: dict) -> list[str]:
+    lines = [
+        *run_lines(env),
+        latency_note(rows),
+        "Server CPU: psutil over the server's process tree, 1.00 = one core busy. Generator CPU: the busiest"
+        " locust process, share of one core; headroom: what the generator had left.",
+    ]
+    return [line for line in lines if line]
+
+
+def run_lines(env: dict) -> list[str]:
+    """What ran, when, where and with which versions: the first lines of every report's setup."""
     params = env.get("parameters") or {}
     lines = [
         f"users {listed(params.get('users', '?'))}, {params.get('duration', '?')} s per round,"
@@ -378,11 +389,99 @@ def setup_lines(rows: list[dict], env: dict) -> list[str]:
         f"Python {str(env.get('python', '?')).split()[0]}, git {env.get('git_commit', 'unknown')}",
         "versions: " + ", ".join(f"{k} {v}" for k, v in (env.get("versions") or {}).items()),
         "repeat it: ./rerun.sh in this directory" if env.get("rerun") or env.get("argv") else "",
-        latency_note(rows),
-        "Server CPU: psutil over the server's process tree, 1.00 = one core busy. Generator CPU: the busiest"
-        " locust process, share of one core; headroom: what the generator had left.",
     ]
     return [line for line in lines if line]
+
+
+# --------------------------------------------------------------------------- slow clients
+
+SLOW_HEADING = "Slow clients"
+
+
+def slow_note(slow_rows: list[dict]) -> str:
+    """What the slow scenario did, from its rows."""
+    first = next((r for r in slow_rows if r.get("slow_clients")), {})
+    return (
+        f"{first.get('slow_clients', '?')} slow clients (request heads trickled a few bytes a second, idle"
+        f" keep-alive connections) held connections while {first.get('normal_users', '?')} normal users sent"
+        f" GET /, each giving up after {SLOW_NORMAL_TIMEOUT_S:g} s. Success, p50 and p95 are over every"
+        " normal request, timeouts included; first success: from the first normal request to the first"
+        " answer. What the slow clients held: the peak of psutil samples of the server's process tree"
+        " (processes, threads, established connections on its port)."
+    )
+
+
+def slow_table(slow_rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    header = [
+        "target",
+        "normal users",
+        "slow clients",
+        "success",
+        "p50 ms",
+        "p95 ms",
+        "first success s",
+        "what the slow clients held",
+    ]
+    body = []
+    for r in slow_rows:
+        if r.get("error"):
+            body.append([r["target"], *["-"] * 6, "FAILED: " + r["error"]])
+            continue
+        rate = number(r.get("success_rate"))
+        body.append(
+            [
+                r["target"],
+                fmt(r.get("normal_users"), "d"),
+                fmt(r.get("slow_clients"), "d"),
+                "-" if rate is None else f"{rate:.0%}",
+                fmt(r.get("p50_ms"), ".0f"),
+                fmt(r.get("p95_ms"), ".0f"),
+                fmt(r.get("first_success_s"), ".1f", none="none"),
+                str(r.get("held", "")),
+            ]
+        )
+    return header, body
+
+
+def slow_sentence(row: dict) -> str:
+    return str(row.get("answer") or slow.verdict(row))
+
+
+def slow_markdown(slow_rows: list[dict], env: dict) -> str:
+    lines = ["# wsgi-lab comparison", "", f"## {SLOW_HEADING}", "", slow_note(slow_rows), ""]
+    lines += [f"- {slow_sentence(r)}" for r in slow_rows]
+    lines += ["", *md_table(*slow_table(slow_rows))]
+    lines += ["## Setup", "", *(f"- {s}" for s in run_lines(env)), ""]
+    return "\n".join(lines)
+
+
+def slow_html(slow_rows: list[dict], env: dict) -> str:
+    e = html.escape
+    classes = ["failed" if r.get("error") else "" for r in slow_rows]
+    parts = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8>",
+        "<title>wsgi-lab comparison: slow clients</title>",
+        f"<style>{CSS}</style></head><body>",
+        "<h1>wsgi-lab comparison</h1>",
+        f"<p class=meta>{e(' · '.join(run_lines(env)[:3]))}</p>",
+        f"<h2>{SLOW_HEADING}</h2>",
+        f"<p class=meta>{e(slow_note(slow_rows))}</p>",
+        "<ul class=answers>",
+        *(f"<li{' class=bad' if r.get('error') else ''}>{e(slow_sentence(r))}</li>" for r in slow_rows),
+        "</ul>",
+        html_table(*slow_table(slow_rows), classes, "figures"),
+        "<h2>Raw data</h2><ul class=meta>",
+        *(
+            f'<li>{e(r["target"])}: <a href="{e(str(r["identity_file"]))}">identity records</a></li>'
+            for r in slow_rows
+            if r.get("identity_file")
+        ),
+        '<li><a href="slow.json">slow.json</a></li></ul>',
+        "<h2>Setup</h2><ul class=meta>" + "".join(f"<li>{e(s)}</li>" for s in run_lines(env)) + "</ul>",
+        "<h2>Environment</h2><pre>" + e(json.dumps(env, indent=2, default=str)) + "</pre>",
+        "</body></html>",
+    ]
+    return "\n".join(parts)
 
 
 # --------------------------------------------------------------------------- charts
@@ -682,7 +781,12 @@ def enrich(out: Path, rows: list[dict], cpu_count: int | None) -> dict[int, list
     return records_of
 
 
-def write_all(out: Path, rows: list[dict], env: dict) -> None:
+def write_all(out: Path, rows: list[dict], env: dict, slow_rows: list[dict] | None = None) -> None:
+    """Every document of a comparison; a slow-clients run (``slow_rows``) gets its own section instead."""
+    if slow_rows is not None:
+        (out / "report.md").write_text(slow_markdown(slow_rows, env), encoding="utf-8")
+        (out / "report.html").write_text(slow_html(slow_rows, env), encoding="utf-8")
+        return
     records_of = enrich(out, rows, env.get("cpu_count"))
     (out / "summary.json").write_text(
         json.dumps({"parameters": env.get("parameters"), "rows": rows}, indent=2, default=str) + "\n",
@@ -721,12 +825,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m loadtest.report", description=main.__doc__)
     parser.add_argument("dir", type=Path, help="a directory written by python -m loadtest.compare")
     args = parser.parse_args(argv)
+    slow_json = args.dir / "slow.json"
     try:
-        rows = json.loads((args.dir / "summary.json").read_text(encoding="utf-8"))["rows"]
         env = json.loads((args.dir / "env.json").read_text(encoding="utf-8"))
+        if slow_json.exists() and not (args.dir / "summary.json").exists():
+            rows, slow_rows = [], json.loads(slow_json.read_text(encoding="utf-8"))
+        else:
+            summary = json.loads((args.dir / "summary.json").read_text(encoding="utf-8"))
+            rows, slow_rows = summary["rows"], None
     except (OSError, ValueError, KeyError) as exc:
         parser.exit(2, f"{parser.prog}: error: {args.dir} is not a comparison result: {exc}\n")
-    write_all(args.dir, rows, env)
+    write_all(args.dir, rows, env, slow_rows)
     print(f"wrote {args.dir}/report.html")
 
 

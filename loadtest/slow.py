@@ -16,9 +16,14 @@ reports what the normal users got and what the slow clients held:
   connections on the target's port), before the load and during it.  Only for
   local targets; a ``--hosts`` target says "not measured".
 
+Each row ends with a sentence (``verdict``): the model kept answering normal
+users (every request answered, p95 under ``ANSWERING_P95_MS``), starved them
+(under half answered), or slowed them (anything between).
+
 One round, the targets in the order given; figures come from the same
 per-request records as every other scenario.  Writes ``slow.json`` next to the
-locust files and prints the table.
+locust files and prints the table; compare then renders the "Slow clients"
+section of report.md/report.html from the same rows (``loadtest.report``).
 """
 
 from __future__ import annotations
@@ -33,6 +38,10 @@ import psutil
 from loadtest import locustrun, stats
 
 SAMPLE_EVERY_S = 0.5
+# A model "kept answering" when every normal request succeeded and p95 stayed under this.
+ANSWERING_P95_MS = 1000.0
+# A model "starved" normal users when fewer than this share of their requests succeeded.
+STARVED_BELOW = 0.5
 
 
 @dataclass(frozen=True)
@@ -122,6 +131,25 @@ def held_sentence(slow_clients: int, before: Holding | None, peak: Holding | Non
     )
 
 
+def verdict(row: dict) -> str:
+    """The row's sentence: kept answering, slowed or starved normal users, and what was held."""
+    if row.get("error"):
+        return f"{row['target']}: FAILED -- {row['error']}"
+    rate, p95 = row.get("success_rate"), row.get("p95_ms")
+    if rate is None:
+        return f"{row['target']}: no normal request was recorded; {row['held']}."
+    figures = f"{100 * rate:.0f}% of normal requests answered, p95 {fmt(p95, '.0f')} ms"
+    first = row.get("first_success_s")
+    if rate == 1.0 and p95 is not None and p95 < ANSWERING_P95_MS:
+        kind = "kept answering normal users"
+    elif rate < STARVED_BELOW or first is None:
+        kind = "starved normal users"
+    else:
+        kind = "slowed normal users"
+    wait = "none ever answered" if first is None else f"first answer after {first:.1f} s"
+    return f"{row['target']} {kind} ({figures}, {wait}); {row['held']}."
+
+
 def fmt(value: float | None, spec: str, none: str = "-") -> str:
     return none if value is None else format(value, spec)
 
@@ -150,7 +178,9 @@ def measure(
     """One target: its locust run with the slow clients, and the samples of its tree."""
     row: dict = {"target": server.name, "normal_users": users, "slow_clients": slow_clients}
     if server.problem:
-        return {**row, "error": server.problem}
+        row["error"] = server.problem
+        row["answer"] = verdict(row)
+        return row
     pid = server.proc.pid if server.proc is not None else None
     before = sample(pid, server.port) if pid else None
     sampler = Sampler(pid, server.port).start() if pid else None
@@ -168,14 +198,16 @@ def measure(
         row["error"] = "target died during the run"
     elif not run.records:
         row["error"] = f"locust recorded no request (exit status {run.exit_code}); see {run.log}"
+    row["answer"] = verdict(row)
     return row
 
 
-def run(plan, pool, out: Path, t0: float) -> int:
-    """Every target of ``plan`` under the slow scenario; prints the table, writes slow.json/slow.txt."""
-    if plan.hosts:
-        print("slow: --hosts is not supported: the slow clients' holdings are sampled locally", flush=True)
-        return 2
+def run(plan, pool, out: Path, t0: float) -> list[dict]:
+    """Every target of ``plan`` under the slow scenario; prints the table, writes slow.json/slow.txt.
+
+    Local targets only (``plan`` refuses ``--hosts`` with the slow scenario): the
+    slow clients' holdings are sampled with psutil on this machine.
+    """
     settings = locustrun.Settings(
         plan.sleep_s, plan.cpu_ms, plan.hello_path, plan.duration, plan.spawn_rate, plan.slow_clients
     )
@@ -193,4 +225,4 @@ def run(plan, pool, out: Path, t0: float) -> int:
     (out / "slow.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     (out / "slow.txt").write_text(text + "\n", encoding="utf-8")
     print(text, flush=True)
-    return 1 if any(r.get("error") for r in rows) else 0
+    return rows

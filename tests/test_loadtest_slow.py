@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import json
 
-from loadtest import slow
+from loadtest import report, slow
 from tests.support import run_compare
+
+
+def slow_row(target: str, rate: float, p95: float, first: float | None, **extra) -> dict:
+    row = {
+        "target": target, "normal_users": 3, "slow_clients": 20, "requests": 40, "success_rate": rate,
+        "p50_ms": p95 / 2, "p95_ms": p95, "first_success_s": first,
+        "held": f"{target} held up to 21 client connections in 1 process(es) running 9 threads",
+        "identity_file": f"locust/slow/{target}.r1.identity.jsonl", **extra,
+    }  # fmt: skip
+    return {**row, "answer": slow.verdict(row)}
 
 
 def test_normal_figures_count_timeouts_and_time_the_first_success():
@@ -33,6 +43,38 @@ def test_held_sentence_names_what_was_measured():
     assert "not measured" in slow.held_sentence(200, None, None)
 
 
+def test_verdict_kept_answering_slowed_starved():
+    assert "kept answering" in slow_row("a", 1.0, 40.0, 0.1)["answer"]
+    assert "slowed" in slow_row("b", 1.0, 4000.0, 0.1)["answer"]  # all answered, but p95 over 1 s
+    assert "slowed" in slow_row("c", 0.8, 500.0, 0.1)["answer"]
+    starved = slow_row("d", 0.1, 5000.0, None)["answer"]
+    assert "starved" in starved and "none ever answered" in starved and "21 client connections" in starved
+    assert "FAILED" in slow.verdict({"target": "e", "error": "failed to start: boom"})
+
+
+def test_report_renders_a_slow_clients_section(tmp_path):
+    rows = [
+        slow_row("lab-event", 1.0, 12.0, 0.05),
+        slow_row("lab-single", 0.0, 5000.0, None),
+        {"target": "lab-broken", "normal_users": 3, "slow_clients": 20, "error": "failed to start: boom"},
+    ]
+    rows[-1]["answer"] = slow.verdict(rows[-1])
+    env = {"parameters": {"users": [3], "duration": 10}, "cpu_count": 2, "git_commit": "abc"}
+    (tmp_path / "env.json").write_text(json.dumps(env))
+    (tmp_path / "slow.json").write_text(json.dumps(rows))
+    report.main([str(tmp_path)])  # re-rendering a slow run's directory reads slow.json
+    page = (tmp_path / "report.html").read_text()
+    md = (tmp_path / "report.md").read_text()
+    for doc in (page, md):
+        assert "Slow clients" in doc and "20 slow clients" in doc and "3 normal users" in doc
+        assert "lab-event kept answering normal users (100% of normal requests answered, p95 12 ms" in doc
+        assert "lab-single starved normal users" in doc and "FAILED: failed to start: boom" in doc
+    assert "<td>100%</td><td>6</td><td>12</td><td>0.1</td>" in page  # success, p50, p95, first success
+    assert "<td>0%</td><td>2500</td><td>5000</td><td>none</td>" in page
+    assert "| lab-single | 3 | 20 | 0% | 2500 | 5000 | none |" in md
+    assert 'src="http' not in page and "<script" not in page  # self-contained
+
+
 def test_compare_slow_event_keeps_answering_single_starves(tmp_path):
     out = tmp_path / "slow"
     result = run_compare(
@@ -48,3 +90,10 @@ def test_compare_slow_event_keeps_answering_single_starves(tmp_path):
     # One trickled head holds single mode's only worker for --timeout (30 s): nobody else is served.
     assert single["success_rate"] < 0.5, single
     assert "lab-single" in result.stdout and "what the slow clients held" in result.stdout
+    assert "lab-event kept answering normal users" in result.stdout
+    assert "lab-single starved normal users" in result.stdout
+    page = (out / "report.html").read_text()
+    assert "<h2>Slow clients</h2>" in page and "20 slow clients" in page
+    assert "lab-event kept answering normal users" in page and "lab-single starved normal users" in page
+    assert "## Slow clients" in (out / "report.md").read_text()
+    assert (out / "env.json").exists() and (out / "rerun.sh").exists()
