@@ -47,6 +47,7 @@ from loadtest.figures import (
     spec_for,
     with_ci,
 )
+from loadtest.rows import median_of
 
 # All cores at least this busy while server and generator used less: other work shared the machine.
 BUSY_MACHINE = 0.9
@@ -72,6 +73,7 @@ CSV_COLUMNS = [
     "threads",
     "max_threads_per_pid",
     "max_in_flight",
+    "app_ms_p50",
     "capacity",
     "io_ceiling",
     "io_efficiency",
@@ -772,8 +774,8 @@ def enrich(out: Path, rows: list[dict], cpu_count: int | None) -> dict[int, list
         path = identity_path(out, r)
         records = evidence.load(path) if path else []
         records_of[i] = records
-        if records and "app_ms_p50" not in r:
-            r["app_ms_p50"] = evidence.app_ms_median(evidence.served(records))
+        if "app_ms_p50" not in r:  # a row written before rows carried it: from its rounds, the same way
+            r["app_ms_p50"] = median_of(r.get("per_round") or [], "app_ms_p50")
         if records and not r.get("error"):
             imbalance = evidence.pool_imbalance(records, r.get("users"))
             r["pool_full_share"] = imbalance["share"] if imbalance else None

@@ -12,6 +12,10 @@ Judgements made here, stated once:
   then a floor of what the server can do.
 - ``machine_bound``: server and generator together used at least ``MACHINE_BOUND``
   of every core (median over rounds): the machine, not the server, set the figure.
+- ``app_ms_p50``: the median over rounds of each round's median time inside the
+  app (server-side start/end); ``evidence.answer`` reads it to tell sub-millisecond
+  requests that cannot overlap from requests that queued, and the reports show
+  the same field, so the sentence compare prints and the report's agree.
 - ``unstable_reason``: for a row ``stats.summarize`` calls unstable, the likeliest
   cause -- generator saturated, machine-bound, or a machine busy with other work
   (1-min load average above ``BUSY_LOAD`` per core before or after a round) --
@@ -63,6 +67,7 @@ class Row:
     server_mem_kind: str = ""
     io_ceiling: float | None = None
     io_efficiency: float | None = None
+    app_ms_p50: float | None = None
     little: dict = field(default_factory=dict)
     unstable_reason: str = ""
     stderr_tail: str = ""
@@ -122,6 +127,7 @@ def finish(row: Row, sleep_s: float) -> Row:
     if good:
         row.summary = stats.summarize(good, stats.METRICS)
         row.facts = merged_facts(good)
+        row.app_ms_p50 = median_of(good, "app_ms_p50")
         row.requests = sum(r.get("requests") or 0 for r in good)
         row.failures = sum(r.get("failures") or 0 for r in good)
         row.errors = {k: sum((r.get("errors") or {}).get(k, 0) for r in good) for k in ERROR_KINDS}

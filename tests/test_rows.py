@@ -1,0 +1,65 @@
+"""A result row carries the median time inside the app, and its sentence is the report's."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from loadtest import report, rounds, rows
+
+
+def hello_round(app_s: float, threads: int = 16, n: int = 4000, t0: float = 1000.0) -> list[dict]:
+    """Sub-millisecond requests one after another over ``threads`` lanes, one closed loop per lane."""
+    return [
+        {
+            "t": t0 + i * 0.0003,
+            "ms": 0.25,
+            "ok": True,
+            "user": f"1.{i % threads}",
+            "pid": "7",
+            "thread": f"T{i % threads}",
+            "start": t0 + i * 0.0003 + 0.00001,
+            "end": t0 + i * 0.0003 + 0.00001 + app_s,
+            "status": 200,
+            "error": "",
+        }
+        for i in range(n)
+    ]
+
+
+def hello_row(app_seconds: list[float]) -> rows.Row:
+    row = rows.Row(
+        scenario="hello", target="lab-threaded", users=16, kind="local", url="http://127.0.0.1:1",
+        command="", explanation="", capacity=16, cpu_count=2, duration_s=3,
+    )  # fmt: skip
+    for n, app_s in enumerate(app_seconds, 1):
+        row.per_round.append({"round": n, "error": "", **rounds.figures(hello_round(app_s), warmup_s=0.0)})
+    return rows.finish(row, sleep_s=0.5)
+
+
+def test_the_row_carries_the_median_over_rounds_of_the_time_in_the_app():
+    row = hello_row([0.00008, 0.00009, 0.00007]).as_dict()
+    assert [r["app_ms_p50"] for r in row["per_round"]] == pytest.approx([0.08, 0.09, 0.07])
+    assert row["app_ms_p50"] == pytest.approx(0.08)
+    assert "no overlap observed inside the app, where a request spends only 0.08 ms" in row["answer"]
+    assert "waited in line" not in row["answer"]
+
+
+def test_the_printed_sentence_is_the_reports(tmp_path):
+    """compare prints the row's answer once rendered; the report reads the row's field, not the records."""
+    row = hello_row([0.00008]).as_dict()
+    printed = row["answer"]  # what compare prints at the end, built where the row is
+    identity = tmp_path / "locust" / "hello" / "lab-threaded.r1.identity.jsonl"
+    identity.parent.mkdir(parents=True)
+    identity.write_text("".join(json.dumps(r) + "\n" for r in hello_round(0.00008)))
+    row["identity_file"] = str(identity.relative_to(tmp_path))
+    report.enrich(tmp_path, [row], 2)
+    assert "a request spends only 0.08 ms" in printed and row["answer"] == printed
+
+
+def test_a_row_written_before_rows_carried_it_takes_it_from_its_rounds(tmp_path):
+    row = hello_row([0.00008]).as_dict()
+    del row["app_ms_p50"]
+    report.enrich(tmp_path, [row], 2)
+    assert row["app_ms_p50"] == pytest.approx(0.08) and "0.08 ms" in row["answer"]
