@@ -15,6 +15,7 @@ SCENARIO_CLASSES = {
     "slow": "SlowClient SlowNormalUser",
 }
 SLOW_CLIENTS = 200  # slow scenario: connections held by slow clients, above every bounded model's slots
+SLOW_HEAD_START_S = 2.0  # slow scenario: normal users start this long after the slow clients
 SLOW_NORMAL_TIMEOUT_S = 5.0  # slow scenario: a normal user gives up on a request after this (a timeout)
 
 

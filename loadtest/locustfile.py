@@ -52,7 +52,14 @@ from locust import FastHttpUser, User, constant, events, task
 from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
 from loadtest import evidence, webui
-from loadtest.catalog import SCENARIO_CLASSES, SLOW_CLIENTS, SLOW_NORMAL_TIMEOUT_S, error_kind, parse_hosts
+from loadtest.catalog import (
+    SCENARIO_CLASSES,
+    SLOW_CLIENTS,
+    SLOW_HEAD_START_S,
+    SLOW_NORMAL_TIMEOUT_S,
+    error_kind,
+    parse_hosts,
+)
 
 log = logging.getLogger("wsgi-lab")
 
@@ -68,7 +75,6 @@ MAX_RECORDS = int(os.environ.get("LAB_IDENTITY_MAX_RECORDS", "500000"))
 TRICKLE_BYTES = 2
 RECONNECT_S = 5.0
 SLOW_IO_TIMEOUT_S = 60.0
-SLOW_HEAD_START_S = 2.0
 
 # Flush --csv files every 2 s instead of every 10 s, so the compare runner can
 # print live requests/s (a documented knob of locust's CSV writer).

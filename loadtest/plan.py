@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from loadtest import targets
-from loadtest.catalog import SCENARIO_CLASSES, SLOW_CLIENTS, parse_hosts
+from loadtest.catalog import (
+    SCENARIO_CLASSES,
+    SLOW_CLIENTS,
+    SLOW_HEAD_START_S,
+    SLOW_NORMAL_TIMEOUT_S,
+    parse_hosts,
+)
 from loadtest.processes import port_free
 
 MAX_DURATION_S = 3600
@@ -315,6 +321,13 @@ def check_ranges(args: argparse.Namespace, hosts: dict[str, str], duration: int)
         raise UsageError(f"--cpu-ms must be between 0 and 10000, got {args.cpu_ms:g}")
     if hosts and args.scenario == "slow":
         raise UsageError("--scenario slow and --hosts do not mix: what slow clients hold is sampled locally")
+    slow_minimum = SLOW_HEAD_START_S + SLOW_NORMAL_TIMEOUT_S
+    if args.scenario == "slow" and duration <= slow_minimum:
+        raise UsageError(
+            f"--scenario slow needs --duration above {slow_minimum:g} s: normal users start"
+            f" {SLOW_HEAD_START_S:g} s in and give up on a request after {SLOW_NORMAL_TIMEOUT_S:g} s,"
+            " so a shorter run records nothing from a server that never answers"
+        )
     if args.slow_clients < 1:
         raise UsageError(f"--slow-clients must be at least 1, got {args.slow_clients}")
     if args.warmup + 1 > duration:

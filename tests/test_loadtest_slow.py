@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from loadtest import report, slow
+import pytest
+
+from loadtest import plan, report, slow
 from tests.support import run_compare
 
 
@@ -97,3 +99,16 @@ def test_compare_slow_event_keeps_answering_single_starves(tmp_path):
     assert "lab-event kept answering normal users" in page and "lab-single starved normal users" in page
     assert "## Slow clients" in (out / "report.md").read_text()
     assert (out / "env.json").exists() and (out / "rerun.sh").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--duration", "7"], "--scenario slow needs --duration above 7 s"),
+        (["--hosts", "a=http://127.0.0.1:1"], "--scenario slow and --hosts do not mix"),
+    ],
+)
+def test_slow_refuses_what_it_cannot_measure(args, message):
+    parsed = plan.build_parser().parse_args(["--scenario", "slow", *args])
+    with pytest.raises(plan.UsageError, match=message):
+        plan.make_plan(parsed, [], lambda url: None)
