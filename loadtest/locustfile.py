@@ -345,7 +345,7 @@ class Recorder:
                 headers.get("X-Request-End"),
                 status,
                 error_kind(status, exception),
-                # the user (greenlet) that sent it: one closed loop's requests, for exact per-user rates
+                # the user (greenlet) that sent it: which requests belong to one closed loop
                 f"{os.getpid()}.{id(gevent.getcurrent()):x}",
             ]
         )

@@ -7,15 +7,12 @@ Policy, stated once:
   of the server and the generator are taken over the same window.
 - The measured window ends when the last response arrived.
 - Throughput is measured between completions, so that where the window's edges
-  fall does not matter.  Per user (each record names the locust user, a closed
-  loop): (its completions in the window - 1) / (time from its first to its last
-  one), summed over users.  Counting whole completions over one shared window
-  would gain or lose a whole burst when users finish in step (every io request
-  sleeps the same time): 10% on a 4 s window at 10 users.  When some user
-  completed fewer than two requests in the window (a queue longer than the
-  window: lab-single at 10 users), the server's completions are evenly spaced
-  instead, and the rate is (completions - 1) / (first to last completion) over
-  all of them.  Records without a user (older files) use the latter too.
+  fall does not matter: completions that arrive together form a burst (users in
+  step, a pool of workers ending the same sleep), and the rate is the
+  completions before the last burst over the time from the first completion to
+  that burst (:func:`between_completions`).  Counting whole completions over the
+  window would gain or lose a whole burst -- 10% on a 4 s window at 10 users --
+  and per-user rates read high when users queue (1/gap over irregular gaps).
 - Latency: exact percentiles (``stats.percentile``) of the client-side times of
   every request completed in the window -- not locust's rounded buckets.
 - In flight: ``in_flight_measured`` is the mean number of requests inside the app
@@ -55,22 +52,36 @@ def window(records: Sequence[dict], warmup_s: float) -> tuple[tuple[float, float
     return None, ""
 
 
+# Completions closer than this fraction of the mean gap arrived together (one burst).
+TOGETHER = 0.25
+
+
 def between_completions(times: Sequence[float]) -> float | None:
-    """(n - 1) / (last - first) for n completion times; None for fewer than 2 or no time between."""
-    if len(times) < 2 or max(times) <= min(times):
+    """Completions per second, from the first completion to the start of the last burst.
+
+    Servers often finish requests in bursts: 10 users in step, or 4 workers
+    ending a 0.5 s sleep at the same moment.  Completions closer together than a
+    quarter of the mean gap form one burst.  The rate is the number of
+    completions before the last burst divided by the time from the first
+    completion to the last burst's start: each interval between bursts is
+    credited with the burst that opened it.  That is exact for bursts and for
+    evenly spaced completions ((n - 1) / span), and a last burst cut short by the
+    end of the run does not count.  None for fewer than 2 or a single burst.
+    """
+    ordered = sorted(times)
+    if len(ordered) < 2 or ordered[-1] <= ordered[0]:
         return None
-    return (len(times) - 1) / (max(times) - min(times))
+    near = TOGETHER * (ordered[-1] - ordered[0]) / (len(ordered) - 1)
+    last = len(ordered) - 1  # index of the first completion of the last burst
+    while last > 0 and ordered[last] - ordered[last - 1] <= near:
+        last -= 1
+    span = ordered[last] - ordered[0]
+    return last / span if span > 0 else None
 
 
 def rate(records: Sequence[dict], span: tuple[float, float]) -> float:
     """Requests per second over ``span``, between completions (see the module's policy)."""
     done = inside(records, span)
-    by_user: dict[str, list[float]] = {}
-    for r in done:
-        by_user.setdefault(str(r.get("user") or ""), []).append(completed(r))
-    per_user = [between_completions(times) for user, times in by_user.items() if user]
-    if per_user and "" not in by_user and all(v is not None for v in per_user):
-        return sum(v for v in per_user if v is not None)
     overall = between_completions([completed(r) for r in done])
     return overall if overall is not None else len(done) / (span[1] - span[0])
 
