@@ -1,10 +1,11 @@
 """locust's web UI with wsgi-lab's extension, in a real headless Chromium, against real servers.
 
 locust runs as a local process with the project's locustfile and ``LAB_HOSTS``
-naming two servers this module starts (lab-single and lab-threaded on free
-ports); the browser uses the start form as a person would. What is asserted is
-what a person reads: locust's own header and stats table, the wsgi-lab tab, the
-form's messages. Screenshots land in ``test-artifacts/``.
+naming three servers this module starts (lab-single, lab-threaded and
+gunicorn -w 4 from the registry's own command, on free ports); the browser uses
+the start form as a person would. What is asserted is what a person reads:
+locust's own header and stats table, the wsgi-lab tab, the form's messages.
+Screenshots land in ``test-artifacts/``.
 
 Chromium and the skip/``REQUIRE_BROWSER`` rule are the probe tests' (same
 fixture).
@@ -25,20 +26,26 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, free_port, lab_server, stop
+from loadtest.targets import OUR_APP, TARGETS
+from tests.support import ROOT, free_port, lab_server, running, stop
 from tests.test_probe_browser import ARTIFACTS, browser  # noqa: F401 -- the shared Chromium fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
 
-SERVERS = ("lab-single", "lab-threaded")
+SERVERS = ("lab-single", "lab-threaded", "gunicorn-sync")
 IO_REQUEST = "io /sleep 0.5s"
 
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[dict[str, str]]:
-    """name -> URL of two real servers, as LAB_HOSTS would list them."""
+    """name -> URL of three real servers, as LAB_HOSTS would list them."""
     ports = {name: free_port() for name in SERVERS}
-    with lab_server("single", ports["lab-single"]), lab_server("threaded", ports["lab-threaded"]):
+    gunicorn = TARGETS["gunicorn-sync"].command(OUR_APP, ports["gunicorn-sync"])[1:]  # python <args>
+    with (
+        lab_server("single", ports["lab-single"]),
+        lab_server("threaded", ports["lab-threaded"]),
+        running(gunicorn, ports["gunicorn-sync"], stderr=subprocess.DEVNULL),
+    ):
         yield {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
 
 
@@ -258,6 +265,23 @@ def test_a_second_run_on_another_server_shows_that_server(ui: LocustPage, server
     assert ui.stats_names() == [f"{IO_REQUEST} @ lab-threaded", "Aggregated"]
     ui.stop_test()
     assert requests_served(servers["lab-single"]) == single_before + 1  # the new run went elsewhere
+
+
+def test_lab_single_then_gunicorn_sync_each_named_in_the_header(
+    ui: LocustPage, servers: dict[str, str]
+) -> None:
+    """The stale-host defect as first seen: lab-single, then gunicorn-sync, from the form."""
+    run_from_the_form(ui, "lab-single", servers, min_responses=3)
+    assert ui.header_host() == servers["lab-single"]
+    ui.stop_test()
+    ui.new_test()
+    row = run_from_the_form(ui, "gunicorn-sync", servers, min_responses=16)
+    assert ui.header_host() == servers["gunicorn-sync"]
+    assert (row["processes"], row["thread lanes"]) == ("4", "4")  # -w 4: four sync workers
+    assert 2 <= int(row["max in flight"]) <= 4
+    assert row["answer"].startswith("gunicorn-sync: 4 processes, 1 thread each")
+    assert ui.stats_names() == [f"{IO_REQUEST} @ gunicorn-sync", "Aggregated"]
+    ui.stop_test()
 
 
 def test_an_unreachable_host_is_refused_with_the_servers_to_use(
