@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from server.config import Config
-from server.protocol import ClientGone, HTTPConnection, HTTPError, RequestHead, ResponseError
+from server.protocol import ClientGone, CoreDriver, HTTPConnection, HTTPError, RequestHead, ResponseError
 from server.wsgi import Response, WSGIApp, WSGIInput, build_environ, connection_environ, run_app
 
 log = logging.getLogger("wsgi_lab")
@@ -104,7 +104,7 @@ def serve_connection(sock: socket.socket, peer: tuple, ctx: ServeContext) -> Non
 
 
 def serve_request(
-    http: HTTPConnection, head: RequestHead, base: dict, ctx: ServeContext, remote: str, close_after
+    http: CoreDriver, head: RequestHead, base: dict, ctx: ServeContext, remote: str, close_after
 ) -> bool:
     """Run the app for one request; False if the connection must close afterwards."""
     started = time.perf_counter()

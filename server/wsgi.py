@@ -1,7 +1,8 @@
 """PEP 3333: the environ, ``wsgi.input``, ``start_response`` / ``write`` and running the app.
 
 This module turns a :class:`~server.protocol.RequestHead` into an environ and
-the application's answer into calls on an :class:`~server.protocol.HTTPConnection`.
+the application's answer into calls on a :class:`~server.protocol.CoreDriver` (the blocking
+:class:`~server.protocol.HTTPConnection` or an event-mode connection).
 It owns the WSGI rules (header timing, ``exc_info``, ``close()``); HTTP framing
 stays in :mod:`server.protocol`.
 """
@@ -15,7 +16,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from server.protocol import HTTPConnection, HTTPError, RequestHead
+from server.protocol import CoreDriver, HTTPError, RequestHead
 
 WSGIApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
@@ -174,7 +175,7 @@ class Response:
     """
 
     def __init__(
-        self, http: HTTPConnection, close_after: Callable[[], bool], wsgi_input: WSGIInput | None = None
+        self, http: CoreDriver, close_after: Callable[[], bool], wsgi_input: WSGIInput | None = None
     ) -> None:
         self.http = http
         self.close_after = close_after

@@ -59,9 +59,9 @@ from server.protocol import (
     NEED_DATA,
     RECV_SIZE,
     ClientGone,
+    CoreDriver,
     HTTPCore,
     HTTPError,
-    RequestHead,
 )
 from server.wsgi import connection_environ
 
@@ -83,7 +83,7 @@ class State(Enum):
     LINGER = "reading what the client still sends after an error"
 
 
-class Connection:
+class Connection(CoreDriver):
     """One client: its socket, its HTTPCore, its buffers and deadline.
 
     The loop owns everything here except while the state is ``BUSY``: then the
@@ -153,34 +153,9 @@ class Connection:
 
     # --- the worker's side: what serve_request and wsgi.Response call -----------------------------
 
-    @property
-    def head(self) -> RequestHead | None:
-        return self.core.head
-
-    @property
-    def wants_body(self) -> bool:
-        return self.core.wants_body
-
-    @property
-    def input_pending(self) -> bool:
-        return self.core.input_pending
-
     def read_body(self) -> bytes:
         """The next piece of the (already complete) request body; b"" at its end."""
         return self.body.read(RECV_SIZE) if self.body is not None else b""
-
-    def send_head(self, status, reason, headers, first_data: bytes = b"", close: bool = False) -> None:
-        self._send(self.core.response_head(status, reason, headers, first_data, close))
-
-    def send_data(self, data: bytes) -> None:
-        self._send(self.core.response_data(data))
-
-    def end_response(self) -> None:
-        self._send(self.core.response_end())
-
-    def send_error(self, status: int, message: str) -> None:
-        with contextlib.suppress(ClientGone):
-            self._send(self.core.error_response(status, message))
 
     def _send(self, data: bytes) -> None:
         """Write from a worker: straight to the socket if nothing is queued, else queue for the loop.
