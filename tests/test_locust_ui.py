@@ -28,7 +28,7 @@ import pytest
 
 from loadtest.targets import OUR_APP, TARGETS
 from tests.support import ROOT, free_port, lab_server, running, stop
-from tests.test_probe_browser import ARTIFACTS, browser  # noqa: F401 -- the shared Chromium fixture
+from tests.test_probe_browser import browser, screenshot  # noqa: F401 -- the shared Chromium fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -180,11 +180,7 @@ class LocustPage:
         return [r.get("Name", "") for r in self.table()]
 
     def screenshot(self, name: str) -> Path:
-        ARTIFACTS.mkdir(exist_ok=True)
-        path = ARTIFACTS / f"{name}.png"
-        self.page.screenshot(path=str(path), full_page=True)
-        assert path.stat().st_size > 10_000
-        return path
+        return screenshot(self.page, name)
 
     def close(self) -> None:
         self.context.close()

@@ -82,6 +82,15 @@ def flask_dev() -> Iterator[int]:
         yield port
 
 
+def screenshot(page, name: str) -> Path:
+    """A full-page PNG in test-artifacts/ (git-ignored), checked to be more than a blank page."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 10_000
+    return path
+
+
 class ProbePage:
     """One browser tab on /probe that records every console error and uncaught exception."""
 
@@ -113,11 +122,7 @@ class ProbePage:
         return self.page.locator("#chart g.bar").count()
 
     def screenshot(self, name: str) -> Path:
-        ARTIFACTS.mkdir(exist_ok=True)
-        path = ARTIFACTS / f"{name}.png"
-        self.page.screenshot(path=str(path), full_page=True)
-        assert path.stat().st_size > 10_000
-        return path
+        return screenshot(self.page, name)
 
     def network_changed(self) -> bool:
         return any(marker in error for error in self.errors for marker in NETWORK_CHANGE_ERRORS)
