@@ -23,6 +23,7 @@ import psutil
 from loadtest.inserver.usage import cpu_seconds
 from loadtest.run.processes import free_port, start, stop, tail, wait_healthy
 from loadtest.targets import OUR_APP, Target, lookup
+from server.oneline import OneLineParser
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = "flask-dev"  # app.run(): what people actually use, so every ratio is against it
@@ -128,7 +129,7 @@ def report(results: list[Result], args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.bench", description=__doc__)
+    parser = OneLineParser(prog="python -m loadtest.bench", description=__doc__)
     parser.add_argument("-d", "--duration", type=int, default=10, help="seconds per target (default 10)")
     parser.add_argument("-c", "--connections", type=int, default=16, help="wrk connections (default 16)")
     parser.add_argument("-t", "--threads", type=int, default=1, help="wrk threads (default 1)")

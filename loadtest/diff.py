@@ -21,7 +21,6 @@ only one run are listed, never dropped.
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
 from pathlib import Path
@@ -34,6 +33,7 @@ import matplotlib.pyplot as plt
 from loadtest import report
 from loadtest.measure import stats, verdicts
 from loadtest.reporting import charts, figures
+from server.oneline import OneLineParser
 
 VERDICT_METRIC = "rps"
 MIN_ROUNDS = 3
@@ -357,7 +357,7 @@ def write(out: Path, doc: dict, intro: list[str], names: tuple[str, str] = ("A",
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m loadtest.diff RUN_A RUN_B``: what changed from run A to run B, beyond the noise."""
-    parser = argparse.ArgumentParser(prog="python -m loadtest.diff", description=main.__doc__)
+    parser = OneLineParser(prog="python -m loadtest.diff", description=main.__doc__)
     parser.add_argument("run_a", type=Path, help="the earlier run directory (baseline)")
     parser.add_argument("run_b", type=Path, help="the later run directory")
     parser.add_argument(

@@ -47,6 +47,7 @@ from loadtest.reporting.figures import (
     with_ci,
 )
 from loadtest.run import slow
+from server.oneline import OneLineParser
 
 CSV_COLUMNS = [
     "scenario",
@@ -809,9 +810,8 @@ def write_all(out: Path, rows: list[dict], env: dict, slow_rows: list[dict] | No
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m loadtest.report DIR``: re-render the reports of a finished comparison."""
-    import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m loadtest.report", description=main.__doc__)
+    parser = OneLineParser(prog="python -m loadtest.report", description=main.__doc__)
     parser.add_argument("dir", type=Path, help="a directory written by python -m loadtest.compare")
     args = parser.parse_args(argv)
     slow_json = args.dir / "slow.json"

@@ -42,6 +42,7 @@ from loadtest.run import locustrun
 from loadtest.run.processes import free_port, start, stop, wait_healthy
 from loadtest.targets import OUR_APP, TARGETS
 from server.config import MODES
+from server.oneline import OneLineParser
 
 ROOT = Path(__file__).resolve().parent.parent
 RSS_GROWTH_LIMIT = 0.10  # the goal: after warm-up, RSS grows by less than this fraction
@@ -266,7 +267,7 @@ def report(path: Path, args: argparse.Namespace, verdicts: dict[str, Verdict], l
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.soak", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="python -m loadtest.soak", description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="load per mode (default 10)")
     parser.add_argument(
         "--modes", default=",".join(MODES), help=f"comma-separated (default {','.join(MODES)})"

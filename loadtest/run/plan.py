@@ -23,6 +23,7 @@ from loadtest.catalog import (
     parse_hosts,
 )
 from loadtest.run.processes import port_free
+from server.oneline import OneLineParser
 
 MAX_DURATION_S = 3600
 MAX_ROUNDS = 100
@@ -152,13 +153,6 @@ def port_arg(text: str) -> int:
     if value > 65535:
         raise argparse.ArgumentTypeError(f"port must be 1-65535, got {value}")
     return value
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Bad arguments get one line naming the problem (no usage dump), exit status 2."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
