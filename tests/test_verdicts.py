@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from loadtest import diff, report
+from loadtest import diff
 from loadtest.measure import rows, verdicts
+from loadtest.reporting import comparison
 from tests.synthetic_runs import row
 
 
@@ -24,7 +25,7 @@ def views_say_busy(load_after: float) -> tuple[bool, bool, bool]:
         capacity=4, cpu_count=2, duration_s=5, per_round=wobbly["per_round"],
     )  # fmt: skip
     from_row = rows.unstable_reason(record, {"unstable": True})
-    from_report = report.unstable_cause(wobbly, 2)
+    from_report = comparison.unstable_cause(wobbly, 2)
     from_diff = diff.busy(wobbly)
     return from_row.startswith("machine busy"), from_report.startswith("machine busy"), bool(from_diff)
 
