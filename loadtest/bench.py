@@ -43,7 +43,8 @@ BENCH_TARGETS = (
     "waitress",
 )
 
-# (numerator, denominator, minimum ratio) from the issue.
+# Our server's goals against the established servers: (ours, the reference, the least ratio of
+# ours' req/s to the reference's that meets the goal).
 GOALS = (
     ("lab-threaded", "flask-dev", 2.0),
     ("lab-single", "flask-dev-nothreads", 1.2),

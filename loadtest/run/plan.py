@@ -34,8 +34,9 @@ DEFAULT_WARMUP_S = 1.0
 # The default story: io then cpu at 10 users, 3 rounds of 5 s (1 s warm-up, 4 s measured)
 # over the targets that show the models' differences on this app -- one per concurrency
 # idea (one at a time, thread per connection, process per connection, fixed process pool,
-# process x thread pool, event loop + threads) plus the reference, app.run(). It fits in
-# 6 minutes on 2 cores; `--story full` runs every registry target (about 7 minutes).
+# process x thread pool, event loop + threads) plus the reference, app.run(). It took
+# 266 s and 267 s (about 4.5 minutes) on 2 cores when last measured (README, `make compare`);
+# `--story full` runs every registry target.
 DEFAULT_STORY_TARGETS = [
     "lab-single",
     "lab-threaded",
