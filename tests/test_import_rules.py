@@ -87,3 +87,15 @@ def test_a_banned_import_fails_lint(tmp_path, folder, source, banned):
 )
 def test_an_allowed_import_passes(tmp_path, folder, source):
     assert banned_in(tmp_path, folder, source) == []
+
+
+def test_the_registry_loads_nothing_but_the_standard_library():
+    """catalog.py and targets.py sit beside the entry points, where no folder rule reaches: checked here."""
+    heavy = ("locust", "gevent", "matplotlib", "flask", "werkzeug", "psutil")
+    code = (
+        "import sys, loadtest.catalog, loadtest.targets; "
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
