@@ -14,14 +14,8 @@ import time
 
 import pytest
 
-from app import app
 from app.identity import IDENTITY_HEADERS, server_model
 from tests.support import ROOT, concurrent_sleeps, free_port, running
-
-
-@pytest.fixture
-def client():
-    return app.test_client()
 
 
 def test_hello(client):
