@@ -130,6 +130,7 @@ def server_send_queue(port: int) -> int:
     return total
 
 
+@pytest.mark.slow
 def test_a_slow_reader_does_not_stop_other_clients():
     port = free_port()
     with server(port, "--threads", "2") as proc:
@@ -168,6 +169,7 @@ def test_max_connections_stops_accepting_until_one_closes():
             assert waiting.recv(100).startswith(b"HTTP/1.1 200")
 
 
+@pytest.mark.slow
 def test_sigterm_finishes_requests_in_flight_and_exits_0():
     port = free_port()
     with server(port, "--threads", "4", stderr=subprocess.PIPE) as proc:

@@ -67,6 +67,7 @@ def low_fd_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (FD_LIMIT, FD_LIMIT))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("mode", "extra"), [("threaded", ()), ("prefork", ("-w", "1", "--threads", "200"))])
 def test_out_of_descriptors_sheds_clients_without_spinning_then_recovers(tmp_path, mode, extra):
     port = free_port()

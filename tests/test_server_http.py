@@ -466,6 +466,7 @@ STALLS = {
 }
 
 
+@pytest.mark.slow
 def test_a_stalled_head_or_body_times_out_with_408(server):
     """Both stalls at once, so the test waits --timeout once (twice in single mode: one at a time)."""
     started = time.monotonic()
