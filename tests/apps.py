@@ -1,9 +1,13 @@
-"""Small WSGI apps that the server tests run (``tests.apps:validated``).
+"""Small WSGI apps that the server tests run (``tests.apps:validated``); no tests of its own.
 
 Plain WSGI, no framework, so each route exercises one PEP 3333 rule.  The
 server runs them wrapped in ``wsgiref.validate.validator`` with its warnings
 turned into errors: any environ or protocol slip by the server becomes a
-500 that the tests see.  (This module has no tests itself.)
+500 that the tests see.
+
+Each response iterable's ``close()`` appends one byte to the file named by the
+``CLOSE_LOG_ENV`` variable (when set), so that the count holds across the
+processes of the forking and prefork modes; ``/closed`` answers that count.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ CLOSE_LOG_ENV = "TESTS_APPS_CLOSE_LOG"
 
 
 class Body:
-    """A response iterable that counts its close() calls."""
+    """A response iterable that counts its close() calls (in the ``CLOSE_LOG_ENV`` file)."""
 
     def __init__(self, chunks, fail_after: int | None = None) -> None:
         self.chunks = list(chunks)
