@@ -18,18 +18,25 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from loadtest.run import processes
 from loadtest.run.processes import free_port, stop
+from tests.apps import CLOSE_LOG_ENV
 
 __all__ = [
+    "BODY_LIMIT",
+    "KEEP_ALIVE_S",
     "ROOT",
+    "TIMEOUT_S",
+    "ModeServer",
     "concurrent_sleeps",
     "free_port",
     "lab_server",
     "run_compare",
     "running",
+    "serve_test_apps",
     "stop",
     "wait_for_health",
 ]
@@ -54,9 +61,51 @@ def running(args: list[str], port: int, env: dict | None = None, **popen) -> Ite
         stop(proc)
 
 
-def lab_server(mode: str, port: int, *extra: str, app: str = "app:app", **kw):
-    """Our server in ``mode`` on 127.0.0.1:port."""
-    return running(["-m", "server", "--mode", mode, "--bind", f"127.0.0.1:{port}", *extra, app], port, **kw)
+def lab_server(mode: str, port: int, *extra: str, app: str = "app:app", module: str = "server", **kw):
+    """Our server in ``mode`` on 127.0.0.1:port: ``python -m server`` or a ``module`` that wraps its main().
+
+    The one way the tests start it: ``env`` and Popen keywords (``stderr``, ``preexec_fn``)
+    pass through to :func:`running`; after the ``with`` block ``proc.returncode`` is its exit status.
+    """
+    args = ["-m", module, "--mode", mode, "--bind", f"127.0.0.1:{port}", *extra, app]
+    return running(args, port, **kw)
+
+
+# The shared per-mode servers (the ``mode_server`` fixture in conftest.py) run with these limits;
+# the tests that probe a limit import them.
+BODY_LIMIT = 1_000_000
+TIMEOUT_S = 2  # --timeout: a head or a body that stalls this long gets 408
+KEEP_ALIVE_S = 1  # --keep-alive: an idle persistent connection is closed after this long
+# Flags per mode on top of those: prefork with two workers, so that a second process is in play.
+MODE_FLAGS = {"prefork": ("-w", "2")}
+
+
+@dataclass(frozen=True)
+class ModeServer:
+    """A running server: its mode, port, process and the file its stderr goes to."""
+
+    mode: str
+    port: int
+    proc: subprocess.Popen
+    log: Path
+
+
+@contextlib.contextmanager
+def serve_test_apps(mode: str, folder: Path) -> Iterator[ModeServer]:
+    """``tests.apps:validated`` served in ``mode``; its stderr and close() count are files in ``folder``."""
+    port = free_port()
+    log = folder / "server-errors.log"
+    flags = [
+        *MODE_FLAGS.get(mode, ()),
+        *("--timeout", str(TIMEOUT_S), "--keep-alive", str(KEEP_ALIVE_S)),
+        *("--limit-request-body", str(BODY_LIMIT)),
+    ]
+    env = {CLOSE_LOG_ENV: str(folder / "closed.log")}
+    with (
+        log.open("wb") as err,
+        lab_server(mode, port, *flags, app="tests.apps:validated", env=env, stderr=err) as proc,
+    ):
+        yield ModeServer(mode, port, proc, log)
 
 
 def run_compare(*args: str, cwd: Path = ROOT, timeout: float = 150) -> subprocess.CompletedProcess:

@@ -14,15 +14,9 @@ import time
 
 import pytest
 
-from app import app
 from app.identity import server_model
 from loadtest.inserver.headers import IDENTITY_HEADERS
 from tests.support import ROOT, concurrent_sleeps, free_port, running
-
-
-@pytest.fixture
-def client():
-    return app.test_client()
 
 
 def test_hello(client):

@@ -9,7 +9,7 @@ inserted, deleted) and split at random points:
   server's own code should not produce (a 5xx other than 501 and 505);
 - against a real server process (the blocking driver and the event loop's),
   a fresh connection per example, running
-  ``tests.test_server_apps:sink`` (which always answers 200): every example gets
+  ``tests.apps:sink`` (which always answers 200): every example gets
   a response or a close within the timeout, never a 5xx of the server's own, no
   traceback in its log, and a normal request is served afterwards.
 
@@ -226,7 +226,7 @@ def sink_server(request, tmp_path_factory):
     args = ["--timeout", "3", "--keep-alive", "1", "--limit-request-body", "10000"]
     with (
         log.open("wb") as err,
-        lab_server(request.param, port, *args, app="tests.test_server_apps:sink", stderr=err) as proc,
+        lab_server(request.param, port, *args, app="tests.apps:sink", stderr=err) as proc,
     ):
         yield port, proc, log
 

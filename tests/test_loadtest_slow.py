@@ -78,6 +78,7 @@ def test_report_renders_a_slow_clients_section(tmp_path):
     assert 'src="http' not in page and "<script" not in page  # self-contained
 
 
+@pytest.mark.slow
 def test_compare_slow_event_keeps_answering_single_starves(tmp_path):
     out = tmp_path / "slow"
     result = run_compare(

@@ -8,15 +8,7 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
-from app import app
 from loadtest.inserver.headers import IDENTITY_HEADERS
-
-
-@pytest.fixture
-def client():
-    return app.test_client()
 
 
 def test_probe_page_is_served_with_its_form(client):

@@ -1,7 +1,14 @@
-"""The server's command line: flags, LAB_* variables, one-line errors with exit status 2."""
+"""The server's command line: flags, LAB_* variables, one-line errors with exit status 2.
+
+Almost every case is answered in process: ``load_config(argv, environ)`` is what
+reads the flags and variables, and ``main(argv)`` what loads the app, so a test
+calls them and reads the one line they print.  A few tests run ``python -m
+server`` as a user does, to show the same line and exit status end to end.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -9,12 +16,15 @@ import sys
 
 import pytest
 
-from server.cli import OPTIONS, load_config
+from server.cli import OPTIONS, build_parser, load_config, main
 from server.config import Config
 from tests.support import ROOT
 
+PROG = build_parser().prog
+
 
 def run(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
+    """``python -m server ARGS`` in a subprocess, with no LAB_* variable but those in ``env``."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LAB_")}
     return subprocess.run(
         [sys.executable, "-m", "server", *args],
@@ -24,6 +34,32 @@ def run(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> s
         text=True,
         timeout=timeout,
     )
+
+
+def the_line(stderr: str) -> str:
+    """The one line of an error message; fails if there are more."""
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith(f"{PROG}: error: "), lines[0]
+    return lines[0]
+
+
+def refusal(capsys, argv: list[str], environ: dict[str, str] | None = None) -> str:
+    """The one line ``load_config`` prints when it refuses ``argv``/``environ`` (exit status 2)."""
+    with pytest.raises(SystemExit) as stopped:
+        load_config(argv, environ or {})
+    assert stopped.value.code == 2
+    return the_line(capsys.readouterr().err)
+
+
+@pytest.fixture
+def server_loggers():
+    """``main()`` configures the server's loggers as the process it normally owns: put them back."""
+    loggers = [logging.getLogger("wsgi_lab"), logging.getLogger("wsgi_lab.access")]
+    saved = [(lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
+    yield
+    for lg, (handlers, level, propagate) in zip(loggers, saved, strict=True):
+        lg.handlers[:], lg.level, lg.propagate = handlers, level, propagate
 
 
 BAD_FLAGS = [
@@ -51,20 +87,14 @@ BAD_FLAGS = [
 
 
 @pytest.mark.parametrize(("flag", "value"), BAD_FLAGS)
-def test_bad_flag_value_is_one_line_and_exit_2(flag, value):
-    result = run(flag, value, "app:app")
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and flag in lines[0], result.stderr
+def test_bad_flag_value_is_one_line_and_exit_2(capsys, flag, value):
+    assert flag in refusal(capsys, [flag, value, "app:app"])
 
 
 @pytest.mark.parametrize(("flag", "value"), BAD_FLAGS[:6])
-def test_bad_env_value_names_the_variable(flag, value):
+def test_bad_env_value_names_the_variable(capsys, flag, value):
     env_name = "LAB_" + flag.lstrip("-").upper().replace("-", "_")
-    result = run("app:app", env={env_name: value})
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and env_name in lines[0], result.stderr
+    assert env_name in refusal(capsys, ["app:app"], {env_name: value})
 
 
 @pytest.mark.parametrize(
@@ -73,15 +103,23 @@ def test_bad_env_value_names_the_variable(flag, value):
         ((), "no application"),
         (("not an app",), "MODULE:ATTRIBUTE"),
         (("--no-such-flag", "app:app"), "--no-such-flag"),
-        (("no_such_module:app",), "no_such_module"),
-        (("app:missing",), "missing"),
     ],
 )
-def test_other_mistakes_are_one_line_too(args, expected):
-    result = run(*args)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and expected in lines[0], result.stderr
+def test_other_mistakes_are_one_line_too(capsys, args, expected):
+    assert expected in refusal(capsys, list(args))
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"), [("no_such_module:app", "no_such_module"), ("app:missing", "missing")]
+)
+def test_an_app_that_cannot_be_loaded_is_one_line_and_exit_2(
+    capsys, monkeypatch, server_loggers, spec, expected
+):
+    for name in [k for k in os.environ if k.startswith("LAB_")]:
+        monkeypatch.delenv(name)
+    assert main([spec]) == 2
+    line = the_line(capsys.readouterr().err)
+    assert expected in line and "cannot load app" in line
 
 
 @pytest.mark.parametrize(
@@ -93,11 +131,20 @@ def test_other_mistakes_are_one_line_too(args, expected):
         (("--workers", "4"), {"LAB_MODE": "single"}, "--workers"),
     ],
 )
-def test_an_option_the_model_would_ignore_is_refused(args, env, named):
-    result = run(*args, "app:app", env=env)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and named in lines[0] and "prefork" in lines[0], result.stderr
+def test_an_option_the_model_would_ignore_is_refused(capsys, args, env, named):
+    line = refusal(capsys, [*args, "app:app"], env)
+    assert named in line and "prefork" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [(("--timeout", "soon", "app:app"), "--timeout"), (("no_such_module:app",), "no_such_module")],
+    ids=["bad flag", "app not found"],
+)
+def test_end_to_end_a_mistake_is_one_line_on_stderr_and_exit_2(args, expected):
+    result = run(*args)
+    assert result.returncode == 2 and result.stdout == ""
+    assert expected in the_line(result.stderr)
 
 
 @pytest.mark.parametrize(("argv", "env"), [(["-w", "4", "x:y"], {}), (["x:y"], {"LAB_WORKERS": "4"})])
@@ -119,13 +166,15 @@ def test_port_in_use_is_reported():
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         result = run("--bind", f"127.0.0.1:{taken.getsockname()[1]}", "app:app")
-    assert result.returncode == 1 and "cannot listen" in result.stderr
+    assert result.returncode == 1 and "cannot listen" in the_line(result.stderr)
 
 
-def test_help_documents_every_flag_and_variable():
-    result = run("--help")
-    assert result.returncode == 0
-    text = " ".join(result.stdout.split())
+def test_help_documents_every_flag_and_variable(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")  # the width argparse wraps at, as in a pipe
+    with pytest.raises(SystemExit) as stopped:
+        load_config(["--help"], {})
+    assert stopped.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
     for option in OPTIONS:
         assert option.flag in text and option.env in text
     assert "LAB_APP" in text

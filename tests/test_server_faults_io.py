@@ -3,8 +3,8 @@
 A client that goes away mid-head, mid-body or mid-response costs the server at
 most one log line and nothing else; an application that raises gets a 500 when
 nothing was sent yet and a cut (closed) response otherwise.  After each fault
-the same server must answer a normal request.  The apps are
-``tests.test_server_apps:app``'s routes.
+the same server must answer a normal request.  The servers are the session's
+``mode_server`` (conftest.py), one per mode, running ``tests.apps:validated``.
 """
 
 from __future__ import annotations
@@ -18,23 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from server.config import MODES
-from tests.support import free_port, lab_server
+from tests.support import ModeServer
 
 SETTLE = 0.5  # seconds for the server to notice a vanished client and log about it
 
 
-@pytest.fixture(scope="module", params=MODES)
-def server(request, tmp_path_factory):
-    """(port, process, log path) of a server in each mode running the test apps."""
-    port = free_port()
-    log = tmp_path_factory.mktemp(request.param) / "server.log"
-    args = ["--timeout", "3", "--keep-alive", "1", "--graceful-timeout", "3"]
-    with (
-        log.open("wb") as err,
-        lab_server(request.param, port, *args, app="tests.test_server_apps:app", stderr=err) as proc,
-    ):
-        yield port, proc, log
+@pytest.fixture
+def server(mode_server) -> ModeServer:
+    return mode_server
 
 
 def get(port: int, target: str) -> http.client.HTTPResponse:
@@ -43,10 +34,9 @@ def get(port: int, target: str) -> http.client.HTTPResponse:
     return conn.getresponse()
 
 
-def still_serving(server) -> None:
-    port, proc, _ = server
-    assert proc.poll() is None, "the server died"
-    reply = get(port, "/health")
+def still_serving(server: ModeServer) -> None:
+    assert server.proc.poll() is None, f"the {server.mode} server died"
+    reply = get(server.port, "/health")
     assert reply.status == 200 and reply.read() == b"ok"
 
 
@@ -93,7 +83,7 @@ VANISHING = {
 
 @pytest.mark.parametrize("how", VANISHING.values(), ids=VANISHING.keys())
 def test_a_vanishing_client_costs_at_most_a_log_line(server, how):
-    port, _, log = server
+    port, log = server.port, server.log
     lines = log_after(log, lambda: vanish(port, **how))
     assert len(lines) <= 1, lines
     assert not any("Traceback" in line for line in lines), lines
@@ -112,7 +102,7 @@ def test_a_vanishing_client_costs_at_most_a_log_line(server, how):
     ],
 )
 def test_an_app_that_raises_before_anything_is_sent_gets_500(server, target, message):
-    port, _, log = server
+    port, log = server.port, server.log
     replies = []
     lines = log_after(log, lambda: replies.append(get(port, target)))
     assert replies[0].status == 500 and replies[0].getheader("Connection") == "close"
@@ -121,7 +111,7 @@ def test_an_app_that_raises_before_anything_is_sent_gets_500(server, target, mes
 
 
 def test_an_app_that_raises_after_sending_gets_a_cut_response(server):
-    port = server[0]
+    port = server.port
     reply = get(port, "/error-after")
     assert reply.status == 200
     with pytest.raises(http.client.IncompleteRead) as cut:
@@ -131,7 +121,7 @@ def test_an_app_that_raises_after_sending_gets_a_cut_response(server):
 
 
 def test_an_app_whose_close_raises_has_sent_a_complete_response(server):
-    port, _, log = server
+    port, log = server.port, server.log
     replies = []
     lines = log_after(log, lambda: replies.append(get(port, "/error-in-close")))
     assert replies[0].status == 200 and replies[0].read() == b"complete\n"
@@ -140,7 +130,7 @@ def test_an_app_whose_close_raises_has_sent_a_complete_response(server):
 
 
 def test_many_faults_in_a_row_leave_the_server_serving(server):
-    port = server[0]
+    port = server.port
     for _ in range(10):
         with contextlib.suppress(OSError):
             vanish(port, b"GET /big?mb=50 HTTP/1.1\r\nHost: x\r\n\r\n", read=10, reset=True)

@@ -1,8 +1,11 @@
-"""HTTP/1.1 and PEP 3333 behaviour of the lab server, through real sockets.
+"""HTTP/1.1 and PEP 3333 behaviour of the lab server in every mode, through real sockets.
 
-One threaded server runs ``tests.test_server_apps:validated`` (every app call
-checked by ``wsgiref.validate``) for the whole module; the tests talk to it
-with raw bytes, so malformed requests can be sent exactly as written.
+Every test runs once per mode (single, threaded, forking, prefork, event)
+against that mode's server from the session-wide ``mode_server`` fixture
+(conftest.py), which runs ``tests.apps:validated``: every app call is checked
+by ``wsgiref.validate``.  The tests talk to it with raw bytes, so malformed
+requests can be sent exactly as written.  A test that could hurt the server
+ends by asserting that it still serves a new client.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import json
 import os
 import socket
 import struct
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,10 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import free_port, lab_server
-
-BODY_LIMIT = 1_000_000
-ERRORS_TO = "server-errors.log"
+from tests.support import BODY_LIMIT, KEEP_ALIVE_S, TIMEOUT_S, ModeServer
 
 
 @dataclass
@@ -143,25 +142,25 @@ def chunked(body: bytes, size: int = 10) -> bytes:
     return b"".join(parts) + b"0\r\n\r\n"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """(port, process, path of its stderr) for the threaded server running the validated test apps."""
-    port = free_port()
-    errors = tmp_path_factory.mktemp("server") / ERRORS_TO
-    extra = ["--timeout", "2", "--keep-alive", "1", "--limit-request-body", str(BODY_LIMIT)]
-    with (
-        errors.open("wb") as err,
-        lab_server("threaded", port, *extra, app="tests.test_server_apps:validated", stderr=err) as proc,
-    ):
-        yield port, proc, errors
+@pytest.fixture
+def server(mode_server) -> ModeServer:
+    return mode_server
 
 
 @pytest.fixture
-def port(server):
-    port, proc, _ = server
-    yield port
-    assert proc.poll() is None, "the server died"
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:  # and still serves the next client
+def port(mode_server) -> int:
+    return mode_server.port
+
+
+def assert_serving(server: ModeServer) -> None:
+    """The server is alive and answers a new client.
+
+    Close the test's own connection first: after refusing a request the server reads
+    on until its client closes (up to LINGER_SECONDS), and single mode meanwhile serves
+    no one else.
+    """
+    assert server.proc.poll() is None, f"the {server.mode} server died"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
         s.sendall(build("GET", "/health", {"Connection": "close"}))
         assert s.recv(100).startswith(b"HTTP/1.1 200")
 
@@ -219,17 +218,22 @@ def test_readline_and_iteration_stop_at_the_end_of_the_body(port):
 
 def test_expect_100_continue_is_sent_when_the_app_reads(port):
     c = Client(port)
-    body = b"x" * 5000
-    c.send(build("POST", "/echo", {"Expect": "100-continue", "Content-Length": "5000"}))
+    body = os.urandom(300_000)  # above the event mode's in-memory spool: its temporary file too
+    c.send(build("POST", "/echo", {"Expect": "100-continue", "Content-Length": str(len(body))}))
     interim = c.reply()
-    assert interim.status == 100
+    assert interim.status == 100  # only then is the body sent
     c.send(body)
-    assert json.loads(c.reply().body)["bytes"] == 5000
+    assert json.loads(c.reply().body) == {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
     c.close()
 
 
-def test_expect_100_continue_is_not_sent_when_the_app_does_not_read(port):
-    c = Client(port)
+def test_expect_100_continue_is_not_sent_when_the_app_does_not_read(server):
+    if server.mode == "event":
+        pytest.skip(
+            "event mode reads every body before the app runs (server/workers/event.py), so it sends "
+            "100 Continue as soon as it accepts the head; the test above covers that"
+        )
+    c = Client(server.port)
     c.send(build("POST", "/noread", {"Expect": "100-continue", "Content-Length": "5000"}))
     r = c.reply()
     assert r.status == 200 and r.body == b"did not read the body"
@@ -285,7 +289,9 @@ def test_client_connection_close_is_honoured(port):
 def test_idle_keep_alive_connection_is_closed_by_the_server(port):
     c = Client(port)
     assert c.request("GET", "/health").status == 200
-    assert c.closed_by_server(within=4.0)  # --keep-alive 1
+    started = time.monotonic()
+    assert c.closed_by_server(within=KEEP_ALIVE_S + 3.0)
+    assert time.monotonic() - started >= KEEP_ALIVE_S - 0.1  # not at once: after --keep-alive
 
 
 def test_http10_request_gets_connection_closed(port):
@@ -302,7 +308,7 @@ def test_unread_small_body_is_drained_and_the_connection_reused(port):
     c.close()
 
 
-def test_unread_large_body_closes_the_connection_instead(port):
+def test_unread_large_body_closes_the_connection_instead(server, port):
     c = Client(port)
     size = 900_000
     c.send(build("POST", "/noread", {"Content-Length": str(size)}))
@@ -323,6 +329,7 @@ def test_unread_large_body_closes_the_connection_instead(port):
         rest += data
     assert b"HTTP/1.1" not in rest
     c.close()
+    assert_serving(server)
 
 
 def _quietly(fn, *args) -> None:
@@ -377,120 +384,122 @@ MALFORMED = {
 
 
 @pytest.mark.parametrize("raw", MALFORMED.values(), ids=MALFORMED.keys())
-def test_malformed_request_gets_4xx_and_close(port, raw):
-    c = Client(port)
+def test_malformed_request_gets_4xx_and_close(server, raw):
+    c = Client(server.port)
     c.send(raw)
     r = c.reply()
     assert 400 <= r.status < 500, (r.status, r.body)
     assert r.headers.get("connection") == "close"
     assert c.closed_by_server()
+    c.close()
+    assert_serving(server)
 
 
-def test_unknown_transfer_coding_is_501(port):
-    c = Client(port)
+def test_unknown_transfer_coding_is_501(server):
+    c = Client(server.port)
     r = c.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n").reply()
     assert r.status == 501 and c.closed_by_server()
+    c.close()
+    assert_serving(server)
 
 
-def test_unsupported_http_version_is_505_and_the_server_serves_on(port):
-    c = Client(port)
+def test_unsupported_http_version_is_505_and_the_server_serves_on(server):
+    c = Client(server.port)
     r = c.send(b"GET / HTTP/2.0\r\nHost: x\r\n\r\n").reply()
     assert r.status == 505 and r.headers.get("connection") == "close" and c.closed_by_server()
+    c.close()
+    assert_serving(server)
 
 
-def test_a_refused_request_is_logged_in_one_line(port, server):
-    Client(port).send(b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n\tfolded\r\n\r\n").reply()
-    log = _wait_for_log(server[2], "obs-fold")
+def test_a_refused_request_is_logged_in_one_line(server):
+    since = server.log.stat().st_size
+    Client(server.port).send(b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n\tfolded\r\n\r\n").reply()
+    log = _wait_for_log(server.log, "obs-fold", since)
     line = next(line for line in log.splitlines() if "obs-fold" in line)
     assert "400" in line and "Traceback" not in log.split(line)[1][:200]
 
 
-def test_request_line_too_long_is_414(port):
-    c = Client(port)
-    r = c.send(b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n").reply()
-    assert r.status == 414
+MANY_FIELDS = "".join(f"X-H{i}: v\r\n" for i in range(150)).encode()
+OVER_A_LIMIT = {  # over the default limits of server.config.Config
+    "request line too long": (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    "request line without end": (b"GET /" + b"a" * 100_000, 414),  # refused before the line ends
+    "too many fields": (b"GET / HTTP/1.1\r\nHost: x\r\n" + MANY_FIELDS + b"\r\n", 431),
+    "field too long": (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431),
+    "endless head": (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 2_000_000, 431),
+}
 
 
-def test_request_line_too_long_is_414_even_before_it_ends(port):
-    c = Client(port)
-    r = c.send(b"GET /" + b"a" * 100_000).reply()
-    assert r.status == 414
+@pytest.mark.parametrize(("raw", "status"), OVER_A_LIMIT.values(), ids=OVER_A_LIMIT.keys())
+def test_a_head_over_a_limit_is_refused(server, raw, status):
+    r = Client(server.port).send(raw).reply()
+    assert r.status == status
+    assert_serving(server)
 
 
-def test_too_many_header_fields_is_431(port):
-    headers = "".join(f"X-H{i}: v\r\n" for i in range(150)).encode()
-    r = Client(port).send(b"GET / HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n").reply()
-    assert r.status == 431
-
-
-def test_header_field_too_long_is_431(port):
-    r = Client(port).send(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n").reply()
-    assert r.status == 431
-
-
-def test_endless_headers_are_431(port):
-    c = Client(port)
-    r = c.send(b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"b" * 2_000_000).reply()
-    assert r.status == 431
-
-
-def test_body_over_the_limit_is_413_before_it_is_read(port):
-    c = Client(port)
+def test_body_over_the_limit_is_413_before_it_is_read(server):
+    c = Client(server.port)
     head = {"Content-Length": str(BODY_LIMIT + 1), "Expect": "100-continue"}
     r = c.send(build("POST", "/echo", head)).reply()
     assert r.status == 413  # and no "100 Continue" came first
     assert c.closed_by_server()
+    c.close()
+    assert_serving(server)
 
 
-def test_chunked_body_over_the_limit_is_413(port):
-    c = Client(port)
-    c.send(build("POST", "/echo?chunk=65536", {"Transfer-Encoding": "chunked"}))
+@pytest.mark.parametrize("target", ["/echo?chunk=65536", "/echo-catching"])
+def test_chunked_body_over_the_limit_is_413(server, target):
+    """Also when the app catches the error from wsgi.input and answers 500 itself, as Flask does."""
+    c = Client(server.port)
+    c.send(build("POST", target, {"Transfer-Encoding": "chunked"}))
     sender = threading.Thread(
         target=lambda: _quietly(c.sock.sendall, chunked(b"y" * (BODY_LIMIT + 100_000), 65536)), daemon=True
     )
     sender.start()
     assert c.reply().status == 413
+    c.close()
+    assert_serving(server)
 
 
-def test_chunked_body_over_the_limit_is_413_even_when_the_app_catches_the_error():
-    """Flask turns the exception from wsgi.input into a 500 of its own; the client must still see 413."""
-    port = free_port()
-    with lab_server("threaded", port, "--limit-request-body", "100000", stderr=subprocess.DEVNULL):
-        c = Client(port)
-        c.send(build("POST", "/echo", {"Transfer-Encoding": "chunked"}))
-        sender = threading.Thread(
-            target=lambda: _quietly(c.sock.sendall, chunked(b"z" * 300_000, 65536)), daemon=True
-        )
-        sender.start()
-        assert c.reply().status == 413
-        # a body within the limit on a new connection is still served
-        fine = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        fine.request("POST", "/echo", body=iter([b"a" * 1000]), encode_chunked=True)
-        assert json.loads(fine.getresponse().read())["bytes"] == 1000
+STALLS = {
+    "head": b"GET / HTTP/1.1\r\nHost: x\r\n",  # ... and never the blank line
+    "body": b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc",  # 7 bytes never come
+}
 
 
-def test_slow_request_head_times_out_with_408(port):
-    c = Client(port)
-    c.send(b"GET / HTTP/1.1\r\nHost: x\r\n")  # ... and never the blank line (--timeout 2)
-    r = c.reply()
-    assert r.status == 408
+@pytest.mark.slow
+def test_a_stalled_head_or_body_times_out_with_408(server):
+    """Both stalls at once, so the test waits --timeout once (twice in single mode: one at a time)."""
+    started = time.monotonic()
+    clients = {stall: Client(server.port).send(data) for stall, data in STALLS.items()}
+    waits = 1 if server.mode != "single" else len(STALLS)
+    for stall, c in clients.items():
+        r = c.reply()
+        c.close()
+        assert r.status == 408, (stall, r)
+        assert TIMEOUT_S - 0.1 <= time.monotonic() - started < waits * TIMEOUT_S + 3.0, stall
+    assert_serving(server)
 
 
 # --- application errors and vanishing clients ---------------------------------------------------
 
 
-def test_app_error_before_the_response_is_500_with_a_traceback(port, server):
-    r = Client(port).request("GET", "/error-before")
+def test_app_error_before_the_response_is_500_with_a_traceback(server):
+    since = server.log.stat().st_size
+    r = Client(server.port).request("GET", "/error-before")
     assert r.status == 500
-    log = _wait_for_log(server[2], "deliberate failure before the response started")
+    log = _wait_for_log(server.log, "deliberate failure before the response started", since)
     assert "Traceback" in log
+    assert_serving(server)
 
 
-def test_app_error_after_the_response_started_cuts_the_connection(port, server):
-    c = Client(port)
+def test_app_error_after_the_response_started_cuts_the_connection(server):
+    since = server.log.stat().st_size
+    c = Client(server.port)
     r = c.request("GET", "/error-after")
     assert r.status == 200 and not r.complete and r.body.startswith(b"first part")
-    assert "deliberate failure after the response started" in _wait_for_log(server[2], "after the response")
+    _wait_for_log(server.log, "deliberate failure after the response started", since)
+    c.close()
+    assert_serving(server)
 
 
 def test_exc_info_replaces_headers_not_yet_sent(port):
@@ -503,17 +512,18 @@ def test_exc_info_after_the_head_was_sent_reraises(port):
     assert r.status == 200 and not r.complete
 
 
-def test_client_gone_mid_response_does_not_hurt_the_server(port):
-    c = Client(port)
+def test_client_gone_mid_response_does_not_hurt_the_server(server):
+    c = Client(server.port)
     c.send(build("GET", "/big?mb=50"))
     assert c.sock.recv(1000).startswith(b"HTTP/1.1 200")
     c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset, not FIN
     c.close()
     time.sleep(0.3)
-    # the port fixture then checks the server is alive and serving
+    assert_serving(server)
 
 
 def test_close_is_called_on_every_response_iterable(port):
+    """Counted in a file (tests/apps.py), so that the children of forking and prefork count too."""
     before = json.loads(Client(port).request("GET", "/closed").body)["closed"]
     c = Client(port)
     for target in ("/health", "/stream", "/error-after", "/exc-info"):
@@ -562,11 +572,22 @@ def test_validator_accepts_every_request_shape(port, raw):
     c.close()
 
 
-def test_environ_contents(port):
+# (wsgi.multithread, wsgi.multiprocess) each mode must declare (prefork here runs one thread per worker).
+CONCURRENCY_FLAGS = {
+    "single": (False, False),
+    "threaded": (True, False),
+    "forking": (False, True),
+    "prefork": (False, True),
+    "event": (True, False),
+}
+
+
+def test_environ_contents(server):
+    port = server.port
     c = Client(port)
     env = env_of(c.request("GET", "/env/caf%C3%A9?x=%20y", {"X-Name": "caf\xe9", "Content-Type": "text/x"}))
     assert env["types"] == ["str"]
-    assert env["SERVER_SOFTWARE"] == "wsgi-lab/0.1.0 threaded"
+    assert env["SERVER_SOFTWARE"] == f"wsgi-lab/0.1.0 {server.mode}"
     assert env["PATH_INFO"] == "/env/caf\xc3\xa9"  # decoded bytes, seen as latin-1 (PEP 3333)
     assert env["SCRIPT_NAME"] == "" and env["QUERY_STRING"] == "x=%20y"
     assert env["REQUEST_METHOD"] == "GET" and env["SERVER_PROTOCOL"] == "HTTP/1.1"
@@ -574,7 +595,7 @@ def test_environ_contents(port):
     assert env["SERVER_PORT"] == str(port) and env["HTTP_HOST"] == "lab.test"
     assert env["HTTP_X_NAME"] == "caf\xe9" and env["CONTENT_TYPE"] == "text/x"
     assert "HTTP_CONTENT_TYPE" not in env
-    assert env["wsgi.multithread"] is True and env["wsgi.multiprocess"] is False
+    assert (env["wsgi.multithread"], env["wsgi.multiprocess"]) == CONCURRENCY_FLAGS[server.mode]
     assert env["wsgi.input_terminated"] is True and env["wsgi.url_scheme"] == "http"
     spoof = env_of(c.request("GET", "/env", {"X_Real": "spoofed", "Cookie": "a=1"}))
     assert "HTTP_X_REAL" not in spoof and spoof["HTTP_COOKIE"] == "a=1"
@@ -598,11 +619,18 @@ def test_http_client_library_round_trip(port):
     conn.close()
 
 
-def _wait_for_log(path: Path, text: str, timeout: float = 5.0) -> str:
+def _wait_for_log(path: Path, text: str, since: int, timeout: float = 5.0) -> str:
+    """The error log from byte ``since`` on, once ``text`` is in it (the server is shared by many tests)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        log = path.read_text(errors="replace")
+        log = _read_from(path, since)
         if text in log:
             return log
         time.sleep(0.05)
-    raise AssertionError(f"{text!r} not in the error log:\n{path.read_text(errors='replace')[-3000:]}")
+    raise AssertionError(f"{text!r} not in the error log:\n{_read_from(path, since)[-3000:]}")
+
+
+def _read_from(path: Path, offset: int) -> str:
+    with path.open("rb") as f:
+        f.seek(offset)
+        return f.read().decode(errors="replace")

@@ -120,6 +120,7 @@ def test_threads_give_each_worker_a_pool():
         assert str(proc.pid) not in {h["x-worker-pid"] for h in headers}
 
 
+@pytest.mark.slow
 def test_timeout_is_the_heartbeat_a_stuck_worker_is_killed(tmp_path):
     port = free_port()
     log = tmp_path / "server.log"
@@ -134,6 +135,7 @@ def test_timeout_is_the_heartbeat_a_stuck_worker_is_killed(tmp_path):
     assert "longer than --timeout 2s" in log.read_text()
 
 
+@pytest.mark.slow
 def test_max_requests_recycles_workers_under_locust_without_a_failure(tmp_path):
     port = free_port()
     log = tmp_path / "server.log"
@@ -141,7 +143,7 @@ def test_max_requests_recycles_workers_under_locust_without_a_failure(tmp_path):
     with (
         log.open("wb") as err,
         lab_server(
-            "prefork", port, "-w", "2", "--max-requests", "50", "--max-requests-jitter", "10", stderr=err
+            "prefork", port, "-w", "2", "--max-requests", "10", "--max-requests-jitter", "5", stderr=err
         ),
     ):
         result = subprocess.run(
@@ -152,6 +154,9 @@ def test_max_requests_recycles_workers_under_locust_without_a_failure(tmp_path):
         )  # fmt: skip
     with (tmp_path / "run_stats.csv").open() as f:
         total = next(row for row in csv.DictReader(f) if row["Name"] == "Aggregated")
-    assert int(total["Request Count"]) >= 200, (total, result.stderr[-2000:])
+    # Each worker serves at most 15 requests: with one recycle at most, two slots serve 14 + 29 = 43,
+    # so 50 mean at least two recycles.  (A bound on the count, not the rate: a busy machine serves
+    # fewer in the 4 s.)
+    assert int(total["Request Count"]) >= 50, (total, result.stderr[-2000:])
     assert int(total["Failure Count"]) == 0, result.stderr[-2000:]
     assert log.read_text().count("reached --max-requests") >= 2

@@ -1,7 +1,8 @@
 """Signals: handlers only record, the loop acts; a graceful stop serves the backlog; escalation is immediate.
 
 Real processes and sockets, except the first tests, which call the handler in
-process to show that it neither logs nor exits.
+process to show that it neither logs nor exits.  The graceful timeout is tested
+here for every mode.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import http.client
 import logging
 import signal
 import subprocess
-import sys
 import threading
 import time
 
@@ -19,9 +19,9 @@ import psutil
 import pytest
 
 from server.base import ImmediateExit
-from server.config import Config
+from server.config import MODES, Config
 from server.workers.single import SingleServer
-from tests.support import ROOT, free_port, stop, wait_for_health
+from tests.support import free_port, lab_server
 
 
 class Records(logging.Handler):
@@ -74,18 +74,6 @@ def test_escalation_while_the_main_thread_serves_unwinds_it(records):
     assert exc.value.status == 0 and "graceful timeout" in exc.value.reason
 
 
-def start(mode: str, *extra: str, stderr=subprocess.PIPE) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    args = [sys.executable, "-m", "server", "--mode", mode, "-b", f"127.0.0.1:{port}", *extra, "app:app"]
-    proc = subprocess.Popen(args, cwd=ROOT, stderr=stderr)
-    try:
-        wait_for_health(port, proc=proc)
-    except BaseException:
-        stop(proc)
-        raise
-    return proc, port
-
-
 def sleep_request(port: int, seconds: float, results: list, barrier: threading.Barrier | None = None) -> None:
     if barrier is not None:
         barrier.wait()
@@ -101,10 +89,11 @@ def sleep_request(port: int, seconds: float, results: list, barrier: threading.B
         conn.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("mode", "extra"), [("threaded", ()), ("forking", ()), ("prefork", ("-w", "4"))])
 def test_sigterm_serves_every_connection_already_queued(mode, extra):
-    proc, port = start(mode, *extra)
-    try:
+    port = free_port()
+    with lab_server(mode, port, *extra, stderr=subprocess.PIPE) as proc:
         results: list = []
         barrier = threading.Barrier(20)
         args = (port, 1, results, barrier)
@@ -118,48 +107,47 @@ def test_sigterm_serves_every_connection_already_queued(mode, extra):
         assert results == [200] * 20, results
         assert proc.wait(30) == 0
         assert "SIGTERM: stopping gracefully" in proc.stderr.read().decode()
-    finally:
-        stop(proc)
 
 
-def test_graceful_timeout_bounds_a_request_in_the_main_thread():
-    proc, port = start("single", "--graceful-timeout", "1")
-    try:
+# single: the request runs in the main thread, so the timeout must interrupt it (ImmediateExit);
+# prefork: the arbiter kills its workers; event: the loop stops with the pool busy.
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", MODES)
+def test_graceful_timeout_bounds_the_wait_for_a_request_in_flight(mode):
+    port = free_port()
+    with lab_server(mode, port, "--graceful-timeout", "1", stderr=subprocess.PIPE) as proc:
         results: list = []
         threading.Thread(target=sleep_request, args=(port, 20, results), daemon=True).start()
         time.sleep(0.5)
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
-        assert time.monotonic() - sent < 5
+        assert time.monotonic() - sent < 5  # about the 1 s of --graceful-timeout, not the 20 s sleep
         assert "graceful timeout (1s) expired" in proc.stderr.read().decode()
-    finally:
-        stop(proc)
 
 
 @pytest.mark.parametrize("how", ["second SIGINT", "SIGQUIT"])
 def test_prefork_escalation_exits_at_once_and_takes_the_workers(how):
-    proc, port = start("prefork", "-w", "2", stderr=subprocess.DEVNULL)
-    workers: list[psutil.Process] = []
-    try:
+    port = free_port()
+    with lab_server("prefork", port, "-w", "2", stderr=subprocess.DEVNULL) as proc:
         workers = psutil.Process(proc.pid).children()
-        results: list = []
-        threading.Thread(target=sleep_request, args=(port, 20, results), daemon=True).start()
-        time.sleep(0.5)
-        if how == "SIGQUIT":
-            proc.send_signal(signal.SIGQUIT)
-            expected = 128 + signal.SIGQUIT
-        else:
-            proc.send_signal(signal.SIGINT)
-            time.sleep(0.3)
-            assert proc.poll() is None  # still finishing the request
-            proc.send_signal(signal.SIGINT)
-            expected = 128 + signal.SIGINT
-        assert proc.wait(3) == expected
-        _, alive = psutil.wait_procs(workers, timeout=3)
-        assert alive == []
-    finally:
-        stop(proc)
-        with contextlib.suppress(psutil.Error):
-            for worker in workers:
-                worker.kill()
+        try:
+            results: list = []
+            threading.Thread(target=sleep_request, args=(port, 20, results), daemon=True).start()
+            time.sleep(0.5)
+            if how == "SIGQUIT":
+                proc.send_signal(signal.SIGQUIT)
+                expected = 128 + signal.SIGQUIT
+            else:
+                proc.send_signal(signal.SIGINT)
+                time.sleep(0.3)
+                assert proc.poll() is None  # still finishing the request
+                proc.send_signal(signal.SIGINT)
+                expected = 128 + signal.SIGINT
+            assert proc.wait(3) == expected
+            _, alive = psutil.wait_procs(workers, timeout=3)
+            assert alive == []
+        finally:  # the workers are not the server's session: a failed test must not leave them running
+            with contextlib.suppress(psutil.Error):
+                for worker in workers:
+                    worker.kill()

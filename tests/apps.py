@@ -1,9 +1,13 @@
-"""Small WSGI apps that the server tests run (``tests.test_server_apps:validated``).
+"""Small WSGI apps that the server tests run (``tests.apps:validated``); no tests of its own.
 
 Plain WSGI, no framework, so each route exercises one PEP 3333 rule.  The
 server runs them wrapped in ``wsgiref.validate.validator`` with its warnings
 turned into errors: any environ or protocol slip by the server becomes a
-500 that the tests see.  (This module has no tests itself.)
+500 that the tests see.
+
+Each response iterable's ``close()`` appends one byte to the file named by the
+``CLOSE_LOG_ENV`` variable (when set), so that the count holds across the
+processes of the forking and prefork modes; ``/closed`` answers that count.
 """
 
 from __future__ import annotations
@@ -20,12 +24,11 @@ from wsgiref.validate import WSGIWarning, validator
 
 warnings.simplefilter("error", WSGIWarning)
 
-CLOSED = {"count": 0}  # how many response iterables had close() called, in this process
-_lock = threading.Lock()
+CLOSE_LOG_ENV = "TESTS_APPS_CLOSE_LOG"
 
 
 class Body:
-    """A response iterable that counts its close() calls."""
+    """A response iterable that counts its close() calls (in the ``CLOSE_LOG_ENV`` file)."""
 
     def __init__(self, chunks, fail_after: int | None = None) -> None:
         self.chunks = list(chunks)
@@ -38,8 +41,12 @@ class Body:
             yield chunk
 
     def close(self) -> None:
-        with _lock:
-            CLOSED["count"] += 1
+        if path := os.environ.get(CLOSE_LOG_ENV):
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)  # one write: atomic across processes
+            try:
+                os.write(fd, b"c")
+            finally:
+                os.close(fd)
 
 
 def _json(start_response, data, status="200 OK"):
@@ -69,6 +76,15 @@ def app(environ, start_response):
             digest.update(data)
             size += len(data)
         return _json(start_response, {"bytes": size, "sha256": digest.hexdigest()})
+    if path == "/echo-catching":  # an app (like Flask) that turns a wsgi.input error into its own 500
+        stream, size = environ["wsgi.input"], 0
+        try:
+            while data := stream.read(65536):  # the validator allows read() only with a size
+                size += len(data)
+        except Exception:
+            start_response("500 Internal Server Error", text)
+            return Body([b"the app caught the error"])
+        return _json(start_response, {"bytes": size})
     if path == "/lines":  # readline() and iteration
         stream = environ["wsgi.input"]
         first = stream.readline()
@@ -125,9 +141,8 @@ def app(environ, start_response):
         start_response("200 OK", text)
         return _LateError(start_response)
     if path == "/closed":
-        with _lock:
-            count = CLOSED["count"]
-        return _json(start_response, {"closed": count})
+        log = os.environ.get(CLOSE_LOG_ENV)
+        return _json(start_response, {"closed": os.path.getsize(log) if log and os.path.exists(log) else 0})
     start_response("404 Not Found", text)
     return Body([b"not found"])
 

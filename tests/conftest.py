@@ -1,0 +1,30 @@
+"""Fixtures shared by several test modules (pytest finds them here; nothing imports this module).
+
+- ``client``: Flask's test client for the demo app, in process.
+- ``mode_server``: one server per mode (single, threaded, forking, prefork, event)
+  running ``tests.apps:validated``, started once for the whole session and shared
+  by the HTTP behaviour and fault tests, so that covering every mode costs five
+  server starts, not one per test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from app import app
+from server.config import MODES
+from tests.support import ModeServer, serve_test_apps
+
+
+@pytest.fixture
+def client():
+    return app.test_client()
+
+
+@pytest.fixture(scope="session", params=MODES)
+def mode_server(request, tmp_path_factory) -> Iterator[ModeServer]:
+    """The validated test apps served in each mode, one server per mode for the whole session."""
+    with serve_test_apps(request.param, tmp_path_factory.mktemp(f"server-{request.param}")) as server:
+        yield server
