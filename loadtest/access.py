@@ -163,7 +163,8 @@ class Access:
         return (
             "only the servers in this list"
             + (f" or their published URLs ({published})" if published else "")
-            + f": this web UI is reachable from other machines ({ANY_HOST_ENV}=1 allows any URL)."
+            + " are accepted: other machines reach this web UI"
+            + f" ({ANY_HOST_ENV}=1 on the master allows any URL)."
         )
 
 
