@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadtest import access
+from loadtest.generator import access
 
 HOSTS = {"lab-single": "http://lab-single:8000", "lab-threaded": "http://lab-threaded:8000"}
 PORTS = "lab-single=8001,lab-threaded=8002,waitress=8011"

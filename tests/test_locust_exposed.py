@@ -175,7 +175,7 @@ def test_allow_any_host_loads_it_and_a_generated_password_is_logged_once(
 
 def test_a_bad_switch_stops_locust_with_one_line() -> None:
     env = {**os.environ, "LAB_ALLOW_ANY_HOST": "yes"}
-    cmd = [sys.executable, "-m", "locust", "-f", "loadtest/locustfile.py", "--headless", "-t", "1"]
+    cmd = [sys.executable, "-m", "locust", "-f", "loadtest/generator/locustfile.py", "--headless", "-t", "1"]
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == ["locust: LAB_ALLOW_ANY_HOST='yes': expected 1 or 0"]

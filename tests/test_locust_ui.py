@@ -78,7 +78,7 @@ def locust_ui(
     port = free_port()
     master_port = free_port()
     env = {**os.environ, "LAB_HOSTS": lab_hosts(servers), "PYTHONUNBUFFERED": "1", **(env or {})}
-    base = [sys.executable, "-m", "locust", "-f", "loadtest/locustfile.py"]
+    base = [sys.executable, "-m", "locust", "-f", "loadtest/generator/locustfile.py"]
     ui = [*base, "--web-host", "127.0.0.1", "--web-port", str(port)]
     if workers:
         ui += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port)]

@@ -17,12 +17,12 @@ own (``webui.js``) that the index page loads.  What each part does:
   accept a TCP connection from here, with a message (shown in the form and logged)
   that names the servers to use instead; inside a container it says that
   ``localhost`` is the container itself.  Before that, a host the allowlist
-  refuses (:mod:`loadtest.access`, when the UI is reachable from other machines)
+  refuses (:mod:`loadtest.generator.access`, when the UI is reachable from other machines)
   is refused without any connection, and a request without a login goes on to
   locust's own handler, which sends it to the login page.
 * **The wsgi-lab tab.**  One row per server loaded in this session: processes and
   (process, thread) lanes seen, requests in flight in the last second and at most,
-  a per-lane timeline of the last seconds, and :func:`loadtest.evidence.answer`'s
+  a per-lane timeline of the last seconds, and :func:`loadtest.measure.evidence.answer`'s
   sentence.  The row of the running test is recomputed from the identity records
   the master gathers (workers forward them), so it is live during the run and stays
   after it; loading another server adds a row.
@@ -46,8 +46,10 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, jsonify, request, send_file
 from werkzeug.datastructures import ImmutableMultiDict
 
-from loadtest import access, evidence, targets
+from loadtest import targets
 from loadtest.catalog import SCENARIO_CLASSES
+from loadtest.generator import access
+from loadtest.measure import evidence
 
 log = logging.getLogger("wsgi-lab")
 

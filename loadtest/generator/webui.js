@@ -1,4 +1,4 @@
-// wsgi-lab's additions to locust's start form (served by loadtest/webui.py).
+// wsgi-lab's additions to locust's start form (served by loadtest/generator/webui.py).
 //
 // Locust's form is a React app; this script only adds elements next to it and
 // drives locust's own inputs the way a person would (typing, clicking), so the
@@ -57,7 +57,7 @@ function picker(state, hostInput) {
   const show = () => {
     hidden.value = select.value;
     const t = byName.get(select.value);
-    hint.textContent = t ? t.explanation : state.other; // what "other" accepts: loadtest/access.py
+    hint.textContent = t ? t.explanation : state.other; // what "other" accepts: access.py
   };
   select.addEventListener("change", () => {
     const t = byName.get(select.value);
