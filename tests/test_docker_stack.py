@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
@@ -554,6 +555,93 @@ def test_compare_profile_writes_reports_into_the_mounted_dir(stack: Stack) -> No
         assert (row["error"], row["failures"], row["models_seen"]) == ("", 0, [model]), row
         assert row["requests"] > 0, row
         assert row["cpu_limit"] == 1, row  # the limit LAB_CPUS set, as the server saw it (cgroup v1 or v2)
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # answer the 302 itself, do not follow it
+        return None
+
+
+def session_opener() -> urllib.request.OpenerDirector:
+    """A client with a cookie jar (a login session) that shows redirects instead of following them."""
+    return urllib.request.build_opener(urllib.request.HTTPCookieProcessor(), NoRedirect())
+
+
+def answer(opener, url: str, form: dict[str, str] | None = None) -> tuple[int, str, bytes]:
+    """(status, Location, body) of a GET, or of a POST of ``form``."""
+    data = urllib.parse.urlencode(form).encode() if form is not None else None
+    try:
+        with opener.open(urllib.request.Request(url, data=data), timeout=10) as r:
+            return r.status, r.headers.get("Location", ""), r.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers.get("Location", ""), err.read()
+
+
+def published_ip(stack: Stack, service: str, port: str) -> str:
+    (binding,) = stack.inspect(service)["HostConfig"]["PortBindings"][port]
+    return binding["HostIp"]
+
+
+def test_published_beyond_loopback_the_ui_asks_a_password_and_loads_only_lab_hosts(stack: Stack) -> None:
+    """LAB_BIND_ADDR=0.0.0.0 for the master and one server (the rest stay as they are).
+
+    Everything connects through 127.0.0.1. The arbitrary host is lab-single by its
+    Compose-network address, which is not a LAB_HOSTS URL: refused, nothing started.
+    """
+    exposed = {"LAB_BIND_ADDR": "0.0.0.0", "LAB_MASTER_BIND_ADDR": "127.0.0.1"}
+    stack.env |= exposed
+    try:
+        stack.compose("up", "-d", "--wait", "--wait-timeout", "120", "locust", "lab-single", timeout=180)
+        # The UI and the server on every interface, the master port on its own address.
+        assert published_ip(stack, "locust", "8089/tcp") == "0.0.0.0"
+        assert published_ip(stack, "lab-single", "8000/tcp") == "0.0.0.0"
+        assert published_ip(stack, "locust", "5557/tcp") == "127.0.0.1"
+        ui = stack.url("locust", "")
+        stranger = session_opener()
+        for path in ("/", "/stats/requests", "/wsgi-lab/state"):
+            status, location, _ = answer(stranger, ui + path)
+            assert (status, urllib.parse.urlsplit(location).path) == (302, "/login"), path
+        form = {"user_count": "2", "spawn_rate": "2", "user_classes": "IoUser", "target": "lab-single"}
+        status, location, _ = answer(stranger, ui + "/swarm", form)
+        assert (status, urllib.parse.urlsplit(location).path) == (302, "/login")
+        assert answer(stranger, ui + "/login")[0] == 200  # locust's login page
+
+        logs = stack.compose("logs", "locust").stdout
+        passwords = re.findall(r"web UI login: password (\S+) \(generated", logs)
+        assert len(passwords) == 1, logs[-3000:]
+        operator = session_opener()
+        assert answer(operator, ui + "/wsgi-lab/login", {"password": "guess"})[:2] == (302, "/login")
+        status, location, _ = answer(operator, ui + "/wsgi-lab/login", {"password": passwords[0]})
+        assert (status, urllib.parse.urlsplit(location).path) == (302, "/")
+        status, _, page = answer(operator, ui + "/")
+        assert status == 200 and b"wsgi-lab/ui.js" in page
+
+        arbitrary = f"http://{container_ip(stack, 'lab-single')}:8000"
+        status, _, body = answer(operator, ui + "/swarm", {**form, "target": "none", "host": arbitrary})
+        refused = json.loads(body)
+        assert status == 200 and not refused["success"], refused
+        assert refused["message"].startswith(f"{arbitrary} is not one of this lab's servers"), refused
+        assert "http://lab-single:8000" in refused["message"] and "LAB_ALLOW_ANY_HOST=1" in refused["message"]
+        assert refused["message"] in stack.compose("logs", "locust").stdout
+        # Nothing started: the fresh master counts no request (lab-single's own counter
+        # also moves with its health checks, so the master's count is the witness here).
+        stats = locust_stats_with(operator, stack)
+        total = next(s for s in stats["stats"] if s["name"] == "Aggregated")
+        assert (stats["state"], total["num_requests"]) == ("ready", 0), stats
+        # A LAB_HOSTS server passes the same guard.
+        started = json.loads(answer(operator, ui + "/swarm", form)[2])
+        assert started["success"] and started["host"] == "http://lab-single:8000", started
+        answer(operator, ui + "/stop", {})
+    finally:
+        for var in exposed:
+            del stack.env[var]
+        stack.compose("up", "-d", "--wait", "--wait-timeout", "120", "locust", "lab-single", timeout=180)
+    assert published_ip(stack, "locust", "8089/tcp") == "127.0.0.1"
+    assert get(stack.url("locust", "/"))[0] == 200  # open again on loopback
+
+
+def locust_stats_with(opener, stack: Stack) -> dict:
+    return json.loads(answer(opener, stack.url("locust", "/stats/requests"))[2])
 
 
 def test_stop_is_graceful_and_clean(stack: Stack) -> None:

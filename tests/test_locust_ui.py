@@ -68,11 +68,16 @@ def wait_for_page(url: str, proc: subprocess.Popen, timeout: float = 30) -> None
 
 
 @contextmanager
-def locust_ui(servers: dict[str, str], log: Path, workers: int = 0) -> Iterator[str]:
-    """locust's web UI (and ``workers`` local worker processes) with LAB_HOSTS = ``servers``."""
+def locust_ui(
+    servers: dict[str, str], log: Path, workers: int = 0, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """locust's web UI (and ``workers`` local worker processes) with LAB_HOSTS = ``servers``.
+
+    ``env`` adds variables (the web UI's guards); it always listens on 127.0.0.1 only.
+    """
     port = free_port()
     master_port = free_port()
-    env = {**os.environ, "LAB_HOSTS": lab_hosts(servers), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "LAB_HOSTS": lab_hosts(servers), "PYTHONUNBUFFERED": "1", **(env or {})}
     base = [sys.executable, "-m", "locust", "-f", "loadtest/generator/locustfile.py"]
     ui = [*base, "--web-host", "127.0.0.1", "--web-port", str(port)]
     if workers:
@@ -98,7 +103,7 @@ def requests_served(url: str) -> int:
 class LocustPage:
     """One Chromium tab on locust's web UI, recording console errors."""
 
-    def __init__(self, browser, base: str) -> None:  # noqa: F811 -- the fixture's value
+    def __init__(self, browser, base: str, password: str | None = None) -> None:  # noqa: F811
         self.context = browser.new_context(viewport={"width": 1400, "height": 1000})
         self.page = self.context.new_page()
         self.base = base
@@ -106,7 +111,15 @@ class LocustPage:
         self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
         self.page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
         self.page.goto(base + "/")
+        if password is not None:
+            self.log_in(password)
         self.page.wait_for_selector("#wsgi-lab-target-select", timeout=15_000)
+
+    def log_in(self, password: str) -> None:
+        """locust's login page (``--web-login``), as a person fills it in."""
+        self.page.wait_for_selector("input[name=password]", timeout=15_000)
+        self.page.fill("input[name=password]", password)
+        self.page.get_by_role("button", name="Log in").click()
 
     # --- the start form
     def targets(self) -> list[str]:

@@ -45,6 +45,17 @@ def test_lab_hosts_lists_exactly_the_registry():
             assert url == f"http://{targets.TARGETS[name].compose_service}:{targets.COMPOSE_PORT}"
 
 
+def test_the_master_knows_each_servers_published_port():
+    """LAB_PUBLISHED_PORTS (the allowlist's published URLs) names each server's own port variable."""
+    spec = SERVICES["locust"]["environment"]["LAB_PUBLISHED_PORTS"]
+    entries = dict(item.split("=", 1) for item in spec.split(","))
+    assert list(entries) == list(targets.TARGETS)
+    for name, port in entries.items():
+        (mapping,) = SERVICES[targets.TARGETS[name].compose_service]["ports"]
+        # The same variable with the same default as the service's own mapping.
+        assert mapping.endswith(f":{port}:{targets.COMPOSE_PORT}"), (name, mapping)
+
+
 def test_host_ports_are_distinct():
     ports = [t.host_port for t in targets.TARGETS.values()]
     assert len(set(ports)) == len(ports)

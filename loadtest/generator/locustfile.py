@@ -32,6 +32,10 @@ check); on the command line ``--target NAME`` picks one.  Either way the chosen
 server's URL becomes ``environment.host`` before the test starts, so locust's
 header, the workers and every request use it.  ``none`` keeps the Host field.
 
+When ``LAB_BIND_ADDR`` says the UI is published beyond loopback, this file turns
+on locust's ``--web-login`` and ``loadtest/generator/access.py`` supplies the login and the
+allowlist of hosts a run may load.
+
 Request names say the scenario, the request and the server: ``io /sleep 0.5s
 @ lab-single``.
 """
@@ -43,6 +47,8 @@ import json
 import logging
 import os
 import socket
+import sys
+from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -59,7 +65,7 @@ from loadtest.catalog import (
     error_kind,
     parse_hosts,
 )
-from loadtest.generator import webui
+from loadtest.generator import access, webui
 from loadtest.inserver.headers import HEADER_END, HEADER_MODEL, HEADER_PID, HEADER_START, HEADER_THREAD
 from loadtest.measure import evidence
 
@@ -89,6 +95,16 @@ def lab_hosts() -> dict[str, str]:
     except ValueError as exc:
         log.error("LAB_HOSTS ignored: %s", exc)
         return {}
+
+
+@cache
+def lab_access() -> access.Access:
+    """The web UI's guards, read once per process (a generated password must stay the same)."""
+    try:
+        return access.from_env(lab_hosts())
+    except ValueError as exc:
+        print(f"locust: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 # --------------------------------------------------------------------------- options
@@ -146,6 +162,9 @@ def add_options(parser) -> None:
     # Running all four scenarios at once is rarely what anyone wants from the
     # UI: show the class picker unless told otherwise.
     parser.set_defaults(class_picker=True)
+    # A UI published beyond loopback asks for a password (locust's own login page).
+    if lab_access().login:
+        parser.set_defaults(web_login=True)
 
 
 def option(environment, name: str, default):
@@ -426,7 +445,8 @@ def on_init(environment, **_kw) -> None:
     if gathers(environment):
         pick_target(environment)
     if environment.web_ui is not None:
-        webui.install(environment, lab_hosts(), recorder)
+        access.install(environment, lab_access())
+        webui.install(environment, lab_hosts(), recorder, lab_access())
     if environment.runner is not None and sends(environment):
         webui.report_unreachable(environment, lab_hosts())
     if environment.runner is not None and gathers(environment):

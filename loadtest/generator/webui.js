@@ -57,7 +57,7 @@ function picker(state, hostInput) {
   const show = () => {
     hidden.value = select.value;
     const t = byName.get(select.value);
-    hint.textContent = t ? t.explanation : "locust loads whatever URL the Host field holds";
+    hint.textContent = t ? t.explanation : state.other; // what "other" accepts: access.py
   };
   select.addEventListener("change", () => {
     const t = byName.get(select.value);

@@ -16,7 +16,10 @@ own (``webui.js``) that the index page loads.  What each part does:
 * **Reachability.**  The same hook refuses to start a run whose host does not
   accept a TCP connection from here, with a message (shown in the form and logged)
   that names the servers to use instead; inside a container it says that
-  ``localhost`` is the container itself.
+  ``localhost`` is the container itself.  Before that, a host the allowlist
+  refuses (:mod:`loadtest.generator.access`, when the UI is reachable from other machines)
+  is refused without any connection, and a request without a login goes on to
+  locust's own handler, which sends it to the login page.
 * **The wsgi-lab tab.**  One row per server loaded in this session: processes and
   (process, thread) lanes seen, requests in flight in the last second and at most,
   a per-lane timeline of the last seconds, and :func:`loadtest.measure.evidence.answer`'s
@@ -30,7 +33,6 @@ never imports the locustfile.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import socket
@@ -46,6 +48,7 @@ from werkzeug.datastructures import ImmutableMultiDict
 
 from loadtest import targets
 from loadtest.catalog import SCENARIO_CLASSES
+from loadtest.generator import access
 from loadtest.measure import evidence
 
 log = logging.getLogger("wsgi-lab")
@@ -111,15 +114,6 @@ def in_container() -> bool:
     return Path("/.dockerenv").exists() or Path("/run/.containerenv").exists()
 
 
-def is_loopback(hostname: str) -> bool:
-    if hostname == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(hostname).is_loopback
-    except ValueError:
-        return False
-
-
 def unreachable(url: str, hosts: dict[str, str]) -> str | None:
     """None if ``url``'s host accepts a TCP connection from here, else the message to show."""
     parts = urlsplit(url)
@@ -131,7 +125,7 @@ def unreachable(url: str, hosts: dict[str, str]) -> str | None:
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
     message = f"{url} cannot be reached from the load generator ({reason})."
-    if is_loopback(hostname) and in_container():
+    if access.is_loopback(hostname) and in_container():
         message += " Here localhost is the locust container itself, not your machine."
     if hosts:
         message += " Pick a server in the list, or use a service name: " + ", ".join(hosts.values()) + "."
@@ -242,10 +236,11 @@ class Board:
 # --------------------------------------------------------------------------- wiring into locust
 
 
-def install(environment, hosts: dict[str, str], recorder) -> Board:
+def install(environment, hosts: dict[str, str], recorder, guard: access.Access) -> Board:
     """Add the picker, the reachability check and the wsgi-lab tab to ``environment.web_ui``.
 
-    ``recorder`` holds the current test's identity records (``.records``, ``.as_dicts()``).
+    ``recorder`` holds the current test's identity records (``.records``, ``.as_dicts()``);
+    ``guard`` says which hosts a run may load.
     """
     web_ui = environment.web_ui
     board = Board(recorder=recorder)
@@ -258,8 +253,9 @@ def install(environment, hosts: dict[str, str], recorder) -> Board:
     ]
     propose_defaults(environment)
     base = (getattr(environment.parsed_options, "web_base_path", "") or "").rstrip("/")
-    web_ui.app.register_blueprint(routes(environment, hosts, recorder), url_prefix=f"{base}/{TAB}")
-    web_ui.app.before_request(lambda: resolve_target(environment, hosts))
+    blueprint = routes(environment, hosts, recorder, guard)
+    web_ui.app.register_blueprint(blueprint, url_prefix=f"{base}/{TAB}")
+    web_ui.app.before_request(lambda: resolve_target(environment, hosts, guard))
     web_ui.app.after_request(lambda response: extend_response(environment, board, response))
     environment.events.test_start.add_listener(lambda **_kw: start_row(environment, hosts, board))
     return board
@@ -284,14 +280,17 @@ def propose_defaults(environment) -> None:
         options.spawn_rate = DEFAULT_SPAWN_RATE
 
 
-def routes(environment, hosts: dict[str, str], recorder) -> Blueprint:
+def routes(environment, hosts: dict[str, str], recorder, guard: access.Access) -> Blueprint:
     bp = Blueprint(TAB, __name__)
+    login = environment.web_ui.auth_required_if_enabled  # locust's login, when it asks for one
 
     @bp.route("/ui.js")
+    @login
     def script() -> Response:
         return send_file(SCRIPT, mimetype="text/javascript", max_age=0)
 
     @bp.route("/state")
+    @login
     def state() -> Response:
         """What the start form needs: the servers, the current host, the classes to tick."""
         ran = environment.runner.stats.num_requests > 0
@@ -304,10 +303,12 @@ def routes(environment, hosts: dict[str, str], recorder) -> Blueprint:
                 ],
                 "host": environment.host or "",
                 "classes": classes or DEFAULT_CLASSES,
+                "other": guard.other_hint(),
             }
         )
 
     @bp.route("/identity.jsonl")
+    @login
     def identity() -> Response:
         lines = (json.dumps(r, separators=(",", ":")) + "\n" for r in recorder.as_dicts())
         return Response(lines, mimetype="application/jsonl")
@@ -319,9 +320,13 @@ def is_start(endpoint: str | None) -> bool:
     return endpoint == "locust.swarm" and request.method == "POST"
 
 
-def resolve_target(environment, hosts: dict[str, str]) -> Response | None:
-    """Before locust's /swarm: the chosen target becomes the form's host; refuse an unreachable host."""
-    if not is_start(request.endpoint):
+def resolve_target(environment, hosts: dict[str, str], guard: access.Access) -> Response | None:
+    """Before locust's /swarm: the chosen target becomes the form's host; refuse a host the
+    allowlist refuses (no connection made) or one that cannot be reached.
+
+    Without a login (when one is asked for) it does nothing: locust's handler refuses.
+    """
+    if not is_start(request.endpoint) or not access.may_act(environment.web_ui):
         return None
     form = request.form.copy()
     target = form.get("target", NO_TARGET) or NO_TARGET
@@ -334,11 +339,12 @@ def resolve_target(environment, hosts: dict[str, str]) -> Response | None:
         request.form = ImmutableMultiDict(form)  # werkzeug caches the parsed form on the request
     host = form.get("host") or environment.host or ""
     running = environment.runner is not None and environment.runner.state in ("running", "spawning")
-    if host and not running:
+    problem = guard.refusal(host) if host else None
+    if host and not problem and not running:
         problem = unreachable(host, hosts)
-        if problem:
-            log.error(problem)
-            return jsonify({"success": False, "message": problem, "host": host})
+    if problem:
+        log.error(problem)
+        return jsonify({"success": False, "message": problem, "host": host})
     return None
 
 
