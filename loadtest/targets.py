@@ -185,20 +185,24 @@ BUILDERS: dict[str, Callable[[str, str, int, list[str]], list[str]]] = {
 # two gunicorns on one machine (a comparison next to a test run) would fight over.
 GRACEFUL = ("--graceful-timeout", "5", "--no-control-socket")
 # granian: 2 processes x 4 Python threads, as gunicorn-gthread; its own default would be
-# 512 blocking threads in one process. A worker still busy 5 s after SIGTERM is killed
-# (granian waits forever by default).
+# 512 blocking threads in one process. On SIGTERM it stops listening at once and finishes
+# the requests it has accepted; a worker still busy 5 s later is killed (by default
+# granian never kills one).
 GRANIAN = ("--workers", "2", "--blocking-threads", "4", "--workers-kill-timeout", "5", "--no-ws")
-# uWSGI 2.0 as deployed: --die-on-term (2.0 treats SIGTERM as "reload" otherwise),
-# --need-app (else it starts and answers 500 when the app fails to import), --strict
-# (an unknown option is an error), --py-call-osafterfork (uWSGI forks in C: without it
-# os.register_at_fork hooks never run in the workers, and every response would carry
-# the master's pid), --enable-threads (Python threads started by the app run),
-# --disable-logging (no access line per request, as gunicorn).
+# uWSGI 2.0 as deployed: SIGTERM -> gracefully_kill_them_all, so requests in flight
+# finish (2.0 takes SIGTERM as "reload"; --die-on-term stops, but kills the workers
+# with their requests -- measured: 6 of 6 in flight lost); --need-app (else it starts
+# and answers 500 when the app fails to import); --strict (an unknown option is an
+# error); --py-call-osafterfork (uWSGI forks in C: without it os.register_at_fork hooks
+# never run in the workers, and every response would carry the master's pid);
+# --enable-threads (Python threads started by the app run); --disable-logging (no
+# access line per request, as gunicorn).
 UWSGI = (
     "--master",
     "--processes",
     "4",
-    "--die-on-term",
+    "--hook-master-start",
+    "unix_signal:15 gracefully_kill_them_all",
     "--need-app",
     "--strict",
     "--single-interpreter",

@@ -53,6 +53,8 @@ SERVERS = {
     "flask-dev": ("LAB_PORT_FLASK_DEV", "flask-dev"),
     "flask-dev-nothreads": ("LAB_PORT_FLASK_NOTHREADS", "flask-dev-nothreads"),
     "flask-dev-processes": ("LAB_PORT_FLASK_PROCESSES", "flask-dev-processes"),
+    "granian": ("LAB_PORT_GRANIAN", "granian"),
+    "uwsgi": ("LAB_PORT_UWSGI", "uwsgi"),
 }
 # Servers with no SIGTERM handler of their own: docker-init passes the signal on and
 # they die of it (128 + 15) at once; every other server stops gracefully with exit 0.
