@@ -27,6 +27,7 @@ import argparse
 import http.client
 import os
 import select
+import shlex
 import signal
 import socket
 import subprocess
@@ -35,7 +36,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from app.identity import HEADER_PID
@@ -196,6 +197,14 @@ def load_text() -> str:
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m loadtest.lifecycle", description=__doc__.split("\n")[0])
     p.add_argument("--targets", required=True, help="comma-separated registry targets")
+    p.add_argument(
+        "--options",
+        action="append",
+        default=[],
+        metavar="NAME=ARGS",
+        help="run NAME with ARGS instead of the registry's options (repeatable), "
+        "e.g. 'uwsgi=--master --processes 4 --die-on-term'",
+    )
     p.add_argument("--in-flight", type=int, help="requests in flight at SIGTERM (default: capacity + 2)")
     p.add_argument(
         "--sleep", type=float, default=2.0, help="seconds each in-flight request sleeps (default 2)"
@@ -207,6 +216,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     unknown = [n for n in args.targets.split(",") if n not in targets.TARGETS]
     if unknown:
         p.error(f"unknown target(s) {', '.join(unknown)}; choose from: {', '.join(targets.TARGETS)}")
+    args.replaced = {}
+    for item in args.options:
+        name, eq, words = item.partition("=")
+        if not eq or name not in targets.TARGETS:
+            p.error(f"--options {item!r}: give NAME=ARGS with NAME a registry target")
+        args.replaced[name] = tuple(shlex.split(words))
     if args.in_flight is not None and not 1 <= args.in_flight <= MAX_IN_FLIGHT:
         p.error(f"--in-flight must be 1..{MAX_IN_FLIGHT}")
     if not 0 < args.sleep <= 10 or not 0 <= args.settle < args.sleep:
@@ -219,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="wsgilab-lifecycle-"))
     for name in args.targets.split(","):
         target = targets.TARGETS[name]
+        if name in args.replaced:
+            target = replace(target, options=args.replaced[name])
         n = args.in_flight or min(MAX_IN_FLIGHT, (target.capacity(MAX_IN_FLIGHT) or 4) + 2)
         row = sigterm(target, n, args.sleep, args.settle, log_dir)
         print(f"{sigterm_line(row)}  [{load_text()}]")

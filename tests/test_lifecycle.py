@@ -17,6 +17,7 @@ from tests.support import ROOT
         (["--targets", "nope"], "unknown target"),
         (["--targets", "uwsgi", "--in-flight", "0"], "--in-flight"),
         (["--targets", "uwsgi", "--sleep", "60"], "--sleep"),
+        (["--targets", "uwsgi", "--options", "nope=--processes 2"], "--options"),
     ],
 )
 def test_bad_arguments_get_one_line_and_exit_2(args, problem):
