@@ -12,6 +12,7 @@ import yaml
 
 from loadtest import targets
 from loadtest.catalog import parse_hosts
+from loadtest.run.plan import STORIES
 from loadtest.run.processes import free_port, start, stop, wait_healthy
 from tests.support import ROOT, concurrent_sleeps
 
@@ -179,3 +180,8 @@ def test_new_servers_start_from_the_registry_and_serve_from_their_workers(tmp_pa
     served_by = {int(r["x-worker-pid"]) for r in results}
     assert proc.pid not in served_by  # a worker answered, not the master
     assert 1 <= len(served_by) <= pids
+
+
+def test_full_story_has_granian_and_uwsgi_and_the_default_does_not():
+    assert {"granian", "uwsgi"} <= set(STORIES["full"]["targets"])
+    assert not {"granian", "uwsgi"} & set(STORIES["default"]["targets"])

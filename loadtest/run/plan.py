@@ -34,7 +34,8 @@ DEFAULT_WARMUP_S = 1.0
 # over the targets that show the models' differences on this app -- one per concurrency
 # idea (one at a time, thread per connection, process per connection, fixed process pool,
 # process x thread pool, event loop + threads) plus the reference, app.run(). It fits in
-# 6 minutes on 2 cores; `--story full` runs every registry target (about 7 minutes).
+# 6 minutes on 2 cores; `--story full` runs every registry target (about 7 minutes for the
+# 12 before granian and uWSGI, which add 2 scenarios x 3 rounds x 5 s of load each).
 DEFAULT_STORY_TARGETS = [
     "lab-single",
     "lab-threaded",
