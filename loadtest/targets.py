@@ -190,8 +190,9 @@ GRACEFUL = ("--graceful-timeout", "5", "--no-control-socket")
 # granian never kills one).
 GRANIAN = ("--workers", "2", "--blocking-threads", "4", "--workers-kill-timeout", "5", "--no-ws")
 # uWSGI 2.0 as deployed: SIGTERM -> gracefully_kill_them_all, so requests in flight
-# finish (2.0 takes SIGTERM as "reload"; --die-on-term stops, but kills the workers
-# with their requests -- measured: 6 of 6 in flight lost); --need-app (else it starts
+# finish (2.0 takes SIGTERM as a brutal reload, which re-executes the base python and,
+# with pyuwsgi in a venv, exits 1; --die-on-term stops, but kills the workers with their
+# requests -- measured with python -m loadtest.lifecycle: 6 of 6 in flight lost); --need-app (else it starts
 # and answers 500 when the app fails to import); --strict (an unknown option is an
 # error); --py-call-osafterfork (uWSGI forks in C: without it os.register_at_fork hooks
 # never run in the workers, and every response would carry the master's pid);
