@@ -45,7 +45,9 @@ def server_model(environ: dict) -> str:
         if environ.get("wsgi.multiprocess"):
             return "flask-dev-processes"
         return "flask-dev" if threaded else "flask-dev-nothreads"
-    # waitress says "waitress"; anything else is named by its first word.
+    if not software and "uwsgi.version" in environ:
+        return "uwsgi"  # uWSGI's --http-socket sets no SERVER_SOFTWARE, only its own keys
+    # waitress says "waitress", granian "Granian"; anything else is named by its first word.
     return software.split("/")[0] or "unknown"
 
 

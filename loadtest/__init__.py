@@ -5,7 +5,7 @@ The folder a module sits in says which process imports it, and so what it may im
 
 ``catalog.py``, ``targets.py``
     the registry (targets, scenarios, shared names). Stdlib only: every process reads it.
-``compare.py``, ``report.py``, ``diff.py``, ``bench.py``, ``soak.py``
+``compare.py``, ``report.py``, ``diff.py``, ``bench.py``, ``soak.py``, ``lifecycle.py``
     the entry points, ``python -m loadtest.X``. They may import any subpackage.
 ``generator/`` (locustfile, web UI and its script)
     runs inside locust, gevent-patched. May import locust, ``measure/`` and the registry;

@@ -117,6 +117,12 @@ def test_werkzeug_multiprocess_is_flask_dev_processes(monkeypatch):
     assert server_model(environ) == "flask-dev-processes"
 
 
+def test_uwsgi_and_granian_are_named_without_the_env(monkeypatch):
+    monkeypatch.delenv("LAB_SERVER_MODEL", raising=False)
+    assert server_model({"uwsgi.version": b"2.0.30", "wsgi.multithread": False}) == "uwsgi"
+    assert server_model({"SERVER_SOFTWARE": "Granian", "wsgi.multithread": True}) == "granian"
+
+
 def test_model_from_env_wins(monkeypatch):
     monkeypatch.setenv("LAB_SERVER_MODEL", "my-model")
     assert server_model({"SERVER_SOFTWARE": "gunicorn"}) == "my-model"

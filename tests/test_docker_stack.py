@@ -32,6 +32,7 @@ from pathlib import Path
 
 import pytest
 
+from loadtest.inserver.headers import HEADER_MODEL, IDENTITY_HEADERS
 from tests.support import ROOT, concurrent_sleeps, free_port, stop
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -54,6 +55,8 @@ SERVERS = {
     "flask-dev": ("LAB_PORT_FLASK_DEV", "flask-dev"),
     "flask-dev-nothreads": ("LAB_PORT_FLASK_NOTHREADS", "flask-dev-nothreads"),
     "flask-dev-processes": ("LAB_PORT_FLASK_PROCESSES", "flask-dev-processes"),
+    "granian": ("LAB_PORT_GRANIAN", "granian"),
+    "uwsgi": ("LAB_PORT_UWSGI", "uwsgi"),
 }
 # Servers with no SIGTERM handler of their own: docker-init passes the signal on and
 # they die of it (128 + 15) at once; every other server stops gracefully with exit 0.
@@ -189,8 +192,9 @@ def stack():
 
 
 def get(url: str, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
+    """(status, headers with lower-case names: granian sends them lower-case, uWSGI as the app set them)."""
     with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.status, dict(r.headers.items()), r.read()
+        return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
 
 
 def post(url: str, form: dict[str, str] | None = None, timeout: float = 10) -> dict:
@@ -313,8 +317,8 @@ def test_every_service_is_healthy_and_names_its_model(stack: Stack) -> None:
     for service, (_, model) in SERVERS.items():
         status, headers, _ = get(stack.url(service, "/whoami"))
         assert status == 200
-        assert headers["X-Server-Model"] == model, service
-        assert {"X-Worker-Pid", "X-Worker-Thread", "X-Request-Start", "X-Request-End"} <= set(headers)
+        assert headers[HEADER_MODEL.lower()] == model, service
+        assert {h.lower() for h in IDENTITY_HEADERS} <= set(headers)
 
 
 def test_servers_share_one_cpu_budget_and_run_unprivileged(stack: Stack) -> None:
@@ -374,8 +378,8 @@ def test_bring_your_own_app(stack: Stack, tmp_path: Path) -> None:
         status, headers, body = get(stack.url("lab-threaded", "/"))
         assert (status, body) == (200, b"hello from myapp")
         # loadtest.inserver.byo adds the identity headers, so timelines work for any app.
-        assert headers["X-Server-Model"] == "lab-threaded"
-        assert {"X-Worker-Pid", "X-Worker-Thread", "X-Request-Start", "X-Request-End"} <= set(headers)
+        assert headers[HEADER_MODEL.lower()] == "lab-threaded"
+        assert {h.lower() for h in IDENTITY_HEADERS} <= set(headers)
     finally:
         for var in ("LAB_WSGI_APP", "LAB_BYO_APP"):
             del stack.env[var]
