@@ -441,6 +441,12 @@ def pick_target(environment) -> None:
 
 @events.init.add_listener
 def on_init(environment, **_kw) -> None:
+    # gevent's loop caches "now" and refreshes it only when it iterates. Until this point locust
+    # has only imported and built things, so the cached time is as old as the hub; locust then
+    # schedules --run-time with spawn_later, which counts from that stale time and fires early
+    # by however long start-up took (seconds on a loaded machine: 2 s runs that ended after
+    # 0.1 s). Refreshing it here makes --run-time count from now.
+    gevent.get_hub().loop.update_now()
     recorder.environment = environment
     if gathers(environment):
         pick_target(environment)
