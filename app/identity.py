@@ -1,9 +1,25 @@
 """Who served this request? The identity headers behind every timeline.
 
-Each response carries the server model, the process id, the thread and the
-start/end time of the request *as seen inside the app*.  The load tests and
-the browser probe read nothing else, so every server model is observed the
-same way, whatever it is.
+Each response carries the server model, the process id, the thread, the
+start/end time of the request *as seen inside the app*, the CPU time the
+request itself used and which kind of lane ran it (an OS thread, or a greenlet
+sharing one OS thread with others).  The load tests and the browser probe read
+nothing else, so every server model is observed the same way, whatever it is.
+
+Per-request CPU time, policy stated once (:class:`CpuClock`):
+
+- On an OS thread it is ``time.thread_time_ns()`` at the end minus at the
+  start: the kernel's CPU account of that thread.  Time spent waiting for the
+  GIL is not CPU time, so a request that took turns on the GIL shows a long
+  wall time and a short CPU time.
+- Greenlets (gunicorn -k gevent) share one OS thread, so the thread's CPU clock
+  also runs while *other* greenlets work.  Where greenlet switches can be
+  traced (``greenlet.settrace``), the clock is charged to whichever greenlet was
+  running between two switches, so each request gets its own share; where they
+  cannot, the header is left out rather than report another request's work.
+
+This module knows nothing of Flask: ``app/views.py`` and the bring-your-own
+wrapper (``loadtest/inserver/byo.py``) both call it.
 """
 
 from __future__ import annotations
@@ -21,7 +37,21 @@ HEADER_PID = "X-Worker-Pid"
 HEADER_THREAD = "X-Worker-Thread"
 HEADER_START = "X-Request-Start"
 HEADER_END = "X-Request-End"
-IDENTITY_HEADERS = (HEADER_MODEL, HEADER_PID, HEADER_THREAD, HEADER_START, HEADER_END)
+HEADER_CPU = "X-Request-Cpu-Ms"  # CPU time the request itself used, ms (see CpuClock)
+HEADER_LANE_KIND = "X-Worker-Lane-Kind"  # LANE_THREAD or LANE_GREENLET
+HEADER_LANE_ID = "X-Worker-Lane-Id"  # OS thread id (native) or greenlet id (hex)
+IDENTITY_HEADERS = (
+    HEADER_MODEL,
+    HEADER_PID,
+    HEADER_THREAD,
+    HEADER_START,
+    HEADER_END,
+    HEADER_CPU,
+    HEADER_LANE_KIND,
+    HEADER_LANE_ID,
+)
+LANE_THREAD = "thread"
+LANE_GREENLET = "greenlet"
 
 
 def server_model(environ: dict) -> str:
@@ -102,3 +132,129 @@ def thread_label() -> str:
 
 def now() -> float:
     return time.time()
+
+
+def current_greenlet():
+    """The running greenlet when gevent has patched this process, else None (plain OS threads)."""
+    if not gevent_patched():
+        return None
+    greenlet = sys.modules.get("greenlet")
+    return greenlet.getcurrent() if greenlet is not None else None
+
+
+def lane() -> tuple[str, str]:
+    """(kind, id) of what runs this request: ("thread", native id) or ("greenlet", hex id)."""
+    current = current_greenlet()
+    if current is not None:
+        return LANE_GREENLET, f"{id(current):x}"
+    return LANE_THREAD, str(threading.get_native_id())
+
+
+class GreenletCpu:
+    """CPU time per greenlet on one OS thread, charged at every switch (``greenlet.settrace``).
+
+    Between two switches exactly one greenlet runs, so the thread's CPU clock
+    advanced by that much for it.  Only greenlets inside a request are
+    watched (``watch``/``forget``), so a table holds the requests in flight.
+    One tracer and one table per OS thread, keyed by the native thread id:
+    greenlet's trace function is per thread, and gevent turns
+    ``threading.local`` into a per-greenlet store.  An earlier tracer is
+    chained, not replaced.
+    """
+
+    def __init__(self) -> None:
+        self.spent: dict[int, dict[int, int]] = {}  # native thread id -> greenlet id -> ns
+        self.mark: dict[int, int] = {}  # native thread id -> thread_time_ns at the last switch
+
+    def install(self) -> bool:
+        """Trace this thread's switches (once); False when greenlet cannot be traced."""
+        thread = threading.get_native_id()
+        if thread in self.spent:
+            return True
+        greenlet = sys.modules.get("greenlet")
+        if greenlet is None or not hasattr(greenlet, "settrace"):
+            return False
+        self.spent[thread] = {}
+        self.mark[thread] = time.thread_time_ns()
+        previous = greenlet.settrace(None)
+
+        def trace(event, args):
+            if event in ("switch", "throw"):
+                self.charge(thread, args[0])
+            if previous is not None:
+                previous(event, args)
+
+        greenlet.settrace(trace)
+        return True
+
+    def charge(self, thread: int, origin) -> None:
+        """The greenlet switching away ran since the last switch: charge it that CPU time."""
+        now = time.thread_time_ns()
+        spent = self.spent[thread]
+        key = id(origin)
+        if key in spent:
+            spent[key] += now - self.mark[thread]
+        self.mark[thread] = now
+
+    def watch(self, current) -> None:
+        self.spent[threading.get_native_id()][id(current)] = 0
+
+    def used_ns(self, current) -> int:
+        """CPU ns charged to ``current`` since ``watch``, including the slice it is running now."""
+        thread = threading.get_native_id()
+        return self.spent[thread].get(id(current), 0) + time.thread_time_ns() - self.mark[thread]
+
+    def forget(self, current) -> None:
+        self.spent[threading.get_native_id()].pop(id(current), None)
+
+
+greenlet_cpu = GreenletCpu()
+
+
+class CpuClock:
+    """The CPU time one request used, started and read on the request's own lane.
+
+    ``start()`` at the start of the request, ``ms()`` at its end (same thread
+    or greenlet); see the module's policy for greenlets.
+    """
+
+    def __init__(self) -> None:
+        self.greenlet = current_greenlet()
+        self.begun: int | None = None
+        if self.greenlet is None:
+            self.begun = time.thread_time_ns()
+        elif greenlet_cpu.install():
+            greenlet_cpu.watch(self.greenlet)
+            self.begun = greenlet_cpu.used_ns(self.greenlet)
+
+    def ms(self) -> float | None:
+        """Milliseconds of CPU since the start; None where it cannot be measured per request."""
+        if self.begun is None:
+            return None
+        if self.greenlet is None:
+            return (time.thread_time_ns() - self.begun) / 1e6
+        used = greenlet_cpu.used_ns(self.greenlet) - self.begun
+        greenlet_cpu.forget(self.greenlet)
+        return used / 1e6
+
+
+def cpu_ms_text(ms: float) -> str:
+    return f"{ms:.3f}"
+
+
+def response_headers(model: str, pid: int, started: float, clock: CpuClock) -> list[tuple[str, str]]:
+    """Every identity header of one response, ended now: the app and the byo wrapper both send these."""
+    kind, lane_id = lane()
+    headers = [
+        (HEADER_MODEL, model),
+        (HEADER_PID, str(pid)),
+        (HEADER_THREAD, thread_label()),
+        (HEADER_START, timestamp(started)),
+        (HEADER_END, timestamp(now())),
+        (HEADER_LANE_KIND, kind),
+        (HEADER_LANE_ID, lane_id),
+    ]
+    cpu = clock.ms()
+    if cpu is not None:
+        headers.append((HEADER_CPU, cpu_ms_text(cpu)))
+    return headers

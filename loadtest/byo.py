@@ -2,8 +2,9 @@
 
 ``python -m loadtest.compare --app mymodule:app`` points every target at
 ``loadtest.byo:app`` with ``LAB_BYO_APP=mymodule:app``.  The wrapper adds the
-same headers our demo app sets (model, pid, thread, start, end), so the
-timelines and in-flight counts work for any app.  ``X-Request-End`` is taken
+same headers our demo app sets (``app/identity.py``: model, pid, thread,
+start, end, the request's CPU time and its lane), so the timelines, in-flight
+counts and CPU figures work for any app.  ``X-Request-End`` is taken
 when the app calls ``start_response`` -- for ordinary apps that is when the
 work is done; a streaming app keeps working after it.
 
@@ -20,9 +21,9 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import threading
 import time
 
+from app import identity
 from loadtest import usage
 
 
@@ -42,16 +43,10 @@ def with_identity(inner):
 
     def identified(environ, start_response):
         started = time.time()
+        clock = identity.CpuClock()
 
         def start(status, headers, exc_info=None):
-            headers = [
-                *headers,
-                ("X-Server-Model", model),
-                ("X-Worker-Pid", str(os.getpid())),
-                ("X-Worker-Thread", threading.current_thread().name),
-                ("X-Request-Start", f"{started:.6f}"),
-                ("X-Request-End", f"{time.time():.6f}"),
-            ]
+            headers = [*headers, *identity.response_headers(model, os.getpid(), started, clock)]
             return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
 
         if environ.get("PATH_INFO") == usage.USAGE_PATH and environ.get("REQUEST_METHOD") == "GET":

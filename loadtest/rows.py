@@ -12,6 +12,10 @@ Judgements made here, stated once:
   then a floor of what the server can do.
 - ``machine_bound``: server and generator together used at least ``MACHINE_BOUND``
   of every core (median over rounds): the machine, not the server, set the figure.
+- ``cpu_ms_mean``, ``app_ms_mean``, ``wall_per_cpu``, ``request_cores`` (medians
+  over rounds, in the summary): the CPU each request used, its time inside the
+  app, their ratio (the "GIL wait" of CPU-bound threads) and the cores the
+  requests kept busy; ``evidence.turns_of`` words them.
 - ``app_ms_p50``: the median over rounds of each round's median time inside the
   app (server-side start/end); ``evidence.answer`` reads it to tell sub-millisecond
   requests that cannot overlap from requests that queued, and the reports show
@@ -68,6 +72,8 @@ class Row:
     io_ceiling: float | None = None
     io_efficiency: float | None = None
     app_ms_p50: float | None = None
+    lane_kind: str = ""  # "thread", "greenlet" (evidence.lane_kind): what a lane of the timeline is
+    interpreter: dict = field(default_factory=dict)  # the server's own (/_lab/usage): version, GIL on?
     little: dict = field(default_factory=dict)
     unstable_reason: str = ""
     stderr_tail: str = ""
@@ -128,6 +134,8 @@ def finish(row: Row, sleep_s: float) -> Row:
         row.summary = stats.summarize(good, stats.METRICS)
         row.facts = merged_facts(good)
         row.app_ms_p50 = median_of(good, "app_ms_p50")
+        row.lane_kind = next((r["lane_kind"] for r in good if r.get("lane_kind")), "")
+        row.interpreter = next((r["interpreter"] for r in good if r.get("interpreter")), {})
         row.requests = sum(r.get("requests") or 0 for r in good)
         row.failures = sum(r.get("failures") or 0 for r in good)
         row.errors = {k: sum((r.get("errors") or {}).get(k, 0) for r in good) for k in ERROR_KINDS}
