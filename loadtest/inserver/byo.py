@@ -1,14 +1,14 @@
 """Serve someone else's WSGI app with wsgi-lab's identity headers added.
 
 ``python -m loadtest.compare --app mymodule:app`` points every target at
-``loadtest.byo:app`` with ``LAB_BYO_APP=mymodule:app``.  The wrapper adds the
+``loadtest.inserver.byo:app`` with ``LAB_BYO_APP=mymodule:app``.  The wrapper adds the
 same headers our demo app sets (``app/identity.py``: model, pid, thread,
 start, end, the request's CPU time and its lane), so the timelines, in-flight
 counts and CPU figures work for any app.  ``X-Request-End`` is taken
 when the app calls ``start_response`` -- for ordinary apps that is when the
 work is done; a streaming app keeps working after it.
 
-The wrapper also answers ``GET /_lab/usage`` itself (``loadtest/usage.py``):
+The wrapper also answers ``GET /_lab/usage`` itself (``loadtest/inserver/usage.py``):
 the server's CPU and memory, measured from inside, wherever it runs.
 
 The app is imported when this module is, so a bad ``MODULE:APP`` stops the
@@ -24,7 +24,7 @@ import os
 import time
 
 from app import identity
-from loadtest import usage
+from loadtest.inserver import usage
 
 
 def load_app(spec: str):
