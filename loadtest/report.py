@@ -36,8 +36,10 @@ from loadtest.reporting.charts import (
 )
 from loadtest.reporting.figures import (
     LABELS,
+    cpu_per_request,
     errors_text,
     fmt,
+    interpreter_text,
     interval,
     listed,
     loads,
@@ -75,6 +77,8 @@ CSV_COLUMNS = [
     "max_threads_per_pid",
     "max_in_flight",
     "app_ms_p50",
+    "lane_kind",
+    "interpreter",
     "capacity",
     "io_ceiling",
     "io_efficiency",
@@ -217,6 +221,8 @@ def resource_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
         "pids",
         "threads",
         "max in flight",
+        "CPU per request in app time",
+        "server Python",
         "io efficiency",
         "server CPU (cores)",
         "server CPU limit",
@@ -236,6 +242,8 @@ def resource_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
                 fmt(r.get("pids"), "g"),
                 fmt(r.get("threads"), "g"),
                 fmt(r.get("max_in_flight"), "g"),
+                cpu_per_request(r),
+                interpreter_text(r),
                 eff,
                 with_ci(r, "server_cpu_cores", ".2f"),
                 fmt(r.get("cpu_limit"), "g", none="none"),
@@ -752,6 +760,7 @@ def csv_record(row: dict) -> dict:
         out[f"errors_{kind}"] = (row.get("errors") or {}).get(kind, "")
     out["unstable_metrics"] = " ".join(row.get("unstable_metrics") or [])
     out["rounds"] = rounds_of(row)
+    out["interpreter"] = interpreter_text(row)
     return out
 
 

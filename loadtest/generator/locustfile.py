@@ -18,8 +18,9 @@ Users never pause between requests (closed loop, no think time), so what is
 measured is the server, not a pacing choice.
 
 Every response carries identity headers set inside the app (model, pid,
-thread, start/end).  The ``events.request`` hook records them; in distributed
-mode each worker forwards its records to the master in batches through
+thread, start/end, the request's CPU time, its lane kind and id).  The
+``events.request`` hook records them; in distributed mode each worker forwards
+its records to the master in batches through
 locust's message API.  The master (or the local runner) keeps them and, when
 ``--identity-file`` is set, writes them as JSON lines when the test stops --
 that file is what ``python -m loadtest.compare`` turns into timelines and
@@ -51,6 +52,7 @@ import locust.stats
 from locust import FastHttpUser, User, constant, events, task
 from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
+from app.identity import HEADER_CPU, HEADER_LANE_ID, HEADER_LANE_KIND
 from loadtest.catalog import (
     SCENARIO_CLASSES,
     SLOW_CLIENTS,
@@ -348,6 +350,9 @@ class Recorder:
                 error_kind(status, exception),
                 # the user (greenlet) that sent it: which requests belong to one closed loop
                 f"{os.getpid()}.{id(gevent.getcurrent()):x}",
+                headers.get(HEADER_CPU),
+                headers.get(HEADER_LANE_KIND),
+                headers.get(HEADER_LANE_ID),
             ]
         )
 
@@ -371,7 +376,10 @@ class Recorder:
         self.dropped += max(len(batch) - max(room, 0), 0)
 
     def as_dicts(self) -> list[dict]:
-        keys = ("t", "ms", "ok", "name", "model", "pid", "thread", "start", "end", "status", "error", "user")
+        keys = (
+            *("t", "ms", "ok", "name", "model", "pid", "thread", "start", "end", "status", "error", "user"),
+            *("cpu_ms", "lane_kind", "lane_id"),
+        )
         return [dict(zip(keys, r, strict=True)) for r in self.records]
 
     def write(self, path: str) -> None:
