@@ -19,10 +19,15 @@ own (``webui.js``) that the index page loads.  What each part does:
   ``localhost`` is the container itself.
 * **The wsgi-lab tab.**  One row per server loaded in this session: processes and
   (process, thread) lanes seen, requests in flight in the last second and at most,
-  a per-lane timeline of the last seconds, and :func:`loadtest.measure.evidence.answer`'s
-  sentence.  The row of the running test is recomputed from the identity records
-  the master gathers (workers forward them), so it is live during the run and stays
-  after it; loading another server adds a row.
+  and :func:`loadtest.measure.evidence.answer`'s sentence.  The row of the running
+  test is recomputed from the identity records the master gathers (workers forward
+  them), so it is live during the run and stays after it; loading another server
+  adds a row.
+* **The live swimlane chart.**  Above the tab's table, ``webui.js`` draws one lane
+  per (process, thread or greenlet) of the running test's last ``SWIMLANE_S``
+  seconds, one bar per request: pale for its time inside the app, a dark core as
+  long as the CPU time it used (``X-Request-Cpu-Ms``), as the report's timelines
+  do.  The data comes from ``GET /wsgi-lab/lanes`` (:func:`swimlanes`).
 
 It knows nothing of how records are collected (the locustfile's ``Recorder``) and
 never imports the locustfile.
@@ -59,12 +64,11 @@ DEFAULT_CLASSES = [SCENARIO_CLASSES["io"]]
 DEFAULT_USERS = 10
 DEFAULT_SPAWN_RATE = 10.0
 CONNECT_TIMEOUT_S = 2.0
-# The timeline: each lane's last TIMELINE_S seconds (or the whole run, if shorter)
-# in TIMELINE_COLUMNS characters; "·" is idle, a full block is busy all the slice.
-TIMELINE_S = 20.0
-TIMELINE_COLUMNS = 30
-TIMELINE_LANES = 8
-SHADES = "·▁▂▃▄▅▆▇█"
+# The live swimlane chart: the last SWIMLANE_S seconds of the running test, at most
+# SWIMLANE_LANES lanes (the busiest) and SWIMLANE_BARS bars (the latest).
+SWIMLANE_S = 15.0
+SWIMLANE_LANES = 24
+SWIMLANE_BARS = 4000
 # Live rows are recomputed from at most this many recent records: the counts stay
 # exact for ordinary runs and a long hello run cannot stall the UI's stats poll.
 LIVE_RECORDS = 50_000
@@ -81,7 +85,6 @@ COLUMNS = [
     ("lanes", "thread lanes"),
     ("in_flight_now", "in flight (last 1 s)"),
     ("max_in_flight", "max in flight"),
-    ("timeline", "who served when (pid / thread, up to the last 20 s)"),
     ("answer", "answer"),
 ]
 
@@ -141,34 +144,34 @@ def unreachable(url: str, hosts: dict[str, str]) -> str | None:
 # --------------------------------------------------------------------------- evidence rows
 
 
-def shade(busy: float) -> str:
-    """A block character as tall as the share of a time slice a lane was busy."""
-    return SHADES[round(min(max(busy, 0.0), 1.0) * (len(SHADES) - 1))]
+def swimlanes(records: list[dict], server: str) -> dict[str, Any]:
+    """The live chart's data: lanes of the last SWIMLANE_S seconds, bars relative to the latest end.
 
-
-def timeline(ok: list[dict], end: float) -> str:
-    """One line per lane: how busy it was in each slice of the last TIMELINE_S seconds."""
-    start = max(end - TIMELINE_S, min((r["start"] for r in ok), default=end))
-    width = max(end - start, 1.0) / TIMELINE_COLUMNS
-    busy: dict[tuple[str, str], list[float]] = {}
-    for r in ok:
-        if r["end"] <= start:
-            continue
-        cells = busy.setdefault((r["pid"], r["thread"]), [0.0] * TIMELINE_COLUMNS)
-        first = max(int((r["start"] - start) // width), 0)
-        last = min(int((r["end"] - start) // width), TIMELINE_COLUMNS - 1)
-        for i in range(first, last + 1):
-            lo, hi = start + i * width, start + (i + 1) * width
-            cells[i] += max(0.0, min(hi, r["end"]) - max(lo, r["start"])) / width
-    lanes = sorted(busy, key=lambda lane: (-sum(busy[lane]), lane))
-    label = max((len(f"{pid} / {thread}") for pid, thread in lanes[:TIMELINE_LANES]), default=0)
-    lines = []
-    for pid, thread in sorted(lanes[:TIMELINE_LANES], key=lambda lane: (int(lane[0]), lane[1])):
-        strip = "".join(shade(c) for c in busy[pid, thread])
-        lines.append(f"{f'{pid} / {thread}':<{label}} ▕{strip}▏")
-    if len(lanes) > TIMELINE_LANES:
-        lines.append(f"... {len(lanes) - TIMELINE_LANES} more lanes")
-    return "\n".join(lines)
+    Each lane is ``{pid, thread, kind, bars: [[start, end, cpu_s], ...]}`` with
+    times in seconds before ``now`` (the last response's end, so the chart's
+    right edge is the server's clock, not the browser's); ``cpu_s`` is None when
+    the server did not say.
+    """
+    ok = evidence.served(records[-LIVE_RECORDS:])
+    end = max((r["end"] for r in ok), default=0.0)
+    since = end - SWIMLANE_S
+    recent = [r for r in ok if r["end"] > since][-SWIMLANE_BARS:]
+    lanes: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in recent:
+        lane = lanes.setdefault(
+            (r["pid"], r["thread"]),
+            {"pid": r["pid"], "thread": r["thread"], "kind": r.get("lane_kind") or "", "bars": []},
+        )
+        cpu = r["cpu_ms"] / 1000.0 if r["cpu_ms"] is not None else None
+        lane["bars"].append([round(r["start"] - end, 4), round(r["end"] - end, 4), cpu])
+    busiest = sorted(lanes.values(), key=lambda lane: -sum(b[1] - b[0] for b in lane["bars"]))
+    shown = sorted(busiest[:SWIMLANE_LANES], key=lambda lane: (int(lane["pid"]), lane["thread"]))
+    return {
+        "server": server,
+        "window_s": SWIMLANE_S,
+        "lanes": shown,
+        "hidden_lanes": max(len(lanes) - SWIMLANE_LANES, 0),
+    }
 
 
 def in_flight_now(ok: list[dict], end: float) -> int:
@@ -205,7 +208,6 @@ def evidence_row(name: str, scenario: str, users: int, sleep_s: float, records: 
         "lanes": facts["threads"],
         "in_flight_now": in_flight_now(ok, last_end),
         "max_in_flight": facts["max_in_flight"],
-        "timeline": timeline(ok, last_end),
         "answer": evidence.answer(name, scenario, row) if records else f"{name}: no responses yet",
     }
 
@@ -306,6 +308,11 @@ def routes(environment, hosts: dict[str, str], recorder) -> Blueprint:
                 "classes": classes or DEFAULT_CLASSES,
             }
         )
+
+    @bp.route("/lanes")
+    def lanes() -> Response:
+        """The live swimlane chart's data for the running (or last) test (:func:`swimlanes`)."""
+        return jsonify(swimlanes(recorder.as_dicts(), server_name(environment.host or "", hosts)))
 
     @bp.route("/identity.jsonl")
     def identity() -> Response:

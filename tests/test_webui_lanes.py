@@ -1,0 +1,39 @@
+"""The live swimlane chart's data (``webui.swimlanes``): lanes, bars and CPU cores from identity records."""
+
+from __future__ import annotations
+
+from loadtest.generator import webui
+
+
+def record(pid: str, thread: str, start: float, end: float, cpu_ms: str | None, kind: str = "thread") -> dict:
+    return {"pid": pid, "thread": thread, "start": f"{start:.6f}", "end": f"{end:.6f}", "cpu_ms": cpu_ms,
+            "lane_kind": kind}  # fmt: skip
+
+
+def test_lanes_of_the_last_seconds_end_at_the_last_response():
+    records = [record("7", "T1", 100.0, 100.2, "20.0"), record("7", "T2", 100.1, 100.3, "20.0")]
+    records.append(record("7", "T1", 80.0, 80.1, "1.0"))  # older than the window: not drawn
+    data = webui.swimlanes(records, "lab-threaded")
+    assert data["server"] == "lab-threaded" and data["window_s"] == webui.SWIMLANE_S
+    assert [(lane["pid"], lane["thread"]) for lane in data["lanes"]] == [("7", "T1"), ("7", "T2")]
+    first = data["lanes"][0]["bars"]
+    assert first == [[-0.3, -0.1, 0.02]]  # seconds before the last end; CPU in seconds
+
+
+def test_greenlets_keep_their_kind_and_unknown_cpu_stays_unknown():
+    data = webui.swimlanes([record("9", "Dummy-1", 5.0, 5.5, None, kind="greenlet")], "gunicorn-gevent")
+    lane = data["lanes"][0]
+    assert lane["kind"] == "greenlet" and lane["bars"][0][2] is None
+
+
+def test_only_the_busiest_lanes_are_drawn():
+    records = [
+        record("1", f"T{i:02d}", 10.0, 10.0 + 0.01 * (i + 1), "1.0") for i in range(webui.SWIMLANE_LANES + 5)
+    ]
+    data = webui.swimlanes(records, "x")
+    assert len(data["lanes"]) == webui.SWIMLANE_LANES and data["hidden_lanes"] == 5
+    assert "T00" not in {lane["thread"] for lane in data["lanes"]}  # the idlest lane is the one left out
+
+
+def test_no_records_no_lanes():
+    assert webui.swimlanes([], "x")["lanes"] == []
