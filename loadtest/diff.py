@@ -32,7 +32,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from loadtest import report
-from loadtest.measure import stats
+from loadtest.measure import stats, verdicts
 from loadtest.reporting import charts, figures
 
 VERDICT_METRIC = "rps"
@@ -113,8 +113,10 @@ def change(metric: str, a: dict, b: dict) -> dict:
 
 def busy(row: dict) -> str:
     """'load 8.8 on 2 cores' when the machine had more runnable work than cores during the row, else ''."""
-    load, cores = figures.peak_load(row), figures.number(row.get("cpu_count"))
-    return f"load {load:.1f} on {cores:g} cores" if load is not None and cores and load > cores else ""
+    per_round, cores = row.get("per_round") or [], figures.number(row.get("cpu_count"))
+    if not verdicts.machine_busy(per_round, cores):
+        return ""
+    return f"load {verdicts.peak_load(per_round):.1f} on {cores:g} cores"
 
 
 def compare_rows(a: dict, b: dict) -> dict:

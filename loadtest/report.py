@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 
 from loadtest.catalog import ERROR_KINDS, SLOW_NORMAL_TIMEOUT_S
-from loadtest.measure import evidence, stats
+from loadtest.measure import evidence, stats, verdicts
 from loadtest.measure.rows import median_of
 from loadtest.reporting.charts import (
     KNEE_SHARE,
@@ -42,18 +42,13 @@ from loadtest.reporting.figures import (
     interpreter_text,
     interval,
     listed,
-    loads,
     number,
     pct,
-    peak_load,
     rounds_of,
     spec_for,
     with_ci,
 )
 from loadtest.run import slow
-
-# All cores at least this busy while server and generator used less: other work shared the machine.
-BUSY_MACHINE = 0.9
 
 CSV_COLUMNS = [
     "scenario",
@@ -108,7 +103,7 @@ CSV_COLUMNS = [
 
 def load_text(row: dict) -> str:
     """Load average range over the rounds (before and after each), '' when not recorded."""
-    values = loads(row)
+    values = verdicts.loads(row.get("per_round") or [])
     return f"load average {min(values):.2f}-{max(values):.2f}" if values else ""
 
 
@@ -135,8 +130,7 @@ def unstable_cause(row: dict, cpu_count: int | None) -> str:
     if row.get("machine_bound"):
         return "server and generator together used nearly every core"
     load = load_text(row)
-    busiest = peak_load(row)
-    if busiest is not None and cpu_count and busiest >= cpu_count:
+    if verdicts.machine_busy(row.get("per_round") or [], cpu_count):
         return f"machine busy ({load} on {cpu_count} cores)"
     return "none recorded (noise between rounds" + (f"; {load}" if load else "") + ")"
 
@@ -160,18 +154,10 @@ def flags(row: dict, cpu_count: int | None) -> list[str]:
 
 def busy_elsewhere(row: dict, cpu_count: int | None) -> str:
     """'' unless every core was nearly busy while server and generator left part of it to other work."""
-    machine = number(row.get("machine_cpu"))
-    if machine is None or machine < BUSY_MACHINE or not cpu_count:
+    found = verdicts.busy_elsewhere(row)
+    if found is None or not cpu_count:
         return ""
-    if (number(row.get("io_efficiency")) or 0.0) >= BUSY_MACHINE:
-        return ""  # the row reached its ceiling: the machine did not hold it back
-    ours = [
-        (number(r.get("server_cpu_cores")) or 0.0) + (number(r.get("generator_cores")) or 0.0)
-        for r in row.get("per_round") or []
-    ]
-    if not ours:
-        return ""
-    used = sorted(ours)[len(ours) // 2]
+    machine, used = found
     return (
         f"machine busy: {machine:.0%} of {cpu_count} cores in use, server + generator {used:.2f} cores;"
         " other processes took the rest, so the figures may be low"

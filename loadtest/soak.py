@@ -37,6 +37,7 @@ from pathlib import Path
 
 import psutil
 
+from loadtest.measure.verdicts import load_busy
 from loadtest.run import locustrun
 from loadtest.run.processes import free_port, start, stop, wait_healthy
 from loadtest.targets import OUR_APP, TARGETS
@@ -266,6 +267,7 @@ def report(path: Path, args: argparse.Namespace, verdicts: dict[str, Verdict], l
             f"{v.rss_growth:+.1%} | {v.pss_first:.1f} → {v.pss_last:.1f} | "
             f"{v.fds_first_max} → {v.fds_last:g} | {goal} |"
         )
+    busy = load_busy(max(load), os.cpu_count())
     text = [
         "# wsgi-lab soak",
         "",
@@ -275,7 +277,8 @@ def report(path: Path, args: argparse.Namespace, verdicts: dict[str, Verdict], l
         f"{WINDOW_FRACTION:.0%} of the rest (medians).",
         f"Goals: RSS growth < {RSS_GROWTH_LIMIT:.0%}, fds flat (last median ≤ first max), 0 failures.",
         f"Machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} at the start and "
-        f"{load[1]:.2f} at the end (shared with other work: figures are from a busy machine).",
+        f"{load[1]:.2f} at the end"
+        + (" (machine busy: figures are from a machine shared with other work)." if busy else "."),
         "",
         *rows,
         "",
