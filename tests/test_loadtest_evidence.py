@@ -233,3 +233,14 @@ def test_facts_carry_each_requests_cpu_and_lane_kind():
     got = evidence.facts(records)
     assert got["cpu_ms_mean"] == pytest.approx(15.0) and got["app_ms_mean"] == pytest.approx(150.0)
     assert got["wall_per_cpu"] == pytest.approx(10.0) and got["lane_kind"] == "thread"
+
+
+def test_on_a_machine_full_of_other_work_the_gil_sentence_says_part_of_the_wait_was_for_a_core():
+    """Measured so on 2 busy cores: lab-threaded's 10 threads got 0.47 core in all."""
+    busy = {"machine_cpu": 1.0, "per_round": [{"server_cpu_cores": 0.51, "generator_cores": 0.03}]}
+    threaded = cpu_row(request_cores=0.47, app_ms_mean=321.0, wall_per_cpu=321.0 / 20.4, **busy)
+    sentence = evidence.answer("lab-threaded", "cpu", threaded)
+    assert "together they used 0.5 cores: each 20 ms of CPU took 321 ms inside the app" in sentence
+    assert "the threads took turns on one GIL (other work kept 100% of the machine's cores busy" in sentence
+    io = cpu_row(cpu_ms_mean=0.3, app_ms_mean=500.0, wall_per_cpu=1666.0, request_cores=0.006, **busy)
+    assert "took turns" not in evidence.answer("lab-threaded", "io", io)

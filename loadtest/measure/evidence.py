@@ -11,11 +11,12 @@ Turn-taking, judged once (``turns_of``): requests took turns on a processor
 when each one's CPU time is a fraction of its time inside the app
 (``wall_per_cpu`` at least ``TURNS``) while the requests together kept the
 processors they had busy (``request_cores`` at least ``CPU_BOUND`` of a core
-per process).  Which processor: the GIL for OS threads of one process on an
-interpreter whose GIL is on; the one OS thread for greenlets; the machine's
-cores for processes.  No claim for sub-millisecond requests (too little CPU to
-tell), I/O-bound rows (the cores were idle), or threads on an interpreter
-without a GIL.
+per process, or ``CPU_BOUND_BUSY`` in all when other work held every core --
+then the sentence says part of the wait was for a core).  Which processor:
+the GIL for OS threads of one process on an interpreter whose GIL is on; the
+one OS thread for greenlets; the machine's cores for processes.  No claim for
+sub-millisecond requests (too little CPU to tell), I/O-bound rows (the cores
+were idle), or threads on an interpreter without a GIL.
 
 Pure functions, no locust import: the compare runner and the locustfile both
 use them.
@@ -27,6 +28,8 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
+from loadtest.measure import verdicts
+
 # Below this median time inside the app, requests on a threaded server rarely
 # coincide there (the GIL serialises most of it and the headers have µs
 # resolution), so "1 in flight" says nothing about the model.
@@ -37,6 +40,9 @@ IMBALANCE_SHARE = 0.05
 TURNS = 1.5
 # The requests' CPU summed over the window, per process, at least this share of a core: CPU-bound.
 CPU_BOUND = 0.5
+# ... or of a core in all when other work held every core (``verdicts.busy_elsewhere``): the
+# server then got less than it could use, so the share it got says less.
+CPU_BOUND_BUSY = 0.2
 LANE_THREAD = "thread"
 LANE_GREENLET = "greenlet"
 
@@ -326,6 +332,18 @@ def gil_enabled(row: dict) -> bool | None:
     return bool(python["gil_enabled"])
 
 
+def cpu_bound(row: dict) -> bool:
+    """The requests' own CPU kept the processors they had busy (module policy); False when unknown."""
+    cpu, cores, pids = row.get("cpu_ms_mean"), row.get("request_cores"), row.get("pids") or 0
+    if not isinstance(cpu, int | float) or not isinstance(cores, int | float) or not pids:
+        return False
+    if cpu < SHORT_REQUEST_MS:
+        return False
+    if verdicts.busy_elsewhere(row):
+        return cores >= CPU_BOUND_BUSY
+    return cores >= CPU_BOUND * min(pids, row.get("cpu_count") or pids)
+
+
 def turns_of(row: dict) -> str:
     """Who took turns on what, with the figures, or "" where the evidence cannot show it (module policy).
 
@@ -333,25 +351,28 @@ def turns_of(row: dict) -> str:
     requests in flight that overstates the parallelism, "; ..." otherwise).
     """
     cpu, wall, stretch = row.get("cpu_ms_mean"), row.get("app_ms_mean"), row.get("wall_per_cpu")
-    cores, pids = row.get("request_cores"), row.get("pids") or 0
-    if not all(isinstance(v, int | float) for v in (cpu, wall, stretch, cores)) or not pids:
+    if not isinstance(wall, int | float) or not isinstance(stretch, int | float) or not cpu_bound(row):
         return ""
-    if cpu < SHORT_REQUEST_MS or cores < CPU_BOUND * min(pids, row.get("cpu_count") or pids):
-        return ""
-    per_pid = row.get("max_threads_per_pid") or 1
+    pids, per_pid, cores = row.get("pids") or 0, row.get("max_threads_per_pid") or 1, row["request_cores"]
     took = f"each {cpu:.0f} ms of CPU took {wall:.0f} ms inside the app"
     used = f"together they used {cores:.1f} core{'' if round(cores, 1) == 1 else 's'}"
+    busy = verdicts.busy_elsewhere(row)
+    elsewhere = (
+        f" (other work kept {busy[0]:.0%} of the machine's cores busy: part of that wait was for a core)"
+        if busy
+        else ""
+    )
     if per_pid > 1 and stretch >= TURNS:
         if lane_word(row) == LANE_GREENLET:
-            return f", but {used}: {took} -- the greenlets took turns on one OS thread"
+            return f", but {used}: {took} -- the greenlets took turns on one OS thread{elsewhere}"
         if gil_enabled(row) is False:
             return ""
         where = "on one GIL" if pids == 1 else "on their process's GIL"
-        return f", but {used}: {took} -- the threads took turns {where}"
+        return f", but {used}: {took} -- the threads took turns {where}{elsewhere}"
     if pids > 1 and per_pid == 1:
         if stretch < TURNS:
             return f"; {used}: {took} -- each process ran on its own core"
-        return f"; {used}: {took} -- the processes took turns on the machine's cores"
+        return f"; {used}: {took} -- the processes took turns on the machine's cores{elsewhere}"
     return ""
 
 
