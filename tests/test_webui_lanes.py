@@ -14,7 +14,7 @@ def test_lanes_of_the_last_seconds_end_at_the_last_response():
     records = [record("7", "T1", 100.0, 100.2, "20.0"), record("7", "T2", 100.1, 100.3, "20.0")]
     records.append(record("7", "T1", 80.0, 80.1, "1.0"))  # older than the window: not drawn
     data = webui.swimlanes(records, "lab-threaded")
-    assert data["server"] == "lab-threaded" and data["window_s"] == webui.SWIMLANE_S
+    assert data["server"] == "lab-threaded" and data["window_s"] == webui.SWIMLANE_MIN_S  # a fresh run
     assert [(lane["pid"], lane["thread"]) for lane in data["lanes"]] == [("7", "T1"), ("7", "T2")]
     first = data["lanes"][0]["bars"]
     assert first == [[-0.3, -0.1, 0.02]]  # seconds before the last end; CPU in seconds
@@ -37,3 +37,12 @@ def test_only_the_busiest_lanes_are_drawn():
 
 def test_no_records_no_lanes():
     assert webui.swimlanes([], "x")["lanes"] == []
+
+
+def test_the_window_grows_with_the_run_up_to_its_limit_and_lanes_sort_naturally():
+    records = [record("7", f"conn-{n}", 100.0 + n, 100.5 + n, "1.0") for n in (5, 10, 9)]
+    assert webui.swimlanes(records, "x")["window_s"] == 5.5
+    longer = [*records, record("7", "conn-5", 90.0, 100.0, "1.0")]  # began 20.5 s before the last end
+    data = webui.swimlanes(longer, "x")
+    assert data["window_s"] == webui.SWIMLANE_S
+    assert [lane["thread"] for lane in data["lanes"]] == ["conn-5", "conn-9", "conn-10"]

@@ -163,8 +163,10 @@ function drawLanes(chart, data) {
     }
   });
   const axisY = top + Math.max(data.lanes.length, 1) * laneH + 16;
-  for (let t = -Math.floor(span); t <= 0; t += 5) {
-    const tick = svg("text", { x: x(t), y: axisY, "font-size": 10, "text-anchor": "middle" }, chart);
+  const step = span > 10 ? 5 : 1;
+  for (let t = -Math.floor(span / step) * step; t <= 0; t += step) {
+    const anchor = t === 0 ? "end" : "middle";
+    const tick = svg("text", { x: x(t), y: axisY, "font-size": 10, "text-anchor": anchor }, chart);
     tick.textContent = t === 0 ? "last response" : `${t} s`;
   }
   if (data.hidden_lanes) {

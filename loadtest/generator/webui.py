@@ -64,9 +64,11 @@ DEFAULT_CLASSES = [SCENARIO_CLASSES["io"]]
 DEFAULT_USERS = 10
 DEFAULT_SPAWN_RATE = 10.0
 CONNECT_TIMEOUT_S = 2.0
-# The live swimlane chart: the last SWIMLANE_S seconds of the running test, at most
+# The live swimlane chart: the last SWIMLANE_S seconds of the running test (at least
+# SWIMLANE_MIN_S wide, so a fresh run does not fill the width with three bars), at most
 # SWIMLANE_LANES lanes (the busiest) and SWIMLANE_BARS bars (the latest).
 SWIMLANE_S = 15.0
+SWIMLANE_MIN_S = 5.0
 SWIMLANE_LANES = 24
 SWIMLANE_BARS = 4000
 # Live rows are recomputed from at most this many recent records: the counts stay
@@ -165,10 +167,15 @@ def swimlanes(records: list[dict], server: str) -> dict[str, Any]:
         cpu = r["cpu_ms"] / 1000.0 if r["cpu_ms"] is not None else None
         lane["bars"].append([round(r["start"] - end, 4), round(r["end"] - end, 4), cpu])
     busiest = sorted(lanes.values(), key=lambda lane: -sum(b[1] - b[0] for b in lane["bars"]))
-    shown = sorted(busiest[:SWIMLANE_LANES], key=lambda lane: (int(lane["pid"]), lane["thread"]))
+    shown = sorted(
+        busiest[:SWIMLANE_LANES],
+        key=lambda lane: (evidence.natural(lane["pid"]), evidence.natural(lane["thread"])),
+    )
+    first = min((r["start"] for r in recent), default=end)
     return {
         "server": server,
-        "window_s": SWIMLANE_S,
+        # the whole run while it is shorter than SWIMLANE_S, but never under SWIMLANE_MIN_S
+        "window_s": round(min(max(end - first, SWIMLANE_MIN_S), SWIMLANE_S), 1),
         "lanes": shown,
         "hidden_lanes": max(len(lanes) - SWIMLANE_LANES, 0),
     }

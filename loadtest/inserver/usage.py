@@ -178,7 +178,7 @@ def snapshot(root: psutil.Process | None = None) -> dict:
 
 
 def interpreter() -> dict:
-    """Which Python runs this server: implementation, version, free-threaded build, GIL on or off.
+    """Which Python runs this server: implementation, version, free-threaded build, GIL on or off, path.
 
     ``gil_enabled`` is ``sys._is_gil_enabled()`` where it exists (3.13+; False on
     a free-threaded build running without the GIL), else True: every older
@@ -190,6 +190,7 @@ def interpreter() -> dict:
         "version": ".".join(str(part) for part in sys.version_info[:3]),
         "free_threaded_build": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
         "gil_enabled": bool(check()) if check is not None else True,
+        "executable": sys.executable,
     }
 
 

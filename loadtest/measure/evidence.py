@@ -25,6 +25,7 @@ use them.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -45,6 +46,11 @@ CPU_BOUND = 0.5
 CPU_BOUND_BUSY = 0.2
 LANE_THREAD = "thread"
 LANE_GREENLET = "greenlet"
+
+
+def natural(text: str) -> list:
+    """Sort key that puts conn-2 before conn-10 (lane names in the report and the live chart)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
 def load(path: Path) -> list[dict]:

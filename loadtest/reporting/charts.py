@@ -12,7 +12,6 @@ are long pale bars with thin cores, processes on their own cores solid bars.
 from __future__ import annotations
 
 import io
-import re
 
 import matplotlib
 
@@ -197,11 +196,6 @@ def sweep_chart(scenario: str, rows: list[dict]) -> bytes:
     return png(fig)
 
 
-def natural(text: str) -> list:
-    """Sort key that puts conn-2 before conn-10."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
-
-
 def lane_label(pid: str, thread: str, kind: str = "") -> str:
     thread = thread.split(" (")[0]  # "Thread-3 (process_request_thread)" -> "Thread-3"
     return f"pid {pid} / {kind} {thread}" if kind == evidence.LANE_GREENLET else f"pid {pid} / {thread}"
@@ -282,12 +276,12 @@ def timeline_chart(row: dict, records: list[dict]) -> bytes | None:
     if len(distinct) > TIMELINE_MAX_LANES or len(distinct) > 2 * max(row.get("max_in_flight") or 1, 1) + 2:
         lane_of = slot_lanes(shown)
         note += f" -- {len(distinct)} short-lived threads drawn as concurrency slots"
-    lanes = sorted(set(lane_of.values()), key=lambda k: (natural(k[0]), natural(k[1])))
+    lanes = sorted(set(lane_of.values()), key=lambda k: (evidence.natural(k[0]), evidence.natural(k[1])))
     if len(lanes) > TIMELINE_MAX_LANES:
         note += f" -- first {TIMELINE_MAX_LANES} of {len(lanes)} lanes"
         lanes = lanes[:TIMELINE_MAX_LANES]
     index = {k: i for i, k in enumerate(lanes)}
-    pids = sorted({k[0] for k in lanes}, key=natural)
+    pids = sorted({k[0] for k in lanes}, key=evidence.natural)
     pid_color = {p: COLORS[i % len(COLORS)] for i, p in enumerate(pids)}
     spans: dict[tuple[str, str], list[tuple[float, float, float | None]]] = {k: [] for k in lanes}
     kinds: dict[tuple[str, str], str] = {}
