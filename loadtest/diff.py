@@ -32,7 +32,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from loadtest import report
-from loadtest.measure import stats, verdicts
+from loadtest.measure import evidence, stats, verdicts
 from loadtest.reporting import charts, figures
 
 VERDICT_METRIC = "rps"
@@ -158,6 +158,20 @@ def diff(rows_a: list[dict], rows_b: list[dict]) -> dict:
     }
 
 
+def timelines(runs: tuple[Path, Path], rows_a: list[dict], rows_b: list[dict]) -> dict[str, bytes]:
+    """The report's timeline of every paired row, A's above B's, from each run's identity records."""
+    by_key_a = {key(r): r for r in rows_a}
+    images: dict[str, bytes] = {}
+    for b in rows_b:
+        a = by_key_a.get(key(b))
+        for side, run, row in (("A", runs[0], a), ("B", runs[1], b)):
+            path = report.identity_path(run, row) if row and not row.get("error") else None
+            chart = charts.timeline_chart(row, evidence.load(path)) if path else None
+            if chart:
+                images[f"{side}: {row['scenario']} / {row['target']} / {row.get('users')} users"] = chart
+    return images
+
+
 # --------------------------------------------------------------------------- rendering
 
 
@@ -266,7 +280,7 @@ MEANING = (
 )
 
 
-def markdown(doc: dict, intro: list[str], charts: dict[str, str]) -> str:
+def markdown(doc: dict, intro: list[str], charts: dict[str, str], lanes: dict[str, str] | None = None) -> str:
     lines = ["# wsgi-lab diff", "", *(f"- {t}" for t in intro), "", headline(doc), "", MEANING, ""]
     header, body = table(doc)
     lines.append("| " + " | ".join(header) + " |")
@@ -278,10 +292,15 @@ def markdown(doc: dict, intro: list[str], charts: dict[str, str]) -> str:
         lines += ["## Rows in one run only", "", *(f"- {t}" for t in only), ""]
     for scenario, path in charts.items():
         lines += [f"![{scenario}]({path})", ""]
+    if lanes:
+        lines += ["## Timelines", "", TIMELINES, ""]
+        lines += [f"![{title}]({path})\n" for title, path in lanes.items()]
     return "\n".join(lines)
 
 
-def html_doc(doc: dict, intro: list[str], images: dict[str, bytes]) -> str:
+def html_doc(
+    doc: dict, intro: list[str], images: dict[str, bytes], lanes: dict[str, bytes] | None = None
+) -> str:
     e = html.escape
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>wsgi-lab diff</title>",
@@ -304,6 +323,10 @@ def html_doc(doc: dict, intro: list[str], images: dict[str, bytes]) -> str:
         parts.append("<h2>A and B side by side</h2><p class=meta>Bars: medians; whiskers: intervals.</p>")
     for scenario, data in images.items():
         parts.append(f"<h3>{e(scenario)}</h3>" + report.img_tag(data, f"{scenario}: A and B"))
+    if lanes:
+        parts.append(f"<h2>Timelines</h2><p class=meta>{e(TIMELINES)}</p>")
+    for title, data in (lanes or {}).items():
+        parts.append(f"<h3>{e(title)}</h3>" + report.img_tag(data, f"timeline {title}"))
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -339,7 +362,19 @@ def side_by_side_chart(scenario: str, rows: list[dict], names: tuple[str, str]) 
     return charts.png(fig)
 
 
-def write(out: Path, doc: dict, intro: list[str], names: tuple[str, str] = ("A", "B")) -> None:
+TIMELINES = (
+    "Who served when in each run (the last round of the row): one lane per (process, thread or greenlet), "
+    "pale for a request's time inside the app, its CPU time as a dark core."
+)
+
+
+def write(
+    out: Path,
+    doc: dict,
+    intro: list[str],
+    names: tuple[str, str] = ("A", "B"),
+    lanes: dict[str, bytes] | None = None,
+) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "diff.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     images = {}
@@ -351,8 +386,13 @@ def write(out: Path, doc: dict, intro: list[str], names: tuple[str, str] = ("A",
         path = out / f"diff-{scenario}.png"
         path.write_bytes(data)
         charts[scenario] = path.name
-    (out / "diff.md").write_text(markdown(doc, intro, charts), encoding="utf-8")
-    (out / "diff.html").write_text(html_doc(doc, intro, images), encoding="utf-8")
+    lane_files = {}
+    for i, (title, data) in enumerate((lanes or {}).items(), 1):
+        path = out / f"diff-timeline-{i}.png"
+        path.write_bytes(data)
+        lane_files[title] = path.name
+    (out / "diff.md").write_text(markdown(doc, intro, charts, lane_files), encoding="utf-8")
+    (out / "diff.html").write_text(html_doc(doc, intro, images, lanes), encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -372,7 +412,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or args.run_b / f"diff-vs-{args.run_a.resolve().name}"
     doc = diff(rows_a, rows_b)
     intro = [describe("A", args.run_a, env_a), describe("B", args.run_b, env_b)]
-    write(out, doc, intro, (args.run_a.resolve().name, args.run_b.resolve().name))
+    lanes = timelines((args.run_a, args.run_b), rows_a, rows_b)
+    write(out, doc, intro, (args.run_a.resolve().name, args.run_b.resolve().name), lanes)
     print(headline(doc))
     print(f"wrote {out}/diff.html")
     return 0

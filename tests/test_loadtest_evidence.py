@@ -244,3 +244,13 @@ def test_on_a_machine_full_of_other_work_the_gil_sentence_says_part_of_the_wait_
     assert "the threads took turns on one GIL (other work kept 100% of the machine's cores busy" in sentence
     io = cpu_row(cpu_ms_mean=0.3, app_ms_mean=500.0, wall_per_cpu=1666.0, request_cores=0.006, **busy)
     assert "took turns" not in evidence.answer("lab-threaded", "io", io)
+
+
+def test_greenlets_that_never_shared_the_app_did_not_take_turns_there():
+    """Measured so (gunicorn-gevent, cpu, busy machine): /cpu never yields, so one request at a time
+    was inside the app, and its 21 ms of CPU took 95 ms because the machine gave the process 0.2 core."""
+    row = cpu_row(lane_kind="greenlet", max_in_flight=1, cpu_ms_mean=21.0, app_ms_mean=95.0,
+                  wall_per_cpu=95.0 / 21.0, request_cores=0.22, machine_cpu=1.0,
+                  per_round=[{"server_cpu_cores": 0.23, "generator_cores": 0.05}])  # fmt: skip
+    sentence = evidence.answer("gunicorn-gevent", "cpu", row)
+    assert "at most 1 in flight" in sentence and "took turns" not in sentence

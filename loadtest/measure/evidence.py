@@ -368,7 +368,9 @@ def turns_of(row: dict) -> str:
         if busy
         else ""
     )
-    if per_pid > 1 and stretch >= TURNS:
+    # Lanes of one process take turns only if their requests were inside the app together.
+    together = (row.get("max_in_flight") or 0) > pids
+    if per_pid > 1 and stretch >= TURNS and together:
         if lane_word(row) == LANE_GREENLET:
             return f", but {used}: {took} -- the greenlets took turns on one OS thread{elsewhere}"
         if gil_enabled(row) is False:

@@ -275,7 +275,7 @@ def timeline_chart(row: dict, records: list[dict]) -> bytes | None:
     distinct = set(lane_of.values())
     if len(distinct) > TIMELINE_MAX_LANES or len(distinct) > 2 * max(row.get("max_in_flight") or 1, 1) + 2:
         lane_of = slot_lanes(shown)
-        note += f" -- {len(distinct)} short-lived threads drawn as concurrency slots"
+        note += f" -- {len(distinct)} short-lived {evidence.lane_word(row)}s drawn as concurrency slots"
     lanes = sorted(set(lane_of.values()), key=lambda k: (evidence.natural(k[0]), evidence.natural(k[1])))
     if len(lanes) > TIMELINE_MAX_LANES:
         note += f" -- first {TIMELINE_MAX_LANES} of {len(lanes)} lanes"
