@@ -256,7 +256,7 @@ def fill_round(plan: Plan, record: dict, run: locustrun.LocustRun, watch: Watch 
     record["generator_processes"] = run.processes
     record["generator_warned"] = run.warned
     if "window" not in got:
-        if run.stats:
+        if run.stats and not got.get("too_short"):  # locust's figures, but never over one burst
             record.update(bucket_figures(run.stats))
         else:
             record["error"] = got["error"] + (f"; locust log: {run.log_tail}" if run.log_tail else "")

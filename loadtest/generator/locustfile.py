@@ -428,6 +428,19 @@ def pick_target(environment) -> None:
 
 
 @events.init.add_listener
+def fresh_loop_clock(**_kw) -> None:
+    """Refresh gevent's cached clock before locust sets its ``--run-time`` timer.
+
+    gevent timers count from the time the loop cached at its last iteration.
+    Importing this file and locust's setup run before the loop turns again, and
+    on a busy machine they take seconds: ``spawn_later(run_time)`` then fires that
+    many seconds early (measured: 0.8 s of a 4 s run under load average 20).
+    ``init`` fires just before locust sets the timer.
+    """
+    gevent.get_hub().loop.update_now()
+
+
+@events.init.add_listener
 def on_init(environment, **_kw) -> None:
     recorder.environment = environment
     if gathers(environment):

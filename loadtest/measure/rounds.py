@@ -20,6 +20,8 @@ Policy, stated once:
   burst count while the time stops at its start: 10-20% high on a 3 s run of
   10 users sleeping 0.5 s with 20-50 ms of jitter (``tests/test_rounds.py``).
   Averaging 1/gap per user would read high when users queue (irregular gaps).
+  No rate at all (the round is an error) when no user completed twice and the
+  completions span under ``MIN_WINDOW_S``: one burst is not a rate.
 - Latency: exact percentiles (``stats.percentile``) of the client-side times of
   every request completed in the window -- not locust's rounded buckets.
 - In flight: ``in_flight_measured`` is the mean number of requests inside the app
@@ -83,7 +85,7 @@ def between_completions(times: Sequence[float]) -> float | None:
     while last > 0 and ordered[last] - ordered[last - 1] <= near:
         last -= 1
     span = ordered[last] - ordered[0]
-    return last / span if span > 0 else None
+    return last / span if span >= MIN_WINDOW_S else None
 
 
 def whole_cycles(done: Sequence[dict]) -> float | None:
@@ -103,13 +105,16 @@ def whole_cycles(done: Sequence[dict]) -> float | None:
     return len(by_user) * cycles / seconds if cycles and seconds > 0 else None
 
 
-def rate(records: Sequence[dict], span: tuple[float, float]) -> float:
-    """Requests per second over ``span``, in whole cycles per user (see the module's policy)."""
+def rate(records: Sequence[dict], span: tuple[float, float]) -> float | None:
+    """Requests per second over ``span``, in whole cycles per user (see the module's policy).
+
+    None when neither estimate holds: no user completed twice and the completions
+    are spread over less than ``MIN_WINDOW_S`` (a run locust cut short delivers
+    one burst, which would read as hundreds of requests per second).
+    """
     done = inside(records, span)
-    for estimate in (whole_cycles(done), between_completions([completed(r) for r in done])):
-        if estimate is not None:
-            return estimate
-    return len(done) / (span[1] - span[0])
+    whole = whole_cycles(done)
+    return whole if whole is not None else between_completions([completed(r) for r in done])
 
 
 def inside(records: Sequence[dict], span: tuple[float, float]) -> list[dict]:
@@ -147,6 +152,12 @@ def figures(records: Sequence[dict], warmup_s: float) -> dict:
     latencies = [float(r["ms"]) for r in measured]
     timed = [r for r in records if r.get("t") is not None and r.get("ms") is not None]
     rps = rate(timed, span)
+    if rps is None:
+        return {
+            "error": f"completions spread over under {MIN_WINDOW_S:g} s and no user completed twice: "
+            "too short for a rate",
+            "too_short": True,
+        }
     avg = sum(latencies) / len(latencies) if latencies else None
     errors = error_counts(measured)
     return {
