@@ -30,6 +30,8 @@ from dataclasses import asdict, dataclass, field
 from loadtest.catalog import ERROR_KINDS
 from loadtest.measure import evidence, stats, verdicts
 
+# A measured io rate this far above the model's own ceiling is a bias (io_efficiency withheld).
+ABOVE_CEILING = 1.05
 EXACT = "exact: per-request records"
 BUCKETS = "locust response-time buckets (rounded)"
 FACT_KEYS = ("with_identity", "pids", "threads", "max_threads_per_pid", "models_seen")
@@ -137,6 +139,12 @@ def finish(row: Row, sleep_s: float) -> Row:
             row.io_ceiling = evidence.io_ceiling(row.users, sleep_s, row.capacity)
             rps = row.summary.get("rps")
             row.io_efficiency = rps / row.io_ceiling if row.io_ceiling and rps is not None else None
+            if row.io_efficiency is not None and row.io_efficiency > ABOVE_CEILING:
+                row.notes.append(
+                    f"{rps:.1f} req/s is above the {row.io_ceiling:.1f} req/s this model allows: a bias of"
+                    " the measurement, not a result, so no efficiency is stated"
+                )
+                row.io_efficiency = None
         row.unstable_reason = unstable_reason(row, row.summary)
         if row.requests and not row.facts.get("with_identity"):
             row.notes.append("no identity headers in the responses: pids/threads/in-flight unknown")
