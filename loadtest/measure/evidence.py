@@ -29,6 +29,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from app.identity import LANE_GREENLET, LANE_THREAD
 from loadtest.measure import verdicts
 
 # Below this median time inside the app, requests on a threaded server rarely
@@ -44,8 +45,6 @@ CPU_BOUND = 0.5
 # ... or of a core in all when other work held every core (``verdicts.busy_elsewhere``): the
 # server then got less than it could use, so the share it got says less.
 CPU_BOUND_BUSY = 0.2
-LANE_THREAD = "thread"
-LANE_GREENLET = "greenlet"
 
 
 def natural(text: str) -> list:

@@ -18,6 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from app.identity import LANE_GREENLET
 from loadtest.measure import evidence
 from loadtest.reporting.figures import LABELS, fmt, interval, number
 
@@ -198,7 +199,7 @@ def sweep_chart(scenario: str, rows: list[dict]) -> bytes:
 
 def lane_label(pid: str, thread: str, kind: str = "") -> str:
     thread = thread.split(" (")[0]  # "Thread-3 (process_request_thread)" -> "Thread-3"
-    return f"pid {pid} / {kind} {thread}" if kind == evidence.LANE_GREENLET else f"pid {pid} / {thread}"
+    return f"pid {pid} / {kind} {thread}" if kind == LANE_GREENLET else f"pid {pid} / {thread}"
 
 
 # A timeline bar: pale for the time inside the app, a dark core as long as the CPU time it used.
