@@ -51,7 +51,7 @@ from werkzeug.datastructures import ImmutableMultiDict
 
 from loadtest import targets
 from loadtest.catalog import SCENARIO_CLASSES
-from loadtest.measure import evidence
+from loadtest.measure import evidence, rounds
 
 log = logging.getLogger("wsgi-lab")
 
@@ -199,6 +199,7 @@ def evidence_row(name: str, scenario: str, users: int, sleep_s: float, records: 
         "users": users,
         "rps": len(recent) / span if span > 0 else 0.0,
         "capacity": targets.capacity(name, users),
+        "request_cores": rounds.request_cores(recent, span),  # so the live sentence can word turn-taking
     }
     if scenario == "io":
         ceiling = evidence.io_ceiling(users, sleep_s, row["capacity"])
