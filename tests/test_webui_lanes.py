@@ -46,3 +46,12 @@ def test_the_window_grows_with_the_run_up_to_its_limit_and_lanes_sort_naturally(
     data = webui.swimlanes(longer, "x")
     assert data["window_s"] == webui.SWIMLANE_S
     assert [lane["thread"] for lane in data["lanes"]] == ["conn-5", "conn-9", "conn-10"]
+
+
+def test_the_live_sentence_words_gil_turns_only_when_the_servers_gil_was_on():
+    """10 threads, 20 ms of CPU each in 190 ms: turns on one GIL -- unless the server said its GIL was off."""
+    records = [record("7", f"T{i % 10}", 100 + i * 0.02, 100.19 + i * 0.02, "20.0") for i in range(100)]
+    on = webui.evidence_row("lab-threaded", "cpu", 10, 0.5, records, {"gil_enabled": True})["answer"]
+    off = webui.evidence_row("lab-threaded", "cpu", 10, 0.5, records, {"gil_enabled": False})["answer"]
+    assert "the threads took turns on one GIL" in on
+    assert "GIL" not in off and "10 in flight" in off

@@ -40,6 +40,7 @@ import json
 import logging
 import socket
 import time
+import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,7 @@ from werkzeug.datastructures import ImmutableMultiDict
 
 from loadtest import targets
 from loadtest.catalog import SCENARIO_CLASSES
+from loadtest.inserver.usage import USAGE_PATH
 from loadtest.measure import evidence, rounds
 
 log = logging.getLogger("wsgi-lab")
@@ -187,8 +189,10 @@ def in_flight_now(ok: list[dict], end: float) -> int:
     return evidence.max_in_flight((max(r["start"], since), r["end"]) for r in ok if r["end"] > since)
 
 
-def evidence_row(name: str, scenario: str, users: int, sleep_s: float, records: list[dict]) -> dict[str, Any]:
-    """What the wsgi-lab tab shows for one server, from that server's identity records."""
+def evidence_row(
+    name: str, scenario: str, users: int, sleep_s: float, records: list[dict], interpreter: dict | None = None
+) -> dict[str, Any]:
+    """What the wsgi-lab tab shows for one server, from its identity records and its interpreter."""
     recent = records[-LIVE_RECORDS:]
     facts = evidence.facts(recent)
     ok = evidence.served(recent)
@@ -200,6 +204,7 @@ def evidence_row(name: str, scenario: str, users: int, sleep_s: float, records: 
         "rps": len(recent) / span if span > 0 else 0.0,
         "capacity": targets.capacity(name, users),
         "request_cores": rounds.request_cores(recent, span),  # so the live sentence can word turn-taking
+        "interpreter": interpreter or {},  # no GIL claim for a server whose GIL was off
     }
     if scenario == "io":
         ceiling = evidence.io_ceiling(users, sleep_s, row["capacity"])
@@ -230,8 +235,8 @@ class Board:
     seen: int = -1
     refreshed: float = 0.0
 
-    def start(self, name: str, scenario: str, sleep_s: float) -> None:
-        self.current = {"name": name, "scenario": scenario, "sleep_s": sleep_s}
+    def start(self, name: str, scenario: str, sleep_s: float, interpreter: dict | None = None) -> None:
+        self.current = {"name": name, "scenario": scenario, "sleep_s": sleep_s, "interpreter": interpreter}
         self.rows.pop(name, None)
         self.rows[name] = evidence_row(name, scenario, 0, sleep_s, [])
         self.seen, self.refreshed = -1, 0.0
@@ -243,8 +248,9 @@ class Board:
             self.seen, self.refreshed = count, time.monotonic()
             cur = self.current
             users = max(users, self.rows[cur["name"]]["users"])
+            records = self.recorder.as_dicts()
             self.rows[cur["name"]] = evidence_row(
-                cur["name"], cur["scenario"], users, cur["sleep_s"], self.recorder.as_dicts()
+                cur["name"], cur["scenario"], users, cur["sleep_s"], records, cur["interpreter"]
             )
         return list(self.rows.values())
 
@@ -279,8 +285,19 @@ def start_row(environment, hosts: dict[str, str], board: Board) -> None:
     """A new test (form, HTTP API or headless): its server gets a fresh row."""
     classes = [cls.__name__ for cls in environment.user_classes]
     name = server_name(environment.host or "", hosts)
-    board.start(name, scenario_of(classes), getattr(environment.parsed_options, "sleep_s", 0.5))
+    sleep_s = getattr(environment.parsed_options, "sleep_s", 0.5)
+    board.start(name, scenario_of(classes), sleep_s, server_interpreter(environment.host or ""))
     log.info("loading %s (%s) with %s", name, environment.host, ", ".join(classes))
+
+
+def server_interpreter(host: str) -> dict:
+    """The interpreter the server reports at ``/_lab/usage`` ({} when it does not answer)."""
+    try:
+        with urllib.request.urlopen(host.rstrip("/") + USAGE_PATH, timeout=CONNECT_TIMEOUT_S) as r:
+            found = json.loads(r.read()).get("interpreter")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def propose_defaults(environment) -> None:
