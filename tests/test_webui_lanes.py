@@ -6,8 +6,8 @@ from loadtest.generator import webui
 
 
 def record(pid: str, thread: str, start: float, end: float, cpu_ms: str | None, kind: str = "thread") -> dict:
-    return {"pid": pid, "thread": thread, "start": f"{start:.6f}", "end": f"{end:.6f}", "cpu_ms": cpu_ms,
-            "lane_kind": kind}  # fmt: skip
+    return {"t": start, "ms": (end - start) * 1000, "pid": pid, "thread": thread, "start": f"{start:.6f}",
+            "end": f"{end:.6f}", "cpu_ms": cpu_ms, "lane_kind": kind}  # fmt: skip
 
 
 def test_lanes_of_the_last_seconds_end_at_the_last_response():
