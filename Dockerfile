@@ -4,9 +4,15 @@
 # Classic builder only (no BuildKit syntax). The base may be the real python:3.12-slim
 # (python at /usr/local/bin) or a Debian stand-in (python3 at /usr/bin): nothing below
 # names an interpreter path, the venv is made with whatever `python3` the base offers.
+#
+# BASE_IMAGE picks the interpreter every service runs on, e.g. a free-threaded build:
+#   docker compose build --build-arg BASE_IMAGE=<an image whose python3 is 3.14t>
+# The servers report what they ran on (GET /_lab/usage: version, GIL on or off), and
+# every comparison row and env.json record it.
+ARG BASE_IMAGE=python:3.12-slim
 
 # --- build stage: the pinned runtime dependencies in a venv -------------------------
-FROM python:3.12-slim AS deps
+FROM ${BASE_IMAGE} AS deps
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
@@ -17,7 +23,7 @@ RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --only-binary=:all: -r /tmp/requirements.txt
 
 # --- runtime stage -------------------------------------------------------------------
-FROM python:3.12-slim
+FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="wsgi-lab" \
       org.opencontainers.image.description="One Flask app under several WSGI server models, plus locust."
 

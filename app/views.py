@@ -14,8 +14,7 @@ import time
 
 from flask import Flask, Response, g, jsonify, request
 
-from app import identity
-from loadtest.inserver import headers, usage
+from loadtest.inserver import identity, usage
 
 app = Flask(__name__)
 stats = identity.WorkerStats()
@@ -55,17 +54,17 @@ def bad_parameter(exc: BadParameter):
 @app.before_request
 def mark_start() -> None:
     g.request_start = identity.now()
+    g.request_cpu = identity.CpuClock()
     stats.count_request()
 
 
 @app.after_request
 def add_identity(response: Response) -> Response:
-    start = g.get("request_start", identity.now())
-    response.headers[headers.HEADER_MODEL] = identity.server_model(request.environ)
-    response.headers[headers.HEADER_PID] = str(stats.pid)
-    response.headers[headers.HEADER_THREAD] = identity.thread_label()
-    response.headers[headers.HEADER_START] = identity.timestamp(start)
-    response.headers[headers.HEADER_END] = identity.timestamp(identity.now())
+    start = g.get("request_start") or identity.now()
+    clock = g.get("request_cpu") or identity.CpuClock()
+    model = identity.server_model(request.environ)
+    for name, value in identity.response_headers(model, stats.pid, start, clock):
+        response.headers[name] = value
     return response
 
 
@@ -115,12 +114,16 @@ def cpu() -> Response:
 def whoami() -> Response:
     environ = request.environ
     thread = threading.current_thread()
+    kind, lane_id = identity.lane()
     return jsonify(
         model=identity.server_model(environ),
         pid=stats.pid,
         ppid=os.getppid(),
         thread_name=thread.name,
         thread_id=thread.ident,
+        lane_kind=kind,
+        lane_id=lane_id,
+        interpreter=usage.interpreter(),
         requests_served=stats.requests,
         process_start_time=stats.process_start_time(),
         multithread=bool(environ.get("wsgi.multithread")),

@@ -85,6 +85,8 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         app = plan.app if plan.app == targets.OUR_APP else targets.BYO_WRAPPER
         self.argv = target.command(app, self.port)
+        if plan.venv is not None:  # the same command, run by the other environment's interpreter
+            self.argv[0] = str(plan.python)
         self.logs = logs
         self.starts = 0
         self.proc: subprocess.Popen | None = None
@@ -230,10 +232,11 @@ def measure_once(
     finally:
         if watch is not None:
             watch.stop()
-    after = fetch_usage(url) if not server else None
+    after = fetch_usage(url)  # local servers' CPU comes from the watch; every server names its interpreter
     record["load_after"] = environment.load_average()
+    record["interpreter"] = (after or {}).get("interpreter") or {}
     died = server is not None and not server.alive()
-    fill_round(plan, record, run, watch, (before, after))
+    fill_round(plan, record, run, watch, (before, after if not server else None))
     record["identity_file"] = str(run.identity_file.relative_to(out))
     record["locust_log"] = str(run.log.relative_to(out))
     if died:
@@ -253,7 +256,7 @@ def fill_round(plan: Plan, record: dict, run: locustrun.LocustRun, watch: Watch 
     record["generator_processes"] = run.processes
     record["generator_warned"] = run.warned
     if "window" not in got:
-        if run.stats:
+        if run.stats and not got.get("too_short"):  # locust's figures, but never over one burst
             record.update(bucket_figures(run.stats))
         else:
             record["error"] = got["error"] + (f"; locust log: {run.log_tail}" if run.log_tail else "")
@@ -359,13 +362,19 @@ def run(plan: Plan) -> int:
     return write(plan, results, started, load_before, t0)
 
 
-def write_env(plan: Plan, started: str, load_before: float | None) -> dict:
-    """env.json and rerun.sh of the comparison; returns the environment."""
+def write_env(plan: Plan, started: str, load_before: float | None, results: list[dict] | None = None) -> dict:
+    """env.json and rerun.sh of the comparison; returns the environment.
+
+    ``python`` is the runner's interpreter; ``server_interpreters`` what each
+    server said it ran on (``/_lab/usage``), which differs with ``--venv``.
+    """
     out = plan.out
     finished = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     loads = (load_before, environment.load_average())
     locustfile = str(locustrun.LOCUSTFILE.relative_to(ROOT))
     env = environment.environment(started, finished, plan.as_dict(), plan.argv, loads, locustfile)
+    env["server_python"] = str(plan.python) if plan.venv else sys.executable
+    env["server_interpreters"] = {r["target"]: r.get("interpreter") or {} for r in results or []}
     env["rerun"] = environment.write_rerun(out, plan.argv, plan.seed)
     (out / "env.json").write_text(json.dumps(env, indent=2, default=str) + "\n", encoding="utf-8")
     return env
@@ -373,7 +382,7 @@ def write_env(plan: Plan, started: str, load_before: float | None) -> dict:
 
 def write(plan: Plan, results: list[dict], started: str, load_before: float | None, t0: float) -> int:
     out = plan.out
-    env = write_env(plan, started, load_before)
+    env = write_env(plan, started, load_before, results)
     summary = {"parameters": env["parameters"], "rows": results}
     # The measurements are on disk before anything renders them: a report that fails loses no figure.
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")

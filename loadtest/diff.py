@@ -30,7 +30,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from loadtest import report
-from loadtest.measure import stats, verdicts
+from loadtest.measure import evidence, stats, verdicts
 from loadtest.reporting import charts, document, figures
 from server.oneline import OneLineParser
 
@@ -157,6 +157,20 @@ def diff(rows_a: list[dict], rows_b: list[dict]) -> dict:
     }
 
 
+def timelines(runs: tuple[Path, Path], rows_a: list[dict], rows_b: list[dict]) -> dict[str, bytes]:
+    """The report's timeline of every paired row, A's above B's, from each run's identity records."""
+    by_key_a = {key(r): r for r in rows_a}
+    images: dict[str, bytes] = {}
+    for b in rows_b:
+        a = by_key_a.get(key(b))
+        for side, run, row in (("A", runs[0], a), ("B", runs[1], b)):
+            path = report.identity_path(run, row) if row and not row.get("error") else None
+            chart = charts.timeline_chart(row, evidence.load(path)) if path else None
+            if chart:
+                images[f"{side}: {row['scenario']} / {row['target']} / {row.get('users')} users"] = chart
+    return images
+
+
 # --------------------------------------------------------------------------- rendering
 
 
@@ -269,7 +283,9 @@ def row_class(r: dict) -> str:
     return "failed" if r["error_a"] or r["error_b"] else "floor" if r["significant"] else ""
 
 
-def page(doc: dict, intro: list[str], charts: dict[str, document.Image]) -> document.Page:
+def page(
+    doc: dict, intro: list[str], charts: dict[str, document.Image], lanes: list[document.Image] | None = None
+) -> document.Page:
     """The outline of diff.md/diff.html, on the same skeleton as the comparison's report."""
     blocks: list = [
         document.items(intro, "meta"),
@@ -287,6 +303,10 @@ def page(doc: dict, intro: list[str], charts: dict[str, document.Image]) -> docu
         ]
     for scenario, image in charts.items():
         blocks += [document.Heading(scenario, 3), image]
+    if lanes:
+        blocks += [document.Heading("Timelines"), document.Para(TIMELINES, "meta")]
+    for image in lanes or []:
+        blocks += [document.Heading(image.alt, 3), image]
     return document.Page("wsgi-lab diff", blocks=blocks)
 
 
@@ -321,7 +341,19 @@ def side_by_side_chart(scenario: str, rows: list[dict], names: tuple[str, str]) 
     return charts.png(fig)
 
 
-def write(out: Path, doc: dict, intro: list[str], names: tuple[str, str] = ("A", "B")) -> None:
+TIMELINES = (
+    "Who served when in each run (the last round of the row): one lane per (process, thread or greenlet), "
+    "pale for a request's time inside the app, its CPU time as a dark core."
+)
+
+
+def write(
+    out: Path,
+    doc: dict,
+    intro: list[str],
+    names: tuple[str, str] = ("A", "B"),
+    lanes: dict[str, bytes] | None = None,
+) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "diff.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     charts = {}
@@ -330,7 +362,11 @@ def write(out: Path, doc: dict, intro: list[str], names: tuple[str, str] = ("A",
         data = side_by_side_chart(scenario, sub, names)
         (out / f"diff-{scenario}.png").write_bytes(data)
         charts[scenario] = document.Image(f"{scenario}: A and B", f"diff-{scenario}.png", data)
-    document.write(out, "diff", page(doc, intro, charts))
+    timeline_images = []
+    for i, (title, data) in enumerate((lanes or {}).items(), 1):
+        (out / f"diff-timeline-{i}.png").write_bytes(data)
+        timeline_images.append(document.Image(title, f"diff-timeline-{i}.png", data))
+    document.write(out, "diff", page(doc, intro, charts, timeline_images))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -350,7 +386,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or args.run_b / f"diff-vs-{args.run_a.resolve().name}"
     doc = diff(rows_a, rows_b)
     intro = [describe("A", args.run_a, env_a), describe("B", args.run_b, env_b)]
-    write(out, doc, intro, (args.run_a.resolve().name, args.run_b.resolve().name))
+    lanes = timelines((args.run_a, args.run_b), rows_a, rows_b)
+    write(out, doc, intro, (args.run_a.resolve().name, args.run_b.resolve().name), lanes)
     print(headline(doc))
     print(f"wrote {out}/diff.html")
     return 0

@@ -26,7 +26,7 @@ from loadtest.reporting.charts import (
     timeline_chart,
     timeline_key,
 )
-from loadtest.reporting.figures import number, rounds_of
+from loadtest.reporting.figures import interpreter_text, number, rounds_of
 from loadtest.run import slow
 from server.oneline import OneLineParser
 
@@ -52,6 +52,8 @@ CSV_COLUMNS = [
     "max_threads_per_pid",
     "max_in_flight",
     "app_ms_p50",
+    "lane_kind",
+    "interpreter",
     "capacity",
     "io_ceiling",
     "io_efficiency",
@@ -93,6 +95,7 @@ def csv_record(row: dict) -> dict:
         out[f"errors_{kind}"] = (row.get("errors") or {}).get(kind, "")
     out["unstable_metrics"] = " ".join(row.get("unstable_metrics") or [])
     out["rounds"] = rounds_of(row)
+    out["interpreter"] = interpreter_text(row)
     return out
 
 

@@ -58,7 +58,7 @@ class Config:
 
     @property
     def server_software(self) -> str:
-        """What ``SERVER_SOFTWARE`` says; app/identity.py derives ``lab-<mode>`` from it."""
+        """What ``SERVER_SOFTWARE`` says; loadtest/inserver/identity.py derives ``lab-<mode>`` from it."""
         return f"wsgi-lab/{__version__} {self.mode}"
 
     @property

@@ -8,14 +8,24 @@ actually do" is the question wsgi-lab exists to answer.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from app.identity import server_model
-from loadtest.inserver.headers import IDENTITY_HEADERS
+from loadtest.inserver.headers import (
+    HEADER_CPU,
+    HEADER_LANE_ID,
+    HEADER_LANE_KIND,
+    IDENTITY_HEADERS,
+    LANE_GREENLET,
+    LANE_THREAD,
+)
+from loadtest.inserver.identity import server_model
 from tests.support import ROOT, concurrent_sleeps, free_port, running
 
 
@@ -92,6 +102,27 @@ def test_whoami_reports_the_worker(client):
         assert key in info
     assert info["requests_served"] >= 1
     assert info["multithread"] is False
+    assert info["lane_kind"] == LANE_THREAD
+
+
+def test_whoami_and_usage_name_the_interpreter(client):
+    for path in ("/whoami", "/_lab/usage"):
+        found = client.get(path).get_json()
+        python = found.get("interpreter")
+        assert python is not None, path
+        assert python["implementation"] == sys.implementation.name
+        assert python["version"] == ".".join(map(str, sys.version_info[:3]))
+        expected = sys._is_gil_enabled() if hasattr(sys, "_is_gil_enabled") else True
+        assert python["gil_enabled"] is expected
+
+
+def test_cpu_header_is_the_requests_own_cpu_time(client):
+    busy = client.get("/cpu?ms=30")
+    idle = client.get("/sleep?s=0.1")
+    assert 29.0 <= float(busy.headers[HEADER_CPU]) < 300.0
+    assert float(idle.headers[HEADER_CPU]) < 50.0
+    assert busy.headers[HEADER_LANE_KIND] == LANE_THREAD
+    assert busy.headers[HEADER_LANE_ID] == str(threading.get_native_id())
 
 
 @pytest.mark.parametrize(
@@ -179,6 +210,33 @@ def test_gunicorn_gevent_names_itself():
         elapsed, results = concurrent_sleeps(port)
     assert elapsed <= 1.2
     assert {r["x-server-model"] for r in results} == {"gunicorn-gevent"}
+
+
+def test_gevent_greenlets_get_their_own_cpu_time():
+    """A /sleep greenlet waiting while another burns CPU on the same OS thread is not charged for it."""
+    port = free_port()
+    args = ["-m", "gunicorn", "-w", "1", "-k", "gevent", "-b", f"127.0.0.1:{port}", "app:app"]
+    with running(args, port), ThreadPoolExecutor(2) as pool:
+        sleeping = pool.submit(get_headers, port, "/sleep?s=0.6")
+        time.sleep(0.15)
+        burning = pool.submit(get_headers, port, "/cpu?ms=200")
+        slept, burnt = sleeping.result(), burning.result()
+    for h in (slept, burnt):
+        assert h[HEADER_LANE_KIND.lower()] == LANE_GREENLET
+    assert slept[HEADER_LANE_ID.lower()] != burnt[HEADER_LANE_ID.lower()]
+    assert float(burnt[HEADER_CPU.lower()]) >= 190.0
+    assert float(slept[HEADER_CPU.lower()]) < 60.0
+
+
+def get_headers(port: int, path: str) -> dict[str, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        response.read()
+        return {k.lower(): v for k, v in response.getheaders()}
+    finally:
+        conn.close()
 
 
 def test_gunicorn_gthread_names_itself():

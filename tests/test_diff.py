@@ -162,3 +162,28 @@ def test_a_significant_change_measured_on_a_busy_machine_says_so(tmp_path):
         "machine busy in A (load 9.1 on 2 cores): the change may be the machine's"
     )
     assert "1 of them measured on a busy machine" in diff.headline(doc)
+
+
+def test_paired_rows_get_both_runs_timelines_with_their_cpu_cores(tmp_path):
+    """A and B each keep identity records; the diff draws A's timeline and B's for the row."""
+    runs = []
+    for name in ("run-a", "run-b"):
+        identity = tmp_path / name / "locust" / "cpu" / "lab-threaded.r1.identity.jsonl"
+        identity.parent.mkdir(parents=True)
+        lines = [
+            {"t": 100.0 + i, "ms": 200.0, "ok": True, "pid": "7", "thread": f"T{i % 2}", "start": 100.0 + i,
+             "end": 100.2 + i, "cpu_ms": "20.0", "lane_kind": "thread"}
+            for i in range(6)
+        ]  # fmt: skip
+        identity.write_text("".join(json.dumps(r) + "\n" for r in lines))
+        relative = str(identity.relative_to(tmp_path / name))
+        cpu_row = row("cpu", "lab-threaded", [50, 51, 52], identity_file=relative)
+        runs.append(write_run(tmp_path / name, [cpu_row]))
+    out = tmp_path / "d"
+    assert diff.main([str(runs[0]), str(runs[1]), "--out", str(out)]) == 0
+    md = (out / "diff.md").read_text()
+    assert "## Timelines" in md and "dark core" in md
+    assert "![A: cpu / lab-threaded / 10 users](diff-timeline-1.png)" in md
+    assert "![B: cpu / lab-threaded / 10 users](diff-timeline-2.png)" in md
+    assert (out / "diff-timeline-2.png").stat().st_size > 5_000
+    assert '<img alt="A: cpu / lab-threaded / 10 users"' in (out / "diff.html").read_text()

@@ -6,6 +6,7 @@ import csv
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,28 @@ def test_hosts_mode_measures_a_running_server(tmp_path):
     assert isinstance(row["server_cpu_cores"], float) and row["server_cpu_cores"] >= 0
     assert row["server_mem_mb"] > 5 and row["server_mem_kind"] in ("pss", "rss")
     assert row["requests"] > 0 and row["threads"] >= 2
+
+
+def test_venv_runs_the_local_targets_with_another_interpreter(tmp_path):
+    """--venv: the targets run on that environment's python, and env.json and the rows say so.
+
+    The second environment borrows this one's packages through a .pth file, so it
+    starts in a second instead of a pip install; what differs is the interpreter
+    path the server reports from inside (``/_lab/usage``).
+    """
+    venv = tmp_path / "venv2"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next(venv.glob("lib/python*/site-packages"))
+    (site / "lab.pth").write_text("\n".join(p for p in sys.path if p.endswith("site-packages")) + "\n")
+    out = tmp_path / "run"
+    result = run_compare(
+        "--venv", str(venv), "--targets", "lab-single", "--scenario", "io", "--duration", "2",
+        "--warmup", "0.5", "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    env = json.loads((out / "env.json").read_text())
+    python = str(venv.resolve() / "bin" / "python")
+    assert env["server_python"] == python
+    assert env["server_interpreters"]["lab-single"]["executable"] == python
+    assert env["server_interpreters"]["lab-single"]["gil_enabled"] in (True, False)
+    assert rows_by_target(out)["lab-single"]["interpreter"]["executable"] == python

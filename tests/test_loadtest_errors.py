@@ -60,6 +60,15 @@ def test_port_in_use():
     assert_one_line_error(result, str(port), "in use")
 
 
+def test_venv_without_a_python(tmp_path):
+    assert_one_line_error(run_compare("--venv", str(tmp_path), "--duration", "2"), "--venv", "bin/python")
+
+
+def test_venv_and_hosts_do_not_mix(tmp_path):
+    result = run_compare("--venv", str(tmp_path), "--hosts", "lab-single=http://127.0.0.1:9")
+    assert_one_line_error(result, "--venv", "--hosts")
+
+
 def test_bad_app_spec():
     assert_one_line_error(run_compare("--app", "no_colon_here"), "MODULE:APP")
 

@@ -163,3 +163,94 @@ def test_a_process_handed_fewer_connections_still_counts_its_idle_threads():
     records = [rec("A", "t1", 0.0, 1.0), rec("A", "t2", 0.0, 1.0), rec("B", "t1", 0.0, 1.0)]
     got = evidence.pool_imbalance(records, users=4)
     assert got["pool"] == {"A": 2, "B": 2} and got["share"] == pytest.approx(1.0)
+
+
+def cpu_row(**over) -> dict:
+    """A cpu-scenario row as rows.finish hands it to answer: 10 users, 20 ms of CPU each."""
+    row = {
+        "users": 10,
+        "rps": 50.0,
+        "with_identity": 500,
+        "error": "",
+        "cpu_count": 2,
+        "pids": 1,
+        "threads": 10,
+        "max_threads_per_pid": 10,
+        "max_in_flight": 10,
+        "capacity": 10,
+        "lane_kind": "thread",
+        "cpu_ms_mean": 20.3,
+        "app_ms_mean": 190.0,
+        "wall_per_cpu": 190.0 / 20.3,
+        "request_cores": 1.0,
+        "server_cpu_cores": 1.0,
+        "interpreter": {"implementation": "cpython", "version": "3.12.8", "gil_enabled": True},
+    }
+    return {**row, **over}
+
+
+def test_threads_taking_turns_on_the_gil_are_named_with_their_figures():
+    sentence = evidence.answer("lab-threaded", "cpu", cpu_row())
+    assert "10 in flight), but together they used 1.0 core" in sentence
+    assert "each 20 ms of CPU took 190 ms inside the app -- the threads took turns on one GIL" in sentence
+
+
+def test_a_gil_disabled_row_gets_no_gil_sentence():
+    python = {"implementation": "cpython", "version": "3.14.0", "gil_enabled": False}
+    sentence = evidence.answer("lab-threaded", "cpu", cpu_row(interpreter=python))
+    assert "GIL" not in sentence and "took turns" not in sentence
+
+
+def test_processes_on_their_own_cores_say_so():
+    row = cpu_row(
+        pids=2, threads=2, max_threads_per_pid=1, max_in_flight=2, capacity=2, cpu_ms_mean=20.1,
+        app_ms_mean=21.0, wall_per_cpu=21.0 / 20.1, request_cores=1.9,
+    )  # fmt: skip
+    sentence = evidence.answer("lab-forking", "cpu", row)
+    assert "each process ran on its own core" in sentence and "GIL" not in sentence
+    assert "together they used 1.9 cores: each 20 ms of CPU took 21 ms" in sentence
+
+
+def test_io_bound_and_sub_millisecond_rows_make_no_turn_taking_claim():
+    io = cpu_row(cpu_ms_mean=0.4, app_ms_mean=500.0, wall_per_cpu=1250.0, request_cores=0.01)
+    hello = cpu_row(cpu_ms_mean=0.08, app_ms_mean=0.9, wall_per_cpu=11.0, request_cores=0.9)
+    for row in (io, hello):
+        sentence = evidence.answer("lab-threaded", "io", row)
+        assert "took turns" not in sentence and "GIL" not in sentence
+
+
+def test_greenlets_are_called_greenlets_not_threads():
+    sentence = evidence.answer("gunicorn-gevent", "cpu", cpu_row(lane_kind="greenlet"))
+    assert sentence.startswith("gunicorn-gevent: 1 process, 10 greenlets on one OS thread --")
+    assert "10 threads" not in sentence and "GIL" not in sentence
+    assert "the greenlets took turns on one OS thread" in sentence
+
+
+def test_facts_carry_each_requests_cpu_and_lane_kind():
+    records = [{**rec("1", "T1", 0.0, 0.2), "cpu_ms": "20.0", "lane_kind": "thread"}]
+    records.append({**rec("1", "T2", 0.0, 0.1), "cpu_ms": "10.0", "lane_kind": "thread"})
+    records.append({**rec("1", "T3", 0.0, 0.1), "cpu_ms": None})  # a server that did not say
+    got = evidence.facts(records)
+    assert got["cpu_ms_mean"] == pytest.approx(15.0) and got["app_ms_mean"] == pytest.approx(150.0)
+    assert got["wall_per_cpu"] == pytest.approx(10.0) and got["lane_kind"] == "thread"
+
+
+def test_on_a_machine_full_of_other_work_the_gil_sentence_says_part_of_the_wait_was_for_a_core():
+    """Measured so on 2 busy cores: lab-threaded's 10 threads got 0.47 core in all."""
+    busy = {"machine_cpu": 1.0, "per_round": [{"server_cpu_cores": 0.51, "generator_cores": 0.03}]}
+    threaded = cpu_row(request_cores=0.47, app_ms_mean=321.0, wall_per_cpu=321.0 / 20.4, **busy)
+    sentence = evidence.answer("lab-threaded", "cpu", threaded)
+    assert "together they used 0.5 cores: each 20 ms of CPU took 321 ms inside the app" in sentence
+    assert "the threads took turns on one GIL (other work kept 100% of the machine's cores busy" in sentence
+    io = cpu_row(cpu_ms_mean=0.3, app_ms_mean=500.0, wall_per_cpu=1666.0, request_cores=0.006, **busy)
+    assert "took turns" not in evidence.answer("lab-threaded", "io", io)
+
+
+def test_greenlets_that_never_shared_the_app_did_not_take_turns_there():
+    """Measured so (gunicorn-gevent, cpu, busy machine): /cpu never yields, so one request at a time
+    was inside the app, and its 21 ms of CPU took 95 ms because the machine gave the process 0.2 core."""
+    row = cpu_row(lane_kind="greenlet", max_in_flight=1, cpu_ms_mean=21.0, app_ms_mean=95.0,
+                  wall_per_cpu=95.0 / 21.0, request_cores=0.22, machine_cpu=1.0,
+                  per_round=[{"server_cpu_cores": 0.23, "generator_cores": 0.05}])  # fmt: skip
+    sentence = evidence.answer("gunicorn-gevent", "cpu", row)
+    assert "at most 1 in flight" in sentence and "took turns" not in sentence

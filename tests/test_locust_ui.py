@@ -187,6 +187,31 @@ class LocustPage:
                 raise AssertionError(f"no wsgi-lab row for {server} with {min_responses} responses: {rows}")
             time.sleep(0.5)
 
+    def swimlanes(self, server: str, min_lanes: int, min_bars: int, timeout: float = 30) -> dict:
+        """The live chart above the wsgi-lab table once it draws ``server``'s lanes and bars."""
+        self.tab("wsgi-lab")
+        deadline = time.monotonic() + timeout
+        while True:
+            chart = self.page.evaluate(
+                """() => {
+                     const svg = document.getElementById('wsgi-lab-swimlanes');
+                     if (!svg || !svg.isConnected) return null;
+                     return {
+                       server: svg.dataset.server,
+                       lanes: [...svg.querySelectorAll('g[data-lane]')].map(g => g.dataset.lane),
+                       walls: svg.querySelectorAll('rect.wall').length,
+                       cores: svg.querySelectorAll('rect.cpu').length,
+                       aboveTable: svg.nextElementSibling && svg.nextElementSibling.tagName === 'TABLE',
+                     };
+                   }"""
+            )
+            drawn = chart and chart["server"] == server and chart["walls"] >= min_bars
+            if drawn and len(chart["lanes"]) >= min_lanes:
+                return chart
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no chart of {server}, {min_lanes} lanes, {min_bars} bars: {chart}")
+            time.sleep(0.5)
+
     def stats_names(self) -> list[str]:
         self.tab("statistics")
         self.page.wait_for_selector("table tbody tr")
@@ -242,7 +267,10 @@ def test_lab_single_run_names_its_server_and_shows_one_lane(ui: LocustPage, serv
     row = run_from_the_form(ui, "lab-single", servers, min_responses=6)
     assert (row["processes"], row["thread lanes"], row["max in flight"]) == ("1", "1", "1")
     assert "at most 1 in flight" in row["answer"] and row["answer"].startswith("lab-single:")
-    assert row["who served when (pid / thread, up to the last 20 s)"].count("▕") == 1  # one lane
+    chart = ui.swimlanes("lab-single", min_lanes=1, min_bars=6)
+    assert len(chart["lanes"]) == 1 and chart["lanes"][0].startswith("pid ")  # one lane
+    assert chart["aboveTable"] and chart["cores"] >= 1
+    ui.screenshot("locust-ui-swimlanes-lab-single")
     assert ui.stats_names() == [f"{IO_REQUEST} @ lab-single", "Aggregated"]
     ui.screenshot("locust-ui-lab-single-stats")
     ui.tab("wsgi-lab")
@@ -263,6 +291,10 @@ def test_a_second_run_on_another_server_shows_that_server(ui: LocustPage, server
     ui.wait_for_classes(["IoUser"])
     single_before = requests_served(servers["lab-single"])
     row = run_from_the_form(ui, "lab-threaded", servers, min_responses=30)
+    chart = ui.swimlanes("lab-threaded", min_lanes=4, min_bars=30)  # a thread per connection: several lanes
+    assert len({lane.split(" / ")[0] for lane in chart["lanes"]}) == 1  # all in one process
+    assert chart["cores"] >= 1
+    ui.screenshot("locust-ui-swimlanes-lab-threaded")
     assert ui.header_host() == servers["lab-threaded"]
     assert row["processes"] == "1"
     assert int(row["max in flight"]) >= 4  # 10 users, a thread per connection

@@ -64,3 +64,21 @@ def test_a_row_written_before_rows_carried_it_takes_it_from_its_rounds(tmp_path)
     del row["app_ms_p50"]
     report.enrich(tmp_path, [row], 2)
     assert row["app_ms_p50"] == pytest.approx(0.08) and "0.08 ms" in row["answer"]
+
+
+def io_row(rps: list[float]) -> dict:
+    row = rows.Row(
+        scenario="io", target="lab-forking", users=10, kind="local", url="http://127.0.0.1:1",
+        command="", explanation="", capacity=10, cpu_count=2, duration_s=3,
+    )  # fmt: skip
+    row.per_round = [{"round": n, "error": "", "rps": value} for n, value in enumerate(rps, 1)]
+    return rows.finish(row, sleep_s=0.5).as_dict()
+
+
+def test_a_rate_above_the_models_ceiling_states_no_efficiency():
+    """110% of 10 slots / 0.5 s, as a 3 s compose run once read: a bias, said as such."""
+    over = io_row([22.1])
+    assert over["io_efficiency"] is None and over["io_ceiling"] == pytest.approx(20.0)
+    assert any("above the 20.0 req/s this model allows" in n for n in over["notes"])
+    assert "% of the" not in over["answer"]
+    assert io_row([19.5])["io_efficiency"] == pytest.approx(0.975)

@@ -69,6 +69,9 @@
         thread: headers.get("X-Worker-Thread"),
         serverStart: seconds("X-Request-Start"),
         serverEnd: seconds("X-Request-End"),
+        cpuMs: headers.get("X-Request-Cpu-Ms") === null ? null : Number(headers.get("X-Request-Cpu-Ms")),
+        laneKind: headers.get("X-Worker-Lane-Kind"),
+        laneId: headers.get("X-Worker-Lane-Id"),
         error: response.ok ? null : `HTTP ${response.status}`,
       };
     } catch (err) {

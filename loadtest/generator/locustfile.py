@@ -18,8 +18,9 @@ Users never pause between requests (closed loop, no think time), so what is
 measured is the server, not a pacing choice.
 
 Every response carries identity headers set inside the app (model, pid,
-thread, start/end).  The ``events.request`` hook records them; in distributed
-mode each worker forwards its records to the master in batches through
+thread, start/end, the request's CPU time, its lane kind and id).  The
+``events.request`` hook records them; in distributed mode each worker forwards
+its records to the master in batches through
 locust's message API.  The master (or the local runner) keeps them and, when
 ``--identity-file`` is set, writes them as JSON lines when the test stops --
 that file is what ``python -m loadtest.compare`` turns into timelines and
@@ -66,7 +67,16 @@ from loadtest.catalog import (
     parse_hosts,
 )
 from loadtest.generator import access, webui
-from loadtest.inserver.headers import HEADER_END, HEADER_MODEL, HEADER_PID, HEADER_START, HEADER_THREAD
+from loadtest.inserver.headers import (
+    HEADER_CPU,
+    HEADER_END,
+    HEADER_LANE_ID,
+    HEADER_LANE_KIND,
+    HEADER_MODEL,
+    HEADER_PID,
+    HEADER_START,
+    HEADER_THREAD,
+)
 from loadtest.measure import evidence
 
 log = logging.getLogger("wsgi-lab")
@@ -368,6 +378,9 @@ class Recorder:
                 error_kind(status, exception),
                 # the user (greenlet) that sent it: which requests belong to one closed loop
                 f"{os.getpid()}.{id(gevent.getcurrent()):x}",
+                headers.get(HEADER_CPU),
+                headers.get(HEADER_LANE_KIND),
+                headers.get(HEADER_LANE_ID),
             ]
         )
 
@@ -391,7 +404,10 @@ class Recorder:
         self.dropped += max(len(batch) - max(room, 0), 0)
 
     def as_dicts(self) -> list[dict]:
-        keys = ("t", "ms", "ok", "name", "model", "pid", "thread", "start", "end", "status", "error", "user")
+        keys = (
+            *("t", "ms", "ok", "name", "model", "pid", "thread", "start", "end", "status", "error", "user"),
+            *("cpu_ms", "lane_kind", "lane_id"),
+        )
         return [dict(zip(keys, r, strict=True)) for r in self.records]
 
     def write(self, path: str) -> None:
@@ -440,13 +456,20 @@ def pick_target(environment) -> None:
 
 
 @events.init.add_listener
-def on_init(environment, **_kw) -> None:
-    # gevent's loop caches "now" and refreshes it only when it iterates. Until this point locust
-    # has only imported and built things, so the cached time is as old as the hub; locust then
-    # schedules --run-time with spawn_later, which counts from that stale time and fires early
-    # by however long start-up took (seconds on a loaded machine: 2 s runs that ended after
-    # 0.1 s). Refreshing it here makes --run-time count from now.
+def fresh_loop_clock(**_kw) -> None:
+    """Refresh gevent's cached clock before locust sets its ``--run-time`` timer.
+
+    gevent timers count from the time the loop cached at its last iteration.
+    Importing this file and locust's setup run before the loop turns again, and
+    on a busy machine they take seconds: ``spawn_later(run_time)`` then fires that
+    many seconds early (measured: 0.8 s of a 4 s run under load average 20).
+    ``init`` fires just before locust sets the timer.
+    """
     gevent.get_hub().loop.update_now()
+
+
+@events.init.add_listener
+def on_init(environment, **_kw) -> None:
     recorder.environment = environment
     if gathers(environment):
         pick_target(environment)

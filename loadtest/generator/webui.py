@@ -22,10 +22,15 @@ own (``webui.js``) that the index page loads.  What each part does:
   locust's own handler, which sends it to the login page.
 * **The wsgi-lab tab.**  One row per server loaded in this session: processes and
   (process, thread) lanes seen, requests in flight in the last second and at most,
-  a per-lane timeline of the last seconds, and :func:`loadtest.measure.evidence.answer`'s
-  sentence.  The row of the running test is recomputed from the identity records
-  the master gathers (workers forward them), so it is live during the run and stays
-  after it; loading another server adds a row.
+  and :func:`loadtest.measure.evidence.answer`'s sentence.  The row of the running
+  test is recomputed from the identity records the master gathers (workers forward
+  them), so it is live during the run and stays after it; loading another server
+  adds a row.
+* **The live swimlane chart.**  Above the tab's table, ``webui.js`` draws one lane
+  per (process, thread or greenlet) of the running test's last ``SWIMLANE_S``
+  seconds, one bar per request: pale for its time inside the app, a dark core as
+  long as the CPU time it used (``X-Request-Cpu-Ms``), as the report's timelines
+  do.  The data comes from ``GET /wsgi-lab/lanes`` (:func:`swimlanes`).
 
 It knows nothing of how records are collected (the locustfile's ``Recorder``) and
 never imports the locustfile.
@@ -37,6 +42,7 @@ import json
 import logging
 import socket
 import time
+import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +55,8 @@ from werkzeug.datastructures import ImmutableMultiDict
 from loadtest import targets
 from loadtest.catalog import SCENARIO_CLASSES
 from loadtest.generator import access
-from loadtest.measure import evidence
+from loadtest.inserver.usage import USAGE_PATH
+from loadtest.measure import evidence, rounds
 
 log = logging.getLogger("wsgi-lab")
 
@@ -62,12 +69,13 @@ DEFAULT_CLASSES = [SCENARIO_CLASSES["io"]]
 DEFAULT_USERS = 10
 DEFAULT_SPAWN_RATE = 10.0
 CONNECT_TIMEOUT_S = 2.0
-# The timeline: each lane's last TIMELINE_S seconds (or the whole run, if shorter)
-# in TIMELINE_COLUMNS characters; "·" is idle, a full block is busy all the slice.
-TIMELINE_S = 20.0
-TIMELINE_COLUMNS = 30
-TIMELINE_LANES = 8
-SHADES = "·▁▂▃▄▅▆▇█"
+# The live swimlane chart: the last SWIMLANE_S seconds of the running test (at least
+# SWIMLANE_MIN_S wide, so a fresh run does not fill the width with three bars), at most
+# SWIMLANE_LANES lanes (the busiest) and SWIMLANE_BARS bars (the latest).
+SWIMLANE_S = 15.0
+SWIMLANE_MIN_S = 5.0
+SWIMLANE_LANES = 24
+SWIMLANE_BARS = 4000
 # Live rows are recomputed from at most this many recent records: the counts stay
 # exact for ordinary runs and a long hello run cannot stall the UI's stats poll.
 LIVE_RECORDS = 50_000
@@ -84,7 +92,6 @@ COLUMNS = [
     ("lanes", "thread lanes"),
     ("in_flight_now", "in flight (last 1 s)"),
     ("max_in_flight", "max in flight"),
-    ("timeline", "who served when (pid / thread, up to the last 20 s)"),
     ("answer", "answer"),
 ]
 
@@ -135,34 +142,39 @@ def unreachable(url: str, hosts: dict[str, str]) -> str | None:
 # --------------------------------------------------------------------------- evidence rows
 
 
-def shade(busy: float) -> str:
-    """A block character as tall as the share of a time slice a lane was busy."""
-    return SHADES[round(min(max(busy, 0.0), 1.0) * (len(SHADES) - 1))]
+def swimlanes(records: list[dict], server: str) -> dict[str, Any]:
+    """The live chart's data: lanes of the last SWIMLANE_S seconds, bars relative to the latest end.
 
-
-def timeline(ok: list[dict], end: float) -> str:
-    """One line per lane: how busy it was in each slice of the last TIMELINE_S seconds."""
-    start = max(end - TIMELINE_S, min((r["start"] for r in ok), default=end))
-    width = max(end - start, 1.0) / TIMELINE_COLUMNS
-    busy: dict[tuple[str, str], list[float]] = {}
-    for r in ok:
-        if r["end"] <= start:
-            continue
-        cells = busy.setdefault((r["pid"], r["thread"]), [0.0] * TIMELINE_COLUMNS)
-        first = max(int((r["start"] - start) // width), 0)
-        last = min(int((r["end"] - start) // width), TIMELINE_COLUMNS - 1)
-        for i in range(first, last + 1):
-            lo, hi = start + i * width, start + (i + 1) * width
-            cells[i] += max(0.0, min(hi, r["end"]) - max(lo, r["start"])) / width
-    lanes = sorted(busy, key=lambda lane: (-sum(busy[lane]), lane))
-    label = max((len(f"{pid} / {thread}") for pid, thread in lanes[:TIMELINE_LANES]), default=0)
-    lines = []
-    for pid, thread in sorted(lanes[:TIMELINE_LANES], key=lambda lane: (int(lane[0]), lane[1])):
-        strip = "".join(shade(c) for c in busy[pid, thread])
-        lines.append(f"{f'{pid} / {thread}':<{label}} ▕{strip}▏")
-    if len(lanes) > TIMELINE_LANES:
-        lines.append(f"... {len(lanes) - TIMELINE_LANES} more lanes")
-    return "\n".join(lines)
+    Each lane is ``{pid, thread, kind, bars: [[start, end, cpu_s], ...]}`` with
+    times in seconds before ``now`` (the last response's end, so the chart's
+    right edge is the server's clock, not the browser's); ``cpu_s`` is None when
+    the server did not say.
+    """
+    ok = evidence.served(records[-LIVE_RECORDS:])
+    end = max((r["end"] for r in ok), default=0.0)
+    since = end - SWIMLANE_S
+    recent = [r for r in ok if r["end"] > since][-SWIMLANE_BARS:]
+    lanes: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in recent:
+        lane = lanes.setdefault(
+            (r["pid"], r["thread"]),
+            {"pid": r["pid"], "thread": r["thread"], "kind": r.get("lane_kind") or "", "bars": []},
+        )
+        cpu = r["cpu_ms"] / 1000.0 if r["cpu_ms"] is not None else None
+        lane["bars"].append([round(r["start"] - end, 4), round(r["end"] - end, 4), cpu])
+    busiest = sorted(lanes.values(), key=lambda lane: -sum(b[1] - b[0] for b in lane["bars"]))
+    shown = sorted(
+        busiest[:SWIMLANE_LANES],
+        key=lambda lane: (evidence.natural(lane["pid"]), evidence.natural(lane["thread"])),
+    )
+    first = min((r["start"] for r in recent), default=end)
+    return {
+        "server": server,
+        # the whole run while it is shorter than SWIMLANE_S, but never under SWIMLANE_MIN_S
+        "window_s": round(min(max(end - first, SWIMLANE_MIN_S), SWIMLANE_S), 1),
+        "lanes": shown,
+        "hidden_lanes": max(len(lanes) - SWIMLANE_LANES, 0),
+    }
 
 
 def in_flight_now(ok: list[dict], end: float) -> int:
@@ -171,8 +183,10 @@ def in_flight_now(ok: list[dict], end: float) -> int:
     return evidence.max_in_flight((max(r["start"], since), r["end"]) for r in ok if r["end"] > since)
 
 
-def evidence_row(name: str, scenario: str, users: int, sleep_s: float, records: list[dict]) -> dict[str, Any]:
-    """What the wsgi-lab tab shows for one server, from that server's identity records."""
+def evidence_row(
+    name: str, scenario: str, users: int, sleep_s: float, records: list[dict], interpreter: dict | None = None
+) -> dict[str, Any]:
+    """What the wsgi-lab tab shows for one server, from its identity records and its interpreter."""
     recent = records[-LIVE_RECORDS:]
     facts = evidence.facts(recent)
     ok = evidence.served(recent)
@@ -183,6 +197,8 @@ def evidence_row(name: str, scenario: str, users: int, sleep_s: float, records: 
         "users": users,
         "rps": len(recent) / span if span > 0 else 0.0,
         "capacity": targets.capacity(name, users),
+        "request_cores": rounds.request_cores(recent, span),  # so the live sentence can word turn-taking
+        "interpreter": interpreter or {},  # no GIL claim for a server whose GIL was off
     }
     if scenario == "io":
         ceiling = evidence.io_ceiling(users, sleep_s, row["capacity"])
@@ -199,7 +215,6 @@ def evidence_row(name: str, scenario: str, users: int, sleep_s: float, records: 
         "lanes": facts["threads"],
         "in_flight_now": in_flight_now(ok, last_end),
         "max_in_flight": facts["max_in_flight"],
-        "timeline": timeline(ok, last_end),
         "answer": evidence.answer(name, scenario, row) if records else f"{name}: no responses yet",
     }
 
@@ -214,8 +229,8 @@ class Board:
     seen: int = -1
     refreshed: float = 0.0
 
-    def start(self, name: str, scenario: str, sleep_s: float) -> None:
-        self.current = {"name": name, "scenario": scenario, "sleep_s": sleep_s}
+    def start(self, name: str, scenario: str, sleep_s: float, interpreter: dict | None = None) -> None:
+        self.current = {"name": name, "scenario": scenario, "sleep_s": sleep_s, "interpreter": interpreter}
         self.rows.pop(name, None)
         self.rows[name] = evidence_row(name, scenario, 0, sleep_s, [])
         self.seen, self.refreshed = -1, 0.0
@@ -227,8 +242,9 @@ class Board:
             self.seen, self.refreshed = count, time.monotonic()
             cur = self.current
             users = max(users, self.rows[cur["name"]]["users"])
+            records = self.recorder.as_dicts()
             self.rows[cur["name"]] = evidence_row(
-                cur["name"], cur["scenario"], users, cur["sleep_s"], self.recorder.as_dicts()
+                cur["name"], cur["scenario"], users, cur["sleep_s"], records, cur["interpreter"]
             )
         return list(self.rows.values())
 
@@ -265,8 +281,19 @@ def start_row(environment, hosts: dict[str, str], board: Board) -> None:
     """A new test (form, HTTP API or headless): its server gets a fresh row."""
     classes = [cls.__name__ for cls in environment.user_classes]
     name = server_name(environment.host or "", hosts)
-    board.start(name, scenario_of(classes), getattr(environment.parsed_options, "sleep_s", 0.5))
+    sleep_s = getattr(environment.parsed_options, "sleep_s", 0.5)
+    board.start(name, scenario_of(classes), sleep_s, server_interpreter(environment.host or ""))
     log.info("loading %s (%s) with %s", name, environment.host, ", ".join(classes))
+
+
+def server_interpreter(host: str) -> dict:
+    """The interpreter the server reports at ``/_lab/usage`` ({} when it does not answer)."""
+    try:
+        with urllib.request.urlopen(host.rstrip("/") + USAGE_PATH, timeout=CONNECT_TIMEOUT_S) as r:
+            found = json.loads(r.read()).get("interpreter")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def propose_defaults(environment) -> None:
@@ -306,6 +333,12 @@ def routes(environment, hosts: dict[str, str], recorder, guard: access.Access) -
                 "other": guard.other_hint(),
             }
         )
+
+    @bp.route("/lanes")
+    @login
+    def lanes() -> Response:
+        """The live swimlane chart's data for the running (or last) test (:func:`swimlanes`)."""
+        return jsonify(swimlanes(recorder.as_dicts(), server_name(environment.host or "", hosts)))
 
     @bp.route("/identity.jsonl")
     @login

@@ -2,8 +2,9 @@
 
 ``python -m loadtest.compare --app mymodule:app`` points every target at
 ``loadtest.inserver.byo:app`` with ``LAB_BYO_APP=mymodule:app``.  The wrapper adds the
-same headers our demo app sets (model, pid, thread, start, end), so the
-timelines and in-flight counts work for any app.  ``X-Request-End`` is taken
+same headers our demo app sets (``loadtest/inserver/identity.py``: model, pid, thread,
+start, end, the request's CPU time and its lane), so the timelines, in-flight
+counts and CPU figures work for any app.  ``X-Request-End`` is taken
 when the app calls ``start_response`` -- for ordinary apps that is when the
 work is done; a streaming app keeps working after it.
 
@@ -20,11 +21,9 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import threading
 import time
 
-from loadtest.inserver import usage
-from loadtest.inserver.headers import HEADER_END, HEADER_MODEL, HEADER_PID, HEADER_START, HEADER_THREAD
+from loadtest.inserver import identity, usage
 
 
 def load_app(spec: str):
@@ -43,16 +42,10 @@ def with_identity(inner):
 
     def identified(environ, start_response):
         started = time.time()
+        clock = identity.CpuClock()
 
         def start(status, headers, exc_info=None):
-            headers = [
-                *headers,
-                (HEADER_MODEL, model),
-                (HEADER_PID, str(os.getpid())),
-                (HEADER_THREAD, threading.current_thread().name),
-                (HEADER_START, f"{started:.6f}"),
-                (HEADER_END, f"{time.time():.6f}"),
-            ]
+            headers = [*headers, *identity.response_headers(model, os.getpid(), started, clock)]
             return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
 
         if environ.get("PATH_INFO") == usage.USAGE_PATH and environ.get("REQUEST_METHOD") == "GET":

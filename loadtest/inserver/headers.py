@@ -11,4 +11,18 @@ HEADER_PID = "X-Worker-Pid"
 HEADER_THREAD = "X-Worker-Thread"
 HEADER_START = "X-Request-Start"
 HEADER_END = "X-Request-End"
-IDENTITY_HEADERS = (HEADER_MODEL, HEADER_PID, HEADER_THREAD, HEADER_START, HEADER_END)
+HEADER_CPU = "X-Request-Cpu-Ms"  # CPU time the request itself used, ms (identity.py's CpuClock)
+HEADER_LANE_KIND = "X-Worker-Lane-Kind"  # LANE_THREAD or LANE_GREENLET
+HEADER_LANE_ID = "X-Worker-Lane-Id"  # OS thread id (native) or greenlet id (hex)
+IDENTITY_HEADERS = (
+    HEADER_MODEL,
+    HEADER_PID,
+    HEADER_THREAD,
+    HEADER_START,
+    HEADER_END,
+    HEADER_CPU,
+    HEADER_LANE_KIND,
+    HEADER_LANE_ID,
+)
+LANE_THREAD = "thread"
+LANE_GREENLET = "greenlet"

@@ -29,6 +29,8 @@ Policy, stated once:
   mount (-1 = no limit).  Docker mounts a container's own cgroup at the mount's
   root, so the process's path is tried under the mount and then with its leading
   components dropped, down to the mount itself.  None when unlimited or unknown.
+- The interpreter (``interpreter()``): implementation, version and whether the
+  GIL is enabled, read in the server so a run on a free-threaded build says so.
 
 Nothing here knows HTTP; the endpoints call ``snapshot``.
 """
@@ -36,6 +38,8 @@ Nothing here knows HTTP; the endpoints call ``snapshot``.
 from __future__ import annotations
 
 import os
+import sys
+import sysconfig
 import time
 from pathlib import Path
 
@@ -157,6 +161,24 @@ def snapshot(root: psutil.Process | None = None) -> dict:
         "memory_bytes": mem,
         "memory_kind": kind,
         "cgroup_cpu_limit": cgroup_cpu_limit(),
+        "interpreter": interpreter(),
+    }
+
+
+def interpreter() -> dict:
+    """Which Python runs this server: implementation, version, free-threaded build, GIL on or off, path.
+
+    ``gil_enabled`` is ``sys._is_gil_enabled()`` where it exists (3.13+; False on
+    a free-threaded build running without the GIL), else True: every older
+    CPython has one.
+    """
+    check = getattr(sys, "_is_gil_enabled", None)
+    return {
+        "implementation": sys.implementation.name,
+        "version": ".".join(str(part) for part in sys.version_info[:3]),
+        "free_threaded_build": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+        "gil_enabled": bool(check()) if check is not None else True,
+        "executable": sys.executable,
     }
 
 

@@ -1,10 +1,22 @@
 """What the identity headers prove about a server model.
 
 Input: one record per response, as the locustfile writes them (``pid``,
-``thread``, ``start``, ``end`` come from headers set *inside the app*; ``t``
-and ``ms`` are the client's view).  Output: plain numbers -- distinct
-processes, distinct (process, thread) lanes, the most requests that were
-inside the app at the same moment -- and the sentence a reader wants.
+``thread``, ``start``, ``end``, ``cpu_ms``, ``lane_kind`` come from headers set
+*inside the app*; ``t`` and ``ms`` are the client's view).  Output: plain
+numbers -- distinct processes, distinct (process, thread) lanes, the most
+requests that were inside the app at the same moment, the CPU each request
+used against its time inside the app -- and the sentence a reader wants.
+
+Turn-taking, judged once (``turns_of``): requests took turns on a processor
+when each one's CPU time is a fraction of its time inside the app
+(``wall_per_cpu`` at least ``TURNS``) while the requests together kept the
+processors they had busy (``request_cores`` at least ``CPU_BOUND`` of a core
+per process, or ``CPU_BOUND_BUSY`` in all when other work held every core --
+then the sentence says part of the wait was for a core).  Which processor:
+the GIL for OS threads of one process on an interpreter whose GIL is on; the
+one OS thread for greenlets; the machine's cores for processes.  No claim for
+sub-millisecond requests (too little CPU to tell), I/O-bound rows (the cores
+were idle), or threads on an interpreter without a GIL.
 
 Pure functions, no locust import: the compare runner and the locustfile both
 use them.
@@ -13,8 +25,12 @@ use them.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from pathlib import Path
+
+from loadtest.inserver.headers import LANE_GREENLET, LANE_THREAD
+from loadtest.measure import verdicts
 
 # Below this median time inside the app, requests on a threaded server rarely
 # coincide there (the GIL serialises most of it and the headers have µs
@@ -22,6 +38,18 @@ from pathlib import Path
 SHORT_REQUEST_MS = 1.0
 # Share of the run a pool imbalance must last before the sentence mentions it.
 IMBALANCE_SHARE = 0.05
+# Time inside the app at least this many times the request's CPU time: the request waited its turn.
+TURNS = 1.5
+# The requests' CPU summed over the window, per process, at least this share of a core: CPU-bound.
+CPU_BOUND = 0.5
+# ... or of a core in all when other work held every core (``verdicts.busy_elsewhere``): the
+# server then got less than it could use, so the share it got says less.
+CPU_BOUND_BUSY = 0.2
+
+
+def natural(text: str) -> list:
+    """Sort key that puts conn-2 before conn-10 (lane names in the report and the live chart)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
 def load(path: Path) -> list[dict]:
@@ -41,8 +69,41 @@ def served(records: Iterable[dict]) -> list[dict]:
             continue
         if r.get("pid") is None or end < start:
             continue
-        out.append({**r, "start": start, "end": end, "pid": str(r["pid"]), "thread": str(r.get("thread"))})
+        out.append(
+            {
+                **r,
+                "start": start,
+                "end": end,
+                "pid": str(r["pid"]),
+                "thread": str(r.get("thread")),
+                "cpu_ms": cpu_ms(r),
+            }
+        )
     return out
+
+
+def cpu_ms(record: dict) -> float | None:
+    """The request's own CPU time in ms (``X-Request-Cpu-Ms``), None when the server did not say."""
+    try:
+        value = float(record["cpu_ms"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return value if value >= 0 else None
+
+
+def cpu_figures(ok: list[dict]) -> dict:
+    """Mean CPU per request, mean time inside the app of the same requests, and their ratio."""
+    timed = [r for r in ok if r.get("cpu_ms") is not None]
+    if not timed:
+        return {"cpu_ms_mean": None, "app_ms_mean": None, "wall_per_cpu": None}
+    cpu = sum(r["cpu_ms"] for r in timed) / len(timed)
+    wall = sum((r["end"] - r["start"]) * 1000.0 for r in timed) / len(timed)
+    return {"cpu_ms_mean": cpu, "app_ms_mean": wall, "wall_per_cpu": wall / cpu if cpu > 0 else None}
+
+
+def lane_kind(ok: list[dict]) -> str:
+    """ "thread", "greenlet", both joined by "+", or "" when the server did not say."""
+    return "+".join(sorted({str(r["lane_kind"]) for r in ok if r.get("lane_kind")}))
 
 
 def max_in_flight(intervals: Iterable[tuple[float, float]]) -> int:
@@ -84,6 +145,8 @@ def facts(records: list[dict], users: int | None = None) -> dict:
         "app_ms_p50": app_ms_median(ok),
         "pool_full_share": imbalance["share"] if imbalance else None,
         "models_seen": models,
+        "lane_kind": lane_kind(ok),
+        **cpu_figures(ok),
     }
 
 
@@ -197,17 +260,25 @@ def new_thread_per_connection(row: dict) -> bool:
     return lanes > users and lanes >= 2 * pids and (capacity is None or lanes > capacity)
 
 
+def lane_word(row: dict) -> str:
+    """What a lane is in this row: "greenlet" when the server said so, else "thread"."""
+    return LANE_GREENLET if row.get("lane_kind") == LANE_GREENLET else LANE_THREAD
+
+
 def shape_of(row: dict) -> str:
     pids, lanes = row.get("pids") or 0, row.get("threads") or 0
     per_pid = row.get("max_threads_per_pid", 1)
+    word = lane_word(row)
     if pids == 1 and lanes == 1:
-        shape = "1 process, 1 thread"
+        shape = f"1 process, 1 {word}"
     elif pids == 1:
-        shape = f"1 process, {plural(lanes, 'thread')}"
+        shape = f"1 process, {plural(lanes, word)}"
     elif per_pid <= 1:
-        shape = f"{plural(pids, 'process')}, 1 thread each"
+        shape = f"{plural(pids, 'process')}, 1 {word} each"
     else:
-        shape = f"{plural(pids, 'process')}, {count(lanes)} (process, thread) lanes"
+        shape = f"{plural(pids, 'process')}, {count(lanes)} (process, {word}) lanes"
+    if word == LANE_GREENLET and lanes > pids:
+        shape += " on one OS thread" if pids == 1 else " on one OS thread per process"
     if new_thread_per_connection(row):
         shape += f" (a new thread per connection: {count(lanes)} threads for {plural(row['users'], 'user')})"
     return shape
@@ -258,6 +329,60 @@ def imbalance_of(row: dict) -> str:
     )
 
 
+def gil_enabled(row: dict) -> bool | None:
+    """Whether the server's interpreter ran with a GIL (``/_lab/usage``); None when unknown."""
+    python = row.get("interpreter")
+    if not isinstance(python, dict) or "gil_enabled" not in python:
+        return None
+    return bool(python["gil_enabled"])
+
+
+def cpu_bound(row: dict) -> bool:
+    """The requests' own CPU kept the processors they had busy (module policy); False when unknown."""
+    cpu, cores, pids = row.get("cpu_ms_mean"), row.get("request_cores"), row.get("pids") or 0
+    if not isinstance(cpu, int | float) or not isinstance(cores, int | float) or not pids:
+        return False
+    if cpu < SHORT_REQUEST_MS:
+        return False
+    if verdicts.busy_elsewhere(row):
+        return cores >= CPU_BOUND_BUSY
+    return cores >= CPU_BOUND * min(pids, row.get("cpu_count") or pids)
+
+
+def turns_of(row: dict) -> str:
+    """Who took turns on what, with the figures, or "" where the evidence cannot show it (module policy).
+
+    The clause starts with its own joint (", but ..." after a count of
+    requests in flight that overstates the parallelism, "; ..." otherwise).
+    """
+    cpu, wall, stretch = row.get("cpu_ms_mean"), row.get("app_ms_mean"), row.get("wall_per_cpu")
+    if not isinstance(wall, int | float) or not isinstance(stretch, int | float) or not cpu_bound(row):
+        return ""
+    pids, per_pid, cores = row.get("pids") or 0, row.get("max_threads_per_pid") or 1, row["request_cores"]
+    took = f"each {cpu:.0f} ms of CPU took {wall:.0f} ms inside the app"
+    used = f"together they used {cores:.1f} core{'' if round(cores, 1) == 1 else 's'}"
+    busy = verdicts.busy_elsewhere(row)
+    elsewhere = (
+        f" (other work kept {busy[0]:.0%} of the machine's cores busy: part of that wait was for a core)"
+        if busy
+        else ""
+    )
+    # Lanes of one process take turns only if their requests were inside the app together.
+    together = (row.get("max_in_flight") or 0) > pids
+    if per_pid > 1 and stretch >= TURNS and together:
+        if lane_word(row) == LANE_GREENLET:
+            return f", but {used}: {took} -- the greenlets took turns on one OS thread{elsewhere}"
+        if gil_enabled(row) is False:
+            return ""
+        where = "on one GIL" if pids == 1 else "on their process's GIL"
+        return f", but {used}: {took} -- the threads took turns {where}{elsewhere}"
+    if pids > 1 and per_pid == 1:
+        if stretch < TURNS:
+            return f"; {used}: {took} -- each process ran on its own core"
+        return f"; {used}: {took} -- the processes took turns on the machine's cores{elsewhere}"
+    return ""
+
+
 def answer(name: str, scenario: str, row: dict) -> str:
     """One sentence per target, derived from the measurements in ``row``."""
     if row.get("error"):
@@ -272,7 +397,8 @@ def answer(name: str, scenario: str, row: dict) -> str:
     cores = row.get("server_cpu_cores")
     if scenario == "cpu" and isinstance(cores, int | float):
         tail += f", server used {cores:.2f} of {row.get('cpu_count', '?')} cores"
-    sentence = f"{name}: {shape_of(row)} -- {flow_of(row)}; {tail}"
+    sentence = f"{name}: {shape_of(row)} -- {flow_of(row)}"
+    sentence += f"{turns_of(row)}; {tail}"
     for extra in (imbalance_of(row), errors_of(row)):
         if extra:
             sentence += f"; {extra}"

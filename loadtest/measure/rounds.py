@@ -6,13 +6,22 @@ Policy, stated once:
   dropped -- requests *completing* before then do not count, and the CPU samples
   of the server and the generator are taken over the same window.
 - The measured window ends when the last response arrived.
-- Throughput is measured between completions, so that where the window's edges
-  fall does not matter: completions that arrive together form a burst (users in
-  step, a pool of workers ending the same sleep), and the rate is the
-  completions before the last burst over the time from the first completion to
-  that burst (:func:`between_completions`).  Counting whole completions over the
-  window would gain or lose a whole burst -- 10% on a 4 s window at 10 users --
-  and per-user rates read high when users queue (1/gap over irregular gaps).
+- Throughput is measured in whole cycles of each user, so that where the
+  window's edges fall does not matter: a user (one closed loop, the ``user``
+  field) that completed n requests in the window between its first and last
+  completion ran n - 1 whole request cycles in that time, and the rate is the
+  users times the cycles per user-second, summed over users
+  (:func:`whole_cycles`).  Counting
+  completions over the window would gain or lose a whole burst -- 10% on a 4 s
+  window at 10 users.  The rate between completions of all users together
+  (:func:`between_completions`, used only for records without a user or when
+  no user completed twice in the window) relies on telling bursts apart, and a burst
+  whose completions are spread wider than its gap rule lets part of the last
+  burst count while the time stops at its start: 10-20% high on a 3 s run of
+  10 users sleeping 0.5 s with 20-50 ms of jitter (``tests/test_rounds.py``).
+  Averaging 1/gap per user would read high when users queue (irregular gaps).
+  No rate at all (the round is an error) when no user completed twice and the
+  completions span under ``MIN_WINDOW_S``: one burst is not a rate.
 - Latency: exact percentiles (``stats.percentile``) of the client-side times of
   every request completed in the window -- not locust's rounded buckets.
 - In flight: ``in_flight_measured`` is the mean number of requests inside the app
@@ -76,14 +85,36 @@ def between_completions(times: Sequence[float]) -> float | None:
     while last > 0 and ordered[last] - ordered[last - 1] <= near:
         last -= 1
     span = ordered[last] - ordered[0]
-    return last / span if span > 0 else None
+    return last / span if span >= MIN_WINDOW_S else None
 
 
-def rate(records: Sequence[dict], span: tuple[float, float]) -> float:
-    """Requests per second over ``span``, between completions (see the module's policy)."""
+def whole_cycles(done: Sequence[dict]) -> float | None:
+    """Users x whole request cycles per user-second: sum(n - 1) / sum(last - first), per user.
+
+    A ratio of sums, not a sum of per-user ratios: a user whose few cycles in
+    a short window happen to be short would otherwise read high (1/x is not
+    linear).  None when a record has no user or no user completed twice.
+    """
+    by_user: dict[str, list[float]] = {}
+    for r in done:
+        if not r.get("user"):
+            return None
+        by_user.setdefault(str(r["user"]), []).append(completed(r))
+    cycles = sum(len(times) - 1 for times in by_user.values())
+    seconds = sum(max(times) - min(times) for times in by_user.values())
+    return len(by_user) * cycles / seconds if cycles and seconds > 0 else None
+
+
+def rate(records: Sequence[dict], span: tuple[float, float]) -> float | None:
+    """Requests per second over ``span``, in whole cycles per user (see the module's policy).
+
+    None when neither estimate holds: no user completed twice and the completions
+    are spread over less than ``MIN_WINDOW_S`` (a run locust cut short delivers
+    one burst, which would read as hundreds of requests per second).
+    """
     done = inside(records, span)
-    overall = between_completions([completed(r) for r in done])
-    return overall if overall is not None else len(done) / (span[1] - span[0])
+    whole = whole_cycles(done)
+    return whole if whole is not None else between_completions([completed(r) for r in done])
 
 
 def inside(records: Sequence[dict], span: tuple[float, float]) -> list[dict]:
@@ -105,6 +136,12 @@ def mean_in_app(records: Sequence[dict], span: tuple[float, float]) -> float | N
     return busy / (span[1] - span[0])
 
 
+def request_cores(measured: Sequence[dict], seconds: float) -> float | None:
+    """Cores the requests themselves kept busy: their CPU time (``X-Request-Cpu-Ms``) over the window."""
+    cpu = [r["cpu_ms"] for r in evidence.served(measured) if r["cpu_ms"] is not None]
+    return sum(cpu) / 1000.0 / seconds if cpu and seconds > 0 else None
+
+
 def figures(records: Sequence[dict], warmup_s: float) -> dict:
     """Throughput, exact latency percentiles, errors and identity facts of one run."""
     span, note = window(records, warmup_s)
@@ -115,6 +152,12 @@ def figures(records: Sequence[dict], warmup_s: float) -> dict:
     latencies = [float(r["ms"]) for r in measured]
     timed = [r for r in records if r.get("t") is not None and r.get("ms") is not None]
     rps = rate(timed, span)
+    if rps is None:
+        return {
+            "error": f"completions spread over under {MIN_WINDOW_S:g} s and no user completed twice: "
+            "too short for a rate",
+            "too_short": True,
+        }
     avg = sum(latencies) / len(latencies) if latencies else None
     errors = error_counts(measured)
     return {
@@ -131,5 +174,6 @@ def figures(records: Sequence[dict], warmup_s: float) -> dict:
         "avg_ms": avg,
         "in_flight_measured": mean_in_app(measured, span),
         "in_flight_little": rps * avg / 1000.0 if avg is not None else None,
+        "request_cores": request_cores(measured, seconds),
         **{k: v for k, v in evidence.facts(measured).items() if k != "requests"},
     }

@@ -9,6 +9,10 @@ Fields set here (the judgements themselves are ``loadtest.measure.verdicts``'s):
 
 - ``generator_saturated``, ``machine_bound``: ``verdicts.generator_saturated`` and
   ``verdicts.machine_bound`` over the good rounds.
+- ``cpu_ms_mean``, ``app_ms_mean``, ``wall_per_cpu``, ``request_cores`` (medians
+  over rounds, in the summary): the CPU each request used, its time inside the
+  app, their ratio (the "GIL wait" of CPU-bound threads) and the cores the
+  requests kept busy; ``evidence.turns_of`` words them.
 - ``app_ms_p50``: the median over rounds of each round's median time inside the
   app (server-side start/end); ``evidence.answer`` reads it to tell sub-millisecond
   requests that cannot overlap from requests that queued, and the reports show
@@ -26,6 +30,8 @@ from dataclasses import asdict, dataclass, field
 from loadtest.catalog import ERROR_KINDS
 from loadtest.measure import evidence, stats, verdicts
 
+# A measured io rate this far above the model's own ceiling is a bias (io_efficiency withheld).
+ABOVE_CEILING = 1.05
 EXACT = "exact: per-request records"
 BUCKETS = "locust response-time buckets (rounded)"
 FACT_KEYS = ("with_identity", "pids", "threads", "max_threads_per_pid", "models_seen")
@@ -61,6 +67,8 @@ class Row:
     io_ceiling: float | None = None
     io_efficiency: float | None = None
     app_ms_p50: float | None = None
+    lane_kind: str = ""  # "thread", "greenlet" (evidence.lane_kind): what a lane of the timeline is
+    interpreter: dict = field(default_factory=dict)  # the server's own (/_lab/usage): version, GIL on?
     little: dict = field(default_factory=dict)
     unstable_reason: str = ""
     stderr_tail: str = ""
@@ -119,6 +127,8 @@ def finish(row: Row, sleep_s: float) -> Row:
         row.summary = stats.summarize(good, stats.METRICS)
         row.facts = merged_facts(good)
         row.app_ms_p50 = median_of(good, "app_ms_p50")
+        row.lane_kind = next((r["lane_kind"] for r in good if r.get("lane_kind")), "")
+        row.interpreter = next((r["interpreter"] for r in good if r.get("interpreter")), {})
         row.requests = sum(r.get("requests") or 0 for r in good)
         row.failures = sum(r.get("failures") or 0 for r in good)
         row.errors = {k: sum((r.get("errors") or {}).get(k, 0) for r in good) for k in ERROR_KINDS}
@@ -129,6 +139,12 @@ def finish(row: Row, sleep_s: float) -> Row:
             row.io_ceiling = evidence.io_ceiling(row.users, sleep_s, row.capacity)
             rps = row.summary.get("rps")
             row.io_efficiency = rps / row.io_ceiling if row.io_ceiling and rps is not None else None
+            if row.io_efficiency is not None and row.io_efficiency > ABOVE_CEILING:
+                row.notes.append(
+                    f"{rps:.1f} req/s is above the {row.io_ceiling:.1f} req/s this model allows: a bias of"
+                    " the measurement, not a result, so no efficiency is stated"
+                )
+                row.io_efficiency = None
         row.unstable_reason = unstable_reason(row, row.summary)
         if row.requests and not row.facts.get("with_identity"):
             row.notes.append("no identity headers in the responses: pids/threads/in-flight unknown")

@@ -43,6 +43,10 @@ METRICS = (
     "server_mem_mb",
     "generator_cpu",
     "max_in_flight",
+    "cpu_ms_mean",
+    "app_ms_mean",
+    "wall_per_cpu",
+    "request_cores",
 )
 HEADLINE = ("rps", "p50_ms", "p95_ms", "p99_ms", "server_cpu_cores", "server_mem_mb")
 # Stability is judged on what a reader compares; generator CPU and in-flight counts

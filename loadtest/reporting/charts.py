@@ -2,20 +2,23 @@
 
 matplotlib with the Agg backend (no display needed).  Every bar chart draws
 the interval of its median as whiskers (``yerr``); a sweep marks each model's
-knee; a timeline draws one lane per (process, thread) and shades the spans
-where a worker process was full while another had a free thread.
+knee; a timeline draws one lane per (process, thread or greenlet) and shades
+the spans where a worker process was full while another had a free thread.
+Each timeline bar is the request's time inside the app, pale, with the CPU time
+it used (``X-Request-Cpu-Ms``) as a dark core: threads taking turns on one GIL
+are long pale bars with thin cores, processes on their own cores solid bars.
 """
 
 from __future__ import annotations
 
 import io
-import re
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from loadtest.inserver.headers import LANE_GREENLET
 from loadtest.measure import evidence
 from loadtest.reporting.figures import LABELS, fmt, interval, number
 
@@ -200,14 +203,39 @@ def sweep_chart(scenario: str, rows: list[dict]) -> bytes:
     return png(fig)
 
 
-def natural(text: str) -> list:
-    """Sort key that puts conn-2 before conn-10."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
-
-
-def lane_label(pid: str, thread: str) -> str:
+def lane_label(pid: str, thread: str, kind: str = "") -> str:
     thread = thread.split(" (")[0]  # "Thread-3 (process_request_thread)" -> "Thread-3"
-    return f"pid {pid} / {thread}"
+    return f"pid {pid} / {kind} {thread}" if kind == LANE_GREENLET else f"pid {pid} / {thread}"
+
+
+# A timeline bar: pale for the time inside the app, a dark core as long as the CPU time it used.
+WALL_ALPHA = 0.35
+CORE_HEIGHT = 0.44
+LANE_HEIGHT = 0.76
+
+
+def draw_bars(ax, y: int, bars: list[tuple[float, float, float | None]], color: str) -> None:
+    """``bars``: (start, wall, cpu) in seconds; the core starts with the bar (when the CPU ran is unknown)."""
+    ax.broken_barh(
+        [(start, wall) for start, wall, _ in bars],
+        (y - LANE_HEIGHT / 2, LANE_HEIGHT),
+        facecolors=color,
+        alpha=WALL_ALPHA,
+        edgecolor="white",
+        linewidth=0.4,
+    )
+    cores = [(start, min(cpu, wall)) for start, wall, cpu in bars if cpu]
+    if cores:
+        ax.broken_barh(cores, (y - CORE_HEIGHT / 2, CORE_HEIGHT), facecolors=color, linewidth=0)
+
+
+def timeline_legend(ax, with_cpu: bool) -> None:
+    from matplotlib.patches import Patch
+
+    handles = [Patch(facecolor="#4e79a7", alpha=WALL_ALPHA, label="pale: time inside the app (wall)")]
+    if with_cpu:
+        handles.append(Patch(facecolor="#4e79a7", label="dark core: CPU time the request used"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=8)
 
 
 def slot_lanes(reqs: list[dict]) -> dict[int, tuple[str, str]]:
@@ -254,45 +282,52 @@ def timeline_chart(row: dict, records: list[dict]) -> bytes | None:
     distinct = set(lane_of.values())
     if len(distinct) > TIMELINE_MAX_LANES or len(distinct) > 2 * max(row.get("max_in_flight") or 1, 1) + 2:
         lane_of = slot_lanes(shown)
-        note += f" -- {len(distinct)} short-lived threads drawn as concurrency slots"
-    lanes = sorted(set(lane_of.values()), key=lambda k: (natural(k[0]), natural(k[1])))
+        note += f" -- {len(distinct)} short-lived {evidence.lane_word(row)}s drawn as concurrency slots"
+    lanes = sorted(set(lane_of.values()), key=lambda k: (evidence.natural(k[0]), evidence.natural(k[1])))
     if len(lanes) > TIMELINE_MAX_LANES:
         note += f" -- first {TIMELINE_MAX_LANES} of {len(lanes)} lanes"
         lanes = lanes[:TIMELINE_MAX_LANES]
     index = {k: i for i, k in enumerate(lanes)}
-    pids = sorted({k[0] for k in lanes}, key=natural)
+    pids = sorted({k[0] for k in lanes}, key=evidence.natural)
     pid_color = {p: COLORS[i % len(COLORS)] for i, p in enumerate(pids)}
-    spans: dict[tuple[str, str], list[tuple[float, float]]] = {k: [] for k in lanes}
+    spans: dict[tuple[str, str], list[tuple[float, float, float | None]]] = {k: [] for k in lanes}
+    kinds: dict[tuple[str, str], str] = {}
     for i, r in enumerate(shown):
         if lane_of[i] in spans:
-            spans[lane_of[i]].append((r["start"] - t0, max(r["end"] - r["start"], 1e-4)))
-    fig, ax = plt.subplots(figsize=(11, 0.9 + 0.32 * len(lanes)))
+            cpu = r["cpu_ms"] / 1000.0 if r.get("cpu_ms") is not None else None
+            spans[lane_of[i]].append((r["start"] - t0, max(r["end"] - r["start"], 1e-4), cpu))
+            kinds[lane_of[i]] = str(r.get("lane_kind") or "")
+    fig, ax = plt.subplots(figsize=(11, 1.2 + 0.32 * len(lanes)))
     imbalance = evidence.pool_imbalance(shown, row.get("users"))
     if imbalance and imbalance["intervals"]:
         for start, end in imbalance["intervals"]:
             ax.axvspan(start - t0, end - t0, color="#e15759", alpha=0.15, linewidth=0)
         note += f" -- shaded: a process full while another had a free thread ({imbalance['share']:.0%})"
     for lane in lanes:
-        ax.broken_barh(
-            spans[lane],
-            (index[lane] - 0.38, 0.76),
-            facecolors=pid_color[lane[0]],
-            edgecolor="white",
-            linewidth=0.4,
-        )
-    ax.set_yticks(range(len(lanes)), [lane_label(*k) for k in lanes], fontsize=8)
+        draw_bars(ax, index[lane], spans[lane], pid_color[lane[0]])
+    timeline_legend(ax, any(cpu for bars in spans.values() for _, _, cpu in bars))
+    ax.set_yticks(range(len(lanes)), [lane_label(*k, kinds.get(k, "")) for k in lanes], fontsize=8)
     ax.set_ylim(-0.6, len(lanes) - 0.4)
     ax.invert_yaxis()
     ax.set_xlabel("seconds since the first request (time inside the app)")
     title = (
         f"{row['scenario']} / {row['target']} / {row.get('users')} users: "
         f"{fmt(row.get('pids'), 'g')} pid(s), "
-        f"{fmt(row.get('threads'), 'g')} thread(s), max {fmt(row.get('max_in_flight'), 'g')} in flight{note}"
+        f"{fmt(row.get('threads'), 'g')} {evidence.lane_word(row)}(s), "
+        f"max {fmt(row.get('max_in_flight'), 'g')} in flight{cpu_note(row)}{note}"
     )
     ax.set_title(title, fontsize=10, loc="left", wrap=True)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return png(fig)
+
+
+def cpu_note(row: dict) -> str:
+    """ " -- 20 ms CPU in 190 ms inside the app per request" when the row has both figures."""
+    cpu, wall = number(row.get("cpu_ms_mean")), number(row.get("app_ms_mean"))
+    if cpu is None or wall is None:
+        return ""
+    return f" -- {cpu:.1f} ms CPU in {wall:.1f} ms inside the app per request"
 
 
 def timeline_key(row: dict, swept: set[str]) -> str:

@@ -21,8 +21,10 @@ from loadtest.reporting.charts import KNEE_SHARE, by_target, knee, sweeps, timel
 from loadtest.reporting.document import Heading, Image, Item, Items, Page, Para, Pre, Table, items
 from loadtest.reporting.figures import (
     LABELS,
+    cpu_per_request,
     errors_text,
     fmt,
+    interpreter_text,
     interval,
     listed,
     number,
@@ -146,6 +148,8 @@ def resource_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
         "pids",
         "threads",
         "max in flight",
+        "CPU per request in app time",
+        "server Python",
         "io efficiency",
         "server CPU (cores)",
         "server CPU limit",
@@ -165,6 +169,8 @@ def resource_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
                 fmt(r.get("pids"), "g"),
                 fmt(r.get("threads"), "g"),
                 fmt(r.get("max_in_flight"), "g"),
+                cpu_per_request(r),
+                interpreter_text(r),
                 eff,
                 with_ci(r, "server_cpu_cores", ".2f"),
                 fmt(r.get("cpu_limit"), "g", none="none"),

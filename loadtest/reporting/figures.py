@@ -69,3 +69,22 @@ def errors_text(row: dict) -> str:
 def listed(value) -> str:
     """[1, 2, 4] -> '1, 2, 4'; anything else as it is."""
     return ", ".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
+
+
+def cpu_per_request(row: dict) -> str:
+    """'20.1 ms in 190 ms (9.5x)': mean CPU per request, its mean time inside the app, their ratio."""
+    cpu, wall = number(row.get("cpu_ms_mean")), number(row.get("app_ms_mean"))
+    ratio = number(row.get("wall_per_cpu"))
+    if cpu is None or wall is None:
+        return "-"
+    return f"{cpu:{spec_for(cpu)}} ms in {wall:{spec_for(wall)}} ms" + (f" ({ratio:.1f}x)" if ratio else "")
+
+
+def interpreter_text(row: dict) -> str:
+    """'cpython 3.12.8, GIL on': the server's own interpreter (``/_lab/usage``), '-' when it did not say."""
+    python = row.get("interpreter") or {}
+    if not python:
+        return "-"
+    gil = "GIL on" if python.get("gil_enabled", True) else "GIL off"
+    build = " (free-threaded build)" if python.get("free_threaded_build") else ""
+    return f"{python.get('implementation', '?')} {python.get('version', '?')}{build}, {gil}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import random
 import re
 from dataclasses import dataclass, field
@@ -211,6 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--hosts", help="name=url,... of servers already running (no local start)")
     add("--port", type=port_arg, help="serve every local target on this port, one at a time")
     add("--startup-timeout", type=positive_float, default=30.0, help="seconds a target gets to answer")
+    add(
+        "--venv",
+        type=Path,
+        help="run the local targets with this virtual environment's python (e.g. a free-threaded 3.14t)",
+    )
     return p
 
 
@@ -237,6 +243,12 @@ class Plan:
     story: str | None
     argv: list[str] = field(default_factory=list)
     slow_clients: int = SLOW_CLIENTS
+    venv: Path | None = None
+
+    @property
+    def python(self) -> Path:
+        """The interpreter that runs the local targets with ``--venv`` (``bin/python`` inside it)."""
+        return (self.venv or Path()) / "bin" / "python"
 
     def target(self, name: str) -> targets.Target | None:
         """The registry entry with this plan's overrides; None for an external host not in the registry."""
@@ -252,6 +264,7 @@ class Plan:
     def as_dict(self) -> dict:
         d = {k: v for k, v in vars(self).items() if k != "argv"}
         d["out"] = str(self.out)
+        d["venv"] = str(self.venv) if self.venv else None
         return d
 
 
@@ -332,6 +345,17 @@ def check_ranges(args: argparse.Namespace, hosts: dict[str, str], duration: int)
         raise UsageError(f"--warmup {args.warmup:g} s leaves under 1 s of a {duration} s run to measure")
     if args.port is not None and not hosts and not port_free(args.port):
         raise UsageError(f"port {args.port} is already in use on 127.0.0.1")
+    check_venv(args.venv, hosts)
+
+
+def check_venv(venv: Path | None, hosts: dict[str, str]) -> None:
+    if venv is None:
+        return
+    if hosts:
+        raise UsageError("--venv and --hosts do not mix: running servers keep their own interpreter")
+    python = venv / "bin" / "python"
+    if not os.access(python, os.X_OK):
+        raise UsageError(f"--venv {venv}: no executable {python}")
 
 
 def make_plan(args: argparse.Namespace, argv: list[str], reachable) -> Plan:
@@ -370,4 +394,5 @@ def make_plan(args: argparse.Namespace, argv: list[str], reachable) -> Plan:
         story=args.story,
         argv=argv,
         slow_clients=args.slow_clients,
+        venv=args.venv.resolve() if args.venv else None,
     )
