@@ -2,9 +2,9 @@
 
 This module turns a :class:`~server.protocol.RequestHead` into an environ and
 the application's answer into calls on a :class:`~server.protocol.CoreDriver` (the blocking
-:class:`~server.protocol.HTTPConnection` or an event-mode connection).
+:class:`~server.connection.HTTPConnection` or an event-mode connection).
 It owns the WSGI rules (header timing, ``exc_info``, ``close()``); HTTP framing
-stays in :mod:`server.protocol`.
+stays in :mod:`server.protocol`.  It knows no sockets, threads or processes.
 """
 
 from __future__ import annotations

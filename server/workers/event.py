@@ -53,16 +53,8 @@ from enum import Enum
 
 from server.base import FD_EXHAUSTED, BaseServer
 from server.config import EVENT_THREADS
-from server.connection import log_access, serve_request
-from server.protocol import (
-    LINGER_SECONDS,
-    NEED_DATA,
-    RECV_SIZE,
-    ClientGone,
-    CoreDriver,
-    HTTPCore,
-    HTTPError,
-)
+from server.connection import LINGER_SECONDS, RECV_SIZE, log_access, serve_request
+from server.protocol import NEED_DATA, ClientGone, CoreDriver, HTTPCore, HTTPError
 from server.wsgi import connection_environ
 
 log = logging.getLogger("wsgi_lab")
@@ -90,7 +82,7 @@ class Connection(CoreDriver):
     worker thread owns ``core`` (it encodes the response), and the two share
     only ``out`` under ``lock``.  The worker's side is the interface that
     :func:`server.connection.serve_request` and :class:`server.wsgi.Response`
-    use, the same as :class:`server.protocol.HTTPConnection`'s.
+    use, the same as :class:`server.connection.HTTPConnection`'s.
     """
 
     def __init__(self, sock: socket.socket, peer: tuple, server: EventServer) -> None:
