@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from dataclasses import dataclass
 import h11
 
 from server.config import Config
+
+log = logging.getLogger("wsgi_lab")
 
 # A refusal's reason goes into one log line and the error body: at most this many characters of it.
 REASON_MAX_CHARS = 200
@@ -75,13 +78,20 @@ _DECIMAL = re.compile(rb"[0-9]+")
 _CHUNK_LINE = re.compile(rb"[0-9A-Fa-f]+(?:;[\t\x20-\x7e\x80-\xff]*)?\r\n")
 # h11 finds the end of a header or trailer block this way (a blank line, with or without CR).
 _BLOCK_END = re.compile(rb"\n\r?\n")
-# RFC 9110 6.5.1: fields that must not be sent in, or taken from, trailers -- framing, routing,
-# authentication, request modifiers and content metadata.
-TRAILER_FORBIDDEN = frozenset(
-    {b"content-length", b"transfer-encoding", b"trailer", b"host", b"authorization"}
-    | {b"proxy-authorization", b"cookie", b"set-cookie", b"content-type", b"content-encoding"}
-    | {b"content-range", b"range", b"expect", b"te", b"max-forwards", b"cache-control"}
-    | {b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since", b"if-range"}
+# RFC 9110 6.5.1: fields a sender must not put in trailers, because they control framing, routing,
+# authentication, request modifiers or the content's metadata; a recipient must not merge them into
+# the header section.  Those that could change how this message or the next is framed or whom it
+# is for are refused (400), as gunicorn refuses them; the rest are discarded (and logged): the
+# request is valid, only those trailer fields are not taken.  (No trailer ever reaches the app:
+# the environ is built from the header section before the body is read.)
+TRAILER_REFUSED = frozenset(
+    {b"content-length", b"transfer-encoding", b"trailer", b"te", b"host", b"authorization"}
+    | {b"proxy-authorization"}
+)
+TRAILER_DISCARDED = frozenset(
+    {b"cookie", b"set-cookie", b"content-type", b"content-encoding", b"content-range", b"range"}
+    | {b"expect", b"max-forwards", b"cache-control", b"vary", b"if-match", b"if-none-match"}
+    | {b"if-modified-since", b"if-unmodified-since", b"if-range"}
 )
 # RFC 9112 2.3 / RFC 9110 15.6.6: we speak HTTP/1.0 and 1.1; any other version gets 505.
 HTTP_VERSIONS = (b"1.0", b"1.1")
@@ -203,7 +213,7 @@ def check_raw_head(raw: bytes, config: Config) -> None:
     for line in raw.split(b"\r\n")[1:]:
         if not line:
             break  # the blank line that ends the head
-        if len(line) > config.limit_request_field_size:
+        if len(line) + 2 > config.limit_request_field_size:  # counted with its CRLF, as gunicorn does
             raise HTTPError(431, f"header line longer than {config.limit_request_field_size} bytes")
         name, _, value = line.partition(b":")
         name = name.lower()
@@ -269,7 +279,8 @@ class _ChunkLines:
         self.at_line = event.chunk_end
         self.skip = 2 if event.chunk_end else 0
 
-    def end(self, trailers: list[tuple[bytes, bytes]]) -> None:
+    def end(self, trailers: list[tuple[bytes, bytes]]) -> list[bytes]:
+        """Check the trailer block; return the names of the fields to discard (RFC 9110 6.5.1)."""
         position = self._check_line() if self.at_line else self.skip
         block = self.raw[position:]
         if block[:2] != b"\r\n":  # there are trailer lines (or a bare LF ends the body)
@@ -278,8 +289,9 @@ class _ChunkLines:
             if fault := _RAW_HEAD_FAULT.search(block, 0, stop):
                 raise HTTPError(400, "in the trailers: " + _fault_reason(fault[0]))
         for name, _ in trailers:
-            if name in TRAILER_FORBIDDEN:
+            if name in TRAILER_REFUSED:
                 raise HTTPError(400, f"{name.decode()} is not allowed in trailers (RFC 9110 6.5.1)")
+        return [name for name, _ in trailers if name in TRAILER_DISCARDED]
 
 
 NEED_DATA = h11.NEED_DATA  # "feed me more bytes": returned by HTTPCore.next_head / next_body
@@ -379,7 +391,7 @@ class HTTPCore:
         config = self.config
         if request.http_version not in HTTP_VERSIONS:
             raise HTTPError(505, f"HTTP/{request.http_version.decode()} is not supported (RFC 9112 2.3)")
-        line_length = len(request.method) + len(request.target) + 11  # "M T HTTP/1.1"
+        line_length = len(request.method) + len(request.target) + 10  # "M T HTTP/1.1", without CRLF
         if line_length > config.limit_request_line:
             raise HTTPError(414, f"request line longer than {config.limit_request_line} bytes")
         headers = list(request.headers)
@@ -455,7 +467,9 @@ class HTTPCore:
                 self._chunks.data(event)
             elif type(event) is h11.EndOfMessage:
                 chunks, self._chunks = self._chunks, None
-                chunks.end(list(event.headers))
+                if discarded := chunks.end(list(event.headers)):
+                    names = ", ".join(name.decode() for name in discarded)
+                    log.info("trailer field(s) %s discarded: not allowed in trailers (RFC 9110 6.5.1)", names)
         return event
 
     # --- output ----------------------------------------------------------------------------------
