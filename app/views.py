@@ -15,7 +15,7 @@ import time
 from flask import Flask, Response, g, jsonify, request
 
 from app import identity
-from loadtest import usage
+from loadtest.inserver import usage
 
 app = Flask(__name__)
 stats = identity.WorkerStats()

@@ -1,1 +1,24 @@
-"""wsgi-lab load tests."""
+"""wsgi-lab's load tests and the comparison of servers, laid out by the process each module runs in.
+
+The folder a module sits in says which process imports it, and so what it may import
+(ruff's banned imports per directory keep that true; see ``pyproject.toml``):
+
+``catalog.py``, ``targets.py``
+    the registry (targets, scenarios, shared names). Stdlib only: every process reads it.
+``compare.py``, ``report.py``, ``diff.py``, ``bench.py``, ``soak.py``
+    the entry points, ``python -m loadtest.X``. They may import any subpackage.
+``generator/`` (locustfile, web UI and its script)
+    runs inside locust, gevent-patched. May import locust, ``measure/`` and the registry;
+    never matplotlib, and nothing that starts processes.
+``inserver/`` (usage, byo, devserver)
+    runs inside the server under test (``app/`` imports it). Stdlib and psutil only (the dev
+    server also werkzeug, which Flask brings): never locust, gevent or matplotlib.
+``run/`` (plan, processes, locustrun, environment, slow)
+    the comparison runner: starts servers and locust, collects what they write. May import
+    ``measure/``, ``inserver/`` and the registry; never matplotlib (rendering is ``reporting/``'s).
+``measure/`` (rounds, rows, stats, evidence, cpuwatch)
+    pure figures and sampling, usable from any process: stdlib, psutil, the registry and
+    ``inserver/``. Never locust or matplotlib.
+``reporting/`` (figures, charts)
+    the renderer: matplotlib lives here and in the entry points only.
+"""

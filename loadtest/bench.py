@@ -20,9 +20,9 @@ from pathlib import Path
 
 import psutil
 
-from loadtest.processes import free_port, start, stop, tail, wait_healthy
+from loadtest.inserver.usage import cpu_seconds
+from loadtest.run.processes import free_port, start, stop, tail, wait_healthy
 from loadtest.targets import OUR_APP, Target, lookup
-from loadtest.usage import cpu_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = "flask-dev"  # app.run(): what people actually use, so every ratio is against it

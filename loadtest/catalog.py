@@ -6,7 +6,7 @@ compare runner uses real threads and subprocesses, so it must not.)
 
 from __future__ import annotations
 
-# scenario name -> locust user classes (space-separated) in loadtest/locustfile.py
+# scenario name -> locust user classes (space-separated) in loadtest/generator/locustfile.py
 SCENARIO_CLASSES = {
     "hello": "HelloUser",
     "io": "IoUser",

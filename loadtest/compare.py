@@ -20,7 +20,7 @@ How a comparison runs:
   one per core) for hello and mixed, where one locust process saturates a core
   before most servers do; 1 otherwise.
 - Server CPU and memory: local targets are sampled with psutil; for ``--hosts``
-  the server reports its own tree at ``GET /_lab/usage`` (``loadtest/usage.py``),
+  the server reports its own tree at ``GET /_lab/usage`` (``loadtest/inserver/usage.py``),
   read just before and after each run, CPU divided by the load's span (the server
   is idle outside it, so the warm-up second is included there).
 
@@ -42,10 +42,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from loadtest import environment, locustrun, processes, rounds, rows, slow, targets, usage
-from loadtest.cpuwatch import Watch
-from loadtest.plan import Plan, UsageError, build_parser, make_plan
-from loadtest.usage import USAGE_PATH
+from loadtest import targets
+from loadtest.inserver import usage
+from loadtest.inserver.usage import USAGE_PATH
+from loadtest.measure import rounds, rows
+from loadtest.measure.cpuwatch import Watch
+from loadtest.run import environment, locustrun, processes, slow
+from loadtest.run.plan import Plan, UsageError, build_parser, make_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATOR_HEAVY = ("hello", "mixed")

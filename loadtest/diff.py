@@ -31,7 +31,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from loadtest import charts, figures, report, stats
+from loadtest import report
+from loadtest.measure import stats
+from loadtest.reporting import charts, figures
 
 VERDICT_METRIC = "rps"
 MIN_ROUNDS = 3

@@ -1,12 +1,12 @@
 """Turn comparison rows into summary.json/.csv, report.md and a self-contained report.html.
 
-Every figure is a median over the rounds with its interval (``loadtest.stats``):
+Every figure is a median over the rounds with its interval (``loadtest.measure.stats``):
 tables print ``median [low-high]``, bar charts carry whiskers, and two models
 whose throughput intervals overlap are called "no clear difference" rather
 than ranked.  Rows measured before rounds existed render as one round with no
 interval.
 
-Charts (``loadtest.charts``) are written to ``charts/`` for the markdown
+Charts (``loadtest.reporting.charts``) are written to ``charts/`` for the markdown
 report and embedded base64 in the HTML, so the HTML opens anywhere with no
 network and no sibling files.
 """
@@ -20,9 +20,10 @@ import itertools
 import json
 from pathlib import Path
 
-from loadtest import evidence, slow, stats
 from loadtest.catalog import ERROR_KINDS, SLOW_NORMAL_TIMEOUT_S
-from loadtest.charts import (
+from loadtest.measure import evidence, stats
+from loadtest.measure.rows import median_of
+from loadtest.reporting.charts import (
     KNEE_SHARE,
     by_target,
     knee,
@@ -33,7 +34,7 @@ from loadtest.charts import (
     timeline_chart,
     timeline_key,
 )
-from loadtest.figures import (
+from loadtest.reporting.figures import (
     LABELS,
     errors_text,
     fmt,
@@ -47,7 +48,7 @@ from loadtest.figures import (
     spec_for,
     with_ci,
 )
-from loadtest.rows import median_of
+from loadtest.run import slow
 
 # All cores at least this busy while server and generator used less: other work shared the machine.
 BUSY_MACHINE = 0.9

@@ -37,8 +37,8 @@ from pathlib import Path
 
 import psutil
 
-from loadtest import locustrun
-from loadtest.processes import free_port, start, stop, wait_healthy
+from loadtest.run import locustrun
+from loadtest.run.processes import free_port, start, stop, wait_healthy
 from loadtest.targets import OUR_APP, TARGETS
 from server.config import MODES
 

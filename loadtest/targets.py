@@ -25,8 +25,8 @@ from dataclasses import dataclass, field, replace
 
 OUR_APP = "app:app"
 # Bring-your-own apps are served through this wrapper, which adds the
-# identity headers (see loadtest/byo.py); the real app comes from LAB_BYO_APP.
-BYO_WRAPPER = "loadtest.byo:app"
+# identity headers (see loadtest/inserver/byo.py); the real app comes from LAB_BYO_APP.
+BYO_WRAPPER = "loadtest.inserver.byo:app"
 COMPOSE_PORT = 8000  # every server service listens on this port inside its container
 
 # options -> requests in flight for ``users`` users (None: unknown)
@@ -113,7 +113,7 @@ def flask_dev(app: str, host: str, port: int, args: list[str]) -> list[str]:
     where = ["--host", host, "--port", str(port)]
     if app == OUR_APP:
         return [sys.executable, "-m", "app", *where, *args]
-    return [sys.executable, "-m", "loadtest.devserver", *where, *args, app]
+    return [sys.executable, "-m", "loadtest.inserver.devserver", *where, *args, app]
 
 
 def waitress(app: str, host: str, port: int, args: list[str]) -> list[str]:

@@ -1,6 +1,6 @@
 """Helpers shared by the tests: free ports, starting a server process, waiting for it.
 
-Port, wait and stop helpers are ``loadtest/processes.py``'s, the ones the
+Port, wait and stop helpers are ``loadtest/run/processes.py``'s, the ones the
 comparison and the benchmark use.
 
 Every process a test starts is stopped by pid in a ``finally``; nothing is
@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from loadtest import processes
-from loadtest.processes import free_port, stop
+from loadtest.run import processes
+from loadtest.run.processes import free_port, stop
 
 __all__ = [
     "ROOT",

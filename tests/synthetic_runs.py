@@ -1,6 +1,6 @@
 """Synthetic comparison rows and run directories, shaped like the ones loadtest.compare writes.
 
-Figures are chosen by the test; medians and intervals come from loadtest.stats,
+Figures are chosen by the test; medians and intervals come from loadtest.measure.stats,
 as they do in a real run, so a test states only the per-round numbers.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from loadtest import stats
+from loadtest.measure import stats
 
 NO_ERRORS = {"non_2xx": 0, "connection_refused": 0, "connection_reset": 0, "timeout": 0, "other": 0}
 

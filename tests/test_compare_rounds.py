@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from loadtest import environment
-from loadtest.stats import METRICS
+from loadtest.measure.stats import METRICS
+from loadtest.run import environment
 from tests.support import ROOT, run_compare
 
 pytestmark = pytest.mark.slow
@@ -113,7 +113,7 @@ def test_env_json_and_rerun_sh_repeat_the_run(two_rounds):
 def test_git_commit_comes_from_lab_git_commit_without_git(tmp_path):
     """In a container there is no .git: compose passes LAB_GIT_COMMIT."""
     env = {**os.environ, "LAB_GIT_COMMIT": "abc123", "GIT_DIR": str(tmp_path / "nowhere")}
-    code = "from loadtest.environment import git_commit; print(git_commit())"
+    code = "from loadtest.run.environment import git_commit; print(git_commit())"
     got = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )

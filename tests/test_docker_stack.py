@@ -367,12 +367,12 @@ def test_bring_your_own_app(stack: Stack, tmp_path: Path) -> None:
         check=True,
         timeout=300,
     )
-    stack.env |= {"LAB_WSGI_APP": "loadtest.byo:app", "LAB_BYO_APP": "myapp:app"}
+    stack.env |= {"LAB_WSGI_APP": "loadtest.inserver.byo:app", "LAB_BYO_APP": "myapp:app"}
     try:
         stack.compose("up", "-d", "--wait", "--wait-timeout", "120", "lab-threaded", files=(override,))
         status, headers, body = get(stack.url("lab-threaded", "/"))
         assert (status, body) == (200, b"hello from myapp")
-        # loadtest.byo adds the identity headers, so timelines work for any app.
+        # loadtest.inserver.byo adds the identity headers, so timelines work for any app.
         assert headers["X-Server-Model"] == "lab-threaded"
         assert {"X-Worker-Pid", "X-Worker-Thread", "X-Request-Start", "X-Request-End"} <= set(headers)
     finally:
@@ -498,7 +498,7 @@ def test_a_worker_on_another_machine_joins_the_master(stack: Stack, tmp_path: Pa
     tells people to type the servers' published address.
     """
     url = f"http://{container_ip(stack, 'lab-threaded')}:8000"
-    cmd = [sys.executable, "-m", "locust", "-f", "loadtest/locustfile.py", "--worker"]
+    cmd = [sys.executable, "-m", "locust", "-f", "loadtest/generator/locustfile.py", "--worker"]
     cmd += ["--master-host", "127.0.0.1", "--master-port", str(stack.ports["master"])]
     env = {**os.environ, "LAB_HOSTS": "", "PYTHONUNBUFFERED": "1"}
     log = tmp_path / "worker.log"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadtest import evidence
+from loadtest.measure import evidence
 
 
 def rec(pid: str, thread: str, start: float, end: float) -> dict:

@@ -16,7 +16,7 @@ import pytest
 from tests.support import ROOT, free_port, lab_server, stop
 
 pytestmark = pytest.mark.slow
-LOCUSTFILE = str(ROOT / "loadtest" / "locustfile.py")
+LOCUSTFILE = str(ROOT / "loadtest" / "generator" / "locustfile.py")
 
 
 def locust_env(**extra: str) -> dict[str, str]:

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from loadtest import plan, report, slow
+from loadtest import report
+from loadtest.run import plan, slow
 from tests.support import run_compare
 
 

@@ -73,7 +73,7 @@ def locust_ui(servers: dict[str, str], log: Path, workers: int = 0) -> Iterator[
     port = free_port()
     master_port = free_port()
     env = {**os.environ, "LAB_HOSTS": lab_hosts(servers), "PYTHONUNBUFFERED": "1"}
-    base = [sys.executable, "-m", "locust", "-f", "loadtest/locustfile.py"]
+    base = [sys.executable, "-m", "locust", "-f", "loadtest/generator/locustfile.py"]
     ui = [*base, "--web-host", "127.0.0.1", "--web-port", str(port)]
     if workers:
         ui += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port)]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.evidence import max_in_flight
+from loadtest.measure.evidence import max_in_flight
 from tests.support import ROOT, free_port, lab_server, running
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]

@@ -11,7 +11,7 @@ import yaml
 
 from loadtest import targets
 from loadtest.catalog import parse_hosts
-from loadtest.processes import free_port, start, stop, wait_healthy
+from loadtest.run.processes import free_port, start, stop, wait_healthy
 from tests.support import ROOT
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

@@ -9,7 +9,9 @@ import sys
 
 import pytest
 
-from loadtest import charts, report, stats
+from loadtest import report
+from loadtest.measure import stats
+from loadtest.reporting import charts
 from tests.synthetic_runs import env, old_row, row, write_run
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadtest import rounds
+from loadtest.measure import rounds
 
 
 def closed_loop(users: int, seconds: float, each_s: float, t0: float = 1000.0) -> list[dict]:

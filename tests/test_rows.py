@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from loadtest import report, rounds, rows
+from loadtest import report
+from loadtest.measure import rounds, rows
 
 
 def hello_round(app_s: float, threads: int = 16, n: int = 4000, t0: float = 1000.0) -> list[dict]:

@@ -18,7 +18,7 @@ import pytest
 
 from tests.support import ROOT, concurrent_sleeps, free_port, get, lab_server
 
-LOCUSTFILE = str(ROOT / "loadtest" / "locustfile.py")
+LOCUSTFILE = str(ROOT / "loadtest" / "generator" / "locustfile.py")
 
 
 def workers_of(pid: int) -> set[int]:

@@ -10,7 +10,8 @@ import csv
 
 import pytest
 
-from loadtest import locustrun, soak
+from loadtest import soak
+from loadtest.run import locustrun
 from loadtest.soak import MB, Sample, judge
 
 

@@ -6,7 +6,7 @@ import statistics
 
 import pytest
 
-from loadtest import stats
+from loadtest.measure import stats
 
 
 def test_percentile_interpolates_linearly_between_order_statistics():

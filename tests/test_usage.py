@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.usage import cgroup_cpu_limit
+from loadtest.inserver.usage import cgroup_cpu_limit
 
 V1_PROC = "12:cpu,cpuacct:/docker/abc\n4:memory:/docker/abc\n1:name=systemd:/docker/abc\n0::/\n"
 

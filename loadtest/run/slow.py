@@ -35,7 +35,8 @@ from pathlib import Path
 
 import psutil
 
-from loadtest import locustrun, stats
+from loadtest.measure import stats
+from loadtest.run import locustrun
 
 SAMPLE_EVERY_S = 0.5
 # A model "kept answering" when every normal request succeeded and p95 stayed under this.

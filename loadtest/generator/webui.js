@@ -1,4 +1,4 @@
-// wsgi-lab's additions to locust's start form (served by loadtest/webui.py).
+// wsgi-lab's additions to locust's start form (served by loadtest/generator/webui.py).
 //
 // Locust's form is a React app; this script only adds elements next to it and
 // drives locust's own inputs the way a person would (typing, clicking), so the

@@ -28,8 +28,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from loadtest import evidence, stats
 from loadtest.catalog import ERROR_KINDS
+from loadtest.measure import evidence, stats
 
 MIN_WINDOW_S = 0.5
 

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import psutil
 
-from loadtest.usage import cgroup_cpu_limit
+from loadtest.inserver.usage import cgroup_cpu_limit
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DISTRIBUTIONS = (
     "wsgi-lab",
     "flask",

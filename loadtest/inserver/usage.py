@@ -1,7 +1,7 @@
 """CPU and memory of a server's process tree, measured from inside the server.
 
 ``GET /_lab/usage`` (served by the demo app and by the bring-your-own wrapper,
-``loadtest/byo.py``) answers ``snapshot()``: so a comparison measures the server
+``loadtest/inserver/byo.py``) answers ``snapshot()``: so a comparison measures the server
 wherever it runs -- a local process, another host, a container -- with the same
 code.  The caller takes two snapshots and divides the CPU seconds between them
 by the time between them.

@@ -1,7 +1,7 @@
 """Locust scenarios for wsgi-lab, and the recorder of who served each request.
 
 User classes for each scenario (pick them on the command line --
-``locust -f loadtest/locustfile.py IoUser`` -- or in the web UI's class
+``locust -f loadtest/generator/locustfile.py IoUser`` -- or in the web UI's class
 picker, which this file turns on by default):
 
 * ``HelloUser``  ``GET /`` (or ``--hello-path``): per-request overhead of the server.
@@ -27,7 +27,7 @@ in-flight counts.
 
 Target picking: ``LAB_HOSTS="name=url,name=url"`` (the compose file sets it)
 names the servers.  In the web UI they are the first choice of the start form
-(``loadtest/webui.py``: the picker, the wsgi-lab evidence tab, the reachability
+(``loadtest/generator/webui.py``: the picker, the wsgi-lab evidence tab, the reachability
 check); on the command line ``--target NAME`` picks one.  Either way the chosen
 server's URL becomes ``environment.host`` before the test starts, so locust's
 header, the workers and every request use it.  ``none`` keeps the Host field.
@@ -51,7 +51,6 @@ import locust.stats
 from locust import FastHttpUser, User, constant, events, task
 from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
-from loadtest import evidence, webui
 from loadtest.catalog import (
     SCENARIO_CLASSES,
     SLOW_CLIENTS,
@@ -60,6 +59,8 @@ from loadtest.catalog import (
     error_kind,
     parse_hosts,
 )
+from loadtest.generator import webui
+from loadtest.measure import evidence
 
 log = logging.getLogger("wsgi-lab")
 
@@ -130,7 +131,7 @@ def add_options(parser) -> None:
         default=webui.NO_TARGET,
         choices=[webui.NO_TARGET, *hosts],
         env_var="LOCUST_TARGET",
-        # The web UI's own picker (loadtest/webui.py) sends this field.
+        # The web UI's own picker (loadtest/generator/webui.py) sends this field.
         include_in_web_ui=False,
         help="server to load, from LAB_HOSTS (overrides Host); 'none' keeps the Host field",
     )

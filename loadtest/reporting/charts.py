@@ -16,8 +16,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from loadtest import evidence
-from loadtest.figures import LABELS, fmt, interval, number
+from loadtest.measure import evidence
+from loadtest.reporting.figures import LABELS, fmt, interval, number
 
 TIMELINE_MAX_REQUESTS = 3000
 

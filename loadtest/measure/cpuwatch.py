@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from loadtest import usage
+from loadtest.inserver import usage
 
 
 def cpu_by_process(root: psutil.Process) -> dict[int, tuple[float, float]]:

@@ -27,8 +27,8 @@ from __future__ import annotations
 import statistics
 from dataclasses import asdict, dataclass, field
 
-from loadtest import evidence, stats
 from loadtest.catalog import ERROR_KINDS
+from loadtest.measure import evidence, stats
 
 SATURATED = 0.90
 MACHINE_BOUND = 0.90

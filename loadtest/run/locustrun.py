@@ -20,13 +20,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtest import evidence
 from loadtest.catalog import SCENARIO_CLASSES
-from loadtest.cpuwatch import Watch
-from loadtest.processes import tail
+from loadtest.measure import evidence
+from loadtest.measure.cpuwatch import Watch
+from loadtest.run.processes import tail
 
-ROOT = Path(__file__).resolve().parent.parent
-LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+ROOT = Path(__file__).resolve().parents[2]
+LOCUSTFILE = ROOT / "loadtest" / "generator" / "locustfile.py"
 # locust gets this long beyond its run time to write its files and exit before it is killed
 EXIT_GRACE_S = 60
 

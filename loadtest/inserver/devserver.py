@@ -10,11 +10,11 @@ import argparse
 
 from werkzeug.serving import run_simple
 
-from loadtest.byo import load_app
+from loadtest.inserver.byo import load_app
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.devserver", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m loadtest.inserver.devserver", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--no-threads", action="store_true", help="threaded=False (Flask 0.12 default)")

@@ -19,7 +19,7 @@ own (``webui.js``) that the index page loads.  What each part does:
   ``localhost`` is the container itself.
 * **The wsgi-lab tab.**  One row per server loaded in this session: processes and
   (process, thread) lanes seen, requests in flight in the last second and at most,
-  a per-lane timeline of the last seconds, and :func:`loadtest.evidence.answer`'s
+  a per-lane timeline of the last seconds, and :func:`loadtest.measure.evidence.answer`'s
   sentence.  The row of the running test is recomputed from the identity records
   the master gathers (workers forward them), so it is live during the run and stays
   after it; loading another server adds a row.
@@ -44,8 +44,9 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, jsonify, request, send_file
 from werkzeug.datastructures import ImmutableMultiDict
 
-from loadtest import evidence, targets
+from loadtest import targets
 from loadtest.catalog import SCENARIO_CLASSES
+from loadtest.measure import evidence
 
 log = logging.getLogger("wsgi-lab")
 

@@ -22,7 +22,7 @@ from loadtest.catalog import (
     SLOW_NORMAL_TIMEOUT_S,
     parse_hosts,
 )
-from loadtest.processes import port_free
+from loadtest.run.processes import port_free
 
 MAX_DURATION_S = 3600
 MAX_ROUNDS = 100

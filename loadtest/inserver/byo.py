@@ -1,13 +1,13 @@
 """Serve someone else's WSGI app with wsgi-lab's identity headers added.
 
 ``python -m loadtest.compare --app mymodule:app`` points every target at
-``loadtest.byo:app`` with ``LAB_BYO_APP=mymodule:app``.  The wrapper adds the
+``loadtest.inserver.byo:app`` with ``LAB_BYO_APP=mymodule:app``.  The wrapper adds the
 same headers our demo app sets (model, pid, thread, start, end), so the
 timelines and in-flight counts work for any app.  ``X-Request-End`` is taken
 when the app calls ``start_response`` -- for ordinary apps that is when the
 work is done; a streaming app keeps working after it.
 
-The wrapper also answers ``GET /_lab/usage`` itself (``loadtest/usage.py``):
+The wrapper also answers ``GET /_lab/usage`` itself (``loadtest/inserver/usage.py``):
 the server's CPU and memory, measured from inside, wherever it runs.
 
 The app is imported when this module is, so a bad ``MODULE:APP`` stops the
@@ -23,7 +23,7 @@ import os
 import threading
 import time
 
-from loadtest import usage
+from loadtest.inserver import usage
 
 
 def load_app(spec: str):
