@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 
 from server import __version__
 
@@ -58,12 +59,12 @@ class Config:
     access_log: str | None = None  # None = off, "-" = stdout, else a file path
     log_level: str = "info"
 
-    @property
+    @cached_property  # read on every response: computed once (the dataclass is frozen)
     def server_software(self) -> str:
         """What ``SERVER_SOFTWARE`` says; app/identity.py derives ``lab-<mode>`` from it."""
         return f"wsgi-lab/{__version__} {self.mode}"
 
-    @property
+    @cached_property
     def max_head_size(self) -> int:
         """Bytes h11 may buffer for one request head: the line plus every allowed field."""
         return (

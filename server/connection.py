@@ -93,6 +93,8 @@ class HTTPConnection(CoreDriver):
         self.config = config
         self.core = HTTPCore(config)
         self.bytes_sent = 0
+        self._fd = sock.fileno()
+        self._pollers: dict[tuple[int | None, ...], select.poll] = {}
         sock.settimeout(config.timeout)
 
     # --- reading ---------------------------------------------------------------------------------
@@ -118,17 +120,22 @@ class HTTPConnection(CoreDriver):
         return bool(self._poll((stop_fd, yield_fd), remaining))
 
     def _poll(self, others: tuple[int | None, ...], timeout: float) -> bool | None:
-        """True if our socket is readable, False if one of ``others`` is, None on timeout."""
-        poller = select.poll()
-        me = self.sock.fileno()
-        poller.register(me, select.POLLIN)
-        for fd in others:
-            if fd is not None:
-                poller.register(fd, select.POLLIN)
+        """True if our socket is readable, False if one of ``others`` is, None on timeout.
+
+        One poll object per set of descriptors, made on first use and kept for
+        the connection: a request then costs the ``poll`` call only.
+        """
+        poller = self._pollers.get(others)
+        if poller is None:
+            poller = self._pollers[others] = select.poll()
+            poller.register(self._fd, select.POLLIN)
+            for fd in others:
+                if fd is not None:
+                    poller.register(fd, select.POLLIN)
         events = poller.poll(timeout * 1000)
         if not events:
             return None
-        return any(fd == me for fd, _ in events)
+        return any(fd == self._fd for fd, _ in events)
 
     def _recv_ready(self) -> bytes:
         """recv when data is most likely waiting, in one system call.
@@ -140,7 +147,7 @@ class HTTPConnection(CoreDriver):
         retakes the GIL, which the threaded mode pays for in contention.
         """
         try:
-            return os.read(self.sock.fileno(), RECV_SIZE)
+            return os.read(self._fd, RECV_SIZE)
         except BlockingIOError:
             return self.sock.recv(RECV_SIZE)
 
@@ -217,7 +224,7 @@ class HTTPConnection(CoreDriver):
         try:
             # One write(2) usually takes it all; the timed sendall (poll + send) only for the rest.
             try:
-                sent = os.write(self.sock.fileno(), data)
+                sent = os.write(self._fd, data)
             except BlockingIOError:
                 sent = 0
             if sent < len(data):

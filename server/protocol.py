@@ -317,6 +317,7 @@ class HTTPCore:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self._software = config.server_software.encode()
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=config.max_head_size)
         self.head: RequestHead | None = None
         # The method h11 parsed, even for a request we then refuse: a HEAD gets no error body either.
@@ -494,7 +495,7 @@ class HTTPCore:
     ) -> bytes:
         """The status line and headers (plus the first body bytes, so they can go out in one write)."""
         self.status = status
-        headers = self._defaults(headers, self.config.server_software.encode())
+        headers = self._defaults(headers, self._software)
         if close:
             headers.append((b"Connection", b"close"))
         out = self.h11.send(h11.Response(status_code=status, reason=reason, headers=headers)) or b""
