@@ -306,9 +306,9 @@ def report(doc: dict) -> str:
         f"load average {doc['load_before']:.2f} before, {doc['load_after']:.2f} after; "
         f"req/s ratios against app.run() ({REFERENCE}), CPU ratios against the best native server",
         "",
-        f"| {'target':<17} | {'req/s':>22} | {'vs app.run':>10} | {'CPU us/req':>16} | {'vs native':>9} "
+        f"| {'target':<17} | {'req/s':>22} | {'vs app.run':>10} | {'CPU us/req':>20} | {'vs native':>9} "
         "| notes",
-        f"|{'-' * 19}|{'-' * 24}|{'-' * 12}|{'-' * 18}|{'-' * 11}|------",
+        f"|{'-' * 19}|{'-' * 24}|{'-' * 12}|{'-' * 22}|{'-' * 11}|------",
     ]
     ratios = doc.get("native_cpu_ratio", {})
     for row in doc["rows"]:
@@ -319,7 +319,7 @@ def report(doc: dict) -> str:
         native = f"{ratios[row['target']]:.2f}x" if row["target"] in ratios else "-"
         note = f"{row['explanation']}. {row['failed']}".strip()
         lines.append(
-            f"| {row['target']:<17} | {rate:>22} | {ratio:>10} | {cpu_text:>16} | {native:>9} | {note}"
+            f"| {row['target']:<17} | {rate:>22} | {ratio:>10} | {cpu_text:>20} | {native:>9} | {note}"
         )
     lines.append("")
     for goal in doc["goals"]:
@@ -376,8 +376,7 @@ def diff_runs(doc_a: dict, doc_b: dict) -> list[dict]:
 
 def diff_text(name_a: str, name_b: str, doc_a: dict, doc_b: dict) -> str:
     lines = [
-        f"bench diff: A = {name_a} (load {doc_a['load_before']:.2f}), "
-        f"B = {name_b} (load {doc_b['load_before']:.2f});"
+        f"bench diff: A = {name_a}, B = {name_b};"
         " significant = the min-max intervals of the rounds do not overlap and the medians differ by more"
         f" than {MIN_CHANGE['cpu_us']:.0%}",
         "",
@@ -396,7 +395,24 @@ def diff_text(name_a: str, name_b: str, doc_a: dict, doc_b: dict) -> str:
         lines.append(f"| {d['target']:<17} | {cells[0]:>24} | {cells[1]:>26} | {d['verdict']}")
     lines.append("")
     lines.append("* significant")
+    if moved := reference_moves(doc_a, doc_b):
+        lines.append(
+            f"caution: servers that are not ours changed too ({', '.join(moved)}): the machine's load"
+            " differed"
+            f" between the runs (load {doc_a['load_before']:.2f}-{doc_a['load_after']:.2f} vs"
+            f" {doc_b['load_before']:.2f}-{doc_b['load_after']:.2f}), so part of every change may be the"
+            " machine's; compare builds in one sitting, or trust CPU/req over req/s"
+        )
     return "\n".join(lines)
+
+
+def reference_moves(doc_a: dict, doc_b: dict) -> list[str]:
+    """The targets that are not ours whose figures changed significantly: the runs' machines differed."""
+    return [
+        d["target"]
+        for d in diff_runs(doc_a, doc_b)
+        if d["target"] not in OURS and d["verdict"] != "no clear change"
+    ]
 
 
 def diff_main(run_a: Path, run_b: Path) -> int:

@@ -146,3 +146,13 @@ def test_python_m_loadtest_diff_recognises_two_bench_runs(tmp_path: Path, capsys
 def test_a_directory_without_bench_json_is_refused_in_one_line(tmp_path: Path):
     with pytest.raises(SystemExit, match="is not a bench run"):
         bench.load_run(tmp_path)
+
+
+def test_the_diff_warns_when_servers_that_are_not_ours_changed_too():
+    base = run(row("waitress", [700, 705, 710], [1000, 1010, 990]), load=2.0)
+    busy = run(row("waitress", [900, 910, 920], [700, 690, 710]), load=9.0)
+    assert bench.reference_moves(base, busy) == ["waitress"]
+    assert "caution: servers that are not ours changed too (waitress)" in bench.diff_text(
+        "a", "b", base, busy
+    )
+    assert "caution" not in bench.diff_text("a", "b", BASE, BASE)
