@@ -378,6 +378,10 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, help="where to write the diff (default RUN_B/diff-vs-<name of RUN_A>)"
     )
     args = parser.parse_args(argv)
+    from loadtest import bench  # late: a bench run is diffed by its own rules (CPU/req and req/s)
+
+    if bench.is_bench_run(args.run_a) and bench.is_bench_run(args.run_b):
+        return bench.diff_main(args.run_a, args.run_b)
     try:
         rows_a, env_a = load_run(args.run_a)
         rows_b, env_b = load_run(args.run_b)

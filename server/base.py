@@ -44,6 +44,7 @@ import signal
 import socket
 import threading
 import time
+import weakref
 from typing import ClassVar
 
 from server.config import Config
@@ -77,13 +78,17 @@ class StopLatch:
 
     It is a pipe written once: every thread selects on the read end, and a
     forked child inherits it, so the parent's ``set()`` reaches the children too.
-    ``set()`` is async-signal-safe (an assignment and one ``write``).
+    ``set()`` is async-signal-safe (an assignment and one ``write``).  Only in a
+    forked child does ``is_set()`` look at the pipe (the parent may have set it);
+    elsewhere it is a plain attribute read, with no system call per request.
     """
 
     def __init__(self) -> None:
         self._read, self._write = os.pipe()
         self._set = False
-        self._owner = os.getpid()
+        self._inherited = False  # True in a forked child: the parent may set it, seen through the pipe
+        latch = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _mark_inherited(latch()))
 
     def set(self) -> None:
         if not self._set:
@@ -91,7 +96,7 @@ class StopLatch:
             os.write(self._write, b"x")
 
     def is_set(self) -> bool:
-        if not self._set and os.getpid() != self._owner and select.select([self._read], [], [], 0)[0]:
+        if not self._set and self._inherited and select.select([self._read], [], [], 0)[0]:
             self._set = True  # set by the parent of this (forked) process
         return self._set
 
@@ -101,6 +106,11 @@ class StopLatch:
     def close(self) -> None:
         os.close(self._read)
         os.close(self._write)
+
+
+def _mark_inherited(latch: StopLatch | None) -> None:
+    if latch is not None:
+        latch._inherited = True
 
 
 class BaseServer:

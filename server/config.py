@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 
 from server import __version__
 
@@ -23,6 +24,8 @@ MODE_ONLY = {
     "max_requests_jitter": ("prefork",),
     "max_connections": ("event",),
 }
+# gunicorn's default and meaning: a header field line counted with its CRLF; 0 on the command line means this.
+DEFAULT_FIELD_SIZE = 8190
 EVENT_THREADS = 8  # event mode pool: two cores busy even while some requests wait on I/O
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -51,17 +54,17 @@ class Config:
     max_connections: int | None = None  # open connections at once (event); None = the fd limit
     limit_request_line: int = 4094
     limit_request_fields: int = 100
-    limit_request_field_size: int = 8190
+    limit_request_field_size: int = DEFAULT_FIELD_SIZE  # a field line with its CRLF
     limit_request_body: int = 100 * 1024 * 1024  # 0 = unlimited
     access_log: str | None = None  # None = off, "-" = stdout, else a file path
     log_level: str = "info"
 
-    @property
+    @cached_property  # read on every response: computed once (the dataclass is frozen)
     def server_software(self) -> str:
         """What ``SERVER_SOFTWARE`` says; loadtest/inserver/identity.py derives ``lab-<mode>`` from it."""
         return f"wsgi-lab/{__version__} {self.mode}"
 
-    @property
+    @cached_property
     def max_head_size(self) -> int:
         """Bytes h11 may buffer for one request head: the line plus every allowed field."""
         return (
@@ -102,6 +105,11 @@ def parse_int(text: str, minimum: int) -> int:
     if value < minimum:
         raise ConfigError(f"must be at least {minimum}, got {value}")
     return value
+
+
+def parse_field_size(text: str) -> int:
+    """``--limit-request-field-size``: bytes of a field line with its CRLF; 0 means the default (gunicorn)."""
+    return parse_int(text, 0) or DEFAULT_FIELD_SIZE
 
 
 def parse_seconds(text: str, allow_zero: bool) -> float:

@@ -1,10 +1,28 @@
-"""Serve one client connection, request after request, until either side is done.
+"""Serve one client connection over a blocking socket, request after request, until either side is done.
 
-This is the loop every mode runs -- in the main thread (single), in a thread
-per connection (threaded) or in a child process per connection (forking).  It
-ties :mod:`server.protocol` (HTTP) to :mod:`server.wsgi` (the app) and decides,
-after each response, whether the connection lives on.  It never starts a
-thread or a process itself.
+This is the loop every blocking mode runs -- in the main thread (single), in a
+thread per connection (threaded) or in a child process per connection
+(forking, prefork).  It holds :class:`HTTPConnection`, the blocking socket
+driver of :class:`server.protocol.HTTPCore` (reads with timeouts, drain, linger),
+ties it to :mod:`server.wsgi` (the app) and decides, after each response,
+whether the connection lives on.
+
+Policy choices and known limits:
+
+- **Drain.**  An unread request body is read and discarded after the response
+  only if it is small (``DRAIN_MAX_BYTES``) and quick (``DRAIN_MAX_SECONDS``);
+  otherwise the connection closes, so leftover body bytes can never be taken
+  for the next request.
+- **Linger.**  After an error response we stop writing and read for up to
+  ``LINGER_SECONDS`` before closing: closing with unread input makes the
+  kernel send a reset that can destroy the response before the client reads it.
+- **Yield.**  An idle keep-alive connection is dropped as soon as the server
+  stops, and -- single mode and one-connection prefork workers -- after its
+  time slice, as soon as another client waits on the listener.
+
+What this module does NOT know: HTTP's rules (:mod:`server.protocol`), the
+WSGI rules (:mod:`server.wsgi`), and how connections are shared out: it never
+starts a thread or a process, and the event mode does not use it for I/O.
 """
 
 from __future__ import annotations
@@ -20,12 +38,27 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from server.config import Config
-from server.protocol import ClientGone, CoreDriver, HTTPConnection, HTTPError, RequestHead, ResponseError
+from server.protocol import (
+    NEED_DATA,
+    BodyTimeout,
+    ClientGone,
+    CoreDriver,
+    HTTPCore,
+    HTTPError,
+    RequestHead,
+    ResponseError,
+)
 from server.wsgi import Response, WSGIApp, WSGIInput, build_environ, connection_environ, run_app
 
 log = logging.getLogger("wsgi_lab")
 KEEP_ALIVE_GRACE = 0.02  # seconds
 access_log = logging.getLogger("wsgi_lab.access")
+RECV_SIZE = 64 * 1024
+# An unread request body is drained (so the connection can be reused) only if it is small and quick.
+DRAIN_MAX_BYTES = 256 * 1024
+DRAIN_MAX_SECONDS = 1.0
+# After an error response, how long we keep reading so the client sees the response, not a reset.
+LINGER_SECONDS = 0.5
 
 
 class Latch(Protocol):
@@ -44,6 +77,225 @@ class ServeContext:
     stop: Latch  # set once the server is shutting down
     yield_fd: int | None = None  # readable = another client waits for this worker (single mode)
     time_slice: float = 0.0  # with yield_fd: how long a busy keep-alive connection keeps the worker
+
+
+class HTTPConnection(CoreDriver):
+    """One client connection over a blocking socket: the driver of :class:`HTTPCore` for one thread.
+
+    Blocking socket I/O with timeouts; the only "waiting for several things"
+    is :meth:`next_request`, which also watches ``stop_fd`` (the server is
+    shutting down) and ``yield_fd`` (another client is waiting for this worker),
+    so an *idle* keep-alive connection never delays either.
+    """
+
+    def __init__(self, sock: socket.socket, config: Config) -> None:
+        self.sock = sock
+        self.config = config
+        self.core = HTTPCore(config)
+        self.bytes_sent = 0
+        self._fd = sock.fileno()
+        self._pollers: dict[tuple[int | None, ...], select.poll] = {}
+        sock.settimeout(config.timeout)
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def _wait_for_first_byte(
+        self, idle: float, stop_fd: int | None, yield_fd: int | None, patience: float
+    ) -> bool:
+        """Wait up to ``idle`` s for the next request; False if we should close instead.
+
+        A request that has arrived is served even when stopping (its response
+        says ``Connection: close``).  A silent connection is dropped as soon as
+        the server stops -- or, after ``patience`` seconds, as soon as another
+        client needs this worker (``yield_fd`` readable).
+        """
+        remaining = idle
+        if yield_fd is not None and patience > 0:
+            ready = self._poll((stop_fd,), min(idle, patience))
+            if ready is not None:
+                return ready
+            remaining = idle - patience
+            if remaining <= 0:
+                return False
+        return bool(self._poll((stop_fd, yield_fd), remaining))
+
+    def _poll(self, others: tuple[int | None, ...], timeout: float) -> bool | None:
+        """True if our socket is readable, False if one of ``others`` is, None on timeout.
+
+        One poll object per set of descriptors, made on first use and kept for
+        the connection: a request then costs the ``poll`` call only.
+        """
+        poller = self._pollers.get(others)
+        if poller is None:
+            poller = self._pollers[others] = select.poll()
+            poller.register(self._fd, select.POLLIN)
+            for fd in others:
+                if fd is not None:
+                    poller.register(fd, select.POLLIN)
+        events = poller.poll(timeout * 1000)
+        if not events:
+            return None
+        return any(fd == self._fd for fd, _ in events)
+
+    def _recv_ready(self) -> bytes:
+        """recv when data is most likely waiting, in one system call.
+
+        A socket with a timeout makes Python ``poll()`` before every ``recv`` and
+        ``send``.  We have just polled ourselves, so the fd (non-blocking, as every
+        socket with a timeout is) is read directly; only if nothing is there after
+        all does the ordinary timed ``recv`` wait.  Each system call releases and
+        retakes the GIL, which the threaded mode pays for in contention.
+        """
+        try:
+            return os.read(self._fd, RECV_SIZE)
+        except BlockingIOError:
+            return self.sock.recv(RECV_SIZE)
+
+    def _recv_head(self, deadline: float | None) -> bytes:
+        """recv for the request head; past the first byte it must all arrive by ``deadline``."""
+        if deadline is None:  # the poll just said data is waiting
+            try:
+                return self._recv_ready()
+            except TimeoutError:
+                raise HTTPError(408, "timed out reading the request head") from None
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise HTTPError(408, "timed out reading the request head")
+        self.sock.settimeout(remaining)
+        try:
+            return self.sock.recv(RECV_SIZE)
+        except TimeoutError:
+            raise HTTPError(408, "timed out reading the request head") from None
+        finally:
+            self.sock.settimeout(self.config.timeout)
+
+    def next_request(
+        self, idle: float, stop_fd: int | None = None, yield_fd: int | None = None, patience: float = 0.0
+    ) -> RequestHead | None:
+        """Read and validate the next request head.
+
+        Returns None when the connection should simply close: the client closed
+        it, stayed idle for ``idle`` seconds, or the server is stopping.
+        Raises :class:`HTTPError` for a request that must be refused.
+        """
+        started: float | None = None
+        while (head := self.core.next_head()) is NEED_DATA:
+            try:
+                if started is None:
+                    waiting = self.core.head_started
+                    if not waiting and not self._wait_for_first_byte(idle, stop_fd, yield_fd, patience):
+                        return None
+                    started = time.monotonic()
+                    data = self._recv_head(None)
+                else:
+                    # The whole head must arrive within --timeout of its first byte (no slowloris).
+                    data = self._recv_head(started + self.config.timeout)
+            except HTTPError:
+                raise
+            except OSError:  # reset by the peer
+                return None
+            self.core.receive(data)
+        if head is not None:
+            self.bytes_sent = 0  # counted per request, for the access log
+        return head  # type: ignore[return-value]
+
+    def read_body(self) -> bytes:
+        """The next piece of the request body; b"" once it is complete.
+
+        The first read answers ``Expect: 100-continue``: the client waits for
+        it, and we send it only when the application actually wants the body.
+        """
+        self._send(self.core.continue_response())
+        while (data := self.core.next_body()) is NEED_DATA:
+            try:
+                received = self.sock.recv(RECV_SIZE)
+            except TimeoutError:
+                raise BodyTimeout() from None
+            except OSError as exc:
+                raise ClientGone(str(exc)) from None
+            self.core.receive(received)
+        return data  # type: ignore[return-value]
+
+    # --- writing ---------------------------------------------------------------------------------
+
+    def _send(self, data: bytes) -> None:
+        if not data:
+            return
+        try:
+            # One write(2) usually takes it all; the timed sendall (poll + send) only for the rest.
+            try:
+                sent = os.write(self._fd, data)
+            except BlockingIOError:
+                sent = 0
+            if sent < len(data):
+                self.sock.sendall(memoryview(data)[sent:])
+        except OSError as exc:  # includes the timeout of a client that stopped reading
+            self.core.send_failed()
+            raise ClientGone(str(exc)) from None
+        self.bytes_sent += len(data)
+
+    # --- end of a request/response cycle ---------------------------------------------------------
+
+    def start_next_cycle(self) -> bool:
+        """After a complete response: True if the connection can carry another request.
+
+        An unread request body is drained when it is small and arrives quickly;
+        otherwise the connection is closed so leftover body bytes can never be
+        mistaken for the next request.  A client still waiting for ``100
+        Continue`` (we answered without reading) may or may not send its body,
+        so that connection is closed too.
+        """
+        core = self.core
+        if not core.response_done:
+            return False
+        if core.body_unread and (core.body_may_never_come or not self._drain()):
+            return False
+        return core.start_next_cycle()
+
+    def _drain(self) -> bool:
+        """Read and discard the rest of the request body, within small byte and time budgets."""
+        deadline = time.monotonic() + DRAIN_MAX_SECONDS
+        timed = False
+        try:
+            while (done := self.core.discard_body(DRAIN_MAX_BYTES)) is NEED_DATA:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                timed = True
+                self.sock.settimeout(left)
+                data = self.sock.recv(RECV_SIZE)
+                if not data:
+                    return False
+                self.core.receive(data)
+            return bool(done)
+        except OSError:
+            return False
+        finally:
+            if timed:  # most bodies are already in h11's buffer: no system call at all then
+                self.sock.settimeout(self.config.timeout)
+
+    def close(self, linger: bool = False) -> None:
+        """Close the socket; with ``linger``, read briefly first so an error response is not lost.
+
+        Closing a socket with unread input makes the kernel send a reset,
+        which can destroy the response we just sent before the client reads it.
+        """
+        sock = self.sock
+        try:
+            if linger:
+                sock.shutdown(socket.SHUT_WR)
+                deadline = time.monotonic() + LINGER_SECONDS
+                received = 0
+                while received < DRAIN_MAX_BYTES and (left := deadline - time.monotonic()) > 0:
+                    sock.settimeout(left)
+                    data = sock.recv(RECV_SIZE)
+                    if not data:
+                        break
+                    received += len(data)
+        except OSError:
+            pass
+        finally:
+            sock.close()
 
 
 def _readable(fd: int) -> bool:

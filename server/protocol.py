@@ -1,12 +1,9 @@
-"""HTTP/1.1 for one client connection, spoken through h11.
+"""HTTP/1.1 for one client connection, spoken through h11, with no I/O at all (sans-IO).
 
-Two layers, so that the rules can be tested without a socket and shared by
-every concurrency mode:
-
-- :class:`HTTPCore` -- sans-IO, in h11's style: bytes in, validated requests
-  out; responses in, bytes out.  It adds what h11 leaves to a server: the
-  request limits (414 / 431 / 413), the checks RFC 9110/9112 ask of a server
-  that h11 0.16 does not make -- smuggling classics such as obs-fold, control
+- :class:`HTTPCore` -- in h11's style: bytes in, validated requests out;
+  responses in, bytes out.  It adds what h11 leaves to a server: the request
+  limits (414 / 431 / 413), the checks RFC 9110/9112 ask of a server that h11
+  0.16 does not make -- smuggling classics such as obs-fold, control
   characters, list-form Content-Length, Transfer-Encoding in HTTP/1.0, chunked
   not last, forbidden trailers, sloppy chunk-size lines, repeated singleton
   fields, versions other than 1.0/1.1 (505), malformed targets -- plus
@@ -14,23 +11,22 @@ every concurrency mode:
   hide what was sent (it unfolds obs-fold, merges Content-Lengths, skips
   chunk-size lines), the core looks at the raw bytes h11 has accepted: a check
   beside h11, never a second parser.
-- :class:`HTTPConnection` -- the blocking driver: socket I/O with timeouts for
-  one connection served by one thread or process; it drains a small unread
-  body so the connection can be reused, or closes.
+- :class:`CoreDriver` -- what the connection loop and :mod:`server.wsgi` call
+  to send a response through a core; a driver supplies only the byte moving
+  (``_send``, ``read_body``).
 
-Nothing here knows about WSGI, threads or processes: a mode hands a socket
-to :mod:`server.connection`, which drives an :class:`HTTPConnection`; the
-event mode drives :class:`HTTPCore` from its own non-blocking loop.
+What this module does NOT know: sockets, timeouts and the clock (beyond the
+``Date`` header), WSGI, threads or processes.  The drivers live with the code
+that runs them: the blocking one (one connection per thread or process) in
+:mod:`server.connection`, the non-blocking one in :mod:`server.workers.event`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import email.utils
-import os
+import logging
 import re
-import select
-import socket
 import time
 from dataclasses import dataclass
 
@@ -38,14 +34,10 @@ import h11
 
 from server.config import Config
 
-RECV_SIZE = 64 * 1024
-# An unread request body is drained (so the connection can be reused) only if it is small and quick.
-DRAIN_MAX_BYTES = 256 * 1024
-DRAIN_MAX_SECONDS = 1.0
+log = logging.getLogger("wsgi_lab")
+
 # A refusal's reason goes into one log line and the error body: at most this many characters of it.
 REASON_MAX_CHARS = 200
-# After an error response, how long we keep reading so the client sees the response, not a reset.
-LINGER_SECONDS = 0.5
 
 # h11 already limits a target to visible ASCII.  On top of that a target is malformed if it has
 # a "%" that does not start a %HH escape (we decode the path).  A "#fragment" is never part of
@@ -86,13 +78,20 @@ _DECIMAL = re.compile(rb"[0-9]+")
 _CHUNK_LINE = re.compile(rb"[0-9A-Fa-f]+(?:;[\t\x20-\x7e\x80-\xff]*)?\r\n")
 # h11 finds the end of a header or trailer block this way (a blank line, with or without CR).
 _BLOCK_END = re.compile(rb"\n\r?\n")
-# RFC 9110 6.5.1: fields that must not be sent in, or taken from, trailers -- framing, routing,
-# authentication, request modifiers and content metadata.
-TRAILER_FORBIDDEN = frozenset(
-    {b"content-length", b"transfer-encoding", b"trailer", b"host", b"authorization"}
-    | {b"proxy-authorization", b"cookie", b"set-cookie", b"content-type", b"content-encoding"}
-    | {b"content-range", b"range", b"expect", b"te", b"max-forwards", b"cache-control"}
-    | {b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since", b"if-range"}
+# RFC 9110 6.5.1: fields a sender must not put in trailers, because they control framing, routing,
+# authentication, request modifiers or the content's metadata; a recipient must not merge them into
+# the header section.  Those that could change how this message or the next is framed or whom it
+# is for are refused (400), as gunicorn refuses them; the rest are discarded (and logged): the
+# request is valid, only those trailer fields are not taken.  (No trailer ever reaches the app:
+# the environ is built from the header section before the body is read.)
+TRAILER_REFUSED = frozenset(
+    {b"content-length", b"transfer-encoding", b"trailer", b"te", b"host", b"authorization"}
+    | {b"proxy-authorization"}
+)
+TRAILER_DISCARDED = frozenset(
+    {b"cookie", b"set-cookie", b"content-type", b"content-encoding", b"content-range", b"range"}
+    | {b"expect", b"max-forwards", b"cache-control", b"vary", b"if-match", b"if-none-match"}
+    | {b"if-modified-since", b"if-unmodified-since", b"if-range"}
 )
 # RFC 9112 2.3 / RFC 9110 15.6.6: we speak HTTP/1.0 and 1.1; any other version gets 505.
 HTTP_VERSIONS = (b"1.0", b"1.1")
@@ -214,7 +213,7 @@ def check_raw_head(raw: bytes, config: Config) -> None:
     for line in raw.split(b"\r\n")[1:]:
         if not line:
             break  # the blank line that ends the head
-        if len(line) > config.limit_request_field_size:
+        if len(line) + 2 > config.limit_request_field_size:  # counted with its CRLF, as gunicorn does
             raise HTTPError(431, f"header line longer than {config.limit_request_field_size} bytes")
         name, _, value = line.partition(b":")
         name = name.lower()
@@ -280,7 +279,8 @@ class _ChunkLines:
         self.at_line = event.chunk_end
         self.skip = 2 if event.chunk_end else 0
 
-    def end(self, trailers: list[tuple[bytes, bytes]]) -> None:
+    def end(self, trailers: list[tuple[bytes, bytes]]) -> list[bytes]:
+        """Check the trailer block; return the names of the fields to discard (RFC 9110 6.5.1)."""
         position = self._check_line() if self.at_line else self.skip
         block = self.raw[position:]
         if block[:2] != b"\r\n":  # there are trailer lines (or a bare LF ends the body)
@@ -289,8 +289,9 @@ class _ChunkLines:
             if fault := _RAW_HEAD_FAULT.search(block, 0, stop):
                 raise HTTPError(400, "in the trailers: " + _fault_reason(fault[0]))
         for name, _ in trailers:
-            if name in TRAILER_FORBIDDEN:
+            if name in TRAILER_REFUSED:
                 raise HTTPError(400, f"{name.decode()} is not allowed in trailers (RFC 9110 6.5.1)")
+        return [name for name, _ in trailers if name in TRAILER_DISCARDED]
 
 
 NEED_DATA = h11.NEED_DATA  # "feed me more bytes": returned by HTTPCore.next_head / next_body
@@ -302,7 +303,7 @@ class HTTPCore:
     This is h11 plus what h11 leaves to a server: the request limits, the
     checks RFC 9112 asks of a server on top of h11's parsing, ``100 Continue``
     and the end-of-cycle bookkeeping.  It never blocks and never touches a
-    socket, so two very different drivers share it: :class:`HTTPConnection`
+    socket, so two very different drivers share it: :class:`server.connection.HTTPConnection`
     (blocking reads with timeouts, one connection per thread or process) and
     the event mode's loop (non-blocking, every connection in one thread).  It
     is also the place to test a protocol rule directly -- bytes in, status out::
@@ -316,6 +317,7 @@ class HTTPCore:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self._software = config.server_software.encode()
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=config.max_head_size)
         self.head: RequestHead | None = None
         # The method h11 parsed, even for a request we then refuse: a HEAD gets no error body either.
@@ -390,7 +392,7 @@ class HTTPCore:
         config = self.config
         if request.http_version not in HTTP_VERSIONS:
             raise HTTPError(505, f"HTTP/{request.http_version.decode()} is not supported (RFC 9112 2.3)")
-        line_length = len(request.method) + len(request.target) + 11  # "M T HTTP/1.1"
+        line_length = len(request.method) + len(request.target) + 10  # "M T HTTP/1.1", without CRLF
         if line_length > config.limit_request_line:
             raise HTTPError(414, f"request line longer than {config.limit_request_line} bytes")
         headers = list(request.headers)
@@ -466,7 +468,9 @@ class HTTPCore:
                 self._chunks.data(event)
             elif type(event) is h11.EndOfMessage:
                 chunks, self._chunks = self._chunks, None
-                chunks.end(list(event.headers))
+                if discarded := chunks.end(list(event.headers)):
+                    names = ", ".join(name.decode() for name in discarded)
+                    log.info("trailer field(s) %s discarded: not allowed in trailers (RFC 9110 6.5.1)", names)
         return event
 
     # --- output ----------------------------------------------------------------------------------
@@ -491,7 +495,7 @@ class HTTPCore:
     ) -> bytes:
         """The status line and headers (plus the first body bytes, so they can go out in one write)."""
         self.status = status
-        headers = self._defaults(headers, self.config.server_software.encode())
+        headers = self._defaults(headers, self._software)
         if close:
             headers.append((b"Connection", b"close"))
         out = self.h11.send(h11.Response(status_code=status, reason=reason, headers=headers)) or b""
@@ -598,7 +602,7 @@ class CoreDriver:
     A driver moves the core's bytes: it supplies ``_send`` (write, or raise
     :class:`ClientGone`) and ``read_body``; the rest -- encoding a response
     through the core, the current head -- is the same for every driver: the
-    blocking :class:`HTTPConnection` and the event mode's connections.
+    blocking :class:`server.connection.HTTPConnection` and the event mode's connections.
     """
 
     core: HTTPCore
@@ -644,218 +648,6 @@ class CoreDriver:
         """A small plain-text error response that closes the connection."""
         with contextlib.suppress(ClientGone):  # the client is gone: closing is all we can do
             self._send(self.core.error_response(status, message))
-
-
-class HTTPConnection(CoreDriver):
-    """One client connection over a blocking socket: the driver of :class:`HTTPCore` for one thread.
-
-    Blocking socket I/O with timeouts; the only "waiting for several things"
-    is :meth:`next_request`, which also watches ``stop_fd`` (the server is
-    shutting down) and ``yield_fd`` (another client is waiting for this worker),
-    so an *idle* keep-alive connection never delays either.
-    """
-
-    def __init__(self, sock: socket.socket, config: Config) -> None:
-        self.sock = sock
-        self.config = config
-        self.core = HTTPCore(config)
-        self.bytes_sent = 0
-        sock.settimeout(config.timeout)
-
-    # --- reading ---------------------------------------------------------------------------------
-
-    def _wait_for_first_byte(
-        self, idle: float, stop_fd: int | None, yield_fd: int | None, patience: float
-    ) -> bool:
-        """Wait up to ``idle`` s for the next request; False if we should close instead.
-
-        A request that has arrived is served even when stopping (its response
-        says ``Connection: close``).  A silent connection is dropped as soon as
-        the server stops -- or, after ``patience`` seconds, as soon as another
-        client needs this worker (``yield_fd`` readable).
-        """
-        remaining = idle
-        if yield_fd is not None and patience > 0:
-            ready = self._poll((stop_fd,), min(idle, patience))
-            if ready is not None:
-                return ready
-            remaining = idle - patience
-            if remaining <= 0:
-                return False
-        return bool(self._poll((stop_fd, yield_fd), remaining))
-
-    def _poll(self, others: tuple[int | None, ...], timeout: float) -> bool | None:
-        """True if our socket is readable, False if one of ``others`` is, None on timeout."""
-        poller = select.poll()
-        me = self.sock.fileno()
-        poller.register(me, select.POLLIN)
-        for fd in others:
-            if fd is not None:
-                poller.register(fd, select.POLLIN)
-        events = poller.poll(timeout * 1000)
-        if not events:
-            return None
-        return any(fd == me for fd, _ in events)
-
-    def _recv_ready(self) -> bytes:
-        """recv when data is most likely waiting, in one system call.
-
-        A socket with a timeout makes Python ``poll()`` before every ``recv`` and
-        ``send``.  We have just polled ourselves, so the fd (non-blocking, as every
-        socket with a timeout is) is read directly; only if nothing is there after
-        all does the ordinary timed ``recv`` wait.  Each system call releases and
-        retakes the GIL, which the threaded mode pays for in contention.
-        """
-        try:
-            return os.read(self.sock.fileno(), RECV_SIZE)
-        except BlockingIOError:
-            return self.sock.recv(RECV_SIZE)
-
-    def _recv_head(self, deadline: float | None) -> bytes:
-        """recv for the request head; past the first byte it must all arrive by ``deadline``."""
-        if deadline is None:  # the poll just said data is waiting
-            try:
-                return self._recv_ready()
-            except TimeoutError:
-                raise HTTPError(408, "timed out reading the request head") from None
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise HTTPError(408, "timed out reading the request head")
-        self.sock.settimeout(remaining)
-        try:
-            return self.sock.recv(RECV_SIZE)
-        except TimeoutError:
-            raise HTTPError(408, "timed out reading the request head") from None
-        finally:
-            self.sock.settimeout(self.config.timeout)
-
-    def next_request(
-        self, idle: float, stop_fd: int | None = None, yield_fd: int | None = None, patience: float = 0.0
-    ) -> RequestHead | None:
-        """Read and validate the next request head.
-
-        Returns None when the connection should simply close: the client closed
-        it, stayed idle for ``idle`` seconds, or the server is stopping.
-        Raises :class:`HTTPError` for a request that must be refused.
-        """
-        started: float | None = None
-        while (head := self.core.next_head()) is NEED_DATA:
-            try:
-                if started is None:
-                    waiting = self.core.head_started
-                    if not waiting and not self._wait_for_first_byte(idle, stop_fd, yield_fd, patience):
-                        return None
-                    started = time.monotonic()
-                    data = self._recv_head(None)
-                else:
-                    # The whole head must arrive within --timeout of its first byte (no slowloris).
-                    data = self._recv_head(started + self.config.timeout)
-            except HTTPError:
-                raise
-            except OSError:  # reset by the peer
-                return None
-            self.core.receive(data)
-        if head is not None:
-            self.bytes_sent = 0  # counted per request, for the access log
-        return head  # type: ignore[return-value]
-
-    def read_body(self) -> bytes:
-        """The next piece of the request body; b"" once it is complete.
-
-        The first read answers ``Expect: 100-continue``: the client waits for
-        it, and we send it only when the application actually wants the body.
-        """
-        self._send(self.core.continue_response())
-        while (data := self.core.next_body()) is NEED_DATA:
-            try:
-                received = self.sock.recv(RECV_SIZE)
-            except TimeoutError:
-                raise BodyTimeout() from None
-            except OSError as exc:
-                raise ClientGone(str(exc)) from None
-            self.core.receive(received)
-        return data  # type: ignore[return-value]
-
-    # --- writing ---------------------------------------------------------------------------------
-
-    def _send(self, data: bytes) -> None:
-        if not data:
-            return
-        try:
-            # One write(2) usually takes it all; the timed sendall (poll + send) only for the rest.
-            try:
-                sent = os.write(self.sock.fileno(), data)
-            except BlockingIOError:
-                sent = 0
-            if sent < len(data):
-                self.sock.sendall(memoryview(data)[sent:])
-        except OSError as exc:  # includes the timeout of a client that stopped reading
-            self.core.send_failed()
-            raise ClientGone(str(exc)) from None
-        self.bytes_sent += len(data)
-
-    # --- end of a request/response cycle ---------------------------------------------------------
-
-    def start_next_cycle(self) -> bool:
-        """After a complete response: True if the connection can carry another request.
-
-        An unread request body is drained when it is small and arrives quickly;
-        otherwise the connection is closed so leftover body bytes can never be
-        mistaken for the next request.  A client still waiting for ``100
-        Continue`` (we answered without reading) may or may not send its body,
-        so that connection is closed too.
-        """
-        core = self.core
-        if not core.response_done:
-            return False
-        if core.body_unread and (core.body_may_never_come or not self._drain()):
-            return False
-        return core.start_next_cycle()
-
-    def _drain(self) -> bool:
-        """Read and discard the rest of the request body, within small byte and time budgets."""
-        deadline = time.monotonic() + DRAIN_MAX_SECONDS
-        timed = False
-        try:
-            while (done := self.core.discard_body(DRAIN_MAX_BYTES)) is NEED_DATA:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                timed = True
-                self.sock.settimeout(left)
-                data = self.sock.recv(RECV_SIZE)
-                if not data:
-                    return False
-                self.core.receive(data)
-            return bool(done)
-        except OSError:
-            return False
-        finally:
-            if timed:  # most bodies are already in h11's buffer: no system call at all then
-                self.sock.settimeout(self.config.timeout)
-
-    def close(self, linger: bool = False) -> None:
-        """Close the socket; with ``linger``, read briefly first so an error response is not lost.
-
-        Closing a socket with unread input makes the kernel send a reset,
-        which can destroy the response we just sent before the client reads it.
-        """
-        sock = self.sock
-        try:
-            if linger:
-                sock.shutdown(socket.SHUT_WR)
-                deadline = time.monotonic() + LINGER_SECONDS
-                received = 0
-                while received < DRAIN_MAX_BYTES and (left := deadline - time.monotonic()) > 0:
-                    sock.settimeout(left)
-                    data = sock.recv(RECV_SIZE)
-                    if not data:
-                        break
-                    received += len(data)
-        except OSError:
-            pass
-        finally:
-            sock.close()
 
 
 class ResponseError(Exception):

@@ -2,9 +2,9 @@
 
 This module turns a :class:`~server.protocol.RequestHead` into an environ and
 the application's answer into calls on a :class:`~server.protocol.CoreDriver` (the blocking
-:class:`~server.protocol.HTTPConnection` or an event-mode connection).
+:class:`~server.connection.HTTPConnection` or an event-mode connection).
 It owns the WSGI rules (header timing, ``exc_info``, ``close()``); HTTP framing
-stays in :mod:`server.protocol`.
+stays in :mod:`server.protocol`.  It knows no sockets, threads or processes.
 """
 
 from __future__ import annotations
@@ -125,31 +125,48 @@ def connection_environ(
     }
 
 
+# Header name as h11 gives it (lower-case bytes) -> its environ key, made once per distinct name.
+# Names are the client's choice, so the cache is bounded; past the bound a key is simply computed.
+_ENVIRON_KEYS: dict[bytes, str | None] = {
+    b"content-type": "CONTENT_TYPE",
+    b"content-length": "CONTENT_LENGTH",
+}
+_ENVIRON_KEYS_MAX = 1024
+
+
+def environ_key(name: bytes) -> str | None:
+    """``HTTP_USER_AGENT`` for ``user-agent``; None for a name with ``_`` (dropped, see build_environ)."""
+    key = _ENVIRON_KEYS.get(name, "")
+    if key == "":
+        # "X_Forwarded_For" and "X-Forwarded-For" would both become HTTP_X_FORWARDED_FOR:
+        # drop the underscore spelling so a client cannot spoof what a proxy set.
+        key = None if b"_" in name else "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+        if len(_ENVIRON_KEYS) < _ENVIRON_KEYS_MAX:
+            _ENVIRON_KEYS[name] = key
+    return key
+
+
 def build_environ(base: dict[str, Any], head: RequestHead, wsgi_input: WSGIInput) -> dict[str, Any]:
     """A fresh environ for one request (PEP 3333: native strings are latin-1 decoded bytes)."""
     environ = base.copy()
     environ["REQUEST_METHOD"] = head.method.decode("ascii")
     # PATH_INFO is percent-decoded bytes seen as latin-1; QUERY_STRING stays encoded.
     # "OPTIONS *" has no path: PATH_INFO is empty, REQUEST_URI says "*".
-    environ["PATH_INFO"] = unquote_to_bytes(head.path).decode("latin-1") if head.path != b"*" else ""
+    path = head.path
+    if path == b"*":
+        environ["PATH_INFO"] = ""
+    else:
+        environ["PATH_INFO"] = (unquote_to_bytes(path) if b"%" in path else path).decode("latin-1")
     environ["QUERY_STRING"] = head.query.decode("latin-1")
     environ["RAW_URI"] = environ["REQUEST_URI"] = head.target.decode("latin-1")
     environ["SERVER_PROTOCOL"] = "HTTP/" + head.http_version.decode("ascii")
     environ["wsgi.input"] = wsgi_input
     for name, value in head.headers:
-        if name == b"content-type":
-            environ["CONTENT_TYPE"] = value.decode("latin-1")
+        key = environ_key(name)
+        if key is None:
             continue
-        if name == b"content-length":
-            environ["CONTENT_LENGTH"] = value.decode("latin-1")
-            continue
-        if b"_" in name:
-            # "X_Forwarded_For" and "X-Forwarded-For" would both become HTTP_X_FORWARDED_FOR:
-            # drop the underscore spelling so a client cannot spoof what a proxy set.
-            continue
-        key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
         text = value.decode("latin-1")
-        if key in environ:
+        if key in environ:  # a repeated list field (singletons were refused by the protocol)
             text = environ[key] + ("; " if key == "HTTP_COOKIE" else ", ") + text
         environ[key] = text
     if head.authority is not None:  # absolute-form target: its authority wins over Host
@@ -164,6 +181,28 @@ def _latin1(value: Any, what: str) -> bytes:
         return value.encode("latin-1")
     except UnicodeEncodeError:
         raise ValueError(f"{what} must be latin-1 encodable: {value!r}") from None
+
+
+# Response header names already checked (a token, not hop-by-hop) -> (latin-1 bytes, is Content-Length).
+# Apps send the same few names on every response; bounded, as the app could invent names.
+_HEADER_NAMES: dict[str, tuple[bytes, bool]] = {}
+_HEADER_NAMES_MAX = 1024
+
+
+def _header_name(name: Any, value: Any) -> tuple[bytes, bool]:
+    """A response header name checked once per distinct name; raises as start_response must."""
+    if type(name) is str and (known := _HEADER_NAMES.get(name)) is not None:
+        return known
+    raw = _latin1(name, "header name")
+    if not _TOKEN.fullmatch(name):
+        raise ValueError(f"invalid header {name!r}: {value!r}")
+    lower = name.lower()
+    if lower in HOP_BY_HOP:
+        raise ValueError(f"hop-by-hop header {name!r} is the server's business (PEP 3333)")
+    checked = (raw, lower == "content-length")
+    if len(_HEADER_NAMES) < _HEADER_NAMES_MAX:
+        _HEADER_NAMES[name] = checked
+    return checked
 
 
 class Response:
@@ -208,14 +247,11 @@ class Response:
             if type(item) is not tuple or len(item) != 2:
                 raise TypeError(f"each header must be a (name, value) tuple, got {item!r}")
             name, value = item
-            raw_name = _latin1(name, "header name")
+            raw_name, is_length = _header_name(name, value)
             raw_value = _latin1(value, f"value of header {name!r}")
-            if not _TOKEN.fullmatch(name) or "\r" in value or "\n" in value:
+            if "\r" in value or "\n" in value:
                 raise ValueError(f"invalid header {name!r}: {value!r}")
-            lower = name.lower()
-            if lower in HOP_BY_HOP:
-                raise ValueError(f"hop-by-hop header {name!r} is the server's business (PEP 3333)")
-            if lower == "content-length":
+            if is_length:
                 if not value.strip().isdigit():
                     raise ValueError(f"Content-Length must be a number, got {value!r}")
                 has_length = True

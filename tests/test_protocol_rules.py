@@ -174,7 +174,7 @@ def test_repeated_list_fields_are_fine():
 
 
 @pytest.mark.parametrize(
-    "name", [b"Content-Length", b"Transfer-Encoding", b"Host", b"Authorization", b"Cookie", b"Content-Type"]
+    "name", [b"Content-Length", b"Transfer-Encoding", b"Host", b"Authorization", b"Trailer", b"TE"]
 )
 def test_forbidden_field_in_trailers_is_400(name):
     # A value each field could carry in the head ("5"), so that only the place is wrong.
@@ -301,7 +301,7 @@ def test_header_line_over_the_field_limit_is_431_even_when_mostly_whitespace():
 
 
 def test_header_line_at_the_field_limit_is_fine():
-    assert outcome(get(HOST, b"X-A: " + b"v" * 95 + b"\r\n"), limit_request_field_size=100) == ACCEPTED
+    assert outcome(get(HOST, b"X-A: " + b"v" * 93 + b"\r\n"), limit_request_field_size=100) == ACCEPTED
 
 
 def test_whole_head_over_its_limit_is_431_even_when_it_arrives_at_once():

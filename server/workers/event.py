@@ -31,10 +31,17 @@ socket and a few kilobytes, never a thread.  Policy choices and known limits:
   without a complete head ``STOP_GRACE`` seconds to finish it, close idle ones,
   let in-flight requests finish (their responses say ``Connection: close``),
   flush, exit.  ``--graceful-timeout`` bounds the whole stop.
+- **Few hand-offs per request.**  The pool is ``--threads`` threads taking
+  connections from one queue (no future per request); a connection stays
+  registered for reading while its request runs, so a request costs no
+  selector changes; a worker wakes the loop with one byte only when no wake-up
+  is already pending.
 - Known limits: header parsing (h11, pure Python) runs in the one loop thread,
   so it is serialised; while a request is in the pool the loop does not read its
-  connection (pipelined requests wait in the kernel buffer, and a client that
-  hangs up is noticed only when its response is written).
+  connection: the first bytes that arrive meanwhile (a pipelined request, a
+  hang-up) make the loop stop watching it until the response is done, so they
+  wait in the kernel buffer, and a client that hangs up is noticed only when
+  its response is written.
 """
 
 from __future__ import annotations
@@ -42,27 +49,19 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import queue
 import resource
 import selectors
 import socket
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 
 from server.base import FD_EXHAUSTED, BaseServer
 from server.config import EVENT_THREADS
-from server.connection import log_access, serve_request
-from server.protocol import (
-    LINGER_SECONDS,
-    NEED_DATA,
-    RECV_SIZE,
-    ClientGone,
-    CoreDriver,
-    HTTPCore,
-    HTTPError,
-)
+from server.connection import LINGER_SECONDS, RECV_SIZE, log_access, serve_request
+from server.protocol import NEED_DATA, ClientGone, CoreDriver, HTTPCore, HTTPError
 from server.wsgi import connection_environ
 
 log = logging.getLogger("wsgi_lab")
@@ -90,7 +89,7 @@ class Connection(CoreDriver):
     worker thread owns ``core`` (it encodes the response), and the two share
     only ``out`` under ``lock``.  The worker's side is the interface that
     :func:`server.connection.serve_request` and :class:`server.wsgi.Response`
-    use, the same as :class:`server.protocol.HTTPConnection`'s.
+    use, the same as :class:`server.connection.HTTPConnection`'s.
     """
 
     def __init__(self, sock: socket.socket, peer: tuple, server: EventServer) -> None:
@@ -116,6 +115,7 @@ class Connection(CoreDriver):
         self.linger = False  # when closing: read briefly first, so the client sees our error response
         self.bytes_sent = 0  # per request, for the access log
         self.events = 0  # what the selector currently watches for
+        self.read_paused = False  # BUSY and the client sent something: stop watching until the response
 
     @property
     def idle(self) -> bool:
@@ -123,8 +123,11 @@ class Connection(CoreDriver):
         return self.state is State.HEAD and not self.core.head_started and self.requests > 0
 
     def wanted_events(self) -> int:
-        events = selectors.EVENT_READ if self.state in (State.HEAD, State.BODY, State.LINGER) else 0
-        return events | (selectors.EVENT_WRITE if self.out else 0)
+        # While BUSY the socket stays registered for reading (no selector change per request)
+        # until the client sends something; those bytes are read once the response is done.
+        busy_reading = self.state is State.BUSY and not self.read_paused
+        reading = busy_reading or self.state in (State.HEAD, State.BODY, State.LINGER)
+        return (selectors.EVENT_READ if reading else 0) | (selectors.EVENT_WRITE if self.out else 0)
 
     # --- the loop's side --------------------------------------------------------------------------
 
@@ -206,7 +209,9 @@ class EventServer(BaseServer):
         self.max_connections = self.config.max_connections or max(1, soft_limit - FD_RESERVE)
         self.selector = selectors.DefaultSelector()
         self.connections: dict[int, Connection] = {}
-        self.pool: ThreadPoolExecutor | None = None
+        # Complete requests wait here for a pool thread; None tells a thread to leave.
+        self.requests: queue.SimpleQueue[Connection | None] = queue.SimpleQueue()
+        self.pool: list[threading.Thread] = []
         self.ctx = self.context()
         self.accepting = False
         self.draining = False  # the loop has begun the graceful stop
@@ -214,6 +219,7 @@ class EventServer(BaseServer):
         # Workers hand finished requests (and newly queued output) back through this deque,
         # and write a byte to the socketpair so that a sleeping select() returns.
         self.woken: collections.deque[Connection] = collections.deque()
+        self.wake_pending = False  # a byte is in the socketpair already: no need for another
         self.waker_read, self.waker_write = socket.socketpair()
         self.waker_read.setblocking(False)
         self.waker_write.setblocking(False)
@@ -226,7 +232,10 @@ class EventServer(BaseServer):
     def serve_forever(self) -> None:
         """Hook: run the loop until the stop latch is set (overrides the accept loop).  Main thread."""
         assert self.listener is not None
-        self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="event-worker")
+        for n in range(self.threads):
+            thread = threading.Thread(target=self._pool_thread, name=f"event-worker_{n}", daemon=True)
+            thread.start()
+            self.pool.append(thread)
         self.selector.register(self._wake_read, selectors.EVENT_READ, "signal")
         self.selector.register(self.waker_read, selectors.EVENT_READ, "waker")
         self._accept_on()
@@ -244,8 +253,8 @@ class EventServer(BaseServer):
         self._begin_stop()
         while self.connections:
             self._turn()
-        assert self.pool is not None
-        self.pool.shutdown(wait=False)
+        for _ in self.pool:
+            self.requests.put(None)
 
     def _turn(self) -> None:
         """One turn of the loop: wait for sockets (at most ``TICK``), serve them, enforce deadlines."""
@@ -270,7 +279,10 @@ class EventServer(BaseServer):
                 if events & selectors.EVENT_WRITE:
                     conn.flush()
                 if events & selectors.EVENT_READ and self.connections.get(conn.fd) is conn:
-                    self._read(conn)
+                    if conn.state is State.BUSY:
+                        conn.read_paused = True  # read once the response is done (see wanted_events)
+                    else:
+                        self._read(conn)
                 self._after_io(conn)
             except ClientGone:
                 self._close(conn)
@@ -387,10 +399,14 @@ class EventServer(BaseServer):
 
     def _submit(self, conn: Connection) -> None:
         """Hand a complete request to the pool; the loop stops reading this connection meanwhile."""
-        assert self.pool is not None
         conn.state = State.BUSY
         conn.head_started = 0.0
-        self.pool.submit(self._run_request, conn)
+        self.requests.put(conn)
+
+    def _pool_thread(self) -> None:
+        """A pool thread: run complete requests until told to leave."""
+        while (conn := self.requests.get()) is not None:
+            self._run_request(conn)
 
     def _run_request(self, conn: Connection) -> None:
         """Runs in a worker thread: the app, then hand the connection back to the loop."""
@@ -413,15 +429,25 @@ class EventServer(BaseServer):
         return not self.config.keep_alive or self.stop.is_set()
 
     def hand_back(self, conn: Connection) -> None:
-        """From a worker thread: make the loop look at ``conn`` (request done or output queued)."""
+        """From a worker thread: make the loop look at ``conn`` (request done or output queued).
+
+        The append comes before the flag is read, and the loop clears the flag
+        after draining the socket and before emptying the deque: a connection
+        is never left in the deque without a byte on its way.
+        """
         self.woken.append(conn)
-        with contextlib.suppress(BlockingIOError):  # full means a wake-up is already pending
-            self.waker_write.send(b"x")
+        if not self.wake_pending:
+            self.wake_pending = True
+            with contextlib.suppress(BlockingIOError):  # full means a wake-up is already pending
+                self.waker_write.send(b"x")
 
     def _take_wakeups(self) -> None:
         with contextlib.suppress(BlockingIOError):
             while self.waker_read.recv(4096):
                 pass
+        # Only now, with the bytes gone: a worker that saw the flag set relies on a byte that is
+        # either drained here (its connection is already in the deque) or still to come.
+        self.wake_pending = False
         while self.woken:
             conn = self.woken.popleft()
             if self.connections.get(conn.fd) is not conn:
@@ -440,6 +466,7 @@ class EventServer(BaseServer):
                 return False
             keep, conn.keep = conn.keep, None
         conn.requests += 1
+        conn.read_paused = False
         if not (keep and not self.draining and conn.core.response_done and conn.core.start_next_cycle()):
             self._finish(conn, linger=conn.core.input_pending)
             return True
