@@ -43,8 +43,14 @@ CHECK = textwrap.dedent(
                if not resources.files(pkg).joinpath(name).is_file()]
     assert not missing, f"not in the installed wheel: {missing}"
     assert "site-packages" in webui.__file__, webui.__file__  # the installed copy, not the checkout
+    from types import SimpleNamespace
+    from loadtest.generator import access
+
+    # routes() wants locust's environment only for its login decorator (off here: loopback).
+    environment = SimpleNamespace(web_ui=SimpleNamespace(auth_required_if_enabled=lambda view: view))
     app = flask.Flask("check")
-    app.register_blueprint(webui.routes(None, {}, None), url_prefix="/wsgi-lab")
+    guard = access.from_env({}, {})
+    app.register_blueprint(webui.routes(environment, {}, None, guard), url_prefix="/wsgi-lab")
     reply = app.test_client().get("/wsgi-lab/ui.js")
     assert reply.status_code == 200 and reply.mimetype == "text/javascript", reply.status
     assert reply.data == resources.files("loadtest.generator").joinpath("webui.js").read_bytes()
