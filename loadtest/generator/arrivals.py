@@ -1,0 +1,159 @@
+"""Open-loop load for ``make tune``: requests *arrive* at a target rate, whatever the server does.
+
+A closed loop (a user sends, waits for the answer, sends again) slows down
+with the server it measures: a stalled server receives fewer requests, and the
+requests that would have waited are never sent, so the latency they would have
+had is never recorded (coordinated omission).  Here one ``ArrivalUser`` draws
+arrival times from a Poisson process at the step's rate and sends each request
+from its own greenlet, without waiting for earlier answers: up to
+``MAX_OUTSTANDING`` requests in flight (FastHttpUser's connection pool grows to
+the number in flight).  An arrival that finds ``MAX_OUTSTANDING`` requests
+outstanding is counted as a failed request (``overflow``) instead of being
+delayed.
+
+The load is a ladder of steps (``--tune-ladder "20:4,40:4"``: rate req/s :
+seconds), walked once; each request's name starts with its step (``s0 /path``),
+so the runner slices the per-request records (written by ``locustfile.py``'s
+recorder, imported here for its hooks) by step without aligning clocks.  After a
+step the user stops the ladder early when the step already missed a latency
+objective (``--tune-slo "95=200"``) by more than ``GIVE_UP`` times: higher rates
+only queue more.  The paths and their weights come from ``--tune-paths
+"/a:3,/b:1"``.
+
+Policy choices: arrivals are Poisson (random gaps, as independent clients
+make), seeded by ``--tune-seed``; the runner, not this file, judges each step.
+What this module does not know: which server it loads or what a candidate is.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import gevent
+from gevent.pool import Pool
+from locust import FastHttpUser, constant, events, task
+from locust.exception import StopUser
+
+from loadtest.generator import locustfile as _recorder_hooks  # noqa: F401 (registers the identity recorder)
+
+MAX_OUTSTANDING = 800
+GIVE_UP = 1.5  # a step whose percentile is this many times its objective ends the ladder
+DRAIN_S = 10.0  # after the last step, wait this long at most for the answers still in flight
+
+
+def parse_ladder(text: str) -> list[tuple[float, float]]:
+    """``"20:4,40:4"`` -> ``[(20.0, 4.0), (40.0, 4.0)]`` (rate req/s, seconds)."""
+    steps = []
+    for item in text.split(","):
+        if item.strip():
+            rate, _, seconds = item.partition(":")
+            steps.append((float(rate), float(seconds)))
+    return steps
+
+
+def parse_weighted(text: str) -> list[tuple[str, float]]:
+    """``"/a:3,/b=1"`` style pairs; the weight follows the LAST colon (paths may hold colons)."""
+    out = []
+    for item in text.split(","):
+        if item.strip():
+            path, _, weight = item.rpartition(":")
+            out.append((path, float(weight)))
+    return out
+
+
+@events.init_command_line_parser.add_listener
+def add_options(parser) -> None:
+    parser.add_argument("--tune-ladder", default="", include_in_web_ui=False, help="rate:seconds,...")
+    parser.add_argument("--tune-paths", default="/:1", include_in_web_ui=False, help="path:weight,...")
+    parser.add_argument("--tune-slo", default="", include_in_web_ui=False, help="percentile=ms,...")
+    parser.add_argument("--tune-seed", type=int, default=0, include_in_web_ui=False, help="arrival seed")
+    parser.add_argument("--tune-timeout", type=float, default=30.0, include_in_web_ui=False)
+
+
+def percentile(values: list[float], q: float) -> float:
+    data = sorted(values)
+    pos = (len(data) - 1) * q / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(data) - 1)
+    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
+
+
+def missed_badly(latencies: list[float], slo: dict[float, float]) -> bool:
+    """Whether a step's latencies (ms) missed some objective by more than GIVE_UP times."""
+    return bool(latencies) and any(percentile(latencies, q) > GIVE_UP * ms for q, ms in slo.items())
+
+
+class ArrivalUser(FastHttpUser):
+    """Run exactly once (one user): walks the ladder, then stops the test."""
+
+    wait_time = constant(0)
+    concurrency = MAX_OUTSTANDING
+    network_timeout = 30.0
+    connection_timeout = 30.0
+
+    def on_start(self) -> None:
+        options = self.environment.parsed_options
+        self.ladder = parse_ladder(options.tune_ladder)
+        weighted = parse_weighted(options.tune_paths)
+        self.paths = [p for p, _ in weighted]
+        self.weights = [w for _, w in weighted]
+        self.slo = {float(q): float(ms) for q, ms in parse_weighted(options.tune_slo.replace("=", ":"))}
+        self.rng = random.Random(options.tune_seed)
+        self.pool = Pool(MAX_OUTSTANDING)
+        self.step_ms: dict[int, list[float]] = {}
+
+    def send(self, step: int, path: str) -> None:
+        started = time.perf_counter()
+        self.client.get(path, name=f"s{step} {path}")
+        self.step_ms.setdefault(step, []).append((time.perf_counter() - started) * 1000.0)
+
+    def overflow(self, step: int, path: str) -> None:
+        """An arrival with no room: reported as a failed request, never delayed."""
+        self.environment.events.request.fire(
+            request_type="GET",
+            name=f"s{step} {path}",
+            response_time=0.0,
+            response_length=0,
+            response=None,
+            context={},
+            exception=RuntimeError(f"overflow: {MAX_OUTSTANDING} requests outstanding"),
+            start_time=time.time(),
+            url=path,
+        )
+
+    def walk(self, step: int, rate: float, seconds: float) -> None:
+        begin = time.monotonic()
+        due = begin
+        while True:
+            due += self.rng.expovariate(rate)
+            if due - begin >= seconds:
+                break
+            gevent.sleep(max(due - time.monotonic(), 0.0))
+            path = self.rng.choices(self.paths, self.weights)[0]
+            if self.pool.full():
+                self.overflow(step, path)
+            else:
+                self.pool.spawn(self.send, step, path)
+        gevent.sleep(max(begin + seconds - time.monotonic(), 0.0))
+
+    @task
+    def ladder_once(self) -> None:
+        for step, (rate, seconds) in enumerate(self.ladder):
+            self.walk(step, rate, seconds)
+            if missed_badly(self.step_ms.get(step, []), self.slo):
+                break
+        self.pool.join(timeout=DRAIN_S)
+        self.pool.kill(block=False)
+        runner = self.environment.runner
+        if runner is not None:
+            gevent.spawn_later(0.1, runner.quit)
+        raise StopUser()
+
+
+@events.init.add_listener
+def set_timeouts(environment, **_kw) -> None:
+    """``--tune-timeout``: a request unanswered after this many seconds fails as a timeout."""
+    options = environment.parsed_options
+    if options is not None:
+        ArrivalUser.network_timeout = ArrivalUser.connection_timeout = options.tune_timeout

@@ -1,0 +1,291 @@
+"""``recommendation.md`` and ``.html`` from ``recommendation.json``: one outline, two renderings.
+
+``outline`` turns the record into sections of blocks (a paragraph, a table, a
+chart); ``markdown`` and ``html`` each walk the outline once.  Charts are PNGs
+(matplotlib, Agg): rate at the objectives against memory for every measured
+candidate with the Pareto frontier marked, and p95 latency against arrival
+rate for the top candidates and the baseline.  The Markdown links the PNG
+files written beside it; the HTML embeds them.
+
+What this module does not know: how anything was measured or chosen.
+"""
+
+from __future__ import annotations
+
+import base64
+import html as htmllib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+TOP_CURVES = 4
+
+
+@dataclass
+class Para:
+    text: str
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+
+
+@dataclass
+class Chart:
+    name: str  # file name of the PNG
+    alt: str
+    png: bytes
+
+
+Block = Para | Table | Chart
+
+
+def fmt(value, spec: str = ".0f") -> str:
+    return "-" if value is None else format(value, spec) if isinstance(value, int | float) else str(value)
+
+
+def measured(result: dict) -> list[dict]:
+    return [c for c in result["candidates"] if c["status"] == "measured"]
+
+
+def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Points no other point beats on both memory (lower) and rate (higher), by memory."""
+    front: list[tuple[float, float]] = []
+    for mem, rate in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not front or rate > front[-1][1]:
+            front.append((mem, rate))
+    return front
+
+
+def png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def rate_memory_chart(result: dict) -> bytes:
+    cands = [c for c in measured(result) if c["memory_mb"] is not None]
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for c in cands:
+        color = "#e15759" if c["baseline"] else "#4e79a7"
+        ci = c.get("rate_at_slo_interval")
+        yerr = [[c["rate_at_slo"] - ci[0]], [ci[1] - c["rate_at_slo"]]] if ci else None
+        ax.errorbar(c["memory_mb"], c["rate_at_slo"], yerr=yerr, fmt="o", color=color, capsize=3)
+        ax.annotate(
+            c["key"],
+            (c["memory_mb"], c["rate_at_slo"]),
+            fontsize=7,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
+    front = pareto([(c["memory_mb"], c["rate_at_slo"]) for c in cands])
+    if front:
+        ax.step(
+            [m for m, _ in front],
+            [r for _, r in front],
+            where="post",
+            color="#59a14f",
+            label="Pareto frontier",
+        )
+    ax.axvline(result["budget"]["memory_mb"], color="#999", linestyle="--", label="memory budget")
+    ax.set_xlabel("server memory, PSS (MB)")
+    ax.set_ylabel("arrival rate at the objectives (req/s)")
+    ax.set_title("Rate at the objectives against memory (red: baseline)")
+    ax.legend(loc="lower right", fontsize=8)
+    return png(fig)
+
+
+def latency_chart(result: dict) -> bytes:
+    cands = sorted(measured(result), key=lambda c: -c["rate_at_slo"])[:TOP_CURVES]
+    cands += [c for c in measured(result) if c["baseline"] and c not in cands]
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for c in cands:
+        points = sorted(
+            (s["rate"], s["p95_ms"])
+            for m in c.get("measurements", [])
+            for s in m["steps"]
+            if s.get("p95_ms") is not None and s["requests"]
+        )
+        if points:
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3, label=c["key"])
+    for name, ms in result["slo"].items():
+        ax.axhline(ms, color="#999", linestyle="--", linewidth=1)
+        ax.annotate(name.replace("_ms", ""), (0, ms), fontsize=7, xytext=(2, 2), textcoords="offset points")
+    ax.set_yscale("log")
+    ax.set_xlabel("offered arrival rate (req/s)")
+    ax.set_ylabel("p95 latency (ms, log)")
+    ax.set_title("Latency against arrival rate: top candidates and the baseline")
+    ax.legend(fontsize=7)
+    return png(fig)
+
+
+def config_rows(result: dict) -> list[list[str]]:
+    rows = []
+    for label, c in (("recommended", result["recommended"]), ("baseline", result["baseline"])):
+        if c is None:
+            continue
+        ci = c.get("rate_at_slo_interval")
+        rate = fmt(c["rate_at_slo"]) + (f" [{ci[0]:.0f}-{ci[1]:.0f}]" if ci else "")
+        rows.append(
+            [
+                label,
+                c["server"],
+                c["worker_class"],
+                str(c["workers"]),
+                fmt(c["threads"]),
+                rate,
+                fmt(c["p95_ms"]),
+                fmt(c["memory_mb"]) + ("" if c["fits_memory"] else " (over budget)"),
+                f"`{c['command']}`",
+            ]
+        )
+    return rows
+
+
+def candidate_rows(result: dict, statuses: tuple[str, ...]) -> list[list[str]]:
+    return [
+        [
+            c["key"],
+            c["status"],
+            fmt(c["predicted_rate"]),
+            c["predicted_bound"],
+            fmt(c["predicted_memory_mb"]),
+            fmt(c["rate_at_slo"]) if c["status"] == "measured" else "-",
+            fmt(c["memory_mb"]),
+            c["why"],
+        ]
+        for c in result["candidates"]
+        if c["status"] in statuses
+    ]
+
+
+METHOD = (
+    "Each candidate ran pinned to the budget's cores; requests arrived open-loop (Poisson, at a target "
+    "rate, never waiting for earlier answers) in steps of rising rate. A step meets the objectives "
+    "when every percentile is within its limit and the error rate within the budget; the rate at the "
+    "objectives is the highest step of the unbroken passing run from the bottom. Memory is the peak "
+    "PSS of the server's process tree. Intervals are min..max over rounds."
+)
+CONFIG_HEAD = ["Role", "Server", "Class", "Workers", "Threads", "Rate at SLO (req/s)", "p95 (ms)",
+               "Memory (MB)", "Command"]  # fmt: skip
+CANDIDATE_HEAD = ["Candidate", "Status", "Predicted req/s", "Bound", "Predicted MB", "Measured req/s",
+                  "Measured MB", "Why"]  # fmt: skip
+
+
+def question(result: dict) -> str:
+    b, loads = result["budget"], result["load_average"]
+    slo = ", ".join(f"{k.replace('_ms', '')} <= {v:g} ms" for k, v in result["slo"].items())
+    workload = ", ".join(f"{w['path']} (weight {w['weight']:g})" for w in result["workload"])
+    return (
+        f"App `{result['app']}`, workload {workload}; objectives {slo}, error rate <= "
+        f"{result['max_error_rate']:.2%}; budget {b['cpus']} core(s) ({b['cpus_source']}), "
+        f"{b['memory_mb']:.0f} MB ({b['memory_source']}); time budget {result['minutes']:g} min, "
+        f"took {result['wall_s']:.0f} s; load average {fmt(loads['before'], '.1f')} before, "
+        f"{fmt(loads['after'], '.1f')} after (other work on the machine makes figures noisy)."
+    )
+
+
+def calibration(result: dict) -> str:
+    cal = result["calibration"]
+    return (
+        f"One request: {cal['cpu_ms']:.2f} ms of server CPU, {cal['app_ms']:.1f} ms inside the app "
+        f"(waiting {cal['io_share']:.0%} of it). Memory (PSS): server base {cal['base_mb']:.0f} MB, "
+        f"a worker process {cal['worker_mb']:.0f} MB, a thread {cal['thread_mb']:.2f} MB."
+    )
+
+
+def outline(result: dict) -> list[tuple[str, list[Block]]]:
+    pruned = candidate_rows(result, ("pruned",))
+    measured_rows = candidate_rows(result, ("measured", "failed", "not reached"))
+    return [
+        (
+            "Recommendation",
+            [*(Para(line) for line in result["headline"]), Table(CONFIG_HEAD, config_rows(result))],
+        ),
+        ("The question", [Para(question(result))]),
+        ("Calibration", [Para(calibration(result))]),
+        (
+            "Measured",
+            [
+                Chart(
+                    "rate-vs-memory.png", "rate at the objectives against memory", rate_memory_chart(result)
+                ),
+                Chart("latency-vs-rate.png", "p95 against arrival rate", latency_chart(result)),
+                Table(CANDIDATE_HEAD, measured_rows),
+            ],
+        ),
+        (
+            "Pruned without measuring",
+            [
+                Para(
+                    f"{len(pruned)} shapes: predicted over the memory budget, or no better than their family's knee."
+                ),
+                Table(CANDIDATE_HEAD, pruned),
+            ],
+        ),
+        ("How it was measured", [Para(METHOD)]),
+    ]
+
+
+def cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(sections: list[tuple[str, list[Block]]]) -> str:
+    lines = ["# Which configuration should I run?", ""]
+    for title, blocks in sections:
+        lines += [f"## {title}", ""]
+        for block in blocks:
+            if isinstance(block, Para):
+                lines += [block.text, ""]
+            elif isinstance(block, Table):
+                lines += ["| " + " | ".join(block.header) + " |", "|" + "---|" * len(block.header)]
+                lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in block.rows]
+                lines.append("")
+            else:
+                lines += [f"![{block.alt}]({block.name})", ""]
+    return "\n".join(lines)
+
+
+def html(sections: list[tuple[str, list[Block]]]) -> str:
+    esc = htmllib.escape
+    parts = [
+        "<!doctype html><meta charset='utf-8'><title>wsgi-lab tune: recommendation</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;"
+        "font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}code{font-size:12px}</style>",
+        "<h1>Which configuration should I run?</h1>",
+    ]
+    for title, blocks in sections:
+        parts.append(f"<h2>{esc(title)}</h2>")
+        for block in blocks:
+            if isinstance(block, Para):
+                parts.append(f"<p>{esc(block.text)}</p>")
+            elif isinstance(block, Table):
+                head = "".join(f"<th>{esc(h)}</th>" for h in block.header)
+                body = "".join(
+                    "<tr>" + "".join(f"<td>{esc(c.strip('`'))}</td>" for c in row) + "</tr>"
+                    for row in block.rows
+                )
+                parts.append(f"<table><tr>{head}</tr>{body}</table>")
+            else:
+                data = base64.b64encode(block.png).decode()
+                parts.append(f"<p><img alt='{esc(block.alt)}' src='data:image/png;base64,{data}'></p>")
+    return "\n".join(parts)
+
+
+def write(out: Path, result: dict) -> None:
+    sections = outline(result)
+    for _, blocks in sections:
+        for block in blocks:
+            if isinstance(block, Chart):
+                (out / block.name).write_bytes(block.png)
+    (out / "recommendation.md").write_text(markdown(sections), encoding="utf-8")
+    (out / "recommendation.html").write_text(html(sections), encoding="utf-8")
