@@ -225,9 +225,7 @@ def outline(result: dict) -> list[tuple[str, list[Block]]]:
         (
             "Pruned without measuring",
             [
-                Para(
-                    f"{len(pruned)} shapes: predicted over the memory budget, or no better than their family's knee."
-                ),
+                Para(f"{len(pruned)} shapes: over the memory budget, or no better than their family's knee."),
                 Table(CANDIDATE_HEAD, pruned),
             ],
         ),

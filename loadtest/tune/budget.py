@@ -32,9 +32,11 @@ import psutil
 
 from loadtest import targets
 from loadtest.inserver.usage import CGROUP_ROOT, cgroup_cpu_limit, cgroup_dirs, cgroup_paths
-from loadtest.run.plan import UsageError
+from loadtest.run.plan import OneLineParser, UsageError
+from loadtest.tune.ladder import STEP_S
 
 MiB = 1024 * 1024
+MIN_STEP_S, MAX_STEP_S = 1.0, 60.0
 DEFAULT_MINUTES = 10.0
 MAX_MINUTES = 240.0
 DEFAULT_ERROR_RATE = 0.001  # 0.1 %
@@ -98,6 +100,7 @@ class TuneArgs:
     minutes: float
     out: Path | None
     seed: int
+    step_s: float = STEP_S
     argv: list[str] = field(default_factory=list)
 
 
@@ -167,6 +170,18 @@ def minutes_arg(text: str) -> float:
     return value
 
 
+def step_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds like 4, got {text!r}") from None
+    if not MIN_STEP_S <= value <= MAX_STEP_S:
+        raise argparse.ArgumentTypeError(
+            f"--step-seconds must be {MIN_STEP_S:g} to {MAX_STEP_S:g}, got {text!r}"
+        )
+    return value
+
+
 def cpus_arg(text: str) -> int:
     try:
         value = int(text)
@@ -215,7 +230,7 @@ def default_budget(cpus: int | None, memory: float | None) -> Budget:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m loadtest.tune",
         description="Measure your WSGI app and recommend server, worker class, workers and threads "
         "that meet a latency objective within a CPU and memory budget.",
@@ -305,5 +320,6 @@ def parse(argv: list[str]) -> TuneArgs:
         minutes=ns.minutes,
         out=ns.out,
         seed=ns.seed if ns.seed is not None else int.from_bytes(os.urandom(4), "big") % 2**31,
+        step_s=ns.step_seconds,
         argv=list(argv),
     )

@@ -68,7 +68,7 @@ def run(args: TuneArgs) -> int:
         f"budget {b.cpus} core(s) (from {b.cpus_source}; server pinned to {b.cores()}), "
         f"{b.memory_mb:.0f} MiB (from {b.memory_source}); {args.minutes:g} min; load average {load_before}"
     )
-    session = Session(args.app, args.paths, slo, b.cores(), out, args.seed, t0)
+    session = Session(args.app, args.paths, slo, b.cores(), out, args.seed, t0, args.step_s)
     try:
         cal = calibrate(session, say)
         check_one_worker(cal, args)
