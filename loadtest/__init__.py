@@ -7,7 +7,7 @@ The folder a module sits in says which process imports it, and so what it may im
     the registry (targets, scenarios, shared names). Stdlib only: every process reads it.
 ``compare.py``, ``report.py``, ``diff.py``, ``bench.py``, ``soak.py``
     the entry points, ``python -m loadtest.X``. They may import any subpackage.
-``generator/`` (locustfile, web UI and its script)
+``generator/`` (locustfile, arrivals -- make tune's open-loop load --, web UI and its script)
     runs inside locust, gevent-patched. May import locust, ``measure/`` and the registry;
     never matplotlib, and nothing that starts processes.
 ``inserver/`` (usage, byo, devserver)
@@ -19,6 +19,9 @@ The folder a module sits in says which process imports it, and so what it may im
 ``measure/`` (rounds, rows, stats, evidence, cpuwatch)
     pure figures and sampling, usable from any process: stdlib, psutil, the registry and
     ``inserver/``. Never locust or matplotlib.
-``reporting/`` (figures, charts)
+``reporting/`` (figures, charts, recommendation)
     the renderer: matplotlib lives here and in the entry points only.
+``tune/`` (budget, candidates, calibrate, model, ladder, measure, search, recommend, report, main)
+    ``make tune`` (``python -m loadtest.tune``): a runner like ``run/``, which it uses; ``main.py``
+    is its entry point and calls ``reporting/recommendation.py``.
 """

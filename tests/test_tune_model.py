@@ -94,14 +94,27 @@ def records(step: int, n: int, ms: float, failed: int = 0) -> list[dict]:
     return [{"name": f"s{step} /x", "t": 1.0 + i, "ms": ms, "ok": i >= failed} for i in range(n)]
 
 
-def test_ladder_judges_each_step_and_keeps_the_unbroken_run():
-    rates = [10.0, 20.0, 40.0, 80.0]
-    recs = records(0, 40, 50) + records(1, 80, 60) + records(2, 160, 300) + records(3, 320, 50)
+def test_ladder_judges_each_step_after_the_warm_up():
+    rates = [10.0, 20.0, 40.0, 80.0, 160.0]
+    warm = records(0, 10, 5000)  # the warm-up step: slow, never judged
+    recs = warm + records(1, 40, 50) + records(2, 80, 60) + records(3, 160, 300) + records(4, 320, 400)
+    recs += records(5, 640, 50)
     steps = ladder.judge_ladder(rates, 4.0, recs, P95, 0.001)
-    assert [s.passed for s in steps] == [True, True, False, True]
+    assert [s.passed for s in steps] == [True, True, False, False, True]
     assert "p95 300 ms > 200 ms" in steps[2].why
     rate, step, topped = ladder.rate_at_slo(steps)
-    assert (rate, topped) == (20.0, False) and step is steps[1]  # the step above a failure is not trusted
+    assert (rate, topped) == (20.0, False) and step is steps[1]  # nothing above two failures in a row counts
+    assert ladder.offered(rates) == [10.0, *rates]
+
+
+def test_a_lone_failing_step_below_a_passing_one_is_noise():
+    lone = [
+        ladder.judge(r, 4.0, records(0, int(r * 4), ms), P95, 0.001)
+        for r, ms in ((10, 50), (20, 900), (40, 50))
+    ]
+    assert ladder.rate_at_slo(lone) == (40.0, lone[2], True)
+    last = lone[:2]
+    assert ladder.rate_at_slo(last)[0] == 10.0  # a failing top step ends it
 
 
 def test_ladder_counts_errors_and_unanswered_requests():
@@ -110,7 +123,7 @@ def test_ladder_counts_errors_and_unanswered_requests():
     missing = ladder.judge(100.0, 4.0, records(0, 100, 10), P95, 0.001)  # 400 expected, 100 answered
     assert not missing.passed and "unanswered" in missing.why
     assert ladder.judge(100.0, 4.0, [], P95, 0.001).why.startswith("not run")
-    every = ladder.judge_ladder([5.0, 10.0], 4.0, records(0, 20, 5) + records(1, 40, 5), P95, 0.001)
+    every = ladder.judge_ladder([5.0, 10.0], 4.0, records(1, 20, 5) + records(2, 40, 5), P95, 0.001)
     assert ladder.rate_at_slo(every) == (10.0, every[1], True)
 
 

@@ -15,9 +15,9 @@ The load is a ladder of steps (``--tune-ladder "20:4,40:4"``: rate req/s :
 seconds), walked once; each request's name starts with its step (``s0 /path``),
 so the runner slices the per-request records (written by ``locustfile.py``'s
 recorder, imported here for its hooks) by step without aligning clocks.  After a
-step the user stops the ladder early when the step already missed a latency
-objective (``--tune-slo "95=200"``) by more than ``GIVE_UP`` times: higher rates
-only queue more.  The paths and their weights come from ``--tune-paths
+step the user stops the ladder early when the last ``GIVE_UP_STEPS`` steps each
+missed a latency objective (``--tune-slo "95=200"``) by more than ``GIVE_UP``
+times: higher rates only queue more.  The paths and their weights come from ``--tune-paths
 "/a:3,/b:1"``.
 
 Policy choices: arrivals are Poisson (random gaps, as independent clients
@@ -38,7 +38,8 @@ from locust.exception import StopUser
 from loadtest.generator import locustfile as _recorder_hooks  # noqa: F401 (registers the identity recorder)
 
 MAX_OUTSTANDING = 800
-GIVE_UP = 1.5  # a step whose percentile is this many times its objective ends the ladder
+GIVE_UP = 1.5  # a step whose percentile is this many times its objective missed badly
+GIVE_UP_STEPS = 2  # this many badly missed steps in a row end the ladder
 DRAIN_S = 10.0  # after the last step, wait this long at most for the answers still in flight
 
 
@@ -139,9 +140,11 @@ class ArrivalUser(FastHttpUser):
 
     @task
     def ladder_once(self) -> None:
+        missed = 0
         for step, (rate, seconds) in enumerate(self.ladder):
             self.walk(step, rate, seconds)
-            if missed_badly(self.step_ms.get(step, []), self.slo):
+            missed = missed + 1 if missed_badly(self.step_ms.get(step, []), self.slo) else 0
+            if missed >= GIVE_UP_STEPS:
                 break
         self.pool.join(timeout=DRAIN_S)
         self.pool.kill(block=False)

@@ -181,6 +181,10 @@ def run_argv(
                 time.sleep(0.2)
             proc.wait()
             print_progress(history, duration, progress, t0)
+        except BaseException:
+            proc.kill()  # interrupted (Ctrl-C): locust must not outlive its runner
+            proc.wait()
+            raise
         finally:
             watch.stop()
     stats = read_aggregated(Path(f"{prefix}_stats.csv"))

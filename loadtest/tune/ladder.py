@@ -9,10 +9,13 @@ generator never got an answer for count as failures: when a step recorded
 fewer requests than its rate x seconds allows by chance (``MISSING_SIGMAS``
 Poisson standard deviations), the missing ones are failures ("unanswered").
 
-The figure of merit, ``rate_at_slo``, is the highest rate of an unbroken run of
-passing steps from the bottom: a step above a failing one is not trusted (the
-queue of the failed step spills into it).  When the top step passes, the figure
-is a floor (``topped_out``).
+The figure of merit, ``rate_at_slo``, is the highest passing rate below the
+first two failing steps in a row.  A failing step overloads the server and its
+queue spills into the next; if that next, higher step still passes, the failure
+was noise (a busy machine's stall), not capacity, and the ladder goes on.  When
+the top step passes, the figure is a floor (``topped_out``).  The first step of
+every ladder is a warm-up (``WARMUP``): sent, recorded, never judged -- a server
+just started pays for lazy imports and new threads there.
 
 Policy: ladders are geometric (equal ratios between steps).  What this module
 does not know: servers, processes, locust.
@@ -31,6 +34,7 @@ MISSING_SIGMAS = 4.0
 FIRST_LOW, FIRST_HIGH, FIRST_STEPS = 0.3, 1.6, 7
 FINE_LOW, FINE_HIGH, FINE_STEPS = 0.8, 1.25, 5
 MIN_RATE = 0.5
+WARMUP_STEPS = 1  # the ladder's first rate is offered this many extra steps first, not judged
 
 
 def geometric(low: float, high: float, steps: int) -> list[float]:
@@ -133,15 +137,25 @@ def judge_ladder(
     limits: dict[float, float],
     max_error_rate: float,
 ) -> list[Step]:
+    """The verdict of each judged step (the warm-up steps before them are skipped)."""
     steps = by_step(records)
-    return [judge(rate, seconds, steps.get(i, []), limits, max_error_rate) for i, rate in enumerate(rates)]
+    return [
+        judge(rate, seconds, steps.get(i + WARMUP_STEPS, []), limits, max_error_rate)
+        for i, rate in enumerate(rates)
+    ]
+
+
+def offered(rates: Sequence[float]) -> list[float]:
+    """The rates the generator sends: the warm-up steps, then the judged ones."""
+    return [rates[0]] * WARMUP_STEPS + list(rates)
 
 
 def rate_at_slo(steps: Sequence[Step]) -> tuple[float, Step | None, bool]:
-    """(highest rate of the unbroken passing run from the bottom, its step, whether the top step passed)."""
+    """(the figure, its step, whether the top step passed): see the module's policy."""
     best: Step | None = None
-    for step in steps:
-        if not step.passed:
+    for i, step in enumerate(steps):
+        if step.passed:
+            best = step
+        elif i + 1 >= len(steps) or not steps[i + 1].passed:
             return (best.rate if best else 0.0), best, False
-        best = step
     return (best.rate if best else 0.0), best, best is not None

@@ -78,7 +78,7 @@ def timeout_s(slo: Slo) -> float:
 
 
 def locust_argv(session: Session, rates: list[float], step_s: float, url: str, prefix: Path) -> list[str]:
-    ladder_arg = ",".join(f"{r:g}:{step_s:g}" for r in rates)
+    ladder_arg = ",".join(f"{r:g}:{step_s:g}" for r in ladder.offered(rates))
     paths_arg = ",".join(f"{p}:{w:g}" for p, w in session.paths)
     return [
         sys.executable, "-m", "locust", "-f", str(ARRIVALS), "--headless", "--only-summary",
@@ -92,7 +92,7 @@ def locust_argv(session: Session, rates: list[float], step_s: float, url: str, p
 
 
 def run_time(session: Session, rates: list[float], step_s: float) -> int:
-    return int(len(rates) * step_s + timeout_s(session.slo) + 5)
+    return int(len(ladder.offered(rates)) * step_s + timeout_s(session.slo) + 5)
 
 
 def step_window(records: list[dict]) -> tuple[float, float] | None:
@@ -160,7 +160,7 @@ def figures(
     notes = []
     cpu = None
     if step is not None:
-        index = steps.index(step)
+        index = steps.index(step) + ladder.WARMUP_STEPS
         span = step_window(ladder.by_step(run.records).get(index, []))
         if span is not None:
             cpu = watch.cores(*span)
