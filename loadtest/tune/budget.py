@@ -267,6 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=None, help="results directory (default results/tune-<timestamp>)"
     )
     p.add_argument(
+        "--step-seconds",
+        type=step_seconds,
+        default=STEP_S,
+        help=f"seconds each arrival-rate step lasts (default {STEP_S:g}; shorter is quicker and noisier)",
+    )
+    p.add_argument(
         "--seed", type=int, default=None, help="seed of the arrival times (default: random, recorded)"
     )
     return p
