@@ -44,10 +44,16 @@ def test_bad_slo(slo):
 @pytest.mark.parametrize(
     ("flag", "value"),
     [("--memory", "lots"), ("--memory", "12parsecs"), ("--cpus", "0"), ("--cpus", "999"), ("--minutes", "0"),
-     ("--path", "no-slash"), ("--max-error-rate", "150%")],
+     ("--path", "no-slash"), ("--max-error-rate", "150%"), ("--locustfile", "/no/such/file.py")],
 )  # fmt: skip
 def test_bad_budget_and_workload(flag, value):
     assert_one_line_error(tune(flag, value), flag.lstrip("-").split("-")[0])
+
+
+def test_workload_is_paths_or_a_locustfile_not_both(tmp_path):
+    users = tmp_path / "users.py"
+    users.write_text("from locust import HttpUser\n")
+    assert_one_line_error(tune("--path", "/", "--locustfile", str(users)), "--path", "--locustfile")
 
 
 def test_app_that_fails_to_import(tmp_path):

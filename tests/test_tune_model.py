@@ -131,3 +131,14 @@ def test_geometric_ladders():
     first = ladder.first_ladder(100.0)
     assert first[0] == 30.0 and first[-1] == 160.0 and len(first) == ladder.FIRST_STEPS
     assert all(b > a for a, b in itertools.pairwise(first))
+
+
+def test_requests_named_by_the_user_are_sliced_by_the_step_markers():
+    marks = [
+        {"name": "s0 __step__", "t": 10.0, "ms": 0, "ok": True},
+        {"name": "s1 __step__", "t": 14.0, "ms": 0, "ok": True},
+    ]
+    own = [{"name": "browse", "t": t, "ms": 20, "ok": True} for t in (10.5, 13.9, 14.0, 17.0)]
+    steps = ladder.by_step(marks + own)
+    assert [r["t"] for r in steps[0]] == [10.5, 13.9] and [r["t"] for r in steps[1]] == [14.0, 17.0]
+    assert ladder.requests_only(marks + own) == own

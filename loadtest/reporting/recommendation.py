@@ -183,9 +183,8 @@ CANDIDATE_HEAD = ["Candidate", "Status", "Predicted req/s", "Bound", "Predicted 
 def question(result: dict) -> str:
     b, loads = result["budget"], result["load_average"]
     slo = ", ".join(f"{k.replace('_ms', '')} <= {v:g} ms" for k, v in result["slo"].items())
-    workload = ", ".join(f"{w['path']} (weight {w['weight']:g})" for w in result["workload"])
     return (
-        f"App `{result['app']}`, workload {workload}; objectives {slo}, error rate <= "
+        f"App `{result['app']}`, workload {result['workload']}; objectives {slo}, error rate <= "
         f"{result['max_error_rate']:.2%}; budget {b['cpus']} core(s) ({b['cpus_source']}), "
         f"{b['memory_mb']:.0f} MB ({b['memory_source']}); time budget {result['minutes']:g} min, "
         f"took {result['wall_s']:.0f} s; load average {fmt(loads['before'], '.1f')} before, "

@@ -94,6 +94,7 @@ class Budget:
 class TuneArgs:
     app: str
     paths: list[tuple[str, float]]
+    locustfile: Path | None
     slo: Slo
     budget: Budget
     servers: list[str]
@@ -102,6 +103,11 @@ class TuneArgs:
     seed: int
     step_s: float = STEP_S
     argv: list[str] = field(default_factory=list)
+
+    def workload(self) -> str:
+        if self.locustfile is not None:
+            return f"the user classes of {self.locustfile}"
+        return ", ".join(f"{p} (weight {w:g})" for p, w in self.paths)
 
 
 def parse_size(text: str) -> float:
@@ -143,6 +149,13 @@ def parse_path(text: str) -> tuple[str, float]:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"bad path {text!r}: the weight must be above 0")
     return path, value
+
+
+def locustfile_arg(text: str) -> Path:
+    path = Path(text).resolve()
+    if path.suffix != ".py" or not path.is_file():
+        raise argparse.ArgumentTypeError(f"no locustfile {text!r}: expected an existing .py file")
+    return path
 
 
 def error_rate(text: str) -> float:
@@ -244,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"a request path, repeatable, optional weight: --path /a:3 --path /b:1 (default {DEMO_PATH})",
     )
     p.add_argument(
+        "--locustfile",
+        type=locustfile_arg,
+        default=None,
+        help="the workload as your own locust user classes (their tasks, arriving at the target rates)",
+    )
+    p.add_argument(
         "--slo",
         action="append",
         type=parse_slo,
@@ -314,12 +333,15 @@ def check_app(app: str) -> None:
 def parse(argv: list[str]) -> TuneArgs:
     """The checked arguments; raises UsageError (argparse exits 2 itself for its own checks)."""
     ns = build_parser().parse_args(argv)
+    if ns.locustfile and ns.path:
+        raise UsageError("give the workload as --path or as --locustfile, not both")
     servers = servers_arg(ns.servers)
     check_app(ns.app)
     slo = Slo(dict(ns.slo or [(95.0, 250.0)]), ns.max_error_rate)
     return TuneArgs(
         app=ns.app,
-        paths=ns.path or [(DEMO_PATH, 1.0)],
+        paths=[] if ns.locustfile else (ns.path or [(DEMO_PATH, 1.0)]),
+        locustfile=ns.locustfile,
         slo=slo,
         budget=default_budget(ns.cpus, ns.memory),
         servers=servers,

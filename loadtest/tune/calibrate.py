@@ -23,6 +23,7 @@ from collections.abc import Callable
 from loadtest import targets
 from loadtest.measure import stats
 from loadtest.tune.candidates import Shape, family
+from loadtest.tune.ladder import requests_only
 from loadtest.tune.measure import Served, Session, app_times_ms, serve_ladder
 from loadtest.tune.model import MIN_THREAD_MB, Calibration
 
@@ -52,8 +53,9 @@ def peak_mb(served: Served) -> float | None:
 def checked(served: Served, what: str) -> Served:
     if served.error or served.run is None:
         raise CalibrationError(f"calibration ({what}): {served.error or 'no run'}")
-    if not any(r.get("ok") for r in served.run.records):
-        errors = sorted({str(r.get("status") or r.get("error")) for r in served.run.records})
+    records = requests_only(served.run.records)
+    if not any(r.get("ok") for r in records):
+        errors = sorted({str(r.get("status") or r.get("error")) for r in records})
         raise CalibrationError(
             f"calibration ({what}): no request succeeded (answers: {', '.join(errors) or 'none'})"
         )
@@ -65,7 +67,7 @@ def calibrate(session: Session, say: Callable[[str], None]) -> Calibration:
     say("calibrate 1/3: gunicorn sync, 1 worker, low rates: CPU and time per request, a worker's memory")
     one = checked(serve_ladder(session, Shape(sync, 1, 1), RATES, STEP_S), "1 worker")
     assert one.run is not None
-    answered = [r for r in one.run.records if r.get("ok")]
+    answered = [r for r in requests_only(one.run.records) if r.get("ok")]
     in_app = app_times_ms(answered) or [float(r["ms"]) for r in answered]
     wall_s = statistics.median(in_app) / 1000.0
     cpu = cpu_seconds(one)

@@ -23,10 +23,12 @@ does not know: servers, processes, locust.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from loadtest.catalog import STEP_MARKER
 from loadtest.measure import stats
 
 STEP_S = 4.0
@@ -93,10 +95,25 @@ def step_of(record: dict) -> int | None:
     return int(head[1:]) if head[:1] == "s" and head[1:].isdigit() else None
 
 
+def is_marker(record: dict) -> bool:
+    return str(record.get("name") or "").endswith(" " + STEP_MARKER)
+
+
+def requests_only(records: Sequence[dict]) -> list[dict]:
+    """The records of requests (the generator's step markers left out)."""
+    return [r for r in records if not is_marker(r)]
+
+
 def by_step(records: Sequence[dict]) -> dict[int, list[dict]]:
+    """Requests per step: by the step their name starts with, else by the last step marker before them."""
+    marks = sorted((float(r["t"]), step_of(r)) for r in records if is_marker(r) and r.get("t") is not None)
+    times = [t for t, _ in marks]
     out: dict[int, list[dict]] = {}
-    for r in records:
+    for r in requests_only(records):
         i = step_of(r)
+        if i is None and marks and r.get("t") is not None:
+            at = bisect.bisect_right(times, float(r["t"])) - 1
+            i = marks[at][1] if at >= 0 else None
         if i is not None:
             out.setdefault(i, []).append(r)
     return out

@@ -62,13 +62,16 @@ def run(args: TuneArgs) -> int:
     load_before = environment.load_average()
     say = clock_printer(t0, deadline)
     b, slo = args.budget, args.slo
-    workload = ", ".join(f"{p} x{w:g}" for p, w in args.paths)
-    say(f"app {args.app}; workload {workload}; objectives {slo.text()}, errors <= {slo.max_error_rate:.2%}")
+    say(
+        f"app {args.app}; workload {args.workload()}; "
+        f"objectives {slo.text()}, errors <= {slo.max_error_rate:.2%}"
+    )
     say(
         f"budget {b.cpus} core(s) (from {b.cpus_source}; server pinned to {b.cores()}), "
         f"{b.memory_mb:.0f} MiB (from {b.memory_source}); {args.minutes:g} min; load average {load_before}"
     )
     session = Session(args.app, args.paths, slo, b.cores(), out, args.seed, t0, args.step_s)
+    session.locustfile = args.locustfile
     try:
         cal = calibrate(session, say)
         check_one_worker(cal, args)

@@ -52,6 +52,7 @@ class Session:
     seed: int
     t0: float = field(default_factory=time.monotonic)
     step_s: float = ladder.STEP_S
+    locustfile: Path | None = None  # the workload as the team's user classes instead of paths
     serial: int = 0
     status: str = ""  # prefix of progress lines (what is measured, time left)
 
@@ -80,6 +81,7 @@ def timeout_s(slo: Slo) -> float:
 def locust_argv(session: Session, rates: list[float], step_s: float, url: str, prefix: Path) -> list[str]:
     ladder_arg = ",".join(f"{r:g}:{step_s:g}" for r in ladder.offered(rates))
     paths_arg = ",".join(f"{p}:{w:g}" for p, w in session.paths)
+    users = ["--tune-user-file", str(session.locustfile)] if session.locustfile else []
     return [
         sys.executable, "-m", "locust", "-f", str(ARRIVALS), "--headless", "--only-summary",
         "--users", "1", "--spawn-rate", "1", "--run-time", f"{run_time(session, rates, step_s)}s",
@@ -87,7 +89,7 @@ def locust_argv(session: Session, rates: list[float], step_s: float, url: str, p
         "--identity-file", f"{prefix}.identity.jsonl",
         "--tune-ladder", ladder_arg, "--tune-paths", paths_arg, "--tune-slo", session.slo.generator_arg(),
         "--tune-seed", str(session.seed + session.serial), "--tune-timeout", f"{timeout_s(session.slo):g}",
-        "ArrivalUser",
+        *users, "ArrivalUser",
     ]  # fmt: skip
 
 

@@ -83,7 +83,9 @@ def document(
         "why": v.why,
         "binding": v.binding,
         "app": args.app,
-        "workload": [{"path": p, "weight": w} for p, w in args.paths],
+        "workload": args.workload(),
+        "paths": [{"path": p, "weight": w} for p, w in args.paths],
+        "locustfile": str(args.locustfile) if args.locustfile else None,
         "slo": {f"p{q:g}_ms": ms for q, ms in sorted(args.slo.limits.items())},
         "max_error_rate": args.slo.max_error_rate,
         "budget": {
