@@ -9,6 +9,7 @@ import pytest
 from loadtest import targets
 from loadtest.tune import candidates, ladder, model
 from loadtest.tune.candidates import Shape, family
+from loadtest.tune.recommend import against
 from tests.tune_calibrations import CPU, IO
 
 P95 = {95.0: 200.0}
@@ -142,3 +143,19 @@ def test_requests_named_by_the_user_are_sliced_by_the_step_markers():
     steps = ladder.by_step(marks + own)
     assert [r["t"] for r in steps[0]] == [10.5, 13.9] and [r["t"] for r in steps[1]] == [14.0, 17.0]
     assert ladder.requests_only(marks + own) == own
+
+
+def rec(target: str, workers: int, threads: int | None, rate: float, ci: list[float] | None = None) -> dict:
+    key = f"{target} w{workers} t{threads}"
+    return {"recommended": {"key": key, "target": target, "worker_class": "gthread", "workers": workers,
+                            "threads": threads, "rate_at_slo": rate, "rate_at_slo_interval": ci}}  # fmt: skip
+
+
+def test_a_rerun_is_judged_by_shape_then_by_intervals():
+    assert against(rec("gunicorn-gthread", 2, 32, 500), rec("gunicorn-gthread", 3, 16, 300)).startswith(
+        "same shape"
+    )
+    far = against(rec("gunicorn-gthread", 2, 32, 500), rec("gunicorn-gthread", 8, 32, 500))
+    assert far.startswith("another shape") and "within each other's intervals" in far
+    apart = against(rec("gunicorn-gthread", 2, 32, 500, [480, 520]), rec("waitress", 1, 64, 300, [280, 310]))
+    assert apart.endswith("beyond the intervals")

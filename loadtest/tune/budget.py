@@ -102,6 +102,7 @@ class TuneArgs:
     out: Path | None
     seed: int
     step_s: float = STEP_S
+    against: Path | None = None
     argv: list[str] = field(default_factory=list)
 
     def workload(self) -> str:
@@ -286,6 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=None, help="results directory (default results/tune-<timestamp>)"
     )
     p.add_argument(
+        "--against",
+        type=Path,
+        default=None,
+        help="an earlier run directory: say whether this run recommends the same shape (rerun.sh passes it)",
+    )
+    p.add_argument(
         "--step-seconds",
         type=step_seconds,
         default=STEP_S,
@@ -333,6 +340,8 @@ def check_app(app: str) -> None:
 def parse(argv: list[str]) -> TuneArgs:
     """The checked arguments; raises UsageError (argparse exits 2 itself for its own checks)."""
     ns = build_parser().parse_args(argv)
+    if ns.against is not None and not (ns.against / "recommendation.json").is_file():
+        raise UsageError(f"--against {ns.against}: no recommendation.json there")
     if ns.locustfile and ns.path:
         raise UsageError("give the workload as --path or as --locustfile, not both")
     servers = servers_arg(ns.servers)
@@ -349,5 +358,6 @@ def parse(argv: list[str]) -> TuneArgs:
         out=ns.out,
         seed=ns.seed if ns.seed is not None else int.from_bytes(os.urandom(4), "big") % 2**31,
         step_s=ns.step_seconds,
+        against=ns.against,
         argv=list(argv),
     )

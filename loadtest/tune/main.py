@@ -25,7 +25,7 @@ from loadtest.tune.calibrate import CalibrationError, calibrate
 from loadtest.tune.candidates import WORKER_STEPS, baseline, families
 from loadtest.tune.measure import Session, measure
 from loadtest.tune.model import Calibration
-from loadtest.tune.recommend import Verdict, verdict
+from loadtest.tune.recommend import Verdict, against, verdict
 from loadtest.tune.report import document
 
 MODULE = "loadtest.tune"
@@ -138,6 +138,10 @@ def write(
 
     load_after = environment.load_average()
     result = document(args, cal, s.candidates, v, wall, (load_before, load_after))
+    if args.against is not None:
+        earlier = json.loads((args.against / "recommendation.json").read_text(encoding="utf-8"))
+        result["rerun_check"] = against(earlier, result)
+        v.headline.append(f"Rerun: {result['rerun_check']}.")
     (out / "recommendation.json").write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
     rendering.write(out, result)
     plan = {"seed": args.seed, "time_budget_s": args.minutes * 60.0}
@@ -149,8 +153,22 @@ def write(
         (load_before, load_after),
         "loadtest/generator/arrivals.py",
     )
-    env["rerun"] = environment.write_rerun(out, args.argv, args.seed, module=MODULE)
+    rerun_argv = [*without_against(args.argv), "--against", str(out.resolve())]
+    env["rerun"] = environment.write_rerun(out, rerun_argv, args.seed, module=MODULE)
     (out / "env.json").write_text(json.dumps(env, indent=1), encoding="utf-8")
+
+
+def without_against(argv: list[str]) -> list[str]:
+    """The arguments without any ``--against DIR`` (rerun.sh names its own run instead)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--against":
+            skip = True
+        elif not arg.startswith("--against="):
+            out.append(arg)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
