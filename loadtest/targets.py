@@ -22,6 +22,7 @@ import shlex
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 OUR_APP = "app:app"
 # Bring-your-own apps are served through this wrapper, which adds the
@@ -31,23 +32,41 @@ COMPOSE_PORT = 8000  # every server service listens on this port inside its cont
 
 # options -> requests in flight for ``users`` users (None: unknown)
 Capacity = Callable[[dict[str, int], int], int | None]
+# flag -> count name, for our server, gunicorn, waitress and Flask's dev server
 COUNT_OPTIONS = {"-w": "workers", "--workers": "workers", "--threads": "threads", "--processes": "processes"}
+# Servers whose flags mean something else: to uWSGI ``-w`` is the app module and
+# ``--workers`` an alias of ``--processes``; granian counts its Python threads per worker.
+COUNT_OPTIONS_BY_KIND: dict[str, dict[str, str]] = {
+    "granian": {
+        "--workers": "workers",
+        "--blocking-threads": "blocking_threads",
+        "--backpressure": "backpressure",
+        "--backlog": "backlog",
+    },
+    "uwsgi": {
+        "--processes": "processes",
+        "-p": "processes",
+        "--workers": "processes",
+        "--threads": "threads",
+        "--gevent": "gevent",
+    },
+}
 
 
-def option_counts(args: Sequence[str]) -> dict[str, int]:
+def option_counts(args: Sequence[str], spellings: dict[str, str] = COUNT_OPTIONS) -> dict[str, int]:
     """Numeric worker/thread/process options in a command line; the last occurrence wins."""
     counts: dict[str, int] = {}
     items = list(args)
     for i, arg in enumerate(items):
         flag, eq, value = arg.partition("=")
-        if flag not in COUNT_OPTIONS:
+        if flag not in spellings:
             continue
         if not eq:
             value = items[i + 1] if i + 1 < len(items) else ""
         try:
-            counts[COUNT_OPTIONS[flag]] = int(value)
+            counts[spellings[flag]] = int(value)
         except ValueError:
-            counts.pop(COUNT_OPTIONS[flag], None)
+            counts.pop(spellings[flag], None)
     return counts
 
 
@@ -74,13 +93,34 @@ def counted(*names: str, default: int | None = None) -> Capacity:
     return capacity
 
 
+# granian 2.8's own defaults (granian/server/common.py): backlog 1024, backpressure =
+# backlog // workers, and for WSGI blocking threads = backpressure // 2 -- 512 Python
+# threads in a single worker when nobody says otherwise.
+GRANIAN_DEFAULT_BACKLOG = 1024
+
+
+def granian_capacity(options: dict[str, int], _users: int) -> int:
+    """Workers x the requests each worker runs at once: its blocking threads, capped by its backpressure."""
+    workers = max(1, options.get("workers", 1))
+    backlog = max(128, options.get("backlog", GRANIAN_DEFAULT_BACKLOG))
+    backpressure = options.get("backpressure") or backlog // workers
+    threads = options.get("blocking_threads", max(1, backpressure // 2))
+    return workers * min(threads, backpressure)
+
+
+def uwsgi_capacity(options: dict[str, int], _users: int) -> int:
+    """Processes x (gevent cores, else threads): uWSGI's cores per worker."""
+    per_process = options.get("gevent") or options.get("threads", 1)
+    return options.get("processes", 1) * per_process
+
+
 @dataclass(frozen=True)
 class Target:
     name: str
     explanation: str
     compose_service: str
     host_port: int
-    kind: str  # lab | gunicorn | flask-dev | waitress: how the command line is built
+    kind: str  # lab | gunicorn | flask-dev | waitress | granian | uwsgi: how the command line is built
     options: tuple[str, ...]
     capacity_rule: Capacity
     extra: tuple[str, ...] = field(default=())  # per-run override, appended to options
@@ -94,7 +134,8 @@ class Target:
         return replace(self, extra=(*self.extra, *shlex.split(text)))
 
     def capacity(self, users: int) -> int | None:
-        return self.capacity_rule(option_counts(self.args), users)
+        spellings = COUNT_OPTIONS_BY_KIND.get(self.kind, COUNT_OPTIONS)
+        return self.capacity_rule(option_counts(self.args, spellings), users)
 
     def command(self, app: str, port: int, host: str = "127.0.0.1") -> list[str]:
         return BUILDERS[self.kind](app, host, port, list(self.args))
@@ -120,16 +161,51 @@ def waitress(app: str, host: str, port: int, args: list[str]) -> list[str]:
     return [sys.executable, "-m", "waitress", f"--listen={host}:{port}", *args, app]
 
 
+def granian(app: str, host: str, port: int, args: list[str]) -> list[str]:
+    where = ["--host", host, "--port", str(port)]
+    return [sys.executable, "-m", "granian", "--interface", "wsgi", *where, *args, app]
+
+
+def uwsgi(app: str, host: str, port: int, args: list[str]) -> list[str]:
+    """The pyuwsgi wheel's ``uwsgi`` script beside this interpreter (an extension module has no ``-m``)."""
+    script = str(Path(sys.executable).with_name("uwsgi"))
+    return [script, "--http-socket", f"{host}:{port}", "--module", app, *args]
+
+
 BUILDERS: dict[str, Callable[[str, str, int, list[str]], list[str]]] = {
     "lab": lab,
     "gunicorn": gunicorn,
     "flask-dev": flask_dev,
     "waitress": waitress,
+    "granian": granian,
+    "uwsgi": uwsgi,
 }
 
 # --no-control-socket: gunicorn 27 otherwise binds ~/.gunicorn/gunicorn.ctl, which
 # two gunicorns on one machine (a comparison next to a test run) would fight over.
 GRACEFUL = ("--graceful-timeout", "5", "--no-control-socket")
+# granian: 2 processes x 4 Python threads, as gunicorn-gthread; its own default would be
+# 512 blocking threads in one process. A worker still busy 5 s after SIGTERM is killed
+# (granian waits forever by default).
+GRANIAN = ("--workers", "2", "--blocking-threads", "4", "--workers-kill-timeout", "5", "--no-ws")
+# uWSGI 2.0 as deployed: --die-on-term (2.0 treats SIGTERM as "reload" otherwise),
+# --need-app (else it starts and answers 500 when the app fails to import), --strict
+# (an unknown option is an error), --py-call-osafterfork (uWSGI forks in C: without it
+# os.register_at_fork hooks never run in the workers, and every response would carry
+# the master's pid), --enable-threads (Python threads started by the app run),
+# --disable-logging (no access line per request, as gunicorn).
+UWSGI = (
+    "--master",
+    "--processes",
+    "4",
+    "--die-on-term",
+    "--need-app",
+    "--strict",
+    "--single-interpreter",
+    "--py-call-osafterfork",
+    "--enable-threads",
+    "--disable-logging",
+)
 
 REGISTRY: tuple[Target, ...] = (
     Target(
@@ -239,6 +315,26 @@ REGISTRY: tuple[Target, ...] = (
         "flask-dev",
         ("--processes", "4"),
         counted("processes", default=1),
+    ),
+    Target(
+        "granian",
+        "granian --workers 2 --blocking-threads 4: Rust threads own the sockets, 2 processes x 4 Python"
+        " threads = 8 in flight (left to itself, up to 512 Python threads in one process)",
+        "granian",
+        8013,
+        "granian",
+        GRANIAN,
+        granian_capacity,
+    ),
+    Target(
+        "uwsgi",
+        "uWSGI --master --processes 4: 4 pre-forked processes, one request each at a time"
+        " (gunicorn -w 4's twin, in C)",
+        "uwsgi",
+        8014,
+        "uwsgi",
+        UWSGI,
+        uwsgi_capacity,
     ),
 )
 TARGETS: dict[str, Target] = {t.name: t for t in REGISTRY}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import urllib.request
+from pathlib import Path
 
 import pytest
 import yaml
@@ -12,7 +13,7 @@ import yaml
 from loadtest import targets
 from loadtest.catalog import parse_hosts
 from loadtest.run.processes import free_port, start, stop, wait_healthy
-from tests.support import ROOT
+from tests.support import ROOT, concurrent_sleeps
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
@@ -68,14 +69,62 @@ def test_compare_service_passes_git_commit_and_host_dir():
         ("waitress", "--threads=6", 10, 6),
         ("flask-dev-processes", "", 10, 4),
         ("lab-single", "", 10, 1),
+        ("granian", "", 10, 8),
+        ("granian", "--blocking-threads 1", 10, 2),
+        ("granian", "--workers=1", 10, 4),
+        ("granian", "--backpressure 2", 10, 4),
+        ("uwsgi", "", 10, 4),
+        ("uwsgi", "-p 2", 10, 2),
+        ("uwsgi", "--workers 3", 10, 3),
+        ("uwsgi", "--threads 4", 10, 16),
+        ("uwsgi", "--gevent 100", 10, 400),
     ],
 )
 def test_capacity_follows_the_options_the_target_runs_with(name, extra, users, expected):
     target = targets.TARGETS[name]
     if extra:
         target = target.with_args(extra)
-        assert target.command("app:app", 9)[-1] == "app:app" or name.startswith("flask")
+        command = target.command("app:app", 9)
+        assert "app:app" in command and " ".join(extra.split()) in " ".join(command)
     assert target.capacity(users) == expected
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({}, 512),  # granian's own default: 1 worker, 1024 // 2 blocking threads
+        ({"workers": 4}, 4 * 128),
+        ({"workers": 2, "backlog": 256}, 2 * 64),
+        ({"workers": 2, "blocking_threads": 300, "backpressure": 10}, 20),
+    ],
+)
+def test_granian_capacity_follows_granians_own_defaults(options, expected):
+    assert targets.granian_capacity(options, 10) == expected
+
+
+def test_uwsgi_spellings_are_its_own():
+    """To uWSGI ``-w`` names the app module, not a worker count."""
+    spellings = targets.COUNT_OPTIONS_BY_KIND["uwsgi"]
+    assert targets.option_counts(["-w", "app:app", "-p", "3"], spellings) == {"processes": 3}
+    assert targets.uwsgi_capacity({"processes": 2, "threads": 8, "gevent": 50}, 10) == 100
+
+
+def compose_defaults(word: str) -> str:
+    """``${LAB_X:-5}`` -> ``5``: a compose command as it runs with no knobs set."""
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", word)
+
+
+@pytest.mark.parametrize(
+    ("name", "program"), [("granian", ["python", "-m", "granian"]), ("uwsgi", ["uwsgi"])]
+)
+def test_compose_runs_the_registry_command(name, program):
+    """Same options in Docker as in a local comparison: only the program path and the bind address differ."""
+    target = targets.TARGETS[name]
+    command = [compose_defaults(w) for w in SERVICES[target.compose_service]["command"]]
+    local = target.command("app:app", targets.COMPOSE_PORT, "0.0.0.0")
+    assert command[: len(program)] == program
+    assert Path(local[0]).name.startswith(program[0]) and local[1 : len(program)] == program[1:]
+    assert command[len(program) :] == local[len(program) :]
 
 
 def test_bench_variants_are_registry_servers_with_other_options():
@@ -112,3 +161,21 @@ def test_usage_endpoint_reports_the_whole_tree_from_its_session_leader(tmp_path,
         assert first["pids"] == 3  # arbiter + 2 workers
     assert second["cpu_s"] - first["cpu_s"] >= 0.15  # the 200 ms of /cpu, reaped child or live worker
     assert first["memory_kind"] in ("pss", "rss") and first["memory_bytes"] > 5 * 2**20
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "pids"), [("granian", 2), ("uwsgi", 4)])
+def test_new_servers_start_from_the_registry_and_serve_from_their_workers(tmp_path, name, pids):
+    """Started from the registry's command, each answers with its X-Server-Model from its workers' pids."""
+    port = free_port()
+    env = {"PYTHONPATH": str(ROOT), "PATH": "", "LAB_SERVER_MODEL": name}
+    proc = start(targets.TARGETS[name].command("app:app", port), tmp_path, name, env, ROOT)
+    try:
+        wait_healthy(port, proc, timeout=60)
+        _, results = concurrent_sleeps(port, n=pids, seconds=1.0)
+    finally:
+        stop(proc)
+    assert {r["x-server-model"] for r in results} == {name}
+    served_by = {int(r["x-worker-pid"]) for r in results}
+    assert proc.pid not in served_by  # a worker answered, not the master
+    assert 1 <= len(served_by) <= pids
