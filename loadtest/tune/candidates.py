@@ -22,6 +22,7 @@ from __future__ import annotations
 import shlex
 import sys
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from loadtest import targets
 from loadtest.targets import Target
@@ -148,6 +149,8 @@ class Shape:
         argv = self.target().command(app, int(port), host=host)
         if argv[:2] == [sys.executable, "-m"]:
             argv = ["python", "-m", *argv[2:]]
+        elif Path(argv[0]).parent == Path(sys.executable).parent:
+            argv = [Path(argv[0]).name, *argv[1:]]  # a console script of this environment (uwsgi)
         return shlex.join(argv)
 
 
