@@ -25,6 +25,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from loadtest.tune.ladder import STEP_S
 MiB = 1024 * 1024
 MIN_STEP_S, MAX_STEP_S = 1.0, 60.0
 DEFAULT_MINUTES = 10.0
-MAX_MINUTES = 240.0
+MIN_MINUTES, MAX_MINUTES = 0.5, 240.0
 DEFAULT_ERROR_RATE = 0.001  # 0.1 %
 DEMO_PATH = "/sleep?s=0.05"
 DEMONSTRATIONS = ("lab-single", "lab-forking", "flask-dev", "flask-dev-nothreads", "flask-dev-processes")
@@ -172,39 +173,26 @@ def error_rate(text: str) -> float:
     return value
 
 
-def minutes_arg(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected minutes like 8 or 2.5, got {text!r}") from None
-    if not 0 < value <= MAX_MINUTES:
-        raise argparse.ArgumentTypeError(
-            f"--minutes must be above 0 and at most {MAX_MINUTES:g}, got {text!r}"
-        )
-    return value
+def bounded(cast: type, low: float, high: float, flag: str, example: str) -> Callable[[str], float]:
+    """An argparse type: ``cast(text)`` within ``low..high``, else a message naming the flag."""
+
+    def parse(text: str) -> float:
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {example}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{flag} must be {low:g} to {high:g}, got {text!r}")
+        return value
+
+    return parse
 
 
-def step_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds like 4, got {text!r}") from None
-    if not MIN_STEP_S <= value <= MAX_STEP_S:
-        raise argparse.ArgumentTypeError(
-            f"--step-seconds must be {MIN_STEP_S:g} to {MAX_STEP_S:g}, got {text!r}"
-        )
-    return value
-
-
-def cpus_arg(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected whole cores like 2, got {text!r}") from None
-    available = len(os.sched_getaffinity(0))
-    if not 1 <= value <= available:
-        raise argparse.ArgumentTypeError(f"--cpus must be 1 to {available} (the cores this machine gives us)")
-    return value
+minutes_arg = bounded(float, MIN_MINUTES, MAX_MINUTES, "--minutes", "minutes like 8 or 2.5")
+step_seconds = bounded(float, MIN_STEP_S, MAX_STEP_S, "--step-seconds", "seconds like 4")
+cpus_arg = bounded(
+    int, 1, len(os.sched_getaffinity(0)), "--cpus", "whole cores like 2 (at most this machine's)"
+)
 
 
 def cgroup_memory_limit(root: Path = CGROUP_ROOT) -> float | None:

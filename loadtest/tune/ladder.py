@@ -34,7 +34,7 @@ from loadtest.measure import stats
 STEP_S = 4.0
 MISSING_SIGMAS = 4.0
 FIRST_LOW, FIRST_HIGH, FIRST_STEPS = 0.3, 1.6, 7
-FINE_LOW, FINE_HIGH, FINE_STEPS = 0.8, 1.25, 5
+FINE_LOW, FINE_HIGH, FINE_STEPS = 0.6, 1.25, 6
 MIN_RATE = 0.5
 WARMUP_STEPS = 1  # the ladder's first rate is offered this many extra steps first, not judged
 

@@ -22,7 +22,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from loadtest import targets
+from loadtest.inserver import usage
 from loadtest.measure.cpuwatch import Watch
 from loadtest.measure.rows import SATURATED
 from loadtest.run import locustrun, processes
@@ -37,7 +40,10 @@ START_TIMEOUT_S = 30.0
 MEMORY_EVERY = 4  # PSS every 4th CPU sample (once a second)
 TIMEOUT_FACTOR = 10.0  # a request unanswered after 10 x the largest objective fails as a timeout
 MIN_TIMEOUT_S = 5.0
-PROGRESS_S = 5.0  # a live progress line this often while a ladder runs
+PROGRESS_S = 5.0
+SETTLED_CORES = 0.3  # a server tree using less CPU than this, idle, has finished booting its workers
+SETTLE_SAMPLE_S = 0.5
+SETTLE_TIMEOUT_S = 90.0  # a live progress line this often while a ladder runs
 
 
 @dataclass
@@ -102,6 +108,28 @@ def step_window(records: list[dict]) -> tuple[float, float] | None:
     return (min(times), max(times)) if len(times) >= 2 else None
 
 
+def settle(pid: int, quiet_cores: float = SETTLED_CORES, timeout: float = SETTLE_TIMEOUT_S) -> float:
+    """Wait until the server tree's CPU use falls below ``quiet_cores``: every worker has booted.
+
+    The first worker answering ``/health`` does not mean the others have
+    imported the app: 48 workers booting on 2 busy cores take tens of seconds,
+    and load sent meanwhile measures the boot.  Returns the seconds waited.
+    """
+    started = time.monotonic()
+    try:
+        root = psutil.Process(pid)
+        before = usage.cpu_seconds(root)
+        while time.monotonic() - started < timeout:
+            time.sleep(SETTLE_SAMPLE_S)
+            now = usage.cpu_seconds(root)
+            if (now - before) / SETTLE_SAMPLE_S < quiet_cores:
+                break
+            before = now
+    except psutil.Error:
+        pass
+    return time.monotonic() - started
+
+
 @dataclass
 class Served:
     """One ladder offered to one shape: locust's run and the server tree's samples."""
@@ -128,6 +156,7 @@ def serve_ladder(session: Session, shape: Shape, rates: list[float], step_s: flo
         if status is None:
             tail = processes.tail(logs / f"{stem}.stderr.log", 1)
             return Served(None, None, time.monotonic() - started, f"failed to start: {problem}; {tail}")
+        settle(proc.pid)
         watch = Watch(proc.pid, memory_every=MEMORY_EVERY).start()
         prefix = session.out / "locust" / stem
         try:

@@ -40,6 +40,12 @@ class Verdict:
     headline: list[str]
 
 
+def spans(*cands: Candidate) -> str:
+    """'0-608 vs 47-53 req/s': the rounds' ranges of the rate at the objectives."""
+    ranges = [c.interval or (c.rate_at_slo, c.rate_at_slo) for c in cands]
+    return " vs ".join(f"{lo:.0f}-{hi:.0f}" for lo, hi in ranges) + " req/s"
+
+
 def pick(cands: Sequence[Candidate], memory_mb: float) -> Candidate | None:
     fitting = [c for c in cands if c.status == "measured" and c.rate_at_slo > 0 and c.fits(memory_mb)]
     if not fitting:
@@ -117,7 +123,9 @@ def verdict(
     else:
         second = (
             f"{margin:.1f}x the baseline gunicorn sync -w {base.shape.workers} "
-            f"({base.rate_at_slo:.0f} req/s)" + (" -- within each other's intervals" if within else "") + "."
+            f"({base.rate_at_slo:.0f} req/s)"
+            + (f" -- but within each other's intervals ({spans(rec, base)})" if within else "")
+            + "."
         )
     headline = [first, second + base_note, f"Why: {reason}."]
     return Verdict(rec, base, margin, within, reason, "", headline)

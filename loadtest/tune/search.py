@@ -33,7 +33,7 @@ from loadtest.tune.model import Calibration, Prediction, learn_memory, predict
 
 KNEE = 0.97
 HOPELESS = 0.5
-FINE_SHARE = 0.7  # a confirming (fine) ladder costs about this share of a first one
+FINE_SHARE = 0.85  # a confirming (fine) ladder costs about this share of a first one
 CONFIRM_ROUNDS = 2  # extra rounds of the best shape and of the baseline
 DEFAULT_COST_S = 45.0  # a measurement's cost before one has been timed
 TIE = 0.03  # rates closer than this share are a tie: the smaller memory wins
