@@ -112,3 +112,9 @@ def test_nothing_meets_the_objectives_names_the_binding_limit():
     _, v, _ = run(slow, cpus=2, memory_mb=1024, minutes=4, lab=Lab(slow, 2, slowdown=0.0))
     assert v.recommended is None and v.binding.startswith("the app's own latency")
     assert v.headline[0].startswith("No configuration met")
+
+
+def test_one_single_process_candidate_is_measured_as_the_contrast():
+    s, _, lab = run(CPU, cpus=2, memory_mb=4096, minutes=8)
+    assert search.single_process(next(c for c in s.candidates if c.key == lab.measured[1]).shape)
+    assert any("contrast" in c.why and c.status == "measured" for c in s.candidates)

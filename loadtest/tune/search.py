@@ -6,8 +6,10 @@
    best predicted rate (more workers or threads past the bound add memory, not
    capacity).
 2. Measure the folklore baseline first (always, even when it does not fit: the
-   report says so), then the knees, best predicted first, skipping a knee whose
-   prediction is below ``HOPELESS`` of the best rate measured so far.
+   report says so), then the best single-process knee (one process of threads:
+   the contrast that shows what the GIL costs, measured whatever its prediction),
+   then the other knees, best predicted first, skipping a knee whose prediction
+   is below ``HOPELESS`` of the best rate measured so far.
 3. Refine around the best measured shape: its grid neighbours (workers a step
    up or down, threads doubled or halved) while they beat it.
 4. Confirm: more rounds of the best shape and of the baseline, so both have an
@@ -22,6 +24,7 @@ function), so tests drive it with synthetic measurements and a fake clock.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -95,6 +98,11 @@ class Candidate:
     def fits(self, memory_mb: float) -> bool:
         measured = self.memory_mb
         return (measured if measured is not None else self.prediction.memory_mb) <= memory_mb
+
+
+def single_process(shape: Shape) -> bool:
+    """One process running several requests at once (threads or a thread per connection)."""
+    return shape.workers == 1 and (shape.threads is None or shape.threads > 1)
 
 
 Measure = Callable[[Shape, list[float]], Round]
@@ -231,9 +239,17 @@ class Search:
             (c for c in self.candidates if c.status == "pending" and c is not base),
             key=lambda c: -c.prediction.rate,
         )
+        contrast = self.contrast()
+        if contrast is not None:
+            contrast.status = "pending"
+            contrast.why = (
+                "the contrast: one process of threads (one core of Python), measured whatever its prediction"
+            )
+            queue = [contrast, *(c for c in queue if c is not contrast)]
         for cand in queue:
             best = self.best()
-            if best is not None and cand.prediction.rate < HOPELESS * best.rate_at_slo:
+            hopeless = best is not None and cand.prediction.rate < HOPELESS * best.rate_at_slo
+            if hopeless and cand is not contrast:
                 cand.status = "pruned"
                 cand.why = (
                     f"predicted {cand.prediction.rate:.0f} req/s < {HOPELESS:g} x measured best "
@@ -244,6 +260,18 @@ class Search:
                 cand.status, cand.why = "not reached", "time budget spent before its turn"
                 continue
             self.measure_first(cand, reserve)
+
+    def contrast(self) -> Candidate | None:
+        """The best-predicted single-process shape that fits (of equals, the one nearest 8 threads)."""
+        fitting = [
+            c for c in self.candidates
+            if single_process(c.shape) and c.prediction.memory_mb <= self.memory_mb and not c.is_baseline
+        ]  # fmt: skip
+        if not fitting:
+            return None
+        return min(
+            fitting, key=lambda c: (-round(c.prediction.rate), abs(math.log2(c.shape.threads or 8) - 3))
+        )
 
     def refine(self) -> None:
         tried: set[str] = set()
