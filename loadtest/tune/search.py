@@ -38,6 +38,7 @@ KNEE = 0.97
 HOPELESS = 0.5
 FINE_SHARE = 0.85  # a confirming (fine) ladder costs about this share of a first one
 CONFIRM_ROUNDS = 2  # extra rounds of the best shape and of the baseline
+COST_MARGIN = 1.25  # a measurement may take this much longer than the median so far
 DEFAULT_COST_S = 45.0  # a measurement's cost before one has been timed
 TIE = 0.03  # rates closer than this share are a tie: the smaller memory wins
 
@@ -173,7 +174,8 @@ class Search:
         return statistics.median(self.costs) if self.costs else DEFAULT_COST_S
 
     def affordable(self, reserve: float) -> bool:
-        return self.left() - reserve >= self.cost()
+        """Whether one more measurement fits before the deadline, ``reserve`` seconds kept back."""
+        return self.left() - reserve >= COST_MARGIN * self.cost()
 
     # --- measuring
     def run(self, cand: Candidate, rates: list[float], why: str) -> Round:
