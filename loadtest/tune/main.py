@@ -12,10 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
 
+from loadtest.measure.rows import BUSY_LOAD
 from loadtest.run import environment
 from loadtest.run.plan import UsageError
 from loadtest.tune import budget as budget_args
@@ -37,6 +39,18 @@ def clock_printer(t0: float, deadline: float):
         print(f"[tune {now - t0:4.0f} s, {max(deadline - now, 0):4.0f} s left] {line}", flush=True)
 
     return say
+
+
+def busy_machine(*loads: float | None) -> str:
+    """A caution line when other work kept the machine busy (the judgement of ``rows.BUSY_LOAD``)."""
+    cores = os.cpu_count() or 1
+    worst = max((x for x in loads if x is not None), default=0.0)
+    if worst <= BUSY_LOAD * cores:
+        return ""
+    return (
+        f"Caution: the machine was busy (load average up to {worst:.1f} on {cores} cores): the figures are "
+        "noisy, and time the app spent waiting for a core counts as waiting; rerun on a quiet machine."
+    )
 
 
 def max_workers(cal: Calibration, memory_mb: float) -> int:
@@ -113,6 +127,9 @@ def run(args: TuneArgs) -> int:
     )
     base = next(c for c in s.candidates if c.is_baseline)
     v = verdict(s.candidates, base, cal, b, slo, args.app)
+    caution = busy_machine(load_before, environment.load_average())
+    if caution:
+        v.headline.append(caution)
     wall = time.monotonic() - t0
     finished = dt.datetime.now(dt.UTC)
     write(out, args, cal, s, v, wall, started, finished, load_before)
