@@ -60,4 +60,5 @@ browser:
 	fi
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info
+	find . -name .ruff_cache -type d -not -path "./$(VENV)/*" -prune -exec rm -rf {} +

@@ -3,7 +3,9 @@
 Each response carries the server model, the process id, the thread and the
 start/end time of the request *as seen inside the app*.  The load tests and
 the browser probe read nothing else, so every server model is observed the
-same way, whatever it is.
+same way, whatever it is.  The headers' names are ``loadtest.inserver.headers``'s, the one
+declaration the bring-your-own wrapper and locust's recorder import too; this module computes
+their values.
 """
 
 from __future__ import annotations
@@ -15,13 +17,6 @@ import threading
 import time
 
 import psutil
-
-HEADER_MODEL = "X-Server-Model"
-HEADER_PID = "X-Worker-Pid"
-HEADER_THREAD = "X-Worker-Thread"
-HEADER_START = "X-Request-Start"
-HEADER_END = "X-Request-End"
-IDENTITY_HEADERS = (HEADER_MODEL, HEADER_PID, HEADER_THREAD, HEADER_START, HEADER_END)
 
 
 def server_model(environ: dict) -> str:

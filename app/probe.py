@@ -1,6 +1,6 @@
 """``GET /probe``: what a *browser* does with N simultaneous requests, beside what the server did.
 
-The seed's trap is opening ten tabs against a server and reading the result as
+The classic mistake is opening ten tabs against a server and reading the result as
 the server's concurrency.  A browser is not a neutral client: Chromium keeps at
 most six HTTP/1.1 connections per host and lets only one request per URL
 through its HTTP cache at a time.  This page fires N ``fetch()`` calls at

@@ -15,7 +15,7 @@ import time
 from flask import Flask, Response, g, jsonify, request
 
 from app import identity
-from loadtest.inserver import usage
+from loadtest.inserver import headers, usage
 
 app = Flask(__name__)
 stats = identity.WorkerStats()
@@ -61,11 +61,11 @@ def mark_start() -> None:
 @app.after_request
 def add_identity(response: Response) -> Response:
     start = g.get("request_start", identity.now())
-    response.headers[identity.HEADER_MODEL] = identity.server_model(request.environ)
-    response.headers[identity.HEADER_PID] = str(stats.pid)
-    response.headers[identity.HEADER_THREAD] = identity.thread_label()
-    response.headers[identity.HEADER_START] = identity.timestamp(start)
-    response.headers[identity.HEADER_END] = identity.timestamp(identity.now())
+    response.headers[headers.HEADER_MODEL] = identity.server_model(request.environ)
+    response.headers[headers.HEADER_PID] = str(stats.pid)
+    response.headers[headers.HEADER_THREAD] = identity.thread_label()
+    response.headers[headers.HEADER_START] = identity.timestamp(start)
+    response.headers[headers.HEADER_END] = identity.timestamp(identity.now())
     return response
 
 

@@ -19,8 +19,10 @@ The folder a module sits in says which process imports it, and so what it may im
 ``measure/`` (rounds, rows, stats, evidence, cpuwatch)
     pure figures and sampling, usable from any process: stdlib, psutil, the registry and
     ``inserver/``. Never locust or matplotlib.
-``reporting/`` (figures, charts, recommendation)
-    the renderer: matplotlib lives here and in the entry points only.
+``reporting/`` (figures, charts, document, comparison, recommendation)
+    the renderer: a row's figures as text, the charts, one document outline rendered to Markdown
+    and HTML (report, slow-clients report and diff share its skeleton). matplotlib lives here and
+    in the entry points only; never locust, never ``run/``.
 ``tune/`` (budget, candidates, calibrate, model, ladder, measure, search, recommend, report, main)
     ``make tune`` (``python -m loadtest.tune``): a runner like ``run/``, which it uses; ``main.py``
     is its entry point and calls ``reporting/recommendation.py``.

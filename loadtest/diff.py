@@ -21,8 +21,6 @@ only one run are listed, never dropped.
 
 from __future__ import annotations
 
-import argparse
-import html
 import json
 from pathlib import Path
 
@@ -32,8 +30,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from loadtest import report
-from loadtest.measure import stats
-from loadtest.reporting import charts, figures
+from loadtest.measure import stats, verdicts
+from loadtest.reporting import charts, document, figures
+from server.oneline import OneLineParser
 
 VERDICT_METRIC = "rps"
 MIN_ROUNDS = 3
@@ -113,8 +112,10 @@ def change(metric: str, a: dict, b: dict) -> dict:
 
 def busy(row: dict) -> str:
     """'load 8.8 on 2 cores' when the machine had more runnable work than cores during the row, else ''."""
-    load, cores = figures.peak_load(row), figures.number(row.get("cpu_count"))
-    return f"load {load:.1f} on {cores:g} cores" if load is not None and cores and load > cores else ""
+    per_round, cores = row.get("per_round") or [], figures.number(row.get("cpu_count"))
+    if not verdicts.machine_busy(per_round, cores):
+        return ""
+    return f"load {verdicts.peak_load(per_round):.1f} on {cores:g} cores"
 
 
 def compare_rows(a: dict, b: dict) -> dict:
@@ -264,46 +265,29 @@ MEANING = (
 )
 
 
-def markdown(doc: dict, intro: list[str], charts: dict[str, str]) -> str:
-    lines = ["# wsgi-lab diff", "", *(f"- {t}" for t in intro), "", headline(doc), "", MEANING, ""]
-    header, body = table(doc)
-    lines.append("| " + " | ".join(header) + " |")
-    lines.append("|" + "---|" * len(header))
-    lines += ["| " + " | ".join(cells) + " |" for cells in body]
-    lines.append("")
-    only = only_lines(doc)
-    if only:
-        lines += ["## Rows in one run only", "", *(f"- {t}" for t in only), ""]
-    for scenario, path in charts.items():
-        lines += [f"![{scenario}]({path})", ""]
-    return "\n".join(lines)
+def row_class(r: dict) -> str:
+    return "failed" if r["error_a"] or r["error_b"] else "floor" if r["significant"] else ""
 
 
-def html_doc(doc: dict, intro: list[str], images: dict[str, bytes]) -> str:
-    e = html.escape
-    parts = [
-        "<!doctype html><html lang=en><head><meta charset=utf-8><title>wsgi-lab diff</title>",
-        f"<style>{report.CSS}</style></head><body><h1>wsgi-lab diff</h1>",
-        "<ul class=meta>" + "".join(f"<li>{e(t)}</li>" for t in intro) + "</ul>",
-        f"<p><strong>{e(headline(doc))}</strong></p><p class=meta>{e(MEANING)}</p>",
+def page(doc: dict, intro: list[str], charts: dict[str, document.Image]) -> document.Page:
+    """The outline of diff.md/diff.html, on the same skeleton as the comparison's report."""
+    blocks: list = [
+        document.items(intro, "meta"),
+        document.Para(headline(doc), "strong"),
+        document.Para(MEANING, "meta"),
+        document.Table(*table(doc), [row_class(r) for r in doc["rows"]]),
     ]
-    header, body = table(doc)
-    parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
-    for r, cells in zip(doc["rows"], body, strict=True):
-        cls = "failed" if r["error_a"] or r["error_b"] else "floor" if r["significant"] else ""
-        parts.append(f"<tr class='{cls}'>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
-    parts.append("</table>")
     only = only_lines(doc)
     if only:
-        parts.append(
-            "<h2>Rows in one run only</h2><ul>" + "".join(f"<li>{e(t)}</li>" for t in only) + "</ul>"
-        )
-    if images:
-        parts.append("<h2>A and B side by side</h2><p class=meta>Bars: medians; whiskers: intervals.</p>")
-    for scenario, data in images.items():
-        parts.append(f"<h3>{e(scenario)}</h3>" + report.img_tag(data, f"{scenario}: A and B"))
-    parts.append("</body></html>")
-    return "\n".join(parts)
+        blocks += [document.Heading("Rows in one run only"), document.items(only)]
+    if charts:
+        blocks += [
+            document.Heading("A and B side by side"),
+            document.Para("Bars: medians; whiskers: intervals.", "meta"),
+        ]
+    for scenario, image in charts.items():
+        blocks += [document.Heading(scenario, 3), image]
+    return document.Page("wsgi-lab diff", blocks=blocks)
 
 
 def side_by_side_chart(scenario: str, rows: list[dict], names: tuple[str, str]) -> bytes:
@@ -340,22 +324,18 @@ def side_by_side_chart(scenario: str, rows: list[dict], names: tuple[str, str]) 
 def write(out: Path, doc: dict, intro: list[str], names: tuple[str, str] = ("A", "B")) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "diff.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    images = {}
+    charts = {}
     for scenario in dict.fromkeys(r["scenario"] for r in doc["rows"]):
         sub = [r for r in doc["rows"] if r["scenario"] == scenario]
-        images[scenario] = side_by_side_chart(scenario, sub, names)
-    charts = {}
-    for scenario, data in images.items():
-        path = out / f"diff-{scenario}.png"
-        path.write_bytes(data)
-        charts[scenario] = path.name
-    (out / "diff.md").write_text(markdown(doc, intro, charts), encoding="utf-8")
-    (out / "diff.html").write_text(html_doc(doc, intro, images), encoding="utf-8")
+        data = side_by_side_chart(scenario, sub, names)
+        (out / f"diff-{scenario}.png").write_bytes(data)
+        charts[scenario] = document.Image(f"{scenario}: A and B", f"diff-{scenario}.png", data)
+    document.write(out, "diff", page(doc, intro, charts))
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m loadtest.diff RUN_A RUN_B``: what changed from run A to run B, beyond the noise."""
-    parser = argparse.ArgumentParser(prog="python -m loadtest.diff", description=main.__doc__)
+    parser = OneLineParser(prog="python -m loadtest.diff", description=main.__doc__)
     parser.add_argument("run_a", type=Path, help="the earlier run directory (baseline)")
     parser.add_argument("run_b", type=Path, help="the later run directory")
     parser.add_argument(

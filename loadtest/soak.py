@@ -29,7 +29,6 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,10 +36,13 @@ from pathlib import Path
 
 import psutil
 
+from loadtest.inserver.tree import Sampler, members, read_each
+from loadtest.measure.verdicts import load_busy
 from loadtest.run import locustrun
 from loadtest.run.processes import free_port, start, stop, wait_healthy
 from loadtest.targets import OUR_APP, TARGETS
 from server.config import MODES
+from server.oneline import OneLineParser
 
 ROOT = Path(__file__).resolve().parent.parent
 RSS_GROWTH_LIMIT = 0.10  # the goal: after warm-up, RSS grows by less than this fraction
@@ -77,19 +79,16 @@ class Verdict:
 
 def sample_tree(pid: int, t: float) -> Sample | None:
     """One sample of the process tree rooted at ``pid``; None if it is gone."""
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
+    procs = members(pid)
+    if not procs:
         return None
-    rss = pss = fds = alive = 0
-    for proc in procs:
-        try:
-            info = proc.memory_full_info()
-            rss, pss, fds, alive = rss + info.rss, pss + info.pss, fds + proc.num_fds(), alive + 1
-        except psutil.Error:  # a child that exited between listing and sampling
-            continue
-    return Sample(t, rss, pss, fds, alive)
+
+    def sizes(proc: psutil.Process) -> tuple[int, int, int]:
+        info = proc.memory_full_info()
+        return info.rss, info.pss, proc.num_fds()
+
+    alive = [size for _, size in read_each(procs, sizes)]
+    return Sample(t, *(sum(size[i] for size in alive) for i in range(3)), len(alive))
 
 
 def windows(samples: list[Sample]) -> tuple[list[Sample], list[Sample]]:
@@ -138,38 +137,18 @@ def judge(samples: list[Sample], failures: int, requests: int) -> Verdict:
     return verdict
 
 
-class Sampler(threading.Thread):
-    """Samples a process tree every ``interval`` seconds until stopped."""
+def under_load(samples: list[Sample], began: float | None, seconds: int) -> list[Sample]:
+    """The samples taken while locust's users ran, timed from the start of the load.
 
-    def __init__(self, pid: int, interval: float) -> None:
-        super().__init__(daemon=True)
-        self.pid, self.interval = pid, interval
-        self.samples: list[Sample] = []
-        self._finished = threading.Event()
-
-    def run(self) -> None:
-        while not self._finished.is_set():
-            sample = sample_tree(self.pid, time.time())
-            if sample is not None:
-                self.samples.append(sample)
-            self._finished.wait(self.interval)
-
-    def stop(self) -> None:
-        self._finished.set()
-        self.join()
-
-    def under_load(self, began: float | None, seconds: int) -> list[Sample]:
-        """The samples taken while locust's users ran, timed from the start of the load.
-
-        Before it, the server idles while locust starts; after it, a forking
-        server's children exit: neither says anything about a leak.
-        """
-        began = began if began is not None else (self.samples[0].t if self.samples else 0.0)
-        return [
-            Sample(s.t - began, s.rss, s.pss, s.fds, s.processes)
-            for s in self.samples
-            if began <= s.t <= began + seconds
-        ]
+    Before it, the server idles while locust starts; after it, a forking
+    server's children exit: neither says anything about a leak.
+    """
+    began = began if began is not None else (samples[0].t if samples else 0.0)
+    return [
+        Sample(s.t - began, s.rss, s.pss, s.fds, s.processes)
+        for s in samples
+        if began <= s.t <= began + seconds
+    ]
 
 
 def run_locust(url: str, seconds: int, users: int, prefix: Path, sleep_s: float, cpu_ms: float) -> dict:
@@ -196,7 +175,7 @@ def soak_one(mode: str, args: argparse.Namespace, out: Path) -> tuple[Verdict, l
     server = start(target.command(OUR_APP, port), out, f"{mode}.server", dict(os.environ), ROOT)
     try:
         wait_healthy(port, server)
-        sampler = Sampler(server.pid, args.interval)
+        sampler = Sampler(lambda: sample_tree(server.pid, time.time()), args.interval, name="soak-sampler")
         sampler.start()
         seconds = max(1, round(args.minutes * 60))
         try:
@@ -215,7 +194,7 @@ def soak_one(mode: str, args: argparse.Namespace, out: Path) -> tuple[Verdict, l
         stop(server)
     failures = int(locustrun.num(stats.get("Failure Count"), int) or 0)
     requests = int(locustrun.num(stats.get("Request Count"), int) or 0)
-    samples = sampler.under_load(locustrun.load_started(out / f"{mode}_stats_history.csv"), seconds)
+    samples = under_load(sampler.samples, locustrun.load_started(out / f"{mode}_stats_history.csv"), seconds)
     verdict = judge(samples, failures, requests)
     if not alive:
         verdict.met = False
@@ -266,6 +245,7 @@ def report(path: Path, args: argparse.Namespace, verdicts: dict[str, Verdict], l
             f"{v.rss_growth:+.1%} | {v.pss_first:.1f} → {v.pss_last:.1f} | "
             f"{v.fds_first_max} → {v.fds_last:g} | {goal} |"
         )
+    busy = load_busy(max(load), os.cpu_count())
     text = [
         "# wsgi-lab soak",
         "",
@@ -275,7 +255,8 @@ def report(path: Path, args: argparse.Namespace, verdicts: dict[str, Verdict], l
         f"{WINDOW_FRACTION:.0%} of the rest (medians).",
         f"Goals: RSS growth < {RSS_GROWTH_LIMIT:.0%}, fds flat (last median ≤ first max), 0 failures.",
         f"Machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} at the start and "
-        f"{load[1]:.2f} at the end (shared with other work: figures are from a busy machine).",
+        f"{load[1]:.2f} at the end"
+        + (" (machine busy: figures are from a machine shared with other work)." if busy else "."),
         "",
         *rows,
         "",
@@ -286,7 +267,7 @@ def report(path: Path, args: argparse.Namespace, verdicts: dict[str, Verdict], l
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.soak", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="python -m loadtest.soak", description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="load per mode (default 10)")
     parser.add_argument(
         "--modes", default=",".join(MODES), help=f"comma-separated (default {','.join(MODES)})"

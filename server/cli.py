@@ -14,10 +14,11 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any, NoReturn
+from typing import Any
 
 from server import config as cfg
 from server.config import Config, ConfigError
+from server.oneline import OneLineParser
 
 log = logging.getLogger("wsgi_lab")
 DEFAULTS = Config()
@@ -103,13 +104,6 @@ OPTIONS = (
     Option("log_level", ("--log-level",), lambda t: cfg.parse_choice(t, cfg.LOG_LEVELS),
            "error log level on stderr: debug, info, warning, error, critical", "LEVEL"),
 )  # fmt: skip
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but errors are one line (no usage dump) and exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> OneLineParser:

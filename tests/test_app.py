@@ -15,7 +15,8 @@ import time
 import pytest
 
 from app import app
-from app.identity import IDENTITY_HEADERS, server_model
+from app.identity import server_model
+from loadtest.inserver.headers import IDENTITY_HEADERS
 from tests.support import ROOT, concurrent_sleeps, free_port, running
 
 

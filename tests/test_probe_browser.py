@@ -249,7 +249,7 @@ def test_same_url_without_the_http_cache_runs_in_parallel(probe, lab_threaded):
 
 
 def test_single_threaded_server_is_the_narrower_limit(probe):
-    """The seed's trap from the other side: the browser puts several requests on the wire, and the
+    """The ten-tabs mistake from the other side: the browser puts several requests on the wire, and the
     page shows that the one-at-a-time server, not the browser, kept them waiting."""
     port = free_port()
     with lab_server("single", port):

@@ -11,7 +11,7 @@ import re
 import pytest
 
 from app import app
-from app.identity import IDENTITY_HEADERS
+from loadtest.inserver.headers import IDENTITY_HEADERS
 
 
 @pytest.fixture

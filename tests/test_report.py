@@ -11,7 +11,7 @@ import pytest
 
 from loadtest import report
 from loadtest.measure import stats
-from loadtest.reporting import charts
+from loadtest.reporting import charts, comparison
 from tests.synthetic_runs import env, old_row, row, write_run
 
 
@@ -125,7 +125,7 @@ def test_rerendering_something_that_is_not_a_run_exits_2(tmp_path):
 @pytest.mark.parametrize("n", [3, 4])
 def test_the_interval_note_states_the_coverage_of_min_max(n):
     rows = [row("io", "x", [1.0 + i for i in range(n)])]
-    assert f"{stats.coverage(n):.0%} of the time" in report.interval_note(rows)
+    assert f"{stats.coverage(n):.0%} of the time" in comparison.interval_note(rows)
 
 
 def test_the_timeline_of_a_multi_process_pool_shows_why_it_missed_its_ceiling(tmp_path):
@@ -178,10 +178,10 @@ def test_a_machine_busy_with_other_work_is_said_so():
     crowded = row("hello", "lab-threaded", [1790, 1800, 1810], users=16, machine_cpu=0.99)
     for record in crowded["per_round"]:
         record["server_cpu_cores"], record["generator_cores"] = 0.7, 0.5
-    text = report.status(crowded, 2)
+    text = comparison.status(crowded, 2)
     assert "machine busy: 99% of 2 cores in use, server + generator 1.20 cores" in text
-    assert report.status(row("hello", "x", [1, 1, 1], machine_cpu=0.4), 2) == "ok"
-    assert report.row_sentence(crowded, 2).endswith(
+    assert comparison.status(row("hello", "x", [1, 1, 1], machine_cpu=0.4), 2) == "ok"
+    assert comparison.row_sentence(crowded, 2).endswith(
         "other processes took the rest, so the figures may be low]"
     )
 
@@ -189,9 +189,9 @@ def test_a_machine_busy_with_other_work_is_said_so():
 def test_a_run_of_overlapping_neighbours_is_one_sentence():
     rows = [row("cpu", name, [40 + i, 44 + i, 48 + i]) for i, name in enumerate(("a", "b", "c"))]
     rows.append(row("cpu", "d", [10, 10.5, 11]))
-    lines = report.ranking(rows)
+    lines = comparison.ranking(rows)
     assert lines[1:] == ["c, b and a: no clear order (each interval overlaps the next)."]
     assert lines[0].endswith("c 46.0 ~ b 45.0 ~ a 44.0 > d 10.5.")
     # a row that reached its ceiling was not held back by a busy machine
     capped = row("io", "x", [19.8, 19.8, 19.9], machine_cpu=0.98, io_efficiency=0.99)
-    assert report.status(capped, 2) == "ok"
+    assert comparison.status(capped, 2) == "ok"

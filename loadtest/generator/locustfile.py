@@ -60,6 +60,7 @@ from loadtest.catalog import (
     parse_hosts,
 )
 from loadtest.generator import webui
+from loadtest.inserver.headers import HEADER_END, HEADER_MODEL, HEADER_PID, HEADER_START, HEADER_THREAD
 from loadtest.measure import evidence
 
 log = logging.getLogger("wsgi-lab")
@@ -339,11 +340,11 @@ class Recorder:
                 round(response_time, 3),
                 ok,
                 name,
-                headers.get("X-Server-Model"),
-                headers.get("X-Worker-Pid"),
-                headers.get("X-Worker-Thread"),
-                headers.get("X-Request-Start"),
-                headers.get("X-Request-End"),
+                headers.get(HEADER_MODEL),
+                headers.get(HEADER_PID),
+                headers.get(HEADER_THREAD),
+                headers.get(HEADER_START),
+                headers.get(HEADER_END),
                 status,
                 error_kind(status, exception),
                 # the user (greenlet) that sent it: which requests belong to one closed loop

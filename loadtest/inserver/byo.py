@@ -24,6 +24,7 @@ import threading
 import time
 
 from loadtest.inserver import usage
+from loadtest.inserver.headers import HEADER_END, HEADER_MODEL, HEADER_PID, HEADER_START, HEADER_THREAD
 
 
 def load_app(spec: str):
@@ -46,11 +47,11 @@ def with_identity(inner):
         def start(status, headers, exc_info=None):
             headers = [
                 *headers,
-                ("X-Server-Model", model),
-                ("X-Worker-Pid", str(os.getpid())),
-                ("X-Worker-Thread", threading.current_thread().name),
-                ("X-Request-Start", f"{started:.6f}"),
-                ("X-Request-End", f"{time.time():.6f}"),
+                (HEADER_MODEL, model),
+                (HEADER_PID, str(os.getpid())),
+                (HEADER_THREAD, threading.current_thread().name),
+                (HEADER_START, f"{started:.6f}"),
+                (HEADER_END, f"{time.time():.6f}"),
             ]
             return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
 

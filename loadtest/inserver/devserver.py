@@ -6,15 +6,14 @@ lets bring-your-own apps (Flask or not) run under the ``flask-dev`` targets.
 
 from __future__ import annotations
 
-import argparse
-
 from werkzeug.serving import run_simple
 
 from loadtest.inserver.byo import load_app
+from server.oneline import OneLineParser
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.inserver.devserver", description=__doc__)
+    parser = OneLineParser(prog="python -m loadtest.inserver.devserver", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--no-threads", action="store_true", help="threaded=False (Flask 0.12 default)")

@@ -35,12 +35,13 @@ Nothing here knows HTTP; the endpoints call ``snapshot``.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from pathlib import Path
 
 import psutil
+
+from loadtest.inserver.tree import members, read_each
 
 USAGE_PATH = "/_lab/usage"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -64,20 +65,10 @@ def tree_root(pid: int | None = None) -> psutil.Process:
         proc = parent
 
 
-def tree(root: psutil.Process) -> list[psutil.Process]:
-    with contextlib.suppress(psutil.Error):
-        return [root, *root.children(recursive=True)]
-    return [root]
-
-
 def cpu_seconds(root: psutil.Process) -> float:
     """CPU seconds of the tree so far, including children the root has reaped."""
     total = 0.0
-    for proc in tree(root):
-        try:
-            t = proc.cpu_times()
-        except psutil.Error:
-            continue
+    for proc, t in read_each(members(root), psutil.Process.cpu_times):
         total += t.user + t.system
         if proc.pid == root.pid:
             total += t.children_user + t.children_system
@@ -86,22 +77,19 @@ def cpu_seconds(root: psutil.Process) -> float:
 
 def memory(root: psutil.Process) -> tuple[float | None, str]:
     """(bytes of the tree, "pss" or "rss")."""
-    total, kind = 0, "pss"
-    for proc in tree(root):
-        try:
-            info = proc.memory_full_info()
-            pss = getattr(info, "pss", None)
-        except psutil.AccessDenied:
-            pss, info = None, None
-        except psutil.Error:
-            continue
-        if pss is None:
-            kind = "rss"
-            with contextlib.suppress(psutil.Error):
-                total += (info or proc.memory_info()).rss
-        else:
-            total += pss
+    sizes = [size for _, size in read_each(members(root), footprint)]
+    total = sum(pss if pss is not None else rss for pss, rss in sizes)
+    kind = "rss" if any(pss is None for pss, _ in sizes) else "pss"
     return (float(total) if total else None), kind
+
+
+def footprint(proc: psutil.Process) -> tuple[int | None, int]:
+    """(PSS or None where the OS gives none or denies it, RSS) of one process."""
+    try:
+        info = proc.memory_full_info()
+    except psutil.AccessDenied:
+        return None, proc.memory_info().rss
+    return getattr(info, "pss", None), info.rss
 
 
 def cgroup_paths(proc_cgroup: Path = PROC_CGROUP) -> dict[str, str]:
@@ -164,7 +152,7 @@ def snapshot(root: psutil.Process | None = None) -> dict:
     return {
         "time": time.time(),
         "root_pid": root.pid,
-        "pids": len(tree(root)),
+        "pids": len(members(root)),
         "cpu_s": cpu_seconds(root),
         "memory_bytes": mem,
         "memory_kind": kind,

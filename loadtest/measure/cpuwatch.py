@@ -12,30 +12,20 @@ ours or not), so a run can say how much of the machine was in use.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import threading
 import time
 from dataclasses import dataclass, field
 
 import psutil
 
 from loadtest.inserver import usage
+from loadtest.inserver.tree import Sampler, members, read_each
 
 
 def cpu_by_process(root: psutil.Process) -> dict[int, tuple[float, float]]:
     """pid -> (own CPU seconds, CPU seconds of its already-reaped children) for the whole tree."""
-    procs = [root]
-    with contextlib.suppress(psutil.Error):
-        procs += root.children(recursive=True)
-    out: dict[int, tuple[float, float]] = {}
-    for proc in procs:
-        try:
-            t = proc.cpu_times()
-        except psutil.Error:
-            continue
-        out[proc.pid] = (t.user + t.system, t.children_user + t.children_system)
-    return out
+    times = read_each(members(root), psutil.Process.cpu_times)
+    return {proc.pid: (t.user + t.system, t.children_user + t.children_system) for proc, t in times}
 
 
 def machine_busy_seconds() -> float:
@@ -46,7 +36,7 @@ def machine_busy_seconds() -> float:
 
 @dataclass
 class Watch:
-    """Samples one process tree every ``interval`` seconds in a daemon thread."""
+    """Samples one process tree every ``interval`` seconds (``tree.Sampler``'s thread)."""
 
     pid: int
     interval: float = 0.25
@@ -56,8 +46,7 @@ class Watch:
     memory: list[tuple[float, float, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"cpuwatch-{self.pid}", daemon=True)
+        self._sampler = Sampler(self.sample, self.interval, name=f"cpuwatch-{self.pid}")
         try:
             self._proc: psutil.Process | None = psutil.Process(self.pid)
         except psutil.Error:
@@ -65,16 +54,11 @@ class Watch:
 
     def start(self) -> Watch:
         if self._proc is not None:
-            self._thread.start()
+            self._sampler.start()
         return self
 
-    def _run(self) -> None:
-        assert self._proc is not None
-        while not self._stop.is_set():
-            self.sample()
-            self._stop.wait(self.interval)
-
     def sample(self) -> None:
+        """One sample into ``samples``, ``machine`` and (every ``memory_every``-th) ``memory``."""
         if self._proc is None:
             return
         try:
@@ -93,9 +77,7 @@ class Watch:
                 self.memory.append((now, used, kind))
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=2)
+        self._sampler.stop()
 
     def _window(self, start: float, end: float) -> list[tuple[float, float, dict[int, float]]]:
         inside = [s for s in self.samples if start <= s[0] <= end]

@@ -5,21 +5,17 @@ figures are medians over the rounds under the historic keys (``rps``,
 ``p95_ms``, ...), each with ``<metric>_ci95`` (``stats.summarize``), next to
 ``per_round``, the N round records they came from.
 
-Judgements made here, stated once:
+Fields set here (the judgements themselves are ``loadtest.measure.verdicts``'s):
 
-- ``generator_saturated``: in some round the busiest locust process used at least
-  ``SATURATED`` of a core, or locust printed its own CPU warning.  The figure is
-  then a floor of what the server can do.
-- ``machine_bound``: server and generator together used at least ``MACHINE_BOUND``
-  of every core (median over rounds): the machine, not the server, set the figure.
+- ``generator_saturated``, ``machine_bound``: ``verdicts.generator_saturated`` and
+  ``verdicts.machine_bound`` over the good rounds.
 - ``app_ms_p50``: the median over rounds of each round's median time inside the
   app (server-side start/end); ``evidence.answer`` reads it to tell sub-millisecond
   requests that cannot overlap from requests that queued, and the reports show
   the same field, so the sentence compare prints and the report's agree.
 - ``unstable_reason``: for a row ``stats.summarize`` calls unstable, the likeliest
-  cause -- generator saturated, machine-bound, or a machine busy with other work
-  (1-min load average above ``BUSY_LOAD`` per core before or after a round) --
-  else "spread between rounds, cause not observed".
+  cause -- generator saturated, machine-bound, or a busy machine
+  (``verdicts.machine_busy``) -- else "spread between rounds, cause not observed".
 """
 
 from __future__ import annotations
@@ -28,11 +24,8 @@ import statistics
 from dataclasses import asdict, dataclass, field
 
 from loadtest.catalog import ERROR_KINDS
-from loadtest.measure import evidence, stats
+from loadtest.measure import evidence, stats, verdicts
 
-SATURATED = 0.90
-MACHINE_BOUND = 0.90
-BUSY_LOAD = 1.0
 EXACT = "exact: per-request records"
 BUCKETS = "locust response-time buckets (rounded)"
 FACT_KEYS = ("with_identity", "pids", "threads", "max_threads_per_pid", "models_seen")
@@ -110,12 +103,10 @@ def unstable_reason(row: Row, summary: dict) -> str:
         return "generator saturated"
     if row.machine_bound:
         return "machine-bound: server and generator used nearly every core"
-    loads = [(r.get("load_before"), r.get("load_after")) for r in row.per_round]
-    before = max((b for b, _ in loads if b is not None), default=None)
-    after = max((a for _, a in loads if a is not None), default=None)
-    busy = BUSY_LOAD * row.cpu_count
-    if (before or 0) > busy or (after or 0) > busy:
-        return f"machine busy: load average {before or 0:.1f} before/{after or 0:.1f} after"
+    if verdicts.machine_busy(row.per_round, row.cpu_count):
+        before = max(stats.numbers(row.per_round, "load_before"), default=0.0)
+        after = max(stats.numbers(row.per_round, "load_after"), default=0.0)
+        return f"machine busy: load average {before:.1f} before/{after:.1f} after"
     return "spread between rounds, cause not observed"
 
 
@@ -150,19 +141,12 @@ def finish(row: Row, sleep_s: float) -> Row:
 
 def judge(row: Row, good: list[dict]) -> None:
     """Generator and machine verdicts, Little's law, the latency source."""
-    busiest = [r["generator_cpu"] for r in good if r.get("generator_cpu") is not None]
-    row.generator_saturated = any(b >= SATURATED for b in busiest) or any(
-        r.get("generator_warned") for r in good
-    )
+    busiest = verdicts.busiest_generator(good)
+    row.generator_saturated = verdicts.generator_saturated(good)
     row.generator_headroom = 1.0 - max(busiest) if busiest else None
     row.generator_processes = max((r.get("generator_processes") or 1 for r in good), default=None)
     row.machine_cpu = median_of(good, "machine_cpu")
-    used = [
-        (r.get("server_cpu_cores") or 0.0) + (r.get("generator_cores") or 0.0)
-        for r in good
-        if isinstance(r.get("server_cpu_cores"), int | float)
-    ]
-    row.machine_bound = bool(used) and statistics.median(used) >= MACHINE_BOUND * row.cpu_count
+    row.machine_bound = verdicts.machine_bound(good, row.cpu_count)
     row.little = {
         "in_flight_measured": median_of(good, "in_flight_measured"),
         "in_flight_little": median_of(good, "in_flight_little"),

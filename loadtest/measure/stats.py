@@ -113,14 +113,15 @@ def bootstrap_ci(
     return min(low, centre), max(high, centre)
 
 
+def number(value) -> float | None:
+    """A recorded figure as a float; None when missing or not a number (a bool is not a number)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def numbers(per_round: Sequence[dict], metric: str) -> list[float]:
     """The metric's values over the rounds, skipping rounds where it is missing or not a number."""
-    out = []
-    for record in per_round:
-        value = record.get(metric)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            out.append(float(value))
-    return out
+    values = (number(record.get(metric)) for record in per_round)
+    return [v for v in values if v is not None]
 
 
 def exceeds(metric: str, amount: float, median: float, share: float) -> bool:

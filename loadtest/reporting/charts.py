@@ -68,12 +68,20 @@ def style_xticks(ax) -> None:
         label.set_horizontalalignment("right")
 
 
-def throughput_chart(rows: list[dict]) -> bytes:
+def per_scenario(rows: list[dict]):
+    """A figure with one panel per scenario: (figure, [(axes, scenario, its rows)])."""
     scenarios = scenarios_of(rows)
-    swept = set(sweeps(rows))
     fig, axes = plt.subplots(1, len(scenarios), figsize=(5.5 * len(scenarios), 4.2), squeeze=False)
-    for ax, scenario in zip(axes[0], scenarios, strict=True):
-        sub = [r for r in rows if r["scenario"] == scenario]
+    panels = [
+        (ax, s, [r for r in rows if r["scenario"] == s]) for ax, s in zip(axes[0], scenarios, strict=True)
+    ]
+    return fig, panels
+
+
+def throughput_chart(rows: list[dict]) -> bytes:
+    swept = set(sweeps(rows))
+    fig, panels = per_scenario(rows)
+    for ax, scenario, sub in panels:
         values = [number(r.get("rps")) for r in sub]
         cis = [interval(r, "rps") for r in sub]
         names = [bar_label(r, scenario in swept) for r in sub]
@@ -108,11 +116,9 @@ def throughput_chart(rows: list[dict]) -> bytes:
 
 
 def latency_chart(rows: list[dict]) -> bytes:
-    scenarios = scenarios_of(rows)
     swept = set(sweeps(rows))
-    fig, axes = plt.subplots(1, len(scenarios), figsize=(5.5 * len(scenarios), 4.2), squeeze=False)
-    for ax, scenario in zip(axes[0], scenarios, strict=True):
-        sub = [r for r in rows if r["scenario"] == scenario]
+    fig, panels = per_scenario(rows)
+    for ax, scenario, sub in panels:
         width = 0.27
         for k, metric in enumerate(("p50_ms", "p95_ms", "p99_ms")):
             xs = [i + (k - 1) * width for i in range(len(sub))]

@@ -8,12 +8,9 @@ with no interval.  No plotting, no documents.
 from __future__ import annotations
 
 from loadtest.measure import stats
+from loadtest.measure.stats import number
 
 LABELS = {"rps": "req/s", "p50_ms": "p50", "p95_ms": "p95", "p99_ms": "p99", "server_cpu_cores": "server CPU"}
-
-
-def number(value) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def rounds_of(row: dict) -> int:
@@ -72,14 +69,3 @@ def errors_text(row: dict) -> str:
 def listed(value) -> str:
     """[1, 2, 4] -> '1, 2, 4'; anything else as it is."""
     return ", ".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
-
-
-def loads(row: dict) -> list[float]:
-    """The 1-minute load averages recorded before and after each of the row's rounds."""
-    values = [number(r.get(k)) for r in row.get("per_round") or [] for k in ("load_before", "load_after")]
-    return [v for v in values if v is not None]
-
-
-def peak_load(row: dict) -> float | None:
-    """The highest load average recorded around any of the row's rounds."""
-    return max(loads(row), default=None)

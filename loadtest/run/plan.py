@@ -23,6 +23,7 @@ from loadtest.catalog import (
     parse_hosts,
 )
 from loadtest.run.processes import port_free
+from server.oneline import OneLineParser
 
 MAX_DURATION_S = 3600
 MAX_ROUNDS = 100
@@ -33,8 +34,9 @@ DEFAULT_WARMUP_S = 1.0
 # The default story: io then cpu at 10 users, 3 rounds of 5 s (1 s warm-up, 4 s measured)
 # over the targets that show the models' differences on this app -- one per concurrency
 # idea (one at a time, thread per connection, process per connection, fixed process pool,
-# process x thread pool, event loop + threads) plus the reference, app.run(). It fits in
-# 6 minutes on 2 cores; `--story full` runs every registry target (about 7 minutes).
+# process x thread pool, event loop + threads) plus the reference, app.run(). It took
+# 266 s and 267 s (about 4.5 minutes) on 2 cores when last measured (README, `make compare`);
+# `--story full` runs every registry target.
 DEFAULT_STORY_TARGETS = [
     "lab-single",
     "lab-threaded",
@@ -77,11 +79,22 @@ def duration_arg(text: str) -> int:
     return seconds
 
 
-def positive_int(text: str) -> int:
+def whole_number(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def seconds(text: str, expected: str = "seconds") -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    value = whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
@@ -113,10 +126,7 @@ def users_arg(text: str) -> list[int]:
 
 
 def seed_arg(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    value = whole_number(text)
     if not 0 <= value < SEED_LIMIT:
         raise argparse.ArgumentTypeError(f"must be 0 to {SEED_LIMIT - 1}, got {value}")
     return value
@@ -128,20 +138,14 @@ def processes_arg(text: str) -> int | None:
 
 
 def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    value = seconds(text, "a number")
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
     return value
 
 
 def warmup_arg(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    value = seconds(text)
     if not 0 <= value <= 60:
         raise argparse.ArgumentTypeError(f"must be 0 to 60 seconds, got {text!r}")
     return value
@@ -152,13 +156,6 @@ def port_arg(text: str) -> int:
     if value > 65535:
         raise argparse.ArgumentTypeError(f"port must be 1-65535, got {value}")
     return value
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Bad arguments get one line naming the problem (no usage dump), exit status 2."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,12 +29,12 @@ section of report.md/report.html from the same rows (``loadtest.report``).
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psutil
 
+from loadtest.inserver.tree import Sampler, members, read_each
 from loadtest.measure import stats
 from loadtest.run import locustrun
 
@@ -56,51 +56,32 @@ class Holding:
 
 def sample(pid: int, port: int) -> Holding | None:
     """The tree under ``pid`` right now, or None if it is gone."""
-    try:
-        root = psutil.Process(pid)
-        tree = [root, *root.children(recursive=True)]
-    except psutil.Error:
+    procs = members(pid)
+    if not procs:
         return None
-    threads = connections = 0
-    for proc in tree:
-        try:
-            threads += proc.num_threads()
-            connections += sum(
-                1
-                for c in proc.net_connections(kind="tcp")
-                if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == port
-            )
-        except psutil.Error:
-            continue
-    return Holding(len(tree), threads, connections)
+
+    def held(proc: psutil.Process) -> tuple[int, int]:
+        established = [
+            c
+            for c in proc.net_connections(kind="tcp")
+            if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == port
+        ]
+        return proc.num_threads(), len(established)
+
+    counts = [count for _, count in read_each(procs, held)]
+    return Holding(len(procs), sum(t for t, _ in counts), sum(c for _, c in counts))
 
 
-class Sampler:
-    """Samples a server's tree every ``SAMPLE_EVERY_S`` in a thread; keeps the peak of each count."""
+def sampler(pid: int, port: int) -> Sampler[Holding]:
+    """Samples a server's tree every ``SAMPLE_EVERY_S`` (``tree.Sampler``); ``peak`` reads it."""
+    return Sampler(lambda: sample(pid, port), SAMPLE_EVERY_S, name="slow-sampler")
 
-    def __init__(self, pid: int, port: int) -> None:
-        self.pid, self.port = pid, port
-        self.samples: list[Holding] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="slow-sampler")
 
-    def start(self) -> Sampler:
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.wait(SAMPLE_EVERY_S):
-            if (held := sample(self.pid, self.port)) is not None:
-                self.samples.append(held)
-
-    def stop(self) -> Holding | None:
-        self._stop.set()
-        self._thread.join()
-        if not self.samples:
-            return None
-        return Holding(
-            *(max(getattr(s, f) for s in self.samples) for f in ("processes", "threads", "connections"))
-        )
+def peak(samples: list[Holding]) -> Holding | None:
+    """The peak of each count over the samples; None when there were none."""
+    if not samples:
+        return None
+    return Holding(*(max(getattr(s, f) for s in samples) for f in ("processes", "threads", "connections")))
 
 
 def normal_figures(records: list[dict]) -> dict:
@@ -184,16 +165,18 @@ def measure(
         return row
     pid = server.proc.pid if server.proc is not None else None
     before = sample(pid, server.port) if pid else None
-    sampler = Sampler(pid, server.port).start() if pid else None
+    watch = sampler(pid, server.port).start() if pid else None
     prefix = out / "locust" / "slow" / f"{server.name}.r1"
     try:
         run = locustrun.run(settings, "slow", users + slow_clients, server.url, prefix, 1, server.name, t0)
     finally:
-        peak = sampler.stop() if sampler else None
+        if watch:
+            watch.stop()
+    most = peak(watch.samples) if watch else None
     row.update(normal_figures(run.records))
-    row["held"] = held_sentence(slow_clients, before, peak)
+    row["held"] = held_sentence(slow_clients, before, most)
     row["before"] = asdict(before) if before else None
-    row["peak"] = asdict(peak) if peak else None
+    row["peak"] = asdict(most) if most else None
     row["identity_file"] = str(run.identity_file.relative_to(out))
     if not server.alive():
         row["error"] = "target died during the run"
