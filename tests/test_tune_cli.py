@@ -96,4 +96,4 @@ def test_short_real_run(tmp_path):
     assert json.loads((out / "env.json").read_text())["seed"] == 7
     html = (out / "recommendation.html").read_text()
     assert html.count("data:image/png;base64,") == 2
-    assert (out / "recommendation.md").read_text().splitlines()[4].startswith(verdict[0][:20])
+    assert (out / "recommendation.md").read_text().splitlines()[2].startswith(verdict[0][:20])

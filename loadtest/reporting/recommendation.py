@@ -1,7 +1,7 @@
 """``recommendation.md`` and ``.html`` from ``recommendation.json``: one outline, two renderings.
 
-``outline`` turns the record into sections of blocks (a paragraph, a table, a
-chart); ``markdown`` and ``html`` each walk the outline once.  Charts are PNGs
+``outline`` turns the record into one page of blocks (``reporting/document.py``),
+rendered to Markdown and HTML by the skeleton every report shares.  Charts are PNGs
 (matplotlib, Agg): rate at the objectives against memory for every measured
 candidate with the Pareto frontier marked, and p95 latency against arrival
 rate for the top candidates and the baseline.  The Markdown links the PNG
@@ -12,10 +12,7 @@ What this module does not know: how anything was measured or chosen.
 
 from __future__ import annotations
 
-import base64
-import html as htmllib
 import io
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -23,28 +20,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from loadtest.reporting import document
+from loadtest.reporting.document import Block, Heading, Image, Page, Para, Table
+
 TOP_CURVES = 4
-
-
-@dataclass
-class Para:
-    text: str
-
-
-@dataclass
-class Table:
-    header: list[str]
-    rows: list[list[str]]
-
-
-@dataclass
-class Chart:
-    name: str  # file name of the PNG
-    alt: str
-    png: bytes
-
-
-Block = Para | Table | Chart
 
 
 def fmt(value, spec: str = ".0f") -> str:
@@ -144,7 +123,7 @@ def config_rows(result: dict) -> list[list[str]]:
                 rate,
                 fmt(c["p95_ms"]),
                 fmt(c["memory_mb"]) + ("" if c["fits_memory"] else " (over budget)"),
-                f"`{c['command']}`",
+                c["command"],
             ]
         )
     return rows
@@ -184,7 +163,7 @@ def question(result: dict) -> str:
     b, loads = result["budget"], result["load_average"]
     slo = ", ".join(f"{k.replace('_ms', '')} <= {v:g} ms" for k, v in result["slo"].items())
     return (
-        f"App `{result['app']}`, workload {result['workload']}; objectives {slo}, error rate <= "
+        f"App {result['app']}, workload {result['workload']}; objectives {slo}, error rate <= "
         f"{result['max_error_rate']:.2%}; budget {b['cpus']} core(s) ({b['cpus_source']}), "
         f"{b['memory_mb']:.0f} MB ({b['memory_source']}); time budget {result['minutes']:g} min, "
         f"took {result['wall_s']:.0f} s; load average {fmt(loads['before'], '.1f')} before, "
@@ -201,88 +180,34 @@ def calibration(result: dict) -> str:
     )
 
 
-def outline(result: dict) -> list[tuple[str, list[Block]]]:
+def outline(result: dict) -> tuple[Page, dict[str, bytes]]:
+    """The page, and the chart PNGs by file name (linked from the Markdown, embedded in the HTML)."""
+    charts = {"rate-vs-memory.png": rate_memory_chart(result), "latency-vs-rate.png": latency_chart(result)}
     pruned = candidate_rows(result, ("pruned",))
     measured_rows = candidate_rows(result, ("measured", "failed", "not reached"))
-    return [
-        (
-            "Recommendation",
-            [*(Para(line) for line in result["headline"]), Table(CONFIG_HEAD, config_rows(result))],
-        ),
-        ("The question", [Para(question(result))]),
-        ("Calibration", [Para(calibration(result))]),
-        (
-            "Measured",
-            [
-                Chart(
-                    "rate-vs-memory.png", "rate at the objectives against memory", rate_memory_chart(result)
-                ),
-                Chart("latency-vs-rate.png", "p95 against arrival rate", latency_chart(result)),
-                Table(CANDIDATE_HEAD, measured_rows),
-            ],
-        ),
-        (
-            "Pruned without measuring",
-            [
-                Para(f"{len(pruned)} shapes: over the memory budget, or no better than their family's knee."),
-                Table(CANDIDATE_HEAD, pruned),
-            ],
-        ),
-        ("How it was measured", [Para(METHOD)]),
+    blocks: list[Block] = [
+        *(Para(line, "strong" if i == 0 else "") for i, line in enumerate(result["headline"])),
+        Table(CONFIG_HEAD, config_rows(result)),
+        Heading("The question"),
+        Para(question(result)),
+        Heading("Calibration"),
+        Para(calibration(result)),
+        Heading("Measured"),
+        Image("rate at the objectives against memory", "rate-vs-memory.png", charts["rate-vs-memory.png"]),
+        Image("p95 against arrival rate", "latency-vs-rate.png", charts["latency-vs-rate.png"]),
+        Table(CANDIDATE_HEAD, measured_rows),
+        Heading("Pruned without measuring"),
+        Para(f"{len(pruned)} shapes: over the memory budget, or no better than their family's knee."),
+        Table(CANDIDATE_HEAD, pruned),
+        Heading("How it was measured"),
+        Para(METHOD),
     ]
-
-
-def cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def markdown(sections: list[tuple[str, list[Block]]]) -> str:
-    lines = ["# Which configuration should I run?", ""]
-    for title, blocks in sections:
-        lines += [f"## {title}", ""]
-        for block in blocks:
-            if isinstance(block, Para):
-                lines += [block.text, ""]
-            elif isinstance(block, Table):
-                lines += ["| " + " | ".join(block.header) + " |", "|" + "---|" * len(block.header)]
-                lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in block.rows]
-                lines.append("")
-            else:
-                lines += [f"![{block.alt}]({block.name})", ""]
-    return "\n".join(lines)
-
-
-def html(sections: list[tuple[str, list[Block]]]) -> str:
-    esc = htmllib.escape
-    parts = [
-        "<!doctype html><meta charset='utf-8'><title>wsgi-lab tune: recommendation</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;"
-        "font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}code{font-size:12px}</style>",
-        "<h1>Which configuration should I run?</h1>",
-    ]
-    for title, blocks in sections:
-        parts.append(f"<h2>{esc(title)}</h2>")
-        for block in blocks:
-            if isinstance(block, Para):
-                parts.append(f"<p>{esc(block.text)}</p>")
-            elif isinstance(block, Table):
-                head = "".join(f"<th>{esc(h)}</th>" for h in block.header)
-                body = "".join(
-                    "<tr>" + "".join(f"<td>{esc(c.strip('`'))}</td>" for c in row) + "</tr>"
-                    for row in block.rows
-                )
-                parts.append(f"<table><tr>{head}</tr>{body}</table>")
-            else:
-                data = base64.b64encode(block.png).decode()
-                parts.append(f"<p><img alt='{esc(block.alt)}' src='data:image/png;base64,{data}'></p>")
-    return "\n".join(parts)
+    return Page("Which configuration should I run?", "", blocks, "wsgi-lab tune: recommendation"), charts
 
 
 def write(out: Path, result: dict) -> None:
-    sections = outline(result)
-    for _, blocks in sections:
-        for block in blocks:
-            if isinstance(block, Chart):
-                (out / block.name).write_bytes(block.png)
-    (out / "recommendation.md").write_text(markdown(sections), encoding="utf-8")
-    (out / "recommendation.html").write_text(html(sections), encoding="utf-8")
+    """recommendation.md and .html (``document.write``) and the chart PNGs the Markdown links."""
+    page, charts = outline(result)
+    for name, data in charts.items():
+        (out / name).write_bytes(data)
+    document.write(out, "recommendation", page)

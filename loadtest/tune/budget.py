@@ -33,8 +33,9 @@ import psutil
 
 from loadtest import targets
 from loadtest.inserver.usage import CGROUP_ROOT, cgroup_cpu_limit, cgroup_dirs, cgroup_paths
-from loadtest.run.plan import OneLineParser, UsageError
+from loadtest.run.plan import UsageError
 from loadtest.tune.ladder import STEP_S
+from server.oneline import OneLineParser
 
 MiB = 1024 * 1024
 MIN_STEP_S, MAX_STEP_S = 1.0, 60.0

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from loadtest.measure.rows import BUSY_LOAD
+from loadtest.measure import verdicts
 from loadtest.run import environment
 from loadtest.run.plan import UsageError
 from loadtest.tune import budget as budget_args
@@ -42,10 +42,10 @@ def clock_printer(t0: float, deadline: float):
 
 
 def busy_machine(*loads: float | None) -> str:
-    """A caution line when other work kept the machine busy (the judgement of ``rows.BUSY_LOAD``)."""
+    """A caution line when other work kept the machine busy (``verdicts.load_busy``)."""
     cores = os.cpu_count() or 1
-    worst = max((x for x in loads if x is not None), default=0.0)
-    if worst <= BUSY_LOAD * cores:
+    worst = max((x for x in loads if x is not None), default=None)
+    if worst is None or not verdicts.load_busy(worst, cores):
         return ""
     return (
         f"Caution: the machine was busy (load average up to {worst:.1f} on {cores} cores): the figures are "

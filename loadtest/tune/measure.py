@@ -27,7 +27,7 @@ import psutil
 from loadtest import targets
 from loadtest.inserver import usage
 from loadtest.measure.cpuwatch import Watch
-from loadtest.measure.rows import SATURATED
+from loadtest.measure.verdicts import SATURATED
 from loadtest.run import locustrun, processes
 from loadtest.tune import ladder
 from loadtest.tune.budget import MiB, Slo
