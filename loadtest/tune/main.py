@@ -82,7 +82,8 @@ def run(args: TuneArgs) -> int:
     )
     say(
         f"budget {b.cpus} core(s) (from {b.cpus_source}; server pinned to {b.cores()}), "
-        f"{b.memory_mb:.0f} MiB (from {b.memory_source}); {args.minutes:g} min; load average {load_before}"
+        f"{b.memory_mb:.0f} MiB (from {b.memory_source}); {args.minutes:g} min; "
+        f"load average {load_before or 0:.1f}"
     )
     session = Session(args.app, args.paths, slo, b.cores(), out, args.seed, t0, args.step_s)
     session.locustfile = args.locustfile
