@@ -31,6 +31,7 @@ from loadtest.tune.recommend import Verdict, against, verdict
 from loadtest.tune.report import document
 
 MODULE = "loadtest.tune"
+WRITE_ALLOWANCE_S = 15.0  # kept from the time budget for the charts and files at the end
 
 
 def clock_printer(t0: float, deadline: float):
@@ -69,7 +70,7 @@ def check_one_worker(cal: Calibration, args: TuneArgs) -> None:
 
 def run(args: TuneArgs) -> int:
     t0 = time.monotonic()
-    deadline = t0 + args.minutes * 60.0
+    deadline = t0 + args.minutes * 60.0 - WRITE_ALLOWANCE_S
     started = dt.datetime.now(dt.UTC)
     out = args.out or Path("results") / f"tune-{started.strftime('%Y%m%dT%H%M%SZ')}"
     out.mkdir(parents=True, exist_ok=True)
