@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import itertools
 
+import os
+
 import pytest
 
 from loadtest import targets
-from loadtest.tune import candidates, ladder, model
+from loadtest.tune import candidates, ladder, measure, model
 from loadtest.tune.candidates import Shape, family
 from loadtest.tune.recommend import against
 from tests.tune_calibrations import CPU, IO
@@ -89,6 +91,9 @@ def test_memory_prediction_and_learning():
 
 def test_io_share():
     assert IO.io_share == pytest.approx(0.98) and CPU.io_share == 0.0
+    starved = model.Calibration(**{**CPU.__dict__, "wall_s": 0.040, "queue_s": 0.030, "scale": {}})
+    assert starved.io_share == 0.0  # waiting for a core on a busy machine is not I/O
+    assert measure.runqueue_seconds(os.getpid()) is not None
 
 
 def records(step: int, n: int, ms: float, failed: int = 0) -> list[dict]:

@@ -175,7 +175,8 @@ def calibration(result: dict) -> str:
     cal = result["calibration"]
     return (
         f"One request: {cal['cpu_ms']:.2f} ms of server CPU, {cal['app_ms']:.1f} ms inside the app "
-        f"(waiting {cal['io_share']:.0%} of it). Memory (PSS): server base {cal['base_mb']:.0f} MB, "
+        f"(waiting on I/O {cal['io_share']:.0%} of it; {cal.get('runqueue_ms', 0):.1f} ms waiting for a core "
+        f"on this machine, not counted as I/O). Memory (PSS): server base {cal['base_mb']:.0f} MB, "
         f"a worker process {cal['worker_mb']:.0f} MB, a thread {cal['thread_mb']:.2f} MB."
     )
 

@@ -11,7 +11,8 @@ Three short runs, all gunicorn (a dependency of the lab, whatever ``--servers`` 
 3. gthread, 1 worker x ``THREADS`` threads, loaded to keep the threads busy: one
    more thread's PSS.
 
-The app's wall time and CPU give its I/O share (``Calibration.io_share``).
+The app's wall time, CPU and run-queue wait (the time its threads waited for a
+core: a busy machine's, not the app's) give its I/O share (``Calibration.io_share``).
 What this module does not know: what the figures predict (``model``).
 """
 
@@ -73,6 +74,7 @@ def calibrate(session: Session, say: Callable[[str], None]) -> Calibration:
     cpu = cpu_seconds(one)
     cpu_s = max(cpu / len(answered), 1e-5) if cpu is not None else wall_s
     app_ms = {q: stats.percentile(in_app, q) or 0.0 for q in (50.0, 95.0, 99.0)}
+    queue_s = one.runqueue_s / len(answered) if one.runqueue_s is not None else 0.0
     mem1 = peak_mb(one) or 0.0
 
     say("calibrate 2/3: gunicorn sync, 3 workers: memory of a worker process")
@@ -83,4 +85,4 @@ def calibrate(session: Session, say: Callable[[str], None]) -> Calibration:
     rate = min(THREADS / max(wall_s, 1e-3) * 0.7, 0.8 / cpu_s, MAX_THREAD_RATE)
     threads = checked(serve_ladder(session, Shape(gthread, 1, THREADS), [rate], STEP_S * 1.5), "threads")
     thread = max(((peak_mb(threads) or mem1) - mem1) / (THREADS - 1), MIN_THREAD_MB)
-    return Calibration(cpu_s, wall_s, app_ms, max(mem1 - worker, 0.0), worker, thread)
+    return Calibration(cpu_s, wall_s, app_ms, max(mem1 - worker, 0.0), worker, thread, queue_s=queue_s)

@@ -138,6 +138,28 @@ class Served:
     watch: Watch | None
     seconds: float
     error: str = ""
+    runqueue_s: float | None = None  # seconds the server tree's threads waited for a core during the ladder
+
+
+def runqueue_seconds(pid: int) -> float | None:
+    """Seconds the tree's live threads have waited on a run queue (``/proc/<pid>/task/*/schedstat``).
+
+    Linux only; None elsewhere.  Time waiting for a core is neither CPU nor I/O:
+    on a busy machine it would otherwise read as the app waiting on I/O.
+    """
+    total, found = 0, False
+    try:
+        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return None
+    for proc in procs:
+        for task in Path(f"/proc/{proc.pid}/task").glob("*/schedstat"):
+            try:
+                total += int(task.read_text().split()[1])
+                found = True
+            except (OSError, ValueError, IndexError):
+                continue
+    return total / 1e9 if found else None
 
 
 def serve_ladder(session: Session, shape: Shape, rates: list[float], step_s: float | None = None) -> Served:
@@ -157,6 +179,7 @@ def serve_ladder(session: Session, shape: Shape, rates: list[float], step_s: flo
             tail = processes.tail(logs / f"{stem}.stderr.log", 1)
             return Served(None, None, time.monotonic() - started, f"failed to start: {problem}; {tail}")
         settle(proc.pid)
+        queued_before = runqueue_seconds(proc.pid)
         watch = Watch(proc.pid, memory_every=MEMORY_EVERY).start()
         prefix = session.out / "locust" / stem
         try:
@@ -165,9 +188,11 @@ def serve_ladder(session: Session, shape: Shape, rates: list[float], step_s: flo
             run = locustrun.run_argv(argv, prefix, duration, session.status, session.t0, every=PROGRESS_S)
         finally:
             watch.stop()
+        queued_after = runqueue_seconds(proc.pid)
     finally:
         processes.stop(proc)
-    return Served(run, watch, time.monotonic() - started)
+    queued = None if queued_before is None or queued_after is None else max(queued_after - queued_before, 0.0)
+    return Served(run, watch, time.monotonic() - started, runqueue_s=queued)
 
 
 def measure(session: Session, shape: Shape, rates: list[float]) -> Round:

@@ -41,13 +41,14 @@ class Calibration:
     worker_mb: float  # one more worker process
     thread_mb: float  # one more thread in a worker
     scale: dict[str, float] = field(default_factory=dict)  # target -> measured / predicted memory
+    queue_s: float = 0.0  # seconds per request the server waited for a core (machine busy), not I/O
 
     @property
     def io_share(self) -> float:
-        """Share of a request's wall time spent waiting (not on CPU): 0 = CPU-bound, 1 = all waiting."""
+        """Share of a request's wall time spent waiting on I/O (not on a core, nor for one): 0 = CPU-bound."""
         if self.wall_s <= 0:
             return 0.0
-        return max(0.0, min(1.0, 1.0 - self.cpu_s / self.wall_s))
+        return max(0.0, min(1.0, 1.0 - (self.cpu_s + self.queue_s) / self.wall_s))
 
 
 @dataclass(frozen=True)

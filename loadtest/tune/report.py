@@ -99,6 +99,7 @@ def document(
             "app_ms": cal.wall_s * 1000.0,
             "app_percentiles_ms": {f"p{q:g}": v for q, v in cal.app_ms.items()},
             "io_share": cal.io_share,
+            "runqueue_ms": cal.queue_s * 1000.0,
             "base_mb": cal.base_mb,
             "worker_mb": cal.worker_mb,
             "thread_mb": cal.thread_mb,
