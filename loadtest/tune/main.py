@@ -49,8 +49,8 @@ def busy_machine(*loads: float | None) -> str:
     if worst is None or not verdicts.load_busy(worst, cores):
         return ""
     return (
-        f"Caution: the machine was busy (load average up to {worst:.1f} on {cores} cores): the figures are "
-        "noisy, and time the app spent waiting for a core counts as waiting; rerun on a quiet machine."
+        f"Caution: the machine was busy (load average up to {worst:.1f} on {cores} cores): the figures "
+        "are noisy and lower than this box gives a server alone; rerun on a quiet machine."
     )
 
 
