@@ -24,6 +24,7 @@ from loadtest.reporting import document
 from loadtest.reporting.document import Block, Heading, Image, Page, Para, Table
 
 TOP_CURVES = 4
+COLORS = ["#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#e15759", "#76b7b2"]
 
 
 def fmt(value, spec: str = ".0f") -> str:
@@ -74,7 +75,13 @@ def rate_memory_chart(result: dict) -> bytes:
             color="#59a14f",
             label="Pareto frontier",
         )
-    ax.axvline(result["budget"]["memory_mb"], color="#999", linestyle="--", label="memory budget")
+    budget = result["budget"]["memory_mb"]
+    top = max((c["memory_mb"] for c in cands), default=budget)
+    if budget <= 3 * top:
+        ax.axvline(budget, color="#999", linestyle="--", label="memory budget")
+    else:  # a budget far beyond every candidate would squeeze them against the axis
+        ax.set_xlim(0, top * 1.3)
+        ax.plot([], [], " ", label=f"memory budget {budget:.0f} MB (off the chart)")
     ax.set_xlabel("server memory, PSS (MB)")
     ax.set_ylabel("arrival rate at the objectives (req/s)")
     ax.set_title("Rate at the objectives against memory (red: baseline)")
@@ -86,15 +93,15 @@ def latency_chart(result: dict) -> bytes:
     cands = sorted(measured(result), key=lambda c: -c["rate_at_slo"])[:TOP_CURVES]
     cands += [c for c in measured(result) if c["baseline"] and c not in cands]
     fig, ax = plt.subplots(figsize=(8, 5))
-    for c in cands:
-        points = sorted(
-            (s["rate"], s["p95_ms"])
-            for m in c.get("measurements", [])
-            for s in m["steps"]
-            if s.get("p95_ms") is not None and s["requests"]
-        )
-        if points:
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3, label=c["key"])
+    for i, c in enumerate(cands):
+        color = COLORS[i % len(COLORS)]
+        for j, m in enumerate(c.get("measurements", [])):  # one line per ladder: rounds are not one curve
+            points = [
+                (s["rate"], s["p95_ms"]) for s in m["steps"] if s.get("p95_ms") is not None and s["requests"]
+            ]
+            if points:
+                label = c["key"] if j == 0 else None
+                ax.plot(*zip(*points, strict=True), marker="o", markersize=3, color=color, label=label)
     for name, ms in result["slo"].items():
         ax.axhline(ms, color="#999", linestyle="--", linewidth=1)
         ax.annotate(name.replace("_ms", ""), (0, ms), fontsize=7, xytext=(2, 2), textcoords="offset points")
