@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from loadtest.tune import candidates, ladder, search
-from loadtest.tune.budget import Budget, Slo
+from loadtest.reporting import recommendation as rendering
+from loadtest.tune import candidates, ladder, report, search
+from loadtest.tune.budget import Budget, Slo, TuneArgs
 from loadtest.tune.candidates import Shape
 from loadtest.tune.model import Calibration
 from loadtest.tune.recommend import verdict
@@ -118,3 +119,30 @@ def test_one_single_process_candidate_is_measured_as_the_contrast():
     s, _, lab = run(CPU, cpus=2, memory_mb=4096, minutes=8)
     assert search.single_process(next(c for c in s.candidates if c.key == lab.measured[1]).shape)
     assert any("contrast" in c.why and c.status == "measured" for c in s.candidates)
+
+
+def test_the_record_and_its_two_renderings(tmp_path):
+    """recommendation.json's keys, and the Markdown and HTML made from it, on a synthetic search."""
+    s, v, _ = run(IO, cpus=2, memory_mb=1024, minutes=8)
+    args = TuneArgs("app:app", [("/sleep?s=0.05", 1.0)], None, Slo({95.0: 200.0}),
+                    Budget(2, 2**30, "test", "test"), [], 8.0, None, 1)  # fmt: skip
+    doc = report.document(args, IO, s.candidates, v, 400.0, (0.5, 0.7))
+    for role in ("recommended", "baseline"):
+        keys = (
+            "server",
+            "worker_class",
+            "workers",
+            "threads",
+            "command",
+            "rate_at_slo",
+            "p95_ms",
+            "memory_mb",
+            "cpus",
+        )
+        assert all(k in doc[role] for k in keys)
+    assert doc["baseline"]["workers"] == 5 and doc["margin"] == v.margin
+    assert {c["status"] for c in doc["candidates"]} >= {"measured", "pruned"}
+    rendering.write(tmp_path, doc)
+    md = (tmp_path / "recommendation.md").read_text().splitlines()
+    assert md[0] == "# Which configuration should I run?" and md[2] == v.headline[0]
+    assert (tmp_path / "recommendation.html").read_text().count("data:image/png;base64,") == 2
