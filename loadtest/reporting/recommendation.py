@@ -136,6 +136,15 @@ def config_rows(result: dict) -> list[list[str]]:
     return rows
 
 
+def measured_rate(c: dict) -> str:
+    """The rate at the objectives; "< 224" when not even the lowest step tried met them."""
+    if c["status"] != "measured":
+        return "-"
+    if not c["rate_at_slo"] and c.get("lowest_rate_tried"):
+        return f"< {c['lowest_rate_tried']:.0f}"
+    return fmt(c["rate_at_slo"])
+
+
 def candidate_rows(result: dict, statuses: tuple[str, ...]) -> list[list[str]]:
     return [
         [
@@ -144,7 +153,7 @@ def candidate_rows(result: dict, statuses: tuple[str, ...]) -> list[list[str]]:
             fmt(c["predicted_rate"]),
             c["predicted_bound"],
             fmt(c["predicted_memory_mb"]),
-            fmt(c["rate_at_slo"]) if c["status"] == "measured" else "-",
+            measured_rate(c),
             fmt(c["memory_mb"]),
             c["why"],
         ]

@@ -44,6 +44,8 @@ def candidate(c: Candidate, app: str, cpus: int, memory_mb: float) -> dict:
         "predicted_rate": c.prediction.rate,
         "predicted_bound": c.prediction.bound,
         "predicted_memory_mb": c.prediction.memory_mb,
+        # when no step met the objectives the figure is "below the lowest rate tried", not zero
+        "lowest_rate_tried": min((r.rates[0] for r in c.rounds if r.rates), default=None),
     }
     if c.rounds:
         out["measurements"] = [
