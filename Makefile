@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test lint bench compare diff browser clean fuzz soak
+.PHONY: venv test lint bench compare diff browser clean fuzz soak tune
 
 venv: $(STAMP)
 
@@ -36,6 +36,11 @@ bench: venv
 
 compare: venv
 	$(PY) -m loadtest.compare --story default $(COMPARE_ARGS)
+
+# Measure your app and recommend server, worker class, workers and threads for a latency SLO within a
+# CPU/memory budget: make tune TUNE_ARGS="--app mymodule:app --path /api --slo p95=250ms --memory 1GiB".
+tune: venv
+	$(PY) -m loadtest.tune $(TUNE_ARGS)
 
 # make diff A=results/<run> B=results/<run>: what changed from run A to run B, beyond the noise.
 diff: venv

@@ -65,3 +65,8 @@ def error_kind(status: int | None, exception: BaseException | None) -> str:
     if isinstance(exception, TimeoutError) or "timeout" in text or "timed out" in text:
         return "timeout"
     return "other"
+
+
+# make tune's open-loop generator (loadtest/generator/arrivals.py) names a record "s<step> __step__"
+# at each step's start; the tune runner (loadtest/tune/ladder.py) slices the records by them.
+STEP_MARKER = "__step__"

@@ -31,10 +31,12 @@ __all__ = [
     "ROOT",
     "TIMEOUT_S",
     "ModeServer",
+    "assert_one_line_error",
     "concurrent_sleeps",
     "free_port",
     "lab_server",
     "run_compare",
+    "run_module",
     "running",
     "serve_test_apps",
     "stop",
@@ -108,15 +110,34 @@ def serve_test_apps(mode: str, folder: Path) -> Iterator[ModeServer]:
         yield ModeServer(mode, port, proc, log)
 
 
-def run_compare(*args: str, cwd: Path = ROOT, timeout: float = 150) -> subprocess.CompletedProcess:
-    """``python -m loadtest.compare ARGS`` as a user runs it, output captured."""
+def run_module(
+    module: str, *args: str, cwd: Path = ROOT, timeout: float = 150
+) -> subprocess.CompletedProcess:
+    """``python -m MODULE ARGS`` as a user runs it, output captured."""
     return subprocess.run(
-        [sys.executable, "-m", "loadtest.compare", *args],
+        [sys.executable, "-m", module, *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+def run_compare(*args: str, cwd: Path = ROOT, timeout: float = 150) -> subprocess.CompletedProcess:
+    """``python -m loadtest.compare ARGS`` as a user runs it, output captured."""
+    return run_module("loadtest.compare", *args, cwd=cwd, timeout=timeout)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *words: str, quiet: bool = True) -> None:
+    """Exit status 2 and one line of stderr naming each of ``words``; nothing on stdout when ``quiet``."""
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "error:" in lines[0]
+    for word in words:
+        assert word in lines[0], lines[0]
+    if quiet:
+        assert result.stdout == ""
 
 
 def get(port: int, target: str, timeout: float = 30.0) -> tuple[int, dict[str, str], bytes]:

@@ -9,23 +9,12 @@ import http.server
 import json
 import socket
 import struct
-import subprocess
 import textwrap
 import threading
 
 import pytest
 
-from tests.support import run_compare
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
-    assert result.returncode == 2, result.stdout + result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "error:" in lines[0]
-    for word in words:
-        assert word in lines[0], lines[0]
-    assert result.stdout == ""
+from tests.support import assert_one_line_error, run_compare
 
 
 def test_unknown_target(tmp_path):

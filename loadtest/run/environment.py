@@ -82,7 +82,7 @@ def load_average() -> float | None:
         return None
 
 
-def rerun_command(argv: list[str], seed: int) -> list[str]:
+def rerun_command(argv: list[str], seed: int, module: str = "loadtest.compare") -> list[str]:
     """The command line again, with the seed pinned and without --out (rerun.sh picks a new one)."""
     args: list[str] = []
     skip = False
@@ -96,15 +96,15 @@ def rerun_command(argv: list[str], seed: int) -> list[str]:
         if arg.startswith(("--out=", "--seed=")):
             continue
         args.append(arg)
-    return [sys.executable, "-m", "loadtest.compare", *args, "--seed", str(seed)]
+    return [sys.executable, "-m", module, *args, "--seed", str(seed)]
 
 
-def write_rerun(out: Path, argv: list[str], seed: int) -> str:
-    """An executable rerun.sh: the same comparison, same seed, into a new directory (or $1)."""
-    command = shlex.join(rerun_command(argv, seed))
+def write_rerun(out: Path, argv: list[str], seed: int, module: str = "loadtest.compare") -> str:
+    """An executable rerun.sh: the same run of ``module``, same seed, into a new directory (or $1)."""
+    command = shlex.join(rerun_command(argv, seed, module))
     script = (
         "#!/bin/sh\n"
-        "# Repeat this comparison: same arguments and seed, new output directory (or the one given).\n"
+        f"# Repeat this run of {module}: same arguments and seed, new output directory (or the one given).\n"
         "set -e\n"
         f"cd {shlex.quote(os.getcwd())}\n"
         f'exec {command} --out "${{1:-{out}-rerun-$(date -u +%Y%m%dT%H%M%SZ)}}"\n'

@@ -142,14 +142,28 @@ def run(
     progress: str,
     t0: float,
 ) -> LocustRun:
-    """One headless locust run against ``url``; files under ``prefix``; progress lines at 1 s cadence."""
+    """One headless locust run of a scenario against ``url``; files under ``prefix``."""
+    argv = command(settings, scenario, users, url, prefix, processes)
+    return run_argv(argv, prefix, settings.duration, progress, t0, processes)
+
+
+def run_argv(
+    argv: list[str],
+    prefix: Path,
+    duration: int,
+    progress: str,
+    t0: float,
+    processes: int = 1,
+    every: float = 1.0,
+) -> LocustRun:
+    """One headless locust run of ``argv`` (any locustfile writing ``--csv``/``--identity-file`` under
+    ``prefix``); killed ``EXIT_GRACE_S`` after ``duration``; a progress line every ``every`` seconds."""
     prefix.parent.mkdir(parents=True, exist_ok=True)
     log_path = Path(f"{prefix}.locust.log")
     identity = Path(f"{prefix}.identity.jsonl")
     history = Path(f"{prefix}_stats_history.csv")
     env = {k: v for k, v in os.environ.items() if k not in ("LAB_HOSTS", "LOCUST_TARGET")}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    argv = command(settings, scenario, users, url, prefix, processes)
     started = time.monotonic()
     with log_path.open("wb") as log:
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
@@ -158,15 +172,19 @@ def run(
             last_print = 0.0
             while proc.poll() is None:
                 elapsed = time.monotonic() - started
-                if elapsed > settings.duration + EXIT_GRACE_S:
+                if elapsed > duration + EXIT_GRACE_S:
                     proc.kill()
                     break
-                if elapsed - last_print >= 1.0:
-                    print_progress(history, settings.duration, progress, t0)
+                if elapsed - last_print >= every:
+                    print_progress(history, duration, progress, t0)
                     last_print = elapsed
                 time.sleep(0.2)
             proc.wait()
-            print_progress(history, settings.duration, progress, t0)
+            print_progress(history, duration, progress, t0)
+        except BaseException:
+            proc.kill()  # interrupted (Ctrl-C): locust must not outlive its runner
+            proc.wait()
+            raise
         finally:
             watch.stop()
     stats = read_aggregated(Path(f"{prefix}_stats.csv"))

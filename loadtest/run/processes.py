@@ -24,6 +24,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 import psutil
@@ -60,16 +61,33 @@ def http_status(url: str, timeout: float) -> int | None:
 
 
 def start(
-    argv: list[str], log_dir: Path, stem: str, env: dict[str, str], cwd: Path | str
+    argv: list[str],
+    log_dir: Path,
+    stem: str,
+    env: dict[str, str],
+    cwd: Path | str,
+    cores: Sequence[int] | None = None,
 ) -> subprocess.Popen:
-    """``argv`` in a new session, stdout/stderr to ``log_dir/stem.stdout.log`` / ``.stderr.log``."""
+    """``argv`` in a new session, stdout/stderr to ``log_dir/stem.stdout.log`` / ``.stderr.log``.
+
+    ``cores``: CPU affinity set in the child before it executes ``argv``, so the
+    process and everything it forks or spawns run only on those cores.
+    """
     log_dir.mkdir(parents=True, exist_ok=True)
+    pin = None if cores is None else (lambda: os.sched_setaffinity(0, set(cores)))
     with (
         (log_dir / f"{stem}.stdout.log").open("wb") as out,
         (log_dir / f"{stem}.stderr.log").open("wb") as err,
     ):
         return subprocess.Popen(
-            argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+            preexec_fn=pin,
         )
 
 

@@ -1,0 +1,230 @@
+"""``recommendation.md`` and ``.html`` from ``recommendation.json``: one outline, two renderings.
+
+``outline`` turns the record into one page of blocks (``reporting/document.py``),
+rendered to Markdown and HTML by the skeleton every report shares.  Charts are PNGs
+(matplotlib, Agg): rate at the objectives against memory for every measured
+candidate with the Pareto frontier marked, and p95 latency against arrival
+rate for the top candidates and the baseline.  The Markdown links the PNG
+files written beside it; the HTML embeds them.
+
+What this module does not know: how anything was measured or chosen.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from loadtest.reporting import document
+from loadtest.reporting.document import Block, Heading, Image, Page, Para, Table
+
+TOP_CURVES = 4
+COLORS = ["#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#e15759", "#76b7b2"]
+
+
+def fmt(value, spec: str = ".0f") -> str:
+    return "-" if value is None else format(value, spec) if isinstance(value, int | float) else str(value)
+
+
+def measured(result: dict) -> list[dict]:
+    return [c for c in result["candidates"] if c["status"] == "measured"]
+
+
+def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Points no other point beats on both memory (lower) and rate (higher), by memory."""
+    front: list[tuple[float, float]] = []
+    for mem, rate in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not front or rate > front[-1][1]:
+            front.append((mem, rate))
+    return front
+
+
+def png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def rate_memory_chart(result: dict) -> bytes:
+    cands = [c for c in measured(result) if c["memory_mb"] is not None]
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for c in cands:
+        color = "#e15759" if c["baseline"] else "#4e79a7"
+        ci = c.get("rate_at_slo_interval")
+        yerr = [[c["rate_at_slo"] - ci[0]], [ci[1] - c["rate_at_slo"]]] if ci else None
+        ax.errorbar(c["memory_mb"], c["rate_at_slo"], yerr=yerr, fmt="o", color=color, capsize=3)
+        ax.annotate(
+            c["key"],
+            (c["memory_mb"], c["rate_at_slo"]),
+            fontsize=7,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
+    front = pareto([(c["memory_mb"], c["rate_at_slo"]) for c in cands])
+    if front:
+        ax.step(
+            [m for m, _ in front],
+            [r for _, r in front],
+            where="post",
+            color="#59a14f",
+            label="Pareto frontier",
+        )
+    budget = result["budget"]["memory_mb"]
+    top = max((c["memory_mb"] for c in cands), default=budget)
+    if budget <= 3 * top:
+        ax.axvline(budget, color="#999", linestyle="--", label="memory budget")
+    else:  # a budget far beyond every candidate would squeeze them against the axis
+        ax.set_xlim(0, top * 1.3)
+        ax.plot([], [], " ", label=f"memory budget {budget:.0f} MB (off the chart)")
+    ax.set_xlabel("server memory, PSS (MB)")
+    ax.set_ylabel("arrival rate at the objectives (req/s)")
+    ax.set_title("Rate at the objectives against memory (red: baseline)")
+    ax.legend(loc="lower right", fontsize=8)
+    return png(fig)
+
+
+def latency_chart(result: dict) -> bytes:
+    cands = sorted(measured(result), key=lambda c: -c["rate_at_slo"])[:TOP_CURVES]
+    cands += [c for c in measured(result) if c["baseline"] and c not in cands]
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for i, c in enumerate(cands):
+        color = COLORS[i % len(COLORS)]
+        for j, m in enumerate(c.get("measurements", [])):  # one line per ladder: rounds are not one curve
+            points = [
+                (s["rate"], s["p95_ms"]) for s in m["steps"] if s.get("p95_ms") is not None and s["requests"]
+            ]
+            if points:
+                label = c["key"] if j == 0 else None
+                ax.plot(*zip(*points, strict=True), marker="o", markersize=3, color=color, label=label)
+    for name, ms in result["slo"].items():
+        ax.axhline(ms, color="#999", linestyle="--", linewidth=1)
+        ax.annotate(name.replace("_ms", ""), (0, ms), fontsize=7, xytext=(2, 2), textcoords="offset points")
+    ax.set_yscale("log")
+    ax.set_xlabel("offered arrival rate (req/s)")
+    ax.set_ylabel("p95 latency (ms, log)")
+    ax.set_title("Latency against arrival rate: top candidates and the baseline")
+    ax.legend(fontsize=7)
+    return png(fig)
+
+
+def config_rows(result: dict) -> list[list[str]]:
+    rows = []
+    for label, c in (("recommended", result["recommended"]), ("baseline", result["baseline"])):
+        if c is None:
+            continue
+        ci = c.get("rate_at_slo_interval")
+        rate = fmt(c["rate_at_slo"]) + (f" [{ci[0]:.0f}-{ci[1]:.0f}]" if ci else "")
+        rows.append(
+            [
+                label,
+                c["server"],
+                c["worker_class"],
+                str(c["workers"]),
+                fmt(c["threads"]),
+                rate,
+                fmt(c["p95_ms"]),
+                fmt(c["memory_mb"]) + ("" if c["fits_memory"] else " (over budget)"),
+                c["command"],
+            ]
+        )
+    return rows
+
+
+def measured_rate(c: dict) -> str:
+    """The rate at the objectives; "< 224" when not even the lowest step tried met them."""
+    if c["status"] != "measured":
+        return "-"
+    if not c["rate_at_slo"] and c.get("lowest_rate_tried"):
+        return f"< {c['lowest_rate_tried']:.0f}"
+    return fmt(c["rate_at_slo"])
+
+
+def candidate_rows(result: dict, statuses: tuple[str, ...]) -> list[list[str]]:
+    return [
+        [
+            c["key"],
+            c["status"],
+            fmt(c["predicted_rate"]),
+            c["predicted_bound"],
+            fmt(c["predicted_memory_mb"]),
+            measured_rate(c),
+            fmt(c["memory_mb"]),
+            c["why"],
+        ]
+        for c in result["candidates"]
+        if c["status"] in statuses
+    ]
+
+
+METHOD = (
+    "Each candidate ran pinned to the budget's cores; requests arrived open-loop (Poisson, at a target "
+    "rate, never waiting for earlier answers) in steps of rising rate. A step meets the objectives "
+    "when every percentile is within its limit and the error rate within the budget; the rate at the "
+    "objectives is the highest step of the unbroken passing run from the bottom. Memory is the peak "
+    "PSS of the server's process tree. Intervals are min..max over rounds."
+)
+CONFIG_HEAD = ["Role", "Server", "Class", "Workers", "Threads", "Rate at SLO (req/s)", "p95 (ms)",
+               "Memory (MB)", "Command"]  # fmt: skip
+CANDIDATE_HEAD = ["Candidate", "Status", "Predicted req/s", "Bound", "Predicted MB", "Measured req/s",
+                  "Measured MB", "Why"]  # fmt: skip
+
+
+def question(result: dict) -> str:
+    b, loads = result["budget"], result["load_average"]
+    slo = ", ".join(f"{k.replace('_ms', '')} <= {v:g} ms" for k, v in result["slo"].items())
+    return (
+        f"App {result['app']}, workload {result['workload']}; objectives {slo}, error rate <= "
+        f"{result['max_error_rate']:.2%}; budget {b['cpus']} core(s) ({b['cpus_source']}), "
+        f"{b['memory_mb']:.0f} MB ({b['memory_source']}); time budget {result['minutes']:g} min, "
+        f"took {result['wall_s']:.0f} s; load average {fmt(loads['before'], '.1f')} before, "
+        f"{fmt(loads['after'], '.1f')} after (other work on the machine makes figures noisy)."
+    )
+
+
+def calibration(result: dict) -> str:
+    cal = result["calibration"]
+    return (
+        f"One request: {cal['cpu_ms']:.2f} ms of server CPU, {cal['app_ms']:.1f} ms inside the app "
+        f"(waiting on I/O {cal['io_share']:.0%} of it; {cal.get('runqueue_ms', 0):.1f} ms waiting for a core "
+        f"on this machine, not counted as I/O). Memory (PSS): server base {cal['base_mb']:.0f} MB, "
+        f"a worker process {cal['worker_mb']:.0f} MB, a thread {cal['thread_mb']:.2f} MB."
+    )
+
+
+def outline(result: dict) -> tuple[Page, dict[str, bytes]]:
+    """The page, and the chart PNGs by file name (linked from the Markdown, embedded in the HTML)."""
+    charts = {"rate-vs-memory.png": rate_memory_chart(result), "latency-vs-rate.png": latency_chart(result)}
+    pruned = candidate_rows(result, ("pruned",))
+    measured_rows = candidate_rows(result, ("measured", "failed", "not reached"))
+    blocks: list[Block] = [
+        *(Para(line, "strong" if i == 0 else "") for i, line in enumerate(result["headline"])),
+        Table(CONFIG_HEAD, config_rows(result)),
+        Heading("The question"),
+        Para(question(result)),
+        Heading("Calibration"),
+        Para(calibration(result)),
+        Heading("Measured"),
+        Image("rate at the objectives against memory", "rate-vs-memory.png", charts["rate-vs-memory.png"]),
+        Image("p95 against arrival rate", "latency-vs-rate.png", charts["latency-vs-rate.png"]),
+        Table(CANDIDATE_HEAD, measured_rows),
+        Heading("Pruned without measuring"),
+        Para(f"{len(pruned)} shapes: over the memory budget, or no better than their family's knee."),
+        Table(CANDIDATE_HEAD, pruned),
+        Heading("How it was measured"),
+        Para(METHOD),
+    ]
+    return Page("Which configuration should I run?", "", blocks, "wsgi-lab tune: recommendation"), charts
+
+
+def write(out: Path, result: dict) -> None:
+    """recommendation.md and .html (``document.write``) and the chart PNGs the Markdown links."""
+    page, charts = outline(result)
+    for name, data in charts.items():
+        (out / name).write_bytes(data)
+    document.write(out, "recommendation", page)

@@ -1,0 +1,352 @@
+"""The command line of ``make tune``: workload, latency objectives, CPU and memory budget.
+
+Every bad value is one line naming the problem, exit status 2, before anything
+starts (``UsageError`` for checks argparse cannot make; ``--app`` is imported in
+a child process so that a broken app is a one-line answer too).
+
+Defaults, stated once:
+
+- ``--cpus``: the CPU limit of the cgroup this process runs in (whole cores,
+  rounded down, at least 1), else the cores this process may run on.
+- ``--memory``: the memory limit of the cgroup (``memory.max``, or cgroup v1's
+  ``memory.limit_in_bytes``), else the memory the machine has available now.
+- ``--servers``: every registry target meant for deployment (``DEFAULT_SERVERS``);
+  Flask's development server and our one-at-a-time and fork-per-connection
+  modes are demonstrations and join only when named.
+
+What this module does not know: how anything is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from loadtest import targets
+from loadtest.inserver.usage import CGROUP_ROOT, cgroup_cpu_limit, cgroup_dirs, cgroup_paths
+from loadtest.run.plan import UsageError
+from loadtest.tune.ladder import STEP_S
+from server.oneline import OneLineParser
+
+MiB = 1024 * 1024
+MIN_STEP_S, MAX_STEP_S = 1.0, 60.0
+DEFAULT_MINUTES = 10.0
+MIN_MINUTES, MAX_MINUTES = 0.5, 240.0
+DEFAULT_ERROR_RATE = 0.001  # 0.1 %
+DEMO_PATH = "/sleep?s=0.05"
+DEMONSTRATIONS = ("lab-single", "lab-forking", "flask-dev", "flask-dev-nothreads", "flask-dev-processes")
+DEFAULT_SERVERS = tuple(name for name in targets.TARGETS if name not in DEMONSTRATIONS)
+BASELINE_TARGET = "gunicorn-sync"
+SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "mib": MiB,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "gib": 1024**3,
+}
+SLO_QUANTILES = {"p50": 50.0, "p95": 95.0, "p99": 99.0}
+
+
+@dataclass(frozen=True)
+class Slo:
+    """Latency objectives: percentile (50/95/99) -> milliseconds, and the error budget."""
+
+    limits: dict[float, float]
+    max_error_rate: float = DEFAULT_ERROR_RATE
+
+    def text(self) -> str:
+        return ", ".join(f"p{q:g} <= {ms:g} ms" for q, ms in sorted(self.limits.items()))
+
+    def generator_arg(self) -> str:
+        return ",".join(f"{q:g}={ms:g}" for q, ms in sorted(self.limits.items()))
+
+
+@dataclass(frozen=True)
+class Budget:
+    cpus: int
+    memory_bytes: float
+    cpus_source: str
+    memory_source: str
+
+    @property
+    def memory_mb(self) -> float:
+        return self.memory_bytes / MiB
+
+    def cores(self) -> list[int]:
+        """The cores the server under test is pinned to: the first ``cpus`` this process may use."""
+        return sorted(os.sched_getaffinity(0))[: self.cpus]
+
+
+@dataclass
+class TuneArgs:
+    app: str
+    paths: list[tuple[str, float]]
+    locustfile: Path | None
+    slo: Slo
+    budget: Budget
+    servers: list[str]
+    minutes: float
+    out: Path | None
+    seed: int
+    step_s: float = STEP_S
+    against: Path | None = None
+    argv: list[str] = field(default_factory=list)
+
+    def workload(self) -> str:
+        if self.locustfile is not None:
+            return f"the user classes of {self.locustfile}"
+        return ", ".join(f"{p} (weight {w:g})" for p, w in self.paths)
+
+
+def parse_size(text: str) -> float:
+    """``1GiB``, ``800M``, ``512mb``, ``2g`` -> bytes (M and G are decimal, MiB and GiB binary)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
+    unit = match.group(2).lower() if match else ""
+    if not match or unit not in SIZE_UNITS:
+        raise argparse.ArgumentTypeError(f"bad size {text!r}: expected a size like 800MiB, 1GiB or 2G")
+    value = float(match.group(1)) * SIZE_UNITS[unit]
+    if value < MiB:
+        raise argparse.ArgumentTypeError(f"bad size {text!r}: at least 1 MiB")
+    return value
+
+
+def parse_slo(text: str) -> tuple[float, float]:
+    """``p95=250ms`` (or ``p99=1s``) -> (95.0, 250.0)."""
+    match = re.fullmatch(r"\s*(p50|p95|p99)\s*=\s*(\d+(?:\.\d+)?)\s*(ms|s)\s*", text.lower())
+    if not match:
+        raise argparse.ArgumentTypeError(
+            f"bad SLO {text!r}: expected p50=, p95= or p99= and a time in ms or s, like p95=250ms"
+        )
+    ms = float(match.group(2)) * (1000.0 if match.group(3) == "s" else 1.0)
+    if ms <= 0:
+        raise argparse.ArgumentTypeError(f"bad SLO {text!r}: the time must be above 0")
+    return SLO_QUANTILES[match.group(1)], ms
+
+
+def parse_path(text: str) -> tuple[str, float]:
+    """``/a:3`` -> ("/a", 3.0); ``/a`` -> ("/a", 1.0).  The weight is a number after the last colon."""
+    path, sep, weight = text.rpartition(":")
+    if sep and re.fullmatch(r"\d+(\.\d+)?", weight):
+        value = float(weight)
+    else:
+        path, value = text, 1.0
+    if not path.startswith("/") or any(c in path for c in " ,\t\r\n"):
+        raise argparse.ArgumentTypeError(
+            f"bad path {text!r}: expected /some/url[:weight], no spaces or commas"
+        )
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"bad path {text!r}: the weight must be above 0")
+    return path, value
+
+
+def locustfile_arg(text: str) -> Path:
+    path = Path(text).resolve()
+    if path.suffix != ".py" or not path.is_file():
+        raise argparse.ArgumentTypeError(f"no locustfile {text!r}: expected an existing .py file")
+    return path
+
+
+def error_rate(text: str) -> float:
+    """``0.1%`` or ``0.001`` -> 0.001."""
+    try:
+        value = float(text[:-1]) / 100.0 if text.strip().endswith("%") else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"bad error rate {text!r}: expected a share like 0.1% or 0.001"
+        ) from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"bad error rate {text!r}: must be 0 to under 100%")
+    return value
+
+
+def bounded(cast: type, low: float, high: float, flag: str, example: str) -> Callable[[str], float]:
+    """An argparse type: ``cast(text)`` within ``low..high``, else a message naming the flag."""
+
+    def parse(text: str) -> float:
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {example}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{flag} must be {low:g} to {high:g}, got {text!r}")
+        return value
+
+    return parse
+
+
+minutes_arg = bounded(float, MIN_MINUTES, MAX_MINUTES, "--minutes", "minutes like 8 or 2.5")
+step_seconds = bounded(float, MIN_STEP_S, MAX_STEP_S, "--step-seconds", "seconds like 4")
+cpus_arg = bounded(
+    int, 1, len(os.sched_getaffinity(0)), "--cpus", "whole cores like 2 (at most this machine's)"
+)
+
+
+def cgroup_memory_limit(root: Path = CGROUP_ROOT) -> float | None:
+    """Bytes the cgroup may use: v2 ``memory.max`` ("max" = none), else v1 ``memory.limit_in_bytes``."""
+    paths = cgroup_paths()
+    candidates = [(d / "memory.max") for d in cgroup_dirs(root, paths.get("", "/"))]
+    if "memory" in paths:
+        candidates = [d / "memory.limit_in_bytes" for d in cgroup_dirs(root / "memory", paths["memory"])]
+    for path in candidates:
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            continue
+        if text == "max":
+            return None
+        value = float(text)
+        return value if value < 2**60 else None  # v1 writes a huge number for "no limit"
+    return None
+
+
+def default_budget(cpus: int | None, memory: float | None) -> Budget:
+    limit = cgroup_cpu_limit()
+    if cpus is not None:
+        cpus_value, cpus_source = cpus, "--cpus"
+    elif limit is not None:
+        cpus_value, cpus_source = max(1, math.floor(limit)), f"the cgroup CPU limit ({limit:g})"
+    else:
+        cpus_value, cpus_source = len(os.sched_getaffinity(0)), "the cores this machine gives us"
+    mem_limit = cgroup_memory_limit()
+    if memory is not None:
+        mem_value, mem_source = memory, "--memory"
+    elif mem_limit is not None:
+        mem_value, mem_source = mem_limit, "the cgroup memory limit"
+    else:
+        mem_value, mem_source = float(psutil.virtual_memory().available), "the memory available now"
+    return Budget(cpus_value, mem_value, cpus_source, mem_source)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(
+        prog="python -m loadtest.tune",
+        description="Measure your WSGI app and recommend server, worker class, workers and threads "
+        "that meet a latency objective within a CPU and memory budget.",
+    )
+    p.add_argument("--app", default=targets.OUR_APP, help="MODULE:APP to serve (default: the demo app)")
+    p.add_argument(
+        "--path",
+        action="append",
+        type=parse_path,
+        default=[],
+        help=f"a request path, repeatable, optional weight: --path /a:3 --path /b:1 (default {DEMO_PATH})",
+    )
+    p.add_argument(
+        "--locustfile",
+        type=locustfile_arg,
+        default=None,
+        help="the workload as your own locust user classes (their tasks, arriving at the target rates)",
+    )
+    p.add_argument(
+        "--slo",
+        action="append",
+        type=parse_slo,
+        default=[],
+        help="latency objective, repeatable: p50=, p95=, p99= with ms or s (default p95=250ms)",
+    )
+    p.add_argument("--max-error-rate", type=error_rate, default=DEFAULT_ERROR_RATE, help="default 0.1%%")
+    p.add_argument(
+        "--cpus", type=cpus_arg, default=None, help="cores for the server (default: cgroup/machine)"
+    )
+    p.add_argument(
+        "--memory", type=parse_size, default=None, help="memory budget, e.g. 1GiB (default: cgroup/available)"
+    )
+    p.add_argument(
+        "--servers", default=",".join(DEFAULT_SERVERS), help="registry targets to consider, comma-separated"
+    )
+    p.add_argument(
+        "--minutes", type=minutes_arg, default=DEFAULT_MINUTES, help="time budget for the whole search"
+    )
+    p.add_argument(
+        "--out", type=Path, default=None, help="results directory (default results/tune-<timestamp>)"
+    )
+    p.add_argument(
+        "--against",
+        type=Path,
+        default=None,
+        help="an earlier run directory: say whether this run recommends the same shape (rerun.sh passes it)",
+    )
+    p.add_argument(
+        "--step-seconds",
+        type=step_seconds,
+        default=STEP_S,
+        help=f"seconds each arrival-rate step lasts (default {STEP_S:g}; shorter is quicker and noisier)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=None, help="seed of the arrival times (default: random, recorded)"
+    )
+    return p
+
+
+def servers_arg(text: str) -> list[str]:
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [n for n in names if n not in targets.TARGETS]
+    if unknown:
+        raise UsageError(f"--servers: unknown server {unknown[0]!r}; known: {', '.join(targets.TARGETS)}")
+    if not names:
+        raise UsageError("--servers: name at least one server")
+    return list(dict.fromkeys(names))
+
+
+def check_app(app: str) -> None:
+    """Import ``app`` in a child process (the runner imports no user code); a one-line error if it fails."""
+    if app == targets.OUR_APP:
+        return
+    if not re.fullmatch(r"[\w.]+:[\w.]+", app):
+        raise UsageError(f"--app {app!r}: expected MODULE:APP, like myproject.wsgi:application")
+    code = "import sys; from loadtest.inserver.byo import load_app; load_app(sys.argv[1])"
+    env = {**os.environ, "LAB_BYO_APP": targets.OUR_APP}
+    done = subprocess.run(
+        [sys.executable, "-c", code, app],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=os.getcwd(),
+    )
+    if done.returncode != 0:
+        lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip()]
+        raise UsageError(
+            f"--app {app}: cannot import it: {lines[-1] if lines else 'exit ' + str(done.returncode)}"
+        )
+
+
+def parse(argv: list[str]) -> TuneArgs:
+    """The checked arguments; raises UsageError (argparse exits 2 itself for its own checks)."""
+    ns = build_parser().parse_args(argv)
+    if ns.against is not None and not (ns.against / "recommendation.json").is_file():
+        raise UsageError(f"--against {ns.against}: no recommendation.json there")
+    if ns.locustfile and ns.path:
+        raise UsageError("give the workload as --path or as --locustfile, not both")
+    servers = servers_arg(ns.servers)
+    check_app(ns.app)
+    slo = Slo(dict(ns.slo or [(95.0, 250.0)]), ns.max_error_rate)
+    return TuneArgs(
+        app=ns.app,
+        paths=[] if ns.locustfile else (ns.path or [(DEMO_PATH, 1.0)]),
+        locustfile=ns.locustfile,
+        slo=slo,
+        budget=default_budget(ns.cpus, ns.memory),
+        servers=servers,
+        minutes=ns.minutes,
+        out=ns.out,
+        seed=ns.seed if ns.seed is not None else int.from_bytes(os.urandom(4), "big") % 2**31,
+        step_s=ns.step_seconds,
+        against=ns.against,
+        argv=list(argv),
+    )

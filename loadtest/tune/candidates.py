@@ -1,0 +1,198 @@
+"""The shapes a registry target can take: how many worker processes, how many threads each.
+
+Found from the registry itself, so a target added there joins the search with
+no change here.  A *knob* is an option that sets processes or threads; a target
+has one when its registry options carry it (``--workers 4``) or when appending
+it changes the target's capacity rule (``lab-event``'s ``--threads``, whose
+default of 8 is implicit).  The knob is written the way the target's options
+write it (``--threads=4`` stays ``--threads=N``), appended to the options (the
+last value of an option wins, as ``--target-args`` overrides do) -- or, where the
+options already set it, replaced in place, so the deploy command says it once.
+
+A target whose capacity grows with its connections (a thread or greenlet per
+connection) has ``threads=None``: no thread knob, as many as requests in flight.
+
+Policy choices: worker counts from ``WORKER_STEPS`` and thread counts from
+``THREAD_STEPS`` (a geometric grid; refinement fills in between).
+What this module does not know: what a shape costs or how fast it is.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from loadtest import targets
+from loadtest.targets import Target
+
+PROCESS_FLAGS = ("-w", "--workers", "--processes")
+THREAD_FLAGS = ("--threads", "--blocking-threads")
+CLASS_FLAGS = ("--worker-class", "-k", "--mode")
+WORKER_STEPS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64)
+THREAD_STEPS = (1, 2, 4, 8, 16, 32, 64, 128)
+PROBE_USERS = 10_000  # a user count no fixed pool reaches: capacity that equals it grows per connection
+DEPLOY_BIND = "0.0.0.0:8000"
+
+
+def flag_in(args: tuple[str, ...], flags: tuple[str, ...]) -> str | None:
+    """The spelling of the first of ``flags`` the args use (``--threads`` or ``--threads=``), else None."""
+    for arg in args:
+        name, eq, _ = arg.partition("=")
+        if name in flags:
+            return name + eq
+    return None
+
+
+def option_value(args: tuple[str, ...], flags: tuple[str, ...]) -> str | None:
+    """The last value given to any of ``flags``."""
+    value = None
+    for i, arg in enumerate(args):
+        name, eq, rest = arg.partition("=")
+        if name in flags:
+            value = rest if eq else (args[i + 1] if i + 1 < len(args) else None)
+    return value
+
+
+def with_count(target: Target, flag: str, n: int) -> Target:
+    """``target`` with ``flag`` set to ``n``: its value replaced where the options give it, else appended."""
+    name = flag.rstrip("=")
+    options = list(target.options)
+    for i, arg in enumerate(options):
+        if arg.partition("=")[0] != name:
+            continue
+        if "=" in arg:
+            options[i] = f"{name}={n}"
+        elif i + 1 < len(options):
+            options[i + 1] = str(n)
+        return replace(target, options=tuple(options))
+    return target.with_args(f"{flag}{n}" if flag.endswith("=") else f"{flag} {n}")
+
+
+def responds(target: Target, flag: str) -> bool:
+    """Whether setting ``flag`` changes the target's capacity the way a count would."""
+    a, b = (
+        with_count(target, flag, 3).capacity(PROBE_USERS),
+        with_count(target, flag, 5).capacity(PROBE_USERS),
+    )
+    return a is not None and b is not None and a != b and PROBE_USERS not in (a, b)
+
+
+def knob(target: Target, flags: tuple[str, ...]) -> str | None:
+    present = flag_in(target.args, flags)
+    if present is not None:
+        return present
+    return next((f for f in flags if responds(target, f)), None)
+
+
+@dataclass(frozen=True)
+class Family:
+    """One registry target and its knobs."""
+
+    target: Target
+    process_flag: str | None
+    thread_flag: str | None
+    per_connection: bool  # capacity grows with connections (thread/greenlet per connection)
+
+    @property
+    def name(self) -> str:
+        return self.target.name
+
+    @property
+    def server(self) -> str:
+        return self.target.kind
+
+    @property
+    def worker_class(self) -> str:
+        declared = option_value(self.target.args, CLASS_FLAGS)
+        if declared:
+            return declared
+        if self.thread_flag:
+            return "threads"
+        return "per-connection" if self.per_connection else "processes"
+
+
+def family(target: Target) -> Family:
+    per_connection = target.capacity(PROBE_USERS) == PROBE_USERS
+    return Family(target, knob(target, PROCESS_FLAGS), knob(target, THREAD_FLAGS), per_connection)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A candidate: a family with a worker and thread count (threads None: one per connection)."""
+
+    family: Family
+    workers: int
+    threads: int | None
+
+    @property
+    def key(self) -> str:
+        t = "conn" if self.threads is None else str(self.threads)
+        return f"{self.family.name} w{self.workers} t{t}"
+
+    def target(self) -> Target:
+        t = self.family.target
+        if self.family.process_flag:
+            t = with_count(t, self.family.process_flag, self.workers)
+        if self.family.thread_flag and self.threads is not None:
+            t = with_count(t, self.family.thread_flag, self.threads)
+        return replace(t, name=self.family.name)
+
+    def command(self, app: str, port: int) -> list[str]:
+        """The command that runs this shape locally, serving ``app`` (possibly the BYO wrapper)."""
+        return self.target().command(app, port)
+
+    def deploy_command(self, app: str) -> str:
+        """The command line to deploy with: the user's own app, bound on all interfaces."""
+        host, port = DEPLOY_BIND.split(":")
+        argv = self.target().command(app, int(port), host=host)
+        if argv[:2] == [sys.executable, "-m"]:
+            argv = ["python", "-m", *argv[2:]]
+        elif Path(argv[0]).parent == Path(sys.executable).parent:
+            argv = [Path(argv[0]).name, *argv[1:]]  # a console script of this environment (uwsgi)
+        return shlex.join(argv)
+
+
+def shapes(f: Family, max_workers: int) -> list[Shape]:
+    """Every grid shape of the family (one when it has no knobs)."""
+    workers = [w for w in WORKER_STEPS if w <= max_workers] if f.process_flag else [current_workers(f)]
+    if f.per_connection:
+        return [Shape(f, w, None) for w in workers]
+    threads = list(THREAD_STEPS) if f.thread_flag else [fixed_slots(f)]
+    return [Shape(f, w, t) for w in workers for t in threads]
+
+
+def current_workers(f: Family) -> int:
+    value = option_value(f.target.args, PROCESS_FLAGS)
+    return int(value) if value and value.isdigit() else 1
+
+
+def fixed_slots(f: Family) -> int:
+    """Requests in flight per worker for a family without a thread knob (a sync worker: 1)."""
+    total = f.target.capacity(PROBE_USERS) or 1
+    return max(total // max(current_workers(f), 1), 1)
+
+
+def families(names: list[str]) -> list[Family]:
+    return [family(targets.TARGETS[n]) for n in names]
+
+
+def baseline(cpus: int) -> Shape:
+    """gunicorn's folklore: sync workers, (2 x cores) + 1."""
+    return Shape(family(targets.TARGETS["gunicorn-sync"]), 2 * cpus + 1, 1)
+
+
+def neighbours(shape: Shape, max_workers: int) -> list[Shape]:
+    """Shapes one grid step away: workers up/down a step, threads doubled/halved."""
+    out = []
+    f = shape.family
+    if f.process_flag:
+        steps = [w for w in WORKER_STEPS if w <= max_workers]
+        if shape.workers not in steps:
+            steps = sorted({*steps, shape.workers})
+        i = steps.index(shape.workers)
+        out += [replace(shape, workers=steps[j]) for j in (i - 1, i + 1) if 0 <= j < len(steps)]
+    if f.thread_flag and shape.threads is not None:
+        out += [replace(shape, threads=t) for t in (shape.threads // 2, shape.threads * 2) if t >= 1]
+    return out

@@ -1,0 +1,99 @@
+"""``python -m loadtest.tune`` from outside: bad input is one line, exit 2; a short real run writes files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.support import ROOT, assert_one_line_error, run_module
+
+
+def tune(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return run_module("loadtest.tune", *args, timeout=timeout)
+
+
+def test_unknown_server(tmp_path):
+    result = tune("--servers", "gunicorn-sync,gunicron", "--out", str(tmp_path / "x"))
+    assert_one_line_error(result, "gunicron", "gunicorn-gthread")  # the culprit and the choices
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("slo", ["p90=100ms", "p95=fast", "p95=200", "p95=-1ms", "95=200ms"])
+def test_bad_slo(slo):
+    assert_one_line_error(tune("--slo", slo), "SLO", slo)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--memory", "lots"), ("--memory", "12parsecs"), ("--cpus", "0"), ("--cpus", "999"), ("--minutes", "0"),
+     ("--path", "no-slash"), ("--max-error-rate", "150%"), ("--locustfile", "/no/such/file.py")],
+)  # fmt: skip
+def test_bad_budget_and_workload(flag, value):
+    assert_one_line_error(tune(flag, value), flag.lstrip("-").split("-")[0])
+
+
+def test_workload_is_paths_or_a_locustfile_not_both(tmp_path):
+    users = tmp_path / "users.py"
+    users.write_text("from locust import HttpUser\n")
+    assert_one_line_error(tune("--path", "/", "--locustfile", str(users)), "--path", "--locustfile")
+
+
+def test_app_that_fails_to_import(tmp_path):
+    (tmp_path / "brokenapp.py").write_text("import no_such_module_anywhere\napp = None\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "loadtest.tune", "--app", "brokenapp:app"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    assert_one_line_error(result, "brokenapp:app", "no_such_module_anywhere")
+    assert_one_line_error(tune("--app", "nosuchmodule:app"), "nosuchmodule")
+    assert_one_line_error(tune("--app", "not a spec"), "MODULE:APP")
+
+
+@pytest.mark.slow
+def test_memory_budget_below_one_worker(tmp_path):
+    """Known only once calibration measured a worker: still one line, exit 2."""
+    result = tune("--memory", "2MiB", "--path", "/sleep?s=0.01", "--out", str(tmp_path / "r"), timeout=300)
+    assert_one_line_error(result, "--memory", "one worker", quiet=False)  # progress came first
+
+
+@pytest.mark.slow
+def test_short_real_run(tmp_path):
+    """One candidate family, one-second steps, one minute: the files and the first lines of the verdict."""
+    out = tmp_path / "run"
+    result = tune(
+        "--servers", "gunicorn-gthread", "--path", "/sleep?s=0.01", "--slo", "p95=500ms", "--memory", "1GiB",
+        "--minutes", "1", "--step-seconds", "1", "--seed", "7", "--out", str(out), timeout=400,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    closing = result.stdout.strip().splitlines()
+    verdict = closing[closing.index("") + 1 :] if "" in closing else closing
+    assert verdict[0].startswith(("Recommended: python -m gunicorn", "No configuration met")), verdict
+    doc = json.loads((out / "recommendation.json").read_text())
+    for key in (
+        "server",
+        "worker_class",
+        "workers",
+        "threads",
+        "command",
+        "rate_at_slo",
+        "p95_ms",
+        "memory_mb",
+        "cpus",
+    ):
+        assert key in doc["baseline"]
+    assert doc["baseline"]["workers"] == 2 * doc["budget"]["cpus"] + 1
+    assert doc["baseline"]["rate_at_slo"] > 0
+    assert all(c["why"] for c in doc["candidates"] if c["status"] != "pending")
+    assert {c["target"] for c in doc["candidates"]} == {"gunicorn-gthread", "gunicorn-sync"}
+    assert "loadtest.tune" in (out / "rerun.sh").read_text() and "--seed 7" in (out / "rerun.sh").read_text()
+    assert json.loads((out / "env.json").read_text())["seed"] == 7
+    html = (out / "recommendation.html").read_text()
+    assert html.count("data:image/png;base64,") == 2
+    assert (out / "recommendation.md").read_text().splitlines()[2].startswith(verdict[0][:20])
