@@ -321,6 +321,14 @@ def _split_fields(
     return framing, lines, named
 
 
+def _first_bad_field(lines: list[bytes]) -> bytes:
+    """The name of the first field line h11 would refuse (only its name: values may be secrets)."""
+    for line in lines:
+        if line.count(b"\n") != 1 or not _FIELD_LINES.fullmatch(line):
+            return line.partition(b":")[0][:REASON_MAX_CHARS]
+    return b""
+
+
 NEED_DATA = h11.NEED_DATA  # "feed me more bytes": returned by HTTPCore.next_head / next_body
 
 
@@ -532,7 +540,7 @@ class HTTPCore:
         fields = b"".join(lines)
         # One line per field: a CR LF inside a value would pass the regex as a line of its own.
         if fields.count(b"\n") != len(lines) or not _FIELD_LINES.fullmatch(fields):
-            raise ResponseError(f"invalid response header field in {fields[:REASON_MAX_CHARS]!r}")
+            raise ResponseError(f"invalid response header field {_first_bad_field(lines)!r}")
         head = self.h11.send(h11.Response(status_code=status, reason=reason, headers=framing))
         out = head[:-2] + fields + b"\r\n"  # h11's head ends with the blank line
         if first_data and self.wants_body:
