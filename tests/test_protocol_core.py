@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from server.config import Config
-from server.protocol import NEED_DATA, ClientGone, HTTPCore, HTTPError, RequestHead
+from server.protocol import NEED_DATA, ClientGone, HTTPCore, HTTPError, RequestHead, ResponseError
 
 
 def core_with(data: bytes, **config) -> HTTPCore:
@@ -138,3 +138,59 @@ def test_head_responses_carry_no_body():
     core.response_head(200, b"OK", [(b"Content-Length", b"5")])
     assert not core.wants_body
     assert core.response_data(b"hello") == b""
+
+
+def response_to(
+    request: bytes, headers: list[tuple[bytes, bytes]], close: bool = False
+) -> tuple[bytes, HTTPCore]:
+    core = core_with(request)
+    core.next_head()
+    return core.response_head(200, b"OK", headers, close=close), core
+
+
+def test_response_head_lines_are_h11s_framing_then_our_fields():
+    head, core = response_to(
+        b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", [(b"Content-Type", b"text/plain"), (b"Content-Length", b"2")]
+    )
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"HTTP/1.1 200 OK" and lines[1] == b"Content-Length: 2"
+    assert [line.split(b":")[0] for line in lines[2:5]] == [b"Date", b"Server", b"Content-Type"]
+    assert head.endswith(b"text/plain\r\n\r\n") and head.count(b"\r\n\r\n") == 1
+    assert core.response_data(b"hi") == b"hi" and core.response_end() == b""
+    assert core.next_body() == b"" and core.start_next_cycle()  # keep-alive
+
+
+def test_response_head_without_a_length_is_chunked_for_11_and_closes_for_10():
+    head, _ = response_to(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", [(b"X-A", b"1")])
+    assert b"Transfer-Encoding: chunked\r\n" in head and b"X-A: 1\r\n" in head
+    head, core = response_to(b"GET / HTTP/1.0\r\n\r\n", [(b"X-A", b"1")])
+    assert b"Transfer-Encoding" not in head and b"Connection: close\r\n" in head
+    core.response_end()
+    assert not core.start_next_cycle()
+
+
+def test_response_head_keeps_the_apps_date_and_server_and_closes_when_asked():
+    fields = [(b"date", b"Thu, 01 Jan 1970 00:00:00 GMT"), (b"SERVER", b"x"), (b"Content-Length", b"0")]
+    head, core = response_to(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", fields, close=True)
+    assert head.count(b"Date:") + head.count(b"date:") == 1 and b"Server:" not in head
+    assert b"Connection: close\r\n" in head
+    core.response_end()
+    assert not core.start_next_cycle()
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        (b"X-A", b"a\x00b"),
+        (b"X-A", b"a\x7f"),
+        (b"X-A", b" a"),
+        (b"X-A", b"a\t"),
+        (b"X A", b"a"),
+        (b"X-A", b"a\r\nX-B: b"),
+    ],
+)
+def test_response_head_refuses_a_field_h11_would_refuse(field):
+    core = core_with(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    core.next_head()
+    with pytest.raises(ResponseError, match=r"invalid response header field b'X.A'$"):
+        core.response_head(200, b"OK", [field, (b"Content-Length", b"0")])
