@@ -70,6 +70,11 @@ def test_tune_profile_writes_a_recommendation_into_the_mounted_dir() -> None:
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     finally:
         compose(env, "--profile", "tune", "down", "-v", "--remove-orphans", timeout=180)
+        # A rebuild after a code change leaves the previous image untagged: drop this project's.
+        label = f"label=com.docker.compose.project={PROJECT}"
+        subprocess.run(
+            ["docker", "image", "prune", "-f", "--filter", label], capture_output=True, timeout=120
+        )
     try:
         (out,) = [d for d in results.iterdir() if d.is_dir()]
         assert out.name.startswith("tune-")
