@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -33,6 +34,7 @@ __all__ = [
     "ModeServer",
     "assert_one_line_error",
     "concurrent_sleeps",
+    "engine_answers",
     "free_port",
     "lab_server",
     "run_compare",
@@ -176,3 +178,16 @@ def concurrent_sleeps(port: int, n: int = 4, seconds: float = 0.5) -> tuple[floa
     with ThreadPoolExecutor(n) as pool:
         results = list(pool.map(one, range(n)))
     return time.monotonic() - started, results
+
+
+def engine_answers() -> bool:
+    """A Docker engine answers ``docker info`` (the docker tests skip without one unless REQUIRE_DOCKER)."""
+    if shutil.which("docker") is None:
+        return False
+    try:
+        probe = subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, timeout=30
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    return probe.returncode == 0

@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 
 from loadtest.inserver.headers import HEADER_MODEL, IDENTITY_HEADERS
-from tests.support import ROOT, concurrent_sleeps, free_port, stop
+from tests.support import ROOT, concurrent_sleeps, engine_answers, free_port, stop
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -66,18 +66,6 @@ REPORT_FILES = ("summary.json", "summary.csv", "report.md", "report.html", "env.
 
 
 # --- engine and compose plumbing ------------------------------------------------------
-
-
-def engine_answers() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    try:
-        probe = subprocess.run(
-            ["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, timeout=30
-        )
-    except subprocess.TimeoutExpired:
-        return False
-    return probe.returncode == 0
 
 
 @dataclass

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
+from loadtest.run import locustrun
+from loadtest.tune.budget import CPUS_ENV, MEMORY_ENV, MiB, budget_from
+from loadtest.tune.measure import generator_cores
 from tests.support import ROOT, assert_one_line_error, run_module
 
 
@@ -33,6 +37,37 @@ def test_bad_slo(slo):
 )  # fmt: skip
 def test_bad_budget_and_workload(flag, value):
     assert_one_line_error(tune(flag, value), flag.lstrip("-").split("-")[0])
+
+
+def test_budget_from_the_environment_unless_a_flag_gives_it(monkeypatch):
+    """TUNE_CPUS/TUNE_MEMORY (what the compose tune service passes) are defaults, the flags win."""
+    monkeypatch.setenv(CPUS_ENV, "1")
+    monkeypatch.setenv(MEMORY_ENV, "512MiB")
+    b = budget_from(None, None)
+    assert (b.cpus, b.cpus_source, b.memory_bytes, b.memory_source) == (1, CPUS_ENV, 512 * MiB, MEMORY_ENV)
+    b = budget_from(1, 256 * MiB)
+    assert (b.cpus_source, b.memory_bytes, b.memory_source) == ("--cpus", 256 * MiB, "--memory")
+    monkeypatch.setenv(MEMORY_ENV, "")  # compose passes an unset knob as empty: no default
+    assert budget_from(None, None).memory_source != MEMORY_ENV
+
+
+@pytest.mark.parametrize(("var", "value"), [(CPUS_ENV, "0"), (CPUS_ENV, "two"), (MEMORY_ENV, "lots")])
+def test_bad_budget_in_the_environment(monkeypatch, var, value):
+    monkeypatch.setenv(var, value)
+    assert_one_line_error(tune("--path", "/"), var, value)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores to split")
+def test_the_generator_runs_off_the_servers_cores(tmp_path):
+    """locust starts with the affinity of the cores the server is not pinned to; none left: unpinned."""
+    mine = sorted(os.sched_getaffinity(0))
+    assert generator_cores(mine) is None
+    rest = generator_cores(mine[:1])
+    assert rest == mine[1:]
+    code = "import os; print('cores', sorted(os.sched_getaffinity(0)))"
+    run = locustrun.run_argv([sys.executable, "-c", code], tmp_path / "g", 5, "", 0.0, every=60, cores=rest)
+    assert run.exit_code == 0
+    assert f"cores {rest}" in run.log.read_text()
 
 
 def test_workload_is_paths_or_a_locustfile_not_both(tmp_path):

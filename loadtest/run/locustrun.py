@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,9 +156,11 @@ def run_argv(
     t0: float,
     processes: int = 1,
     every: float = 1.0,
+    cores: Sequence[int] | None = None,
 ) -> LocustRun:
     """One headless locust run of ``argv`` (any locustfile writing ``--csv``/``--identity-file`` under
-    ``prefix``); killed ``EXIT_GRACE_S`` after ``duration``; a progress line every ``every`` seconds."""
+    ``prefix``); killed ``EXIT_GRACE_S`` after ``duration``; a progress line every ``every`` seconds.
+    ``cores``: CPU affinity set before locust starts (None: wherever the scheduler puts it)."""
     prefix.parent.mkdir(parents=True, exist_ok=True)
     log_path = Path(f"{prefix}.locust.log")
     identity = Path(f"{prefix}.identity.jsonl")
@@ -166,7 +169,10 @@ def run_argv(
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     started = time.monotonic()
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        pin = None if cores is None else (lambda: os.sched_setaffinity(0, set(cores)))
+        proc = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=pin
+        )
         watch = Watch(proc.pid).start()
         try:
             last_print = 0.0

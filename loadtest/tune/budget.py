@@ -6,10 +6,12 @@ a child process so that a broken app is a one-line answer too).
 
 Defaults, stated once:
 
-- ``--cpus``: the CPU limit of the cgroup this process runs in (whole cores,
-  rounded down, at least 1), else the cores this process may run on.
-- ``--memory``: the memory limit of the cgroup (``memory.max``, or cgroup v1's
-  ``memory.limit_in_bytes``), else the memory the machine has available now.
+- ``--cpus``: ``TUNE_CPUS`` when set (the compose ``tune`` service passes it),
+  else the CPU limit of the cgroup this process runs in (whole cores, rounded
+  down, at least 1), else the cores this process may run on.
+- ``--memory``: ``TUNE_MEMORY`` when set, else the memory limit of the cgroup
+  (``memory.max``, or cgroup v1's ``memory.limit_in_bytes``), else the memory
+  the machine has available now.
 - ``--servers``: every registry target meant for deployment (``DEFAULT_SERVERS``);
   Flask's development server and our one-at-a-time and fork-per-connection
   modes are demonstrations and join only when named.
@@ -60,6 +62,9 @@ SIZE_UNITS = {
     "gib": 1024**3,
 }
 SLO_QUANTILES = {"p50": 50.0, "p95": 95.0, "p99": 99.0}
+# The budget from the environment when no flag gives it: a container runs the
+# search with no limit of its own (the generator must not share the budget).
+CPUS_ENV, MEMORY_ENV = "TUNE_CPUS", "TUNE_MEMORY"
 
 
 @dataclass(frozen=True)
@@ -214,22 +219,44 @@ def cgroup_memory_limit(root: Path = CGROUP_ROOT) -> float | None:
     return None
 
 
-def default_budget(cpus: int | None, memory: float | None) -> Budget:
+def flag_or_env(value: float | None, flag: str, var: str, parse: Callable[[str], float]) -> tuple:
+    """(value, where it came from): the flag, else ``var`` when set and not empty, else (None, "")."""
+    if value is not None:
+        return value, flag
+    text = os.environ.get(var, "").strip()
+    if not text:
+        return None, ""
+    try:
+        return parse(text), var
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(f"{var}={text}: {exc}") from None
+
+
+def default_budget(
+    cpus: int | None, memory: float | None, cpus_from: str = "--cpus", memory_from: str = "--memory"
+) -> Budget:
     limit = cgroup_cpu_limit()
     if cpus is not None:
-        cpus_value, cpus_source = cpus, "--cpus"
+        cpus_value, cpus_source = cpus, cpus_from
     elif limit is not None:
         cpus_value, cpus_source = max(1, math.floor(limit)), f"the cgroup CPU limit ({limit:g})"
     else:
         cpus_value, cpus_source = len(os.sched_getaffinity(0)), "the cores this machine gives us"
     mem_limit = cgroup_memory_limit()
     if memory is not None:
-        mem_value, mem_source = memory, "--memory"
+        mem_value, mem_source = memory, memory_from
     elif mem_limit is not None:
         mem_value, mem_source = mem_limit, "the cgroup memory limit"
     else:
         mem_value, mem_source = float(psutil.virtual_memory().available), "the memory available now"
     return Budget(cpus_value, mem_value, cpus_source, mem_source)
+
+
+def budget_from(cpus: int | None, memory: float | None) -> Budget:
+    """The budget from the flags, else ``TUNE_CPUS``/``TUNE_MEMORY``, else the defaults above."""
+    cpus, cpus_from = flag_or_env(cpus, "--cpus", CPUS_ENV, cpus_arg)
+    memory, memory_from = flag_or_env(memory, "--memory", MEMORY_ENV, parse_size)
+    return default_budget(cpus, memory, cpus_from, memory_from)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -261,10 +288,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-error-rate", type=error_rate, default=DEFAULT_ERROR_RATE, help="default 0.1%%")
     p.add_argument(
-        "--cpus", type=cpus_arg, default=None, help="cores for the server (default: cgroup/machine)"
+        "--cpus",
+        type=cpus_arg,
+        default=None,
+        help=f"cores for the server (default: {CPUS_ENV}, cgroup, machine)",
     )
     p.add_argument(
-        "--memory", type=parse_size, default=None, help="memory budget, e.g. 1GiB (default: cgroup/available)"
+        "--memory",
+        type=parse_size,
+        default=None,
+        help=f"memory budget, e.g. 1GiB (default: {MEMORY_ENV}, cgroup, available)",
     )
     p.add_argument(
         "--servers", default=",".join(DEFAULT_SERVERS), help="registry targets to consider, comma-separated"
@@ -341,7 +374,7 @@ def parse(argv: list[str]) -> TuneArgs:
         paths=[] if ns.locustfile else (ns.path or [(DEMO_PATH, 1.0)]),
         locustfile=ns.locustfile,
         slo=slo,
-        budget=default_budget(ns.cpus, ns.memory),
+        budget=budget_from(ns.cpus, ns.memory),
         servers=servers,
         minutes=ns.minutes,
         out=ns.out,

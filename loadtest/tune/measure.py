@@ -4,9 +4,11 @@
   CPU affinity set before it starts, so every process it forks inherits it) --
   the tree cannot use more than ``--cpus`` cores whatever its worker count.
 - The load is ``loadtest/generator/arrivals.py`` (open loop, run by
-  ``locustrun.run_argv``), from outside the pinned cores' limit but on the same
-  machine: on a small box the generator competes with the server for the cores
-  (the report records the generator's CPU and the load average).
+  ``locustrun.run_argv``), pinned to the cores the server is not pinned to when
+  any remain (``generator_cores``), so it cannot take the server's cores; with
+  ``--cpus`` equal to every core it runs unpinned and competes with the server
+  (the report records the generator's CPU and the load average). Other
+  processes on the machine are not kept off either set.
 - Memory is the peak PSS of the server tree (``cpuwatch.Watch`` sampling
   ``usage.memory``) during the ladder; CPU is the tree's cores used during the
   step that set the figure.
@@ -162,6 +164,12 @@ def runqueue_seconds(pid: int) -> float | None:
     return total / 1e9 if found else None
 
 
+def generator_cores(server_cores: list[int]) -> list[int] | None:
+    """The cores this process may use that the server is not pinned to; None when none remain."""
+    rest = sorted(os.sched_getaffinity(0) - set(server_cores))
+    return rest or None
+
+
 def serve_ladder(session: Session, shape: Shape, rates: list[float], step_s: float | None = None) -> Served:
     """Start the shape pinned to the budget's cores, offer it the ladder (``step_s`` a step), stop it."""
     step_s = step_s or session.step_s
@@ -185,7 +193,15 @@ def serve_ladder(session: Session, shape: Shape, rates: list[float], step_s: flo
         try:
             argv = locust_argv(session, rates, step_s, url, prefix)
             duration = run_time(session, rates, step_s)
-            run = locustrun.run_argv(argv, prefix, duration, session.status, session.t0, every=PROGRESS_S)
+            run = locustrun.run_argv(
+                argv,
+                prefix,
+                duration,
+                session.status,
+                session.t0,
+                every=PROGRESS_S,
+                cores=generator_cores(session.cores),
+            )
         finally:
             watch.stop()
         queued_after = runqueue_seconds(proc.pid)
