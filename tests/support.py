@@ -29,6 +29,7 @@ from tests.apps import CLOSE_LOG_ENV
 __all__ = [
     "BODY_LIMIT",
     "KEEP_ALIVE_S",
+    "RECOMMENDATION_KEYS",
     "ROOT",
     "TIMEOUT_S",
     "ModeServer",
@@ -46,6 +47,18 @@ __all__ = [
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
+# What recommendation.json promises for `recommended` and `baseline` (make tune's contract).
+RECOMMENDATION_KEYS = (
+    "server",
+    "worker_class",
+    "workers",
+    "threads",
+    "command",
+    "rate_at_slo",
+    "p95_ms",
+    "memory_mb",
+    "cpus",
+)
 
 
 def wait_for_health(port: int, timeout: float = 20.0, proc: subprocess.Popen | None = None) -> None:

@@ -18,23 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, engine_answers
+from tests.support import RECOMMENDATION_KEYS, ROOT, engine_answers
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(600)]
 
 PROJECT = "wsgilab-tune-test"
 COMPOSE = ["docker", "compose", "-p", PROJECT, "-f", str(ROOT / "docker-compose.yml")]
-KEYS = (
-    "server",
-    "worker_class",
-    "workers",
-    "threads",
-    "command",
-    "rate_at_slo",
-    "p95_ms",
-    "memory_mb",
-    "cpus",
-)
 
 
 def compose(env: dict[str, str], *args: str, timeout: float) -> subprocess.CompletedProcess:
@@ -83,7 +72,7 @@ def test_tune_profile_writes_a_recommendation_into_the_mounted_dir() -> None:
         assert "from TUNE_CPUS" in run.stdout and "from TUNE_MEMORY" in run.stdout
         doc = json.loads((out / "recommendation.json").read_text())
         assert doc["budget"]["cpus"] == 1
-        for key in KEYS:
+        for key in RECOMMENDATION_KEYS:
             assert key in doc["baseline"], key
         assert doc["baseline"]["workers"] == 3  # (2 x 1) + 1
         assert {c["target"] for c in doc["candidates"]} == {"gunicorn-gthread", "gunicorn-sync"}

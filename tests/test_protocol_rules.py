@@ -15,32 +15,17 @@ import pytest
 
 from server.config import Config
 from server.protocol import NEED_DATA, REASON_MAX_CHARS, HTTPCore, HTTPError, RequestHead
+from tests.bytes_in import ACCEPTED, outcome
 
 HOST = b"Host: h\r\n"
 CHUNKED = b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
-ACCEPTED = (200, "")
 # Where h11 refuses before our checks run, the reason is its own.
 H11_BAD_LINE = "illegal header line"
 H11_BAD_CHUNK = "illegal chunk header"
 H11_BAD_REQUEST_LINE = "illegal request line"
 H11_BAD_LENGTH = "bad Content-Length"
-
-
-def outcome(data: bytes, **config) -> tuple[int, str]:
-    """(status, reason) the server answers with: ``ACCEPTED`` if the head and the whole body are."""
-    core = HTTPCore(Config(**config))
-    core.receive(data)
-    core.receive(b"")
-    try:
-        head = core.next_head()
-        assert isinstance(head, RequestHead), head
-        while (piece := core.next_body()) != b"":
-            assert piece is not NEED_DATA, "the request was incomplete"
-    except HTTPError as exc:
-        return exc.status, exc.reason
-    return ACCEPTED
 
 
 def assert_refused(data: bytes, status: int, reason: str, **config) -> None:

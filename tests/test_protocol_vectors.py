@@ -20,25 +20,10 @@ import pytest
 from server.cli import load_config
 from server.config import DEFAULT_FIELD_SIZE, Config
 from server.protocol import NEED_DATA, HTTPCore, HTTPError, RequestHead
+from tests.bytes_in import ACCEPTED, outcome
 
 HOST = b"Host: h\r\n"
 CHUNKED = b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
-ACCEPTED = (200, "")
-
-
-def answer(data: bytes, config: Config | None = None) -> tuple[int, str]:
-    """(status, reason) the server answers with; (200, "") if the head and the whole body are accepted."""
-    core = HTTPCore(config or Config())
-    core.receive(data)
-    core.receive(b"")
-    try:
-        head = core.next_head()
-        assert isinstance(head, RequestHead), head
-        while (piece := core.next_body()) != b"":
-            assert piece is not NEED_DATA, "the request was incomplete"
-    except HTTPError as exc:
-        return exc.status, exc.reason
-    return ACCEPTED
 
 
 def body_of(data: bytes) -> bytes:
@@ -58,25 +43,25 @@ VARY_AND_CONTENT_TYPE = CHUNKED + b"5\r\nhello\r\n0\r\nVary: *\r\nContent-Type: 
 
 
 def test_trailers_with_vary_and_content_type_are_accepted_and_the_body_is_whole():
-    assert answer(VARY_AND_CONTENT_TYPE) == ACCEPTED
+    assert outcome(VARY_AND_CONTENT_TYPE) == ACCEPTED
     assert body_of(VARY_AND_CONTENT_TYPE) == b"hello"
 
 
 def test_discarded_trailer_fields_are_named_in_the_log(caplog):
     with caplog.at_level(logging.INFO, logger="wsgi_lab"):
-        answer(VARY_AND_CONTENT_TYPE)
+        outcome(VARY_AND_CONTENT_TYPE)
     assert "trailer field(s) vary, content-type discarded" in caplog.text
 
 
 def test_an_ordinary_trailer_is_not_logged(caplog):
     with caplog.at_level(logging.INFO, logger="wsgi_lab"):
-        assert answer(CHUNKED + b"0\r\nX-Checksum: 1\r\n\r\n") == ACCEPTED
+        assert outcome(CHUNKED + b"0\r\nX-Checksum: 1\r\n\r\n") == ACCEPTED
     assert "discarded" not in caplog.text
 
 
 @pytest.mark.parametrize("name", [b"Cookie", b"Content-Encoding", b"Cache-Control", b"Expect", b"Range"])
 def test_other_fields_not_to_be_merged_are_discarded_too(name):
-    assert answer(CHUNKED + b"0\r\n" + name + b": x\r\n\r\n") == ACCEPTED
+    assert outcome(CHUNKED + b"0\r\n" + name + b": x\r\n\r\n") == ACCEPTED
 
 
 @pytest.mark.parametrize(
@@ -84,7 +69,7 @@ def test_other_fields_not_to_be_merged_are_discarded_too(name):
 )
 def test_trailers_that_could_reframe_or_redirect_are_400(name):
     reason = f"{name.decode().lower()} is not allowed in trailers (RFC 9110 6.5.1)"
-    assert answer(CHUNKED + b"2\r\nab\r\n0\r\n" + name + b": 1\r\n\r\n") == (400, reason)
+    assert outcome(CHUNKED + b"2\r\nab\r\n0\r\n" + name + b": 1\r\n\r\n") == (400, reason)
 
 
 # --- --limit-request-field-size: a field line with its CRLF ---------------------------------------
@@ -100,23 +85,23 @@ def get(*fields: bytes) -> bytes:
 
 
 def test_a_field_line_of_8189_bytes_plus_crlf_is_over_the_default_8190():
-    assert answer(get(field_line(8191))) == (431, "header line longer than 8190 bytes")
+    assert outcome(get(field_line(8191))) == (431, "header line longer than 8190 bytes")
 
 
 def test_a_field_line_of_8188_bytes_plus_crlf_is_at_the_default_and_fine():
-    assert answer(get(field_line(8190))) == ACCEPTED
+    assert outcome(get(field_line(8190))) == ACCEPTED
 
 
 def test_the_field_limit_counts_the_crlf_at_any_setting():
     config = Config(limit_request_field_size=100)
-    assert answer(get(field_line(100)), config) == ACCEPTED
-    assert answer(get(field_line(101)), config) == (431, "header line longer than 100 bytes")
+    assert outcome(get(field_line(100)), config) == ACCEPTED
+    assert outcome(get(field_line(101)), config) == (431, "header line longer than 100 bytes")
 
 
 def test_limit_request_field_size_0_means_the_default():
     config = load_config(["--limit-request-field-size", "0", "app:app"], environ={})
     assert config.limit_request_field_size == DEFAULT_FIELD_SIZE == 8190
-    assert answer(get(field_line(8191)), config) == (431, "header line longer than 8190 bytes")
+    assert outcome(get(field_line(8191)), config) == (431, "header line longer than 8190 bytes")
 
 
 def test_limit_request_field_size_given_is_kept():
@@ -133,12 +118,12 @@ def request_line(length: int) -> bytes:
 
 
 def test_a_request_line_at_the_limit_is_fine():
-    assert answer(request_line(4094) + b"\r\n" + HOST + b"\r\n") == ACCEPTED
+    assert outcome(request_line(4094) + b"\r\n" + HOST + b"\r\n") == ACCEPTED
 
 
 def test_a_request_line_one_byte_over_the_limit_is_414():
     reason = "request line longer than 4094 bytes"
-    assert answer(request_line(4095) + b"\r\n" + HOST + b"\r\n") == (414, reason)
+    assert outcome(request_line(4095) + b"\r\n" + HOST + b"\r\n") == (414, reason)
 
 
 def test_a_request_line_over_the_limit_is_414_before_it_ends():

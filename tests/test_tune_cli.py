@@ -12,7 +12,7 @@ import pytest
 from loadtest.run import locustrun
 from loadtest.tune.budget import CPUS_ENV, MEMORY_ENV, MiB, budget_from
 from loadtest.tune.measure import generator_cores
-from tests.support import ROOT, assert_one_line_error, run_module
+from tests.support import RECOMMENDATION_KEYS, ROOT, assert_one_line_error, run_module
 
 
 def tune(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -111,17 +111,7 @@ def test_short_real_run(tmp_path):
     verdict = closing[closing.index("") + 1 :] if "" in closing else closing
     assert verdict[0].startswith(("Recommended: python -m gunicorn", "No configuration met")), verdict
     doc = json.loads((out / "recommendation.json").read_text())
-    for key in (
-        "server",
-        "worker_class",
-        "workers",
-        "threads",
-        "command",
-        "rate_at_slo",
-        "p95_ms",
-        "memory_mb",
-        "cpus",
-    ):
+    for key in RECOMMENDATION_KEYS:
         assert key in doc["baseline"]
     assert doc["baseline"]["workers"] == 2 * doc["budget"]["cpus"] + 1
     assert doc["baseline"]["rate_at_slo"] > 0

@@ -8,6 +8,7 @@ from loadtest.tune.budget import Budget, Slo, TuneArgs
 from loadtest.tune.candidates import Shape
 from loadtest.tune.model import Calibration
 from loadtest.tune.recommend import verdict
+from tests.support import RECOMMENDATION_KEYS
 from tests.tune_calibrations import CPU, IO
 
 SERVERS = ["gunicorn-sync", "gunicorn-gthread", "gunicorn-gevent", "waitress", "lab-prefork", "lab-event"]
@@ -128,18 +129,7 @@ def test_the_record_and_its_two_renderings(tmp_path):
                     Budget(2, 2**30, "test", "test"), [], 8.0, None, 1)  # fmt: skip
     doc = report.document(args, IO, s.candidates, v, 400.0, (0.5, 0.7))
     for role in ("recommended", "baseline"):
-        keys = (
-            "server",
-            "worker_class",
-            "workers",
-            "threads",
-            "command",
-            "rate_at_slo",
-            "p95_ms",
-            "memory_mb",
-            "cpus",
-        )
-        assert all(k in doc[role] for k in keys)
+        assert all(k in doc[role] for k in RECOMMENDATION_KEYS)
     assert doc["baseline"]["workers"] == 5 and doc["margin"] == v.margin
     assert {c["status"] for c in doc["candidates"]} >= {"measured", "pruned"}
     rendering.write(tmp_path, doc)
