@@ -61,11 +61,18 @@ def describe(c: Candidate) -> str:
     return f"{s.family.server} {s.family.worker_class}, {s.workers} worker{'s' * (s.workers > 1)} x {threads}"
 
 
+def lanes(rec: Candidate, thread_mb: float) -> str:
+    """What holds one more request in the recommended shape, and what it costs (a thread was calibrated)."""
+    if rec.shape.family.worker_class == "gevent":
+        return f"greenlets add capacity at less than a thread's {thread_mb:.1f} MB each"
+    return f"threads add capacity at {thread_mb:.1f} MB each"
+
+
 def why(cal: Calibration, rec: Candidate, budget: Budget) -> str:
     if cal.io_share >= IO_BOUND:
         return (
             f"the app waits {cal.io_share:.0%} of each request (CPU {cal.cpu_s * 1000:.1f} ms of "
-            f"{cal.wall_s * 1000:.0f} ms), so threads add capacity at {cal.thread_mb:.1f} MB each "
+            f"{cal.wall_s * 1000:.0f} ms), so {lanes(rec, cal.thread_mb)} "
             f"while a worker process costs {cal.worker_mb:.0f} MB"
         )
     return (
