@@ -34,7 +34,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import re
 import shlex
 import shutil
@@ -46,9 +45,9 @@ from pathlib import Path
 
 import psutil
 
-from loadtest.inserver.usage import cgroup_cpu_limit, cpu_seconds
+from loadtest.inserver.usage import cpu_seconds
 from loadtest.measure import stats
-from loadtest.run.environment import cpu_model, git_commit, load_average, versions
+from loadtest.run.environment import load_average, machine_record
 from loadtest.run.processes import free_port, start, stop, tail, wait_healthy
 from loadtest.targets import OUR_APP, Target, lookup
 from server.oneline import OneLineParser
@@ -225,21 +224,7 @@ def native_ratios(rows: dict[str, dict]) -> dict[str, float]:
 
 
 def environment(started: str, finished: str, loads: tuple, argv: list[str]) -> dict:
-    return {
-        "kind": "bench",
-        "started": started,
-        "finished": finished,
-        "python": sys.version,
-        "platform": platform.platform(),
-        "cpu_model": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "cgroup_cpu_limit": cgroup_cpu_limit(),
-        "load_before": loads[0],
-        "load_after": loads[1],
-        "git_commit": git_commit(),
-        "versions": versions(),
-        "argv": argv,
-    }
+    return {"kind": "bench", **machine_record(started, finished, loads, argv)}
 
 
 def write_rerun(out: Path, argv: list[str]) -> None:

@@ -115,9 +115,8 @@ def write_rerun(out: Path, argv: list[str], seed: int, module: str = "loadtest.c
     return command + " --out <new dir>"
 
 
-def environment(
-    started: str, finished: str, plan: dict, argv: list[str], loads: tuple, locustfile: str
-) -> dict:
+def machine_record(started: str, finished: str, loads: tuple, argv: list[str]) -> dict:
+    """What every env.json says of when, where and with what it ran (compare's and bench's)."""
     return {
         "started": started,
         "finished": finished,
@@ -126,12 +125,20 @@ def environment(
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "cgroup_cpu_limit": cgroup_cpu_limit(),
-        "memory_bytes": psutil.virtual_memory().total,
         "load_before": loads[0],
         "load_after": loads[1],
         "git_commit": git_commit(),
         "versions": versions(),
         "argv": argv,
+    }
+
+
+def environment(
+    started: str, finished: str, plan: dict, argv: list[str], loads: tuple, locustfile: str
+) -> dict:
+    return {
+        **machine_record(started, finished, loads, argv),
+        "memory_bytes": psutil.virtual_memory().total,
         "seed": plan["seed"],
         "parameters": plan,
         "locustfile": locustfile,
