@@ -48,12 +48,12 @@ from server.protocol import (
     RequestHead,
     ResponseError,
 )
+from server.quickio import RECV_SIZE, recv_now, send_now
 from server.wsgi import Response, WSGIApp, WSGIInput, build_environ, connection_environ, run_app
 
 log = logging.getLogger("wsgi_lab")
 KEEP_ALIVE_GRACE = 0.02  # seconds
 access_log = logging.getLogger("wsgi_lab.access")
-RECV_SIZE = 64 * 1024
 # An unread request body is drained (so the connection can be reused) only if it is small and quick.
 DRAIN_MAX_BYTES = 256 * 1024
 DRAIN_MAX_SECONDS = 1.0
@@ -138,16 +138,16 @@ class HTTPConnection(CoreDriver):
         return any(fd == self._fd for fd, _ in events)
 
     def _recv_ready(self) -> bytes:
-        """recv when data is most likely waiting, in one system call.
+        """recv when data is most likely waiting, in one system call that keeps the GIL.
 
         A socket with a timeout makes Python ``poll()`` before every ``recv`` and
-        ``send``.  We have just polled ourselves, so the fd (non-blocking, as every
-        socket with a timeout is) is read directly; only if nothing is there after
-        all does the ordinary timed ``recv`` wait.  Each system call releases and
-        retakes the GIL, which the threaded mode pays for in contention.
+        ``send``.  We have just polled ourselves, so the socket is read directly,
+        without waiting and without letting another thread take the GIL
+        (:mod:`server.quickio`); only if nothing is there after all does the
+        ordinary timed ``recv`` wait.
         """
         try:
-            return os.read(self._fd, RECV_SIZE)
+            return recv_now(self._fd)
         except BlockingIOError:
             return self.sock.recv(RECV_SIZE)
 
@@ -222,11 +222,9 @@ class HTTPConnection(CoreDriver):
         if not data:
             return
         try:
-            # One write(2) usually takes it all; the timed sendall (poll + send) only for the rest.
-            try:
-                sent = os.write(self._fd, data)
-            except BlockingIOError:
-                sent = 0
+            # One send usually takes it all, keeping the GIL (server.quickio); the timed sendall
+            # (poll + send) only for the rest.
+            sent = send_now(self._fd, data)
             if sent < len(data):
                 self.sock.sendall(memoryview(data)[sent:])
         except OSError as exc:  # includes the timeout of a client that stopped reading

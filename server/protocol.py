@@ -639,6 +639,12 @@ class HTTPCore:
         """The client may have sent bytes we never read (an unread body, a broken request)."""
         return self.h11.their_state in (h11.SEND_BODY, h11.ERROR)
 
+    @property
+    def input_buffered(self) -> bool:
+        """Bytes (or the end of input) past the current request are already received, unparsed."""
+        data, closed = self.h11.trailing_data
+        return bool(data) or closed
+
 
 class CoreDriver:
     """What :func:`server.connection.serve_request` and :class:`server.wsgi.Response` use, over an HTTPCore.

@@ -60,8 +60,9 @@ from enum import Enum
 
 from server.base import FD_EXHAUSTED, BaseServer
 from server.config import EVENT_THREADS
-from server.connection import LINGER_SECONDS, RECV_SIZE, log_access, serve_request
+from server.connection import LINGER_SECONDS, log_access, serve_request
 from server.protocol import NEED_DATA, ClientGone, CoreDriver, HTTPCore, HTTPError
+from server.quickio import RECV_SIZE, recv_now, send_now
 from server.wsgi import connection_environ
 
 log = logging.getLogger("wsgi_lab")
@@ -174,9 +175,7 @@ class Connection(CoreDriver):
             sent = 0
             if not self.out:
                 try:
-                    sent = self.sock.send(data)
-                except BlockingIOError:
-                    pass
+                    sent = send_now(self.fd, data)  # keeps the GIL: the loop waits for it (server.quickio)
                 except OSError as exc:
                     self.dead = True
                     raise ClientGone(str(exc)) from None
@@ -279,9 +278,9 @@ class EventServer(BaseServer):
                 if events & selectors.EVENT_WRITE:
                     conn.flush()
                 if events & selectors.EVENT_READ and self.connections.get(conn.fd) is conn:
-                    if conn.state is State.BUSY:
-                        conn.read_paused = True  # read once the response is done (see wanted_events)
-                    else:
+                    with conn.lock:  # a worker may be ending the request (see _next_cycle_here)
+                        busy = conn.read_paused = conn.state is State.BUSY
+                    if not busy:  # if busy, read once the response is done (see wanted_events)
                         self._read(conn)
                 self._after_io(conn)
             except ClientGone:
@@ -332,7 +331,7 @@ class EventServer(BaseServer):
 
     def _read(self, conn: Connection) -> None:
         try:
-            data = conn.sock.recv(RECV_SIZE)
+            data = recv_now(conn.fd)  # the selector said readable; keeps the GIL (server.quickio)
         except BlockingIOError:
             return
         except OSError as exc:
@@ -421,9 +420,32 @@ class EventServer(BaseServer):
             if conn.body is not None:
                 conn.body.close()
                 conn.body = None
-            with conn.lock:
-                conn.keep = keep
-            self.hand_back(conn)
+            if not (keep and self._next_cycle_here(conn)):
+                with conn.lock:
+                    conn.keep = keep
+                self.hand_back(conn)
+
+    def _next_cycle_here(self, conn: Connection) -> bool:
+        """From a worker, after a keep-alive response: start the next cycle without waking the loop.
+
+        The common case -- all output written, nothing received meanwhile, not
+        stopping -- needs no hand-back: the socket is still registered for
+        reading, so setting the state to HEAD is all it takes, and the loop
+        simply sees the next request arrive.  Anything else (queued output,
+        bytes that arrived while busy, a pipelined request, a stop) goes
+        through :meth:`_request_done` in the loop.  Under ``conn.lock``, which
+        the loop also holds to decide that a busy connection's input must wait.
+        """
+        core = conn.core
+        with conn.lock:
+            if conn.read_paused or conn.out or conn.dead or self.stop.is_set():
+                return False
+            if not core.response_done or core.input_buffered or not core.start_next_cycle():
+                return False
+            conn.requests += 1
+            conn.deadline = time.monotonic() + self.config.keep_alive
+            conn.state = State.HEAD
+        return True
 
     def _close_after(self) -> bool:
         return not self.config.keep_alive or self.stop.is_set()
@@ -535,8 +557,8 @@ class EventServer(BaseServer):
     def _sweep(self, now: float) -> None:
         """Enforce every connection's deadline (every ``TICK`` seconds)."""
         for conn in [c for c in self.connections.values() if c.deadline <= now]:
-            if conn.state is State.BUSY:
-                continue  # the worker enforces its own write timeout
+            if conn.state is State.BUSY or conn.deadline > now:
+                continue  # the worker enforces its own write timeout (or just ended the request)
             if conn.state is State.HEAD and conn.core.head_started and not self.draining:
                 self._refuse(conn, HTTPError(408, "timed out reading the request head"))
             elif conn.state is State.BODY:
@@ -555,7 +577,9 @@ class EventServer(BaseServer):
             self.listener.close()  # from now on new clients are refused, not left in a dead backlog
         grace = time.monotonic() + STOP_GRACE
         for conn in list(self.connections.values()):
-            if conn.idle:
+            with conn.lock:  # a worker ending a request checks the stop under this lock
+                idle = conn.idle
+            if idle:
                 self._close(conn)
             elif conn.state is State.HEAD:
                 conn.deadline = min(conn.deadline, grace)
