@@ -34,8 +34,11 @@ socket and a few kilobytes, never a thread.  Policy choices and known limits:
 - **Few hand-offs per request.**  The pool is ``--threads`` threads taking
   connections from one queue (no future per request); a connection stays
   registered for reading while its request runs, so a request costs no
-  selector changes; a worker wakes the loop with one byte only when no wake-up
-  is already pending.
+  selector changes; a worker that has written its whole keep-alive response
+  starts the connection's next cycle itself, so the loop hears nothing until
+  the next request arrives; other endings wake the loop with one byte, and
+  only when no wake-up is already pending.  Reads the selector announced and
+  the workers' writes keep the GIL (:mod:`server.quickio`).
 - Known limits: header parsing (h11, pure Python) runs in the one loop thread,
   so it is serialised; while a request is in the pool the loop does not read its
   connection: the first bytes that arrive meanwhile (a pipelined request, a
