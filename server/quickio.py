@@ -26,6 +26,7 @@ import socket
 import threading
 
 RECV_SIZE = 64 * 1024
+SEND_MAX = 1 << 30  # bytes per call (callers handle a partial write)
 _WOULD_BLOCK = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR)
 _RECV_FLAGS = socket.MSG_DONTWAIT
 _SEND_FLAGS = socket.MSG_DONTWAIT | getattr(socket, "MSG_NOSIGNAL", 0)
@@ -34,11 +35,13 @@ try:
     import ctypes
 
     _libc = ctypes.PyDLL(None, use_errno=True)  # PyDLL: the call keeps the GIL
+    # No argtypes: checking each argument against declared types costs more than the system
+    # call's own overhead.  ints pass as C ints, bytes and the buffer as pointers, and the two
+    # size_t lengths are passed as c_size_t explicitly.
+    _RECV_LENGTH = ctypes.c_size_t(RECV_SIZE)
     _c_recv = _libc.recv
-    _c_recv.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
     _c_recv.restype = ctypes.c_ssize_t
     _c_send = _libc.send
-    _c_send.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int)
     _c_send.restype = ctypes.c_ssize_t
 except (ImportError, OSError, AttributeError):  # no ctypes, or no C library to call into
     ctypes = None  # type: ignore[assignment]
@@ -50,13 +53,15 @@ def recv_now(fd: int) -> bytes:
     """Up to ``RECV_SIZE`` bytes already received on ``fd`` (b"" at its end); BlockingIOError if none."""
     if ctypes is None:
         return os.read(fd, RECV_SIZE)
-    buffer = getattr(_buffers, "buffer", None)
-    if buffer is None:
-        buffer = _buffers.buffer = ctypes.create_string_buffer(RECV_SIZE)
-    n = _c_recv(fd, buffer, RECV_SIZE, _RECV_FLAGS)
+    try:
+        buffer, view = _buffers.buffer
+    except AttributeError:
+        buffer = ctypes.create_string_buffer(RECV_SIZE)
+        buffer, view = _buffers.buffer = buffer, memoryview(buffer)
+    n = _c_recv(fd, buffer, _RECV_LENGTH, _RECV_FLAGS)
     if n < 0:
         _raise_errno()
-    return ctypes.string_at(buffer, n)
+    return bytes(view[:n])
 
 
 def send_now(fd: int, data: bytes) -> int:
@@ -64,7 +69,8 @@ def send_now(fd: int, data: bytes) -> int:
     try:
         if ctypes is None:
             return os.write(fd, data)
-        n = _c_send(fd, bytes(data), len(data), _SEND_FLAGS)
+        data = bytes(data)  # the same object when it is bytes already
+        n = _c_send(fd, data, ctypes.c_size_t(min(len(data), SEND_MAX)), _SEND_FLAGS)
         if n < 0:
             _raise_errno()
         return n
