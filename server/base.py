@@ -186,6 +186,8 @@ class BaseServer:
         """
         if self.listener is None:
             self.bind()
+        if self.config.cpu_affinity:  # before any thread or child exists: they all inherit it
+            os.sched_setaffinity(0, self.config.cpu_affinity)
         self.install_signal_handlers()
         self.open_spare_fd()
         host, port = self.address
@@ -197,7 +199,7 @@ class BaseServer:
             f"[{host}]" if ":" in host else host,
             port,
             app_name or self.config.app,
-            self.limits_note(),
+            self.limits_note() + self._affinity_note(),
         )
         try:
             self.serve_forever()
@@ -207,6 +209,10 @@ class BaseServer:
             log.warning("%s", exc.reason)
             self.force_exit(exc.status)
         return 0
+
+    def _affinity_note(self) -> str:
+        cpus = self.config.cpu_affinity
+        return f" cpu-affinity={','.join(map(str, cpus))}" if cpus else ""
 
     def limits_note(self) -> str:
         """Hook: text appended to the start-up line (e.g. `` workers=4``).  Main thread."""

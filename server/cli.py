@@ -104,6 +104,12 @@ OPTIONS = (
            "access log file, '-' for stdout; one line per request with pid and thread", "PATH"),
     Option("log_level", ("--log-level",), lambda t: cfg.parse_choice(t, cfg.LOG_LEVELS),
            "error log level on stderr: debug, info, warning, error, critical", "LEVEL"),
+    Option("cpu_affinity", ("--cpu-affinity",), cfg.parse_cpus,
+           "run the server, its threads and the processes it forks only on these CPUs, e.g. 0 or "
+           "0-1,3 (as taskset writes them). Threads that share one GIL hand it over faster on one "
+           "core: threaded and event modes need less CPU per request pinned to one, but C code that "
+           "releases the GIL (numpy, compression) then has no other core either", "CPUS",
+           "every CPU"),
 )  # fmt: skip
 
 

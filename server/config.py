@@ -9,6 +9,7 @@ message that names the option.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -58,6 +59,7 @@ class Config:
     limit_request_body: int = 100 * 1024 * 1024  # 0 = unlimited
     access_log: str | None = None  # None = off, "-" = stdout, else a file path
     log_level: str = "info"
+    cpu_affinity: tuple[int, ...] | None = None  # CPUs the server (and what it forks) may run on; None = all
 
     @cached_property  # read on every response: computed once (the dataclass is frozen)
     def server_software(self) -> str:
@@ -125,6 +127,23 @@ def parse_seconds(text: str, allow_zero: bool) -> float:
     ):
         raise ConfigError(f"must be {'>= 0' if allow_zero else '> 0'} seconds, got {text!r}")
     return value
+
+
+def parse_cpus(text: str) -> tuple[int, ...]:
+    """``--cpu-affinity``: CPU numbers as taskset and cgroups write them (``0``, ``0-3``, ``0,2-3``)."""
+    if not hasattr(os, "sched_setaffinity"):
+        raise ConfigError("CPU affinity is not supported on this platform")
+    cpus: set[int] = set()
+    for part in text.replace(" ", "").split(","):
+        first, dash, last = part.partition("-")
+        if not first.isdigit() or (dash and not last.isdigit()) or (dash and int(last) < int(first)):
+            raise ConfigError(f"expected CPU numbers such as 0, 0-3 or 0,2-3, got {text!r}")
+        cpus.update(range(int(first), int(last if dash else first) + 1))
+    available = os.sched_getaffinity(0)
+    if missing := sorted(cpus - available):
+        have = ",".join(str(c) for c in sorted(available))
+        raise ConfigError(f"CPU {missing[0]} is not available to this process (it may use {have})")
+    return tuple(sorted(cpus))
 
 
 def parse_choice(text: str, choices: tuple[str, ...]) -> str:

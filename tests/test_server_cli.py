@@ -83,6 +83,9 @@ BAD_FLAGS = [
     ("--max-requests", "-1"),
     ("--max-requests-jitter", "x"),
     ("--max-connections", "0"),
+    ("--cpu-affinity", "first"),
+    ("--cpu-affinity", "3-1"),
+    ("--cpu-affinity", "4096"),  # not a CPU this process may use
 ]
 
 
@@ -193,3 +196,18 @@ def test_flags_override_env_which_overrides_defaults():
 
 def test_server_software_names_the_mode():
     assert Config(mode="threaded").server_software == "wsgi-lab/0.1.0 threaded"
+
+
+@pytest.mark.parametrize(("text", "cpus"), [("0", (0,)), (" 0 ", (0,)), ("0,0", (0,)), ("0-0", (0,))])
+def test_cpu_affinity_is_read_as_taskset_writes_it(text, cpus):
+    assert load_config(["--cpu-affinity", text, "app:app"], {}).cpu_affinity == cpus
+
+
+def test_cpu_affinity_range_and_list_name_every_cpu():
+    available = sorted(os.sched_getaffinity(0))
+    last = available[-1]
+    if available != list(range(last + 1)):
+        pytest.skip(f"this process may use CPUs {available}: not 0..N, as the ranges below assume")
+    assert load_config(["--cpu-affinity", f"0-{last}", "app:app"], {}).cpu_affinity == tuple(available)
+    listed = load_config(["--cpu-affinity", f"{last},0", "app:app"], {}).cpu_affinity
+    assert listed == tuple(sorted({0, last}))

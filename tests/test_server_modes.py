@@ -212,3 +212,34 @@ def test_keep_alive_zero_closes_after_every_response():
         response.read()
         assert response.getheader("Connection") == "close"
         conn.close()
+
+
+@pytest.mark.parametrize("mode", ["threaded", "forking"])
+def test_cpu_affinity_pins_the_server_its_threads_and_its_children(tmp_path, mode):
+    cpu = max(os.sched_getaffinity(0))  # the last usable CPU: a pin that differs from "all" if there are 2+
+    port = free_port()
+    errors = tmp_path / "errors.log"
+    with errors.open("wb") as err, lab_server(mode, port, "--cpu-affinity", str(cpu), stderr=err) as proc:
+        done = threading.Event()
+
+        def hold_a_connection():  # a connection thread (threaded) or child (forking) while we look
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+                conn.sendall(b"GET /sleep?s=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+                conn.recv(65536)
+            done.set()
+
+        client = threading.Thread(target=hold_a_connection)
+        client.start()
+        time.sleep(0.5)
+        tasks = {int(t) for t in os.listdir(f"/proc/{proc.pid}/task")}
+        pids = {proc.pid, *children_of(proc.pid)}
+        if mode == "forking":
+            assert len(pids) == 2, f"expected a child serving the connection, found {pids}"
+        else:
+            assert len(tasks) >= 2, f"expected a connection thread, found {tasks}"
+        for pid in pids:
+            for task in os.listdir(f"/proc/{pid}/task"):
+                assert os.sched_getaffinity(int(task)) == {cpu}, f"pid {pid} thread {task}"
+        client.join(15)
+        assert done.is_set()
+    assert f"cpu-affinity={cpu}" in errors.read_text().splitlines()[0]
