@@ -174,13 +174,22 @@ def build_environ(base: dict[str, Any], head: RequestHead, wsgi_input: WSGIInput
     return environ
 
 
-def _latin1(value: Any, what: str) -> bytes:
+def _latin1(value: Any, what: str, name: object = None) -> bytes:
+    """``value`` as latin-1 bytes, or the error PEP 3333 asks for.
+
+    ``name``, when given, is quoted after ``what`` in the message: the message is
+    built only when there is an error (this runs for every response header).
+    """
     if type(value) is not str:
-        raise TypeError(f"{what} must be str, got {type(value).__name__}")
+        raise TypeError(f"{_what(what, name)} must be str, got {type(value).__name__}")
     try:
         return value.encode("latin-1")
     except UnicodeEncodeError:
-        raise ValueError(f"{what} must be latin-1 encodable: {value!r}") from None
+        raise ValueError(f"{_what(what, name)} must be latin-1 encodable: {value!r}") from None
+
+
+def _what(what: str, name: object) -> str:
+    return what if name is None else f"{what} {name!r}"
 
 
 # Response header names already checked (a token, not hop-by-hop) -> (latin-1 bytes, is Content-Length).
@@ -248,7 +257,7 @@ class Response:
                 raise TypeError(f"each header must be a (name, value) tuple, got {item!r}")
             name, value = item
             raw_name, is_length = _header_name(name, value)
-            raw_value = _latin1(value, f"value of header {name!r}")
+            raw_value = _latin1(value, "value of header", name)
             if "\r" in value or "\n" in value:
                 raise ValueError(f"invalid header {name!r}: {value!r}")
             if is_length:
