@@ -57,7 +57,7 @@ RESULTS = ROOT / "results"
 RESULT_FILE = "bench.json"
 REFERENCE = "flask-dev"  # app.run(): what people actually use, so every req/s ratio is against it
 NATIVE = ("granian", "uwsgi")  # servers whose protocol work is not Python: the near-limit anchors
-OURS = ("lab-single", "lab-threaded", "lab-forking", "lab-prefork-w2", "lab-event")
+OURS = ("lab-single", "lab-threaded", "lab-threaded-pinned", "lab-forking", "lab-prefork-w2", "lab-event")
 METRICS = ("rps", "cpu_us")  # requests/s (higher is better), CPU us per request (lower is better)
 LOWER_IS_BETTER = {"rps": False, "cpu_us": True}
 # A change smaller than this share of the baseline is no change, even with disjoint intervals.
@@ -68,6 +68,7 @@ MIN_CHANGE = {"rps": 0.03, "cpu_us": 0.03}
 BENCH_TARGETS = (
     "lab-single",
     "lab-threaded",
+    "lab-threaded-pinned",  # not in a goal: what one core for the GIL changes (README)
     "lab-forking",
     "lab-prefork-w2",
     "lab-event",

@@ -18,6 +18,7 @@ registry's options; the last value of an option wins) re-derives it.
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from collections.abc import Callable, Sequence
@@ -344,8 +345,16 @@ REGISTRY: tuple[Target, ...] = (
 )
 TARGETS: dict[str, Target] = {t.name: t for t in REGISTRY}
 
+
+def first_cpu() -> str:
+    """The first CPU this process may use: where a pinned variant runs (the kernel moves wrk off it)."""
+    allowed = getattr(os, "sched_getaffinity", None)
+    return str(min(allowed(0))) if allowed else "0"
+
+
 # Same servers, other options: make bench's fair pairs (2 worker processes each; an event
-# loop with 4 threads against waitress's default 4 threads).
+# loop with 4 threads against waitress's default 4 threads), and the threaded mode pinned to one
+# CPU, which shows what the GIL's hand-offs between cores cost (README: one core for one GIL).
 BENCH_VARIANTS: dict[str, Target] = {
     t.name: t
     for t in (
@@ -357,6 +366,12 @@ BENCH_VARIANTS: dict[str, Target] = {
         ),
         replace(
             TARGETS["lab-prefork"], name="lab-prefork-w2", explanation="our prefork, -w 2", extra=("-w", "2")
+        ),
+        replace(
+            TARGETS["lab-threaded"],
+            name="lab-threaded-pinned",
+            explanation="lab-threaded pinned to one CPU (--cpu-affinity): the GIL changes hands on one core",
+            extra=("--cpu-affinity", first_cpu()),
         ),
         replace(
             TARGETS["lab-event"],

@@ -145,6 +145,8 @@ def test_bench_variants_are_registry_servers_with_other_options():
         assert variant.options == base.options and variant.extra and variant.kind == base.kind
     assert targets.BENCH_VARIANTS["gunicorn-sync-w2"].capacity(10) == 2
     assert targets.BENCH_VARIANTS["lab-event-t4"].capacity(10) == 4
+    pinned = targets.BENCH_VARIANTS["lab-threaded-pinned"]
+    assert pinned.capacity(10) == 10 and pinned.extra == ("--cpu-affinity", targets.first_cpu())
 
 
 def usage_of(port: int) -> dict:
