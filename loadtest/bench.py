@@ -58,6 +58,7 @@ RESULT_FILE = "bench.json"
 REFERENCE = "flask-dev"  # app.run(): what people actually use, so every req/s ratio is against it
 NATIVE = ("granian", "uwsgi")  # servers whose protocol work is not Python: the near-limit anchors
 OURS = ("lab-single", "lab-threaded", "lab-threaded-pinned", "lab-forking", "lab-prefork-w2", "lab-event")
+NAME_WIDTH = 19  # the target column of the tables: the longest name, lab-threaded-pinned
 METRICS = ("rps", "cpu_us")  # requests/s (higher is better), CPU us per request (lower is better)
 LOWER_IS_BETTER = {"rps": False, "cpu_us": True}
 # A change smaller than this share of the baseline is no change, even with disjoint intervals.
@@ -293,9 +294,9 @@ def report(doc: dict) -> str:
         f"load average {doc['load_before']:.2f} before, {doc['load_after']:.2f} after; "
         f"req/s ratios against app.run() ({REFERENCE}), CPU ratios against the best native server",
         "",
-        f"| {'target':<17} | {'req/s':>22} | {'vs app.run':>10} | {'CPU us/req':>20} | {'vs native':>9} "
-        "| notes",
-        f"|{'-' * 19}|{'-' * 24}|{'-' * 12}|{'-' * 22}|{'-' * 11}|------",
+        f"| {'target':<{NAME_WIDTH}} | {'req/s':>22} | {'vs app.run':>10} | {'CPU us/req':>20} "
+        f"| {'vs native':>9} | notes",
+        f"|{'-' * (NAME_WIDTH + 2)}|{'-' * 24}|{'-' * 12}|{'-' * 22}|{'-' * 11}|------",
     ]
     ratios = doc.get("native_cpu_ratio", {})
     for row in doc["rows"]:
@@ -306,7 +307,8 @@ def report(doc: dict) -> str:
         native = f"{ratios[row['target']]:.2f}x" if row["target"] in ratios else "-"
         note = f"{row['explanation']}. {row['failed']}".strip()
         lines.append(
-            f"| {row['target']:<17} | {rate:>22} | {ratio:>10} | {cpu_text:>20} | {native:>9} | {note}"
+            f"| {row['target']:<{NAME_WIDTH}} | {rate:>22} | {ratio:>10} | {cpu_text:>20} "
+            f"| {native:>9} | {note}"
         )
     lines.append("")
     for goal in doc["goals"]:
@@ -367,8 +369,8 @@ def diff_text(name_a: str, name_b: str, doc_a: dict, doc_b: dict) -> str:
         " significant = the min-max intervals of the rounds do not overlap and the medians differ by more"
         f" than {MIN_CHANGE['cpu_us']:.0%}",
         "",
-        f"| {'target':<17} | {'CPU us/req A -> B':>24} | {'req/s A -> B':>26} | verdict",
-        f"|{'-' * 19}|{'-' * 26}|{'-' * 28}|--------",
+        f"| {'target':<{NAME_WIDTH}} | {'CPU us/req A -> B':>24} | {'req/s A -> B':>26} | verdict",
+        f"|{'-' * (NAME_WIDTH + 2)}|{'-' * 26}|{'-' * 28}|--------",
     ]
     for d in diff_runs(doc_a, doc_b):
         cells = []
@@ -379,7 +381,7 @@ def diff_text(name_a: str, name_b: str, doc_a: dict, doc_b: dict) -> str:
                 continue
             mark = " *" if c["significant"] else ""
             cells.append(f"{c['a']:,.0f} -> {c['b']:,.0f} ({c['change']:+.0%}){mark}")
-        lines.append(f"| {d['target']:<17} | {cells[0]:>24} | {cells[1]:>26} | {d['verdict']}")
+        lines.append(f"| {d['target']:<{NAME_WIDTH}} | {cells[0]:>24} | {cells[1]:>26} | {d['verdict']}")
     lines.append("")
     lines.append("* significant")
     if moved := reference_moves(doc_a, doc_b):
