@@ -24,7 +24,7 @@ from pathlib import Path
 from loadtest.catalog import SCENARIO_CLASSES
 from loadtest.measure import evidence
 from loadtest.measure.cpuwatch import Watch
-from loadtest.run.processes import tail
+from loadtest.run.processes import pinned_to, tail
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = ROOT / "loadtest" / "generator" / "locustfile.py"
@@ -169,9 +169,14 @@ def run_argv(
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     started = time.monotonic()
     with log_path.open("wb") as log:
-        pin = None if cores is None else (lambda: os.sched_setaffinity(0, set(cores)))
         proc = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=pin
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            preexec_fn=pinned_to(cores),
         )
         watch = Watch(proc.pid).start()
         try:

@@ -24,7 +24,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import psutil
@@ -60,6 +60,11 @@ def http_status(url: str, timeout: float) -> int | None:
         return None
 
 
+def pinned_to(cores: Sequence[int] | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that sets the child's CPU affinity to ``cores`` (None: leave it to the scheduler)."""
+    return None if cores is None else (lambda: os.sched_setaffinity(0, set(cores)))
+
+
 def start(
     argv: list[str],
     log_dir: Path,
@@ -74,7 +79,6 @@ def start(
     process and everything it forks or spawns run only on those cores.
     """
     log_dir.mkdir(parents=True, exist_ok=True)
-    pin = None if cores is None else (lambda: os.sched_setaffinity(0, set(cores)))
     with (
         (log_dir / f"{stem}.stdout.log").open("wb") as out,
         (log_dir / f"{stem}.stderr.log").open("wb") as err,
@@ -87,7 +91,7 @@ def start(
             stdout=out,
             stderr=err,
             start_new_session=True,
-            preexec_fn=pin,
+            preexec_fn=pinned_to(cores),
         )
 
 
