@@ -49,7 +49,7 @@ from loadtest.inserver.usage import cpu_seconds
 from loadtest.measure import stats
 from loadtest.run.environment import load_average, machine_record
 from loadtest.run.processes import free_port, start, stop, tail, wait_healthy
-from loadtest.targets import OUR_APP, Target, lookup
+from loadtest.targets import BENCH_VARIANTS, OUR_APP, TARGETS, Target, lookup
 from server.oneline import OneLineParser
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,7 +58,7 @@ RESULT_FILE = "bench.json"
 REFERENCE = "flask-dev"  # app.run(): what people actually use, so every req/s ratio is against it
 NATIVE = ("granian", "uwsgi")  # servers whose protocol work is not Python: the near-limit anchors
 OURS = ("lab-single", "lab-threaded", "lab-threaded-pinned", "lab-forking", "lab-prefork-w2", "lab-event")
-NAME_WIDTH = 19  # the target column of the tables: the longest name, lab-threaded-pinned
+NAME_WIDTH = max(map(len, (*TARGETS, *BENCH_VARIANTS)))  # the tables' target column: any name fits
 METRICS = ("rps", "cpu_us")  # requests/s (higher is better), CPU us per request (lower is better)
 LOWER_IS_BETTER = {"rps": False, "cpu_us": True}
 # A change smaller than this share of the baseline is no change, even with disjoint intervals.
