@@ -443,7 +443,7 @@ class EventServer(BaseServer):
         with conn.lock:
             if conn.read_paused or conn.out or conn.dead or self.stop.is_set():
                 return False
-            if not core.response_done or core.input_buffered or not core.start_next_cycle():
+            if core.input_buffered or not core.start_next_cycle():  # False unless both sides are done
                 return False
             conn.requests += 1
             conn.deadline = time.monotonic() + self.config.keep_alive
