@@ -179,7 +179,9 @@ class HTTPConnection(CoreDriver):
         Raises :class:`HTTPError` for a request that must be refused.
         """
         started: float | None = None
-        while (head := self.core.next_head()) is NEED_DATA:
+        # Between requests h11 has nothing to parse unless a pipelined request is already buffered.
+        head = self.core.next_head() if self.core.head_started else NEED_DATA
+        while head is NEED_DATA:
             try:
                 if started is None:
                     waiting = self.core.head_started
@@ -195,6 +197,7 @@ class HTTPConnection(CoreDriver):
             except OSError:  # reset by the peer
                 return None
             self.core.receive(data)
+            head = self.core.next_head()
         if head is not None:
             self.bytes_sent = 0  # counted per request, for the access log
         return head  # type: ignore[return-value]

@@ -330,6 +330,8 @@ def _first_bad_field(lines: list[bytes]) -> bytes:
 
 
 NEED_DATA = h11.NEED_DATA  # "feed me more bytes": returned by HTTPCore.next_head / next_body
+# h11's events are immutable: every response ends with this one (building it checks its empty trailers).
+_END_OF_MESSAGE = h11.EndOfMessage()
 
 
 class HTTPCore:
@@ -416,6 +418,10 @@ class HTTPCore:
             self._chunks = _ChunkLines(buffered) if self.head.chunked else None
             self.body_received = self.status = 0
             self.sent_100 = False
+            if not self.head.has_body:
+                # Its head is the whole request: take h11's EndOfMessage now, so that ending the
+                # cycle reads no body and next_body() answers b"" without asking h11 again.
+                self._next_event()
             return self.head
         if type(event) is h11.ConnectionClosed:
             return None
@@ -475,6 +481,8 @@ class HTTPCore:
         Raises :class:`BodyTooLarge` past ``--limit-request-body``, :class:`HTTPError`
         for a malformed body and :class:`ClientGone` if the client closed mid-body.
         """
+        if self.head is not None and not self.head.has_body:  # h11 ended it with the head (next_head)
+            return b""
         event = self._next_body_event()
         if type(event) is h11.Data:
             self.body_received += len(event.data)
@@ -564,7 +572,7 @@ class HTTPCore:
 
     def response_end(self) -> bytes:
         try:
-            return self.h11.send(h11.EndOfMessage()) or b""
+            return self.h11.send(_END_OF_MESSAGE) or b""
         except h11.LocalProtocolError as exc:  # fewer bytes than the app's Content-Length
             raise ResponseError(str(exc)) from None
 

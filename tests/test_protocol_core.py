@@ -115,12 +115,32 @@ def test_100_continue_is_produced_once_when_the_body_is_wanted():
 def test_response_bytes_and_a_pipelined_second_request():
     core = core_with(b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n")
     assert core.next_head().path == b"/1"
-    assert core.next_body() == b""  # h11 reports the end of a bodyless request as its own event
+    assert core.next_body() == b""  # a bodyless request ends with its head
     out = core.response_head(200, b"OK", [(b"Content-Length", b"2")], b"hi") + core.response_end()
     assert out.startswith(b"HTTP/1.1 200 OK\r\n") and out.endswith(b"\r\n\r\nhi")
     assert core.start_next_cycle()
     assert core.head_started  # the pipelined request is already buffered
     assert core.next_head().path == b"/2"
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "keep_alive"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", True),
+        (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n", True),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", False),  # h11: MUST_CLOSE, not DONE
+        (b"GET / HTTP/1.0\r\n\r\n", False),
+    ],
+)
+def test_a_request_without_a_body_is_complete_with_its_head(request_bytes, keep_alive):
+    """No body read is ever needed (none would come): the event loop must not wait for one."""
+    core = core_with(request_bytes)
+    assert isinstance(core.next_head(), RequestHead)
+    assert not core.body_unread and not core.input_pending
+    assert core.next_body() == b"" and core.next_body() == b""
+    core.response_head(200, b"OK", [(b"Content-Length", b"0")])
+    core.response_end()
+    assert core.start_next_cycle() is keep_alive
 
 
 def test_error_response_closes_and_names_the_status():
