@@ -66,6 +66,8 @@ ABSOLUTE_FORM = re.compile(
 # - a control character other than HTAB: RFC 9110 5.5 (field values are VCHAR, obs-text, SP and
 #   HTAB); h11 refuses NUL, CR, LF, VT and FF but lets BEL, DEL and the others through.
 _RAW_HEAD_FAULT = re.compile(rb"\n[ \t]|\r(?!\n)|(?<!\r)\n|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# What a head may hold once its CRLFs are taken out: HTAB, SP, visible ASCII and obs-text.
+_LINE_BYTES = b"\t" + bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100))
 # Fields whose repetition is ambiguous (RFC 9110 5.3: only list-valued fields may repeat).  h11
 # refuses a second Host but merges two equal Content-Lengths; two Content-Types would let a filter
 # in front of us check one media type while the application parses the other.
@@ -95,6 +97,21 @@ TRAILER_DISCARDED = frozenset(
 )
 # RFC 9112 2.3 / RFC 9110 15.6.6: we speak HTTP/1.0 and 1.1; any other version gets 505.
 HTTP_VERSIONS = (b"1.0", b"1.1")
+
+
+def _head_fault(raw: bytes) -> bytes | None:
+    """What :data:`_RAW_HEAD_FAULT` finds first in ``raw``, or None; a clean head is cleared fast.
+
+    The regex tries four alternatives at every byte: about 20 µs for a browser's
+    head.  A clean head -- nearly every head -- is cleared in a few passes of C
+    instead: no line starts with SP or HTAB, and once every CRLF is taken out,
+    only line bytes remain (so there is no bare CR, bare LF or control
+    character).  Only a head that fails this is searched, to name its fault.
+    """
+    if b"\n " in raw or b"\n\t" in raw or raw.replace(b"\r\n", b"").translate(None, _LINE_BYTES):
+        fault = _RAW_HEAD_FAULT.search(raw)
+        return fault[0] if fault else None
+    return None
 
 
 def _fault_reason(fault: bytes) -> str:
@@ -207,8 +224,8 @@ def check_raw_head(raw: bytes, config: Config) -> None:
     """
     if len(raw) > config.max_head_size:
         raise HTTPError(431, f"request head larger than {config.max_head_size} bytes")
-    if fault := _RAW_HEAD_FAULT.search(raw):
-        raise HTTPError(400, _fault_reason(fault[0]))
+    if fault := _head_fault(raw):
+        raise HTTPError(400, _fault_reason(fault))
     seen: set[bytes] = set()
     for line in raw.split(b"\r\n")[1:]:
         if not line:

@@ -29,6 +29,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from server import protocol
 from server.config import Config
 from server.protocol import NEED_DATA, ClientGone, HTTPCore, HTTPError, RequestHead
 from tests.support import free_port, lab_server
@@ -210,6 +211,19 @@ def test_core_serves_every_valid_request_however_it_is_split(requests, data):
     statuses = serve_in_process(pieces)
     # HTTP/1.0 closes after its response, and so does a request that asked to.
     assert statuses and set(statuses) == {200}, statuses
+
+
+# The pieces the raw-head checks are about (line ends, folds, control bytes), between ordinary ones.
+HEAD_PIECES = [b"\r\n", b"\r", b"\n", b"\t", b" ", b"\x00", b"\x0b", b"\x7f", b"\x80", b"a", b":"]
+HEAD_BYTES = st.binary() | st.lists(st.sampled_from(HEAD_PIECES)).map(b"".join)
+
+
+@settings(CORE, max_examples=max(2_000, CORE.max_examples))  # a pure function: 2,000 take about a second
+@given(HEAD_BYTES)
+def test_the_fast_screen_of_a_head_finds_what_the_regex_finds(raw):
+    """protocol._head_fault clears clean heads without the regex: it must never clear a faulty one."""
+    match = protocol._RAW_HEAD_FAULT.search(raw)
+    assert protocol._head_fault(raw) == (match[0] if match else None)
 
 
 # --- over a socket ------------------------------------------------------------------------------
