@@ -22,9 +22,9 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# Property-based fuzzing of request parsing with many more examples than CI runs (tests/test_fuzz.py).
+# Property-based fuzzing of request parsing with many more examples than CI runs (tests/server/test_fuzz.py).
 fuzz: venv
-	LAB_FUZZ_PROFILE=fuzz $(PY) -m pytest tests/test_fuzz.py -p no:cacheprovider -o timeout=3600 $(PYTEST_ARGS)
+	LAB_FUZZ_PROFILE=fuzz $(PY) -m pytest tests/server/test_fuzz.py -p no:cacheprovider -o timeout=3600 $(PYTEST_ARGS)
 
 # Mixed locust load on each lab mode for SOAK_MINUTES (default 10): RSS, fds, failures -> results/soak-<ts>/.
 SOAK_MINUTES ?= 10

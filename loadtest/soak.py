@@ -15,7 +15,7 @@ against the soak goals, measured after a warm-up:
 Output in ``results/soak-<timestamp>/``: ``report.md`` (a table, met/missed per
 mode and why), ``soak.png`` (RSS and fds over time), ``<mode>.samples.csv``
 and locust's own CSVs and logs.  ``make soak`` runs it (not part of CI; a
-short run of one mode is in tests/test_soak.py).
+short run of one mode is in tests/loadtest/test_soak.py).
 
 Not known here: how a mode works inside.  A forking server's tree changes as
 children come and go, which is why windows and medians are compared.

@@ -13,7 +13,7 @@ registry's options; the last value of an option wins) re-derives it.
 ``BENCH_VARIANTS`` are the same servers with other options, for ``make bench``
 (``loadtest/bench.py``): not in compose, not in a default comparison.
 
-``tests/test_registry.py`` checks docker-compose.yml against this registry.
+``tests/loadtest/test_registry.py`` checks docker-compose.yml against this registry.
 """
 
 from __future__ import annotations

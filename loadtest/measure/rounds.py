@@ -18,7 +18,7 @@ Policy, stated once:
   no user completed twice in the window) relies on telling bursts apart, and a burst
   whose completions are spread wider than its gap rule lets part of the last
   burst count while the time stops at its start: 10-20% high on a 3 s run of
-  10 users sleeping 0.5 s with 20-50 ms of jitter (``tests/test_rounds.py``).
+  10 users sleeping 0.5 s with 20-50 ms of jitter (``tests/loadtest/measure/test_rounds.py``).
   Averaging 1/gap per user would read high when users queue (irregular gaps).
   No rate at all (the round is an error) when no user completed twice and the
   completions span under ``MIN_WINDOW_S``: one burst is not a rate.

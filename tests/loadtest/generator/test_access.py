@@ -1,7 +1,7 @@
 """The web UI's guards as settings: when the login and the allowlist turn on, what they accept.
 
 Pure functions of the environment variables; the real locust and Chromium
-tests of the same rules are tests/test_locust_exposed.py.
+tests of the same rules are tests/e2e/test_locust_exposed.py.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The figures are the machine's and are not asserted; what is asserted is that
 the bench measures (requests were counted, CPU per request is positive), writes
 its run directory, and that the pinned variant is started pinned
-(that the pin holds for every thread is tests/test_server_modes.py's job).
+(that the pin holds for every thread is tests/server/test_modes.py's job).
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
 """locust's web UI when LAB_BIND_ADDR is not loopback: a login, and only the lab's servers.
 
 Real locust processes (the project's locustfile) and a real headless Chromium,
-as in tests/test_locust_ui.py, whose helpers these are. The UI itself always
+as in tests/e2e/test_locust_ui.py (helpers in tests/browsing.py). The UI itself always
 listens on 127.0.0.1 here: ``LAB_BIND_ADDR=0.0.0.0`` is what the compose file
 passes to the master when it publishes the UI on every interface, and it is
 that setting, not the socket, that turns the guards on. Every URL loaded or
 refused is a server this module started on 127.0.0.1: lab-single is in
 LAB_HOSTS; lab-threaded is not, and plays the arbitrary host.
 
-The loopback default is tests/test_locust_ui.py, unchanged.
+The loopback default is tests/e2e/test_locust_ui.py, unchanged.
 """
 
 from __future__ import annotations
@@ -25,9 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.browsing import LocustPage, locust_ui, requests_served, screenshot
 from tests.support import ROOT, free_port, lab_server
-from tests.test_locust_ui import LocustPage, locust_ui, requests_served
-from tests.test_probe_browser import browser, screenshot  # noqa: F401 -- the shared Chromium fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -66,7 +65,7 @@ def refusal_alert(ui: LocustPage) -> str:
     return alert.inner_text()
 
 
-def test_exposed_ui_asks_for_the_password_first(browser, lab, tmp_path: Path) -> None:  # noqa: F811
+def test_exposed_ui_asks_for_the_password_first(browser, lab, tmp_path: Path) -> None:
     hosts, _ = lab
     with locust_ui(hosts, tmp_path / "locust.log", env=EXPOSED) as base:
         # Without a session every page and action answers with the way to the login page.
@@ -110,7 +109,7 @@ def test_exposed_ui_asks_for_the_password_first(browser, lab, tmp_path: Path) ->
 
 
 def test_exposed_ui_refuses_a_host_outside_lab_hosts_and_sends_it_nothing(
-    browser,  # noqa: F811
+    browser,
     lab,
     tmp_path: Path,
 ) -> None:
@@ -145,7 +144,7 @@ def test_exposed_ui_refuses_a_host_outside_lab_hosts_and_sends_it_nothing(
 
 
 def test_allow_any_host_loads_it_and_a_generated_password_is_logged_once(
-    browser,  # noqa: F811
+    browser,
     lab,
     tmp_path: Path,
 ) -> None:

@@ -16,56 +16,16 @@ run lands in ``test-artifacts/``.
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from loadtest.measure.evidence import max_in_flight
-from tests.support import ROOT, free_port, lab_server, running
+from tests.browsing import CHROMIUM_HOST_CAP, screenshot
+from tests.support import free_port, lab_server, running
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
-
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-# Without the background-networking flags Chromium phones home at start-up, which this kind of
-# sandboxed machine refuses, and it then misbehaves; QUIC is off so HTTP/1.1 is what we measure.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_HOST_CAP = 6  # Chromium's HTTP/1.1 connections per host (kMaxSocketsPerGroup)
-
-
-def find_chromium() -> str | None:
-    if os.access(CHROMIUM, os.X_OK):
-        return CHROMIUM
-    return shutil.which("chromium")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    path = find_chromium()
-    if path is None:
-        if os.environ.get("REQUIRE_BROWSER"):
-            pytest.fail(f"REQUIRE_BROWSER is set but there is no Chromium at {CHROMIUM}: run `make browser`")
-        pytest.skip(f"no Chromium at {CHROMIUM} (run `make browser`; REQUIRE_BROWSER=1 makes this a failure)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture(scope="module")
@@ -80,15 +40,6 @@ def flask_dev() -> Iterator[int]:
     port = free_port()
     with running(["-m", "app", "--port", str(port)], port):
         yield port
-
-
-def screenshot(page, name: str) -> Path:
-    """A full-page PNG in test-artifacts/ (git-ignored), checked to be more than a blank page."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    assert path.stat().st_size > 10_000
-    return path
 
 
 class ProbePage:

@@ -122,7 +122,7 @@ def test_web_ui_offers_targets_from_lab_hosts_and_they_override_the_host(tmp_pat
                 except OSError:
                     time.sleep(0.2)
             # custom arguments reach the UI: the scenario knobs, the class picker (the server picker
-            # itself is tested in tests/test_locust_ui.py)
+            # itself is tested in tests/e2e/test_locust_ui.py)
             assert "sleep_s" in page and "cpu_ms" in page
             assert '"show_userclass_picker": true' in page
             started = http(
