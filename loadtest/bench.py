@@ -16,9 +16,9 @@ written in C so it is not the bottleneck.  Policy, stated once:
   server (granian, uWSGI) of the same run.
 - **A run directory** ``results/bench-<UTC time>/`` holds ``bench.json``
   (every round of every target, the medians, the goals), ``env.json`` and
-  ``rerun.sh``.  ``python -m loadtest.bench --diff A B`` (or ``python -m
-  loadtest.diff A B`` on two bench runs) says which targets changed beyond
-  the noise: the intervals of the two runs do not overlap.
+  ``rerun.sh`` (``loadtest.records`` types them).  ``python -m loadtest.diff A B``
+  (alias: ``python -m loadtest.bench --diff A B``) says which targets changed beyond the
+  noise by the rule every diff uses (``loadtest.measure.change``).
 - **Proving the diff**: ``--app tests.slowed:app`` serves the same app with
   ``LAB_SLOW_US`` (default 100) microseconds of extra CPU work per request;
   the server is untouched.  A diff of a normal run against that one must mark
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import re
 import shlex
@@ -45,8 +44,10 @@ from pathlib import Path
 
 import psutil
 
+from loadtest import records
 from loadtest.inserver.usage import cpu_seconds
 from loadtest.measure import stats
+from loadtest.records import BENCH_METRICS, BenchParameters, BenchRound, BenchRow, BenchRun
 from loadtest.run.environment import load_average, machine_record
 from loadtest.run.processes import free_port, start, stop, tail, wait_healthy
 from loadtest.targets import BENCH_VARIANTS, OUR_APP, TARGETS, Target, lookup
@@ -54,15 +55,11 @@ from server.oneline import OneLineParser
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
-RESULT_FILE = "bench.json"
 REFERENCE = "flask-dev"  # app.run(): what people actually use, so every req/s ratio is against it
 NATIVE = ("granian", "uwsgi")  # servers whose protocol work is not Python: the near-limit anchors
 OURS = ("lab-single", "lab-threaded", "lab-threaded-pinned", "lab-forking", "lab-prefork-w2", "lab-event")
 NAME_WIDTH = max(map(len, (*TARGETS, *BENCH_VARIANTS)))  # the tables' target column: any name fits
-METRICS = ("rps", "cpu_us")  # requests/s (higher is better), CPU us per request (lower is better)
-LOWER_IS_BETTER = {"rps": False, "cpu_us": True}
-# A change smaller than this share of the baseline is no change, even with disjoint intervals.
-MIN_CHANGE = {"rps": 0.03, "cpu_us": 0.03}
+METRICS = BENCH_METRICS  # requests/s, CPU us per request
 
 # make bench's targets: registry entries, and registry variants for the fair pairs (2 worker
 # processes each).  lab-event runs as the registry has it, against waitress's 4 threads.
@@ -104,39 +101,31 @@ GOALS = (
 )
 
 
-@dataclass
-class Round:
-    """One measurement of one target."""
-
-    rps: float | None
-    cpu_us: float | None = None  # server CPU (every process of its tree) per request, microseconds
-    requests: int = 0
-    errors: str = ""
-
-    def record(self) -> dict:
-        return {"rps": self.rps, "cpu_us": self.cpu_us, "requests": self.requests, "errors": self.errors}
+Round = BenchRound  # one measurement of one target, as bench.json records it
 
 
 @dataclass
 class Row:
-    """A target over all rounds: its records and their medians with intervals."""
+    """A target over all rounds: its rounds, then their medians with intervals as bench.json's row."""
 
     target: Target
     rounds: list[Round] = field(default_factory=list)
 
-    def summary(self) -> dict:
-        records = [r.record() for r in self.rounds if r.rps is not None]
-        out = stats.summarize(records, METRICS) if records else {}
+    def summary(self) -> BenchRow:
+        measured = [r.as_dict() for r in self.rounds if r.rps is not None]
+        out = stats.summarize(measured, METRICS) if measured else {}
         failed = [r.errors for r in self.rounds if r.rps is None]
-        return {
-            "target": self.target.name,
-            "explanation": self.target.explanation,
-            "command_args": list(self.target.args),
-            "per_round": [r.record() for r in self.rounds],
-            "failed": failed[0] if failed else "",
-            **{m: out.get(m) for m in METRICS},
-            **{m + stats.CI_SUFFIX: out.get(m + stats.CI_SUFFIX) for m in METRICS},
-        }
+        return BenchRow(
+            target=self.target.name,
+            explanation=self.target.explanation,
+            command_args=list(self.target.args),
+            per_round=list(self.rounds),
+            failed=failed[0] if failed else "",
+            rps=out.get("rps"),
+            cpu_us=out.get("cpu_us"),
+            rps_ci95=out.get("rps" + stats.CI_SUFFIX),
+            cpu_us_ci95=out.get("cpu_us" + stats.CI_SUFFIX),
+        )
 
 
 # --- measuring -----------------------------------------------------------------------------------
@@ -184,25 +173,30 @@ def measure(target: Target, args: argparse.Namespace, logs: Path) -> Round:
 # --- judging one run: goals and ratios -----------------------------------------------------------
 
 
-def best_native(rows: dict[str, dict]) -> tuple[str, float] | None:
+def best_native(rows: dict[str, BenchRow]) -> tuple[str, float] | None:
     """(name, CPU us/req) of the native server with the lowest CPU per request in this run."""
-    measured = [(rows[n]["cpu_us"], n) for n in NATIVE if n in rows and rows[n].get("cpu_us")]
+    measured = [(rows[n].cpu_us, n) for n in NATIVE if n in rows and rows[n].cpu_us]
     if not measured:
         return None
     cpu, name = min(measured)
     return name, cpu
 
 
-def check_goals(rows: dict[str, dict]) -> list[dict]:
+def figure_of(rows: dict[str, BenchRow], target: str, metric: str) -> float | None:
+    row = rows.get(target)
+    return row.value(metric) if row else None
+
+
+def check_goals(rows: dict[str, BenchRow]) -> list[dict]:
     """Each goal with the measured ratio of medians and its verdict (met / MISSED / not measured)."""
     native = best_native(rows)
     out = []
     for goal in GOALS:
-        mine = (rows.get(goal.target) or {}).get(goal.metric)
+        mine = figure_of(rows, goal.target, goal.metric)
         if goal.other == "native":
             other = native[1] if native else None
         else:
-            other = (rows.get(goal.other) or {}).get(goal.metric)
+            other = figure_of(rows, goal.other, goal.metric)
         ratio = mine / other if mine and other else None
         if ratio is None:
             verdict = "not measured"
@@ -214,12 +208,12 @@ def check_goals(rows: dict[str, dict]) -> list[dict]:
     return out
 
 
-def native_ratios(rows: dict[str, dict]) -> dict[str, float]:
+def native_ratios(rows: dict[str, BenchRow]) -> dict[str, float]:
     """Each of our modes' CPU per request divided by the best native server's, same run."""
     native = best_native(rows)
     if native is None:
         return {}
-    return {n: rows[n]["cpu_us"] / native[1] for n in OURS if n in rows and rows[n].get("cpu_us")}
+    return {n: rows[n].cpu_us / native[1] for n in OURS if n in rows and rows[n].cpu_us}
 
 
 # --- the run directory ---------------------------------------------------------------------------
@@ -252,166 +246,52 @@ def write_rerun(out: Path, argv: list[str]) -> None:
     path.chmod(0o755)
 
 
-def write_run(out: Path, doc: dict, env: dict, argv: list[str]) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / RESULT_FILE).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    (out / "env.json").write_text(json.dumps(env, indent=2) + "\n", encoding="utf-8")
+def write_run(out: Path, run: BenchRun, env: dict, argv: list[str]) -> None:
+    records.write_bench(out, run)
+    records.write_env(out, env)
     write_rerun(out, argv)
-
-
-def is_bench_run(path: Path) -> bool:
-    return (path / RESULT_FILE).is_file()
-
-
-def load_run(path: Path) -> dict:
-    """A bench run's document, or SystemExit(2) with one line naming the problem."""
-    try:
-        doc = json.loads((path / RESULT_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise SystemExit(f"python -m loadtest.bench: error: {path} is not a bench run: {exc}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("rows"), list):
-        raise SystemExit(f"python -m loadtest.bench: error: {path / RESULT_FILE} has no rows")
-    return doc
 
 
 # --- text ----------------------------------------------------------------------------------------
 
 
-def _interval(row: dict, metric: str, scale: str) -> str:
-    ci = row.get(metric + stats.CI_SUFFIX)
+def _interval(row: BenchRow, metric: str, scale: str) -> str:
+    ci = row.interval(metric)
     if not ci or ci[0] == ci[1]:
         return ""
     return f" ({ci[0]:{scale}}-{ci[1]:{scale}})"
 
 
-def report(doc: dict) -> str:
-    rows = {r["target"]: r for r in doc["rows"]}
-    reference = (rows.get(REFERENCE) or {}).get("rps")
-    p = doc["parameters"]
+def report(run: BenchRun) -> str:
+    rows = {r.target: r for r in run.rows}
+    reference = figure_of(rows, REFERENCE, "rps")
+    p = run.parameters
     lines = [
-        f"wrk -t{p['threads']} -c{p['connections']} -d{p['duration']:g}s, GET / (Hello Flask), "
-        f"median of {p['rounds']} interleaved round(s) (min-max); {os.cpu_count()} CPUs, "
-        f"load average {doc['load_before']:.2f} before, {doc['load_after']:.2f} after; "
+        f"wrk -t{p.threads} -c{p.connections} -d{p.duration:g}s, GET / (Hello Flask), "
+        f"median of {p.rounds} interleaved round(s) (min-max); {os.cpu_count()} CPUs, "
+        f"load average {run.load_before:.2f} before, {run.load_after:.2f} after; "
         f"req/s ratios against app.run() ({REFERENCE}), CPU ratios against the best native server",
         "",
         f"| {'target':<{NAME_WIDTH}} | {'req/s':>22} | {'vs app.run':>10} | {'CPU us/req':>20} "
         f"| {'vs native':>9} | notes",
         f"|{'-' * (NAME_WIDTH + 2)}|{'-' * 24}|{'-' * 12}|{'-' * 22}|{'-' * 11}|------",
     ]
-    ratios = doc.get("native_cpu_ratio", {})
-    for row in doc["rows"]:
-        rps, cpu = row.get("rps"), row.get("cpu_us")
+    ratios = run.native_cpu_ratio
+    for row in run.rows:
+        rps, cpu = row.value("rps"), row.value("cpu_us")
         rate = f"{rps:,.0f}{_interval(row, 'rps', ',.0f')}" if rps else "-"
         ratio = f"{rps / reference:.2f}x" if rps and reference else "-"
         cpu_text = f"{cpu:,.0f}{_interval(row, 'cpu_us', ',.0f')}" if cpu else "-"
-        native = f"{ratios[row['target']]:.2f}x" if row["target"] in ratios else "-"
-        note = f"{row['explanation']}. {row['failed']}".strip()
+        native = f"{ratios[row.target]:.2f}x" if row.target in ratios else "-"
+        note = f"{row.explanation}. {row.failed}".strip()
         lines.append(
-            f"| {row['target']:<{NAME_WIDTH}} | {rate:>22} | {ratio:>10} | {cpu_text:>20} "
-            f"| {native:>9} | {note}"
+            f"| {row.target:<{NAME_WIDTH}} | {rate:>22} | {ratio:>10} | {cpu_text:>20} | {native:>9} | {note}"
         )
     lines.append("")
-    for goal in doc["goals"]:
+    for goal in run.goals:
         ratio = f"{goal['ratio']:.2f}x" if goal["ratio"] is not None else "-"
         lines.append(f"goal {goal['goal']}: {ratio} ({goal['verdict']})")
     return "\n".join(lines)
-
-
-# --- the diff of two runs ------------------------------------------------------------------------
-
-
-def change(metric: str, a: dict, b: dict) -> dict:
-    """How ``metric`` moved from row a to row b, and whether beyond the noise.
-
-    Significant: both sides have an interval (at least 2 rounds), the intervals
-    do not overlap, and the medians differ by more than ``MIN_CHANGE``.
-    """
-    va, vb = a.get(metric), b.get(metric)
-    ca, cb = a.get(metric + stats.CI_SUFFIX), b.get(metric + stats.CI_SUFFIX)
-    if va is None or vb is None or not va:
-        return {"a": va, "b": vb, "change": None, "significant": False, "direction": "not measured"}
-    rounds_ok = len(a.get("per_round", [])) >= 2 and len(b.get("per_round", [])) >= 2
-    share = (vb - va) / va
-    significant = rounds_ok and stats.significant(ca, cb) and abs(share) > MIN_CHANGE[metric]
-    worse = (share > 0) if LOWER_IS_BETTER[metric] else (share < 0)
-    direction = ("slower" if worse else "faster") if significant else "within the noise"
-    return {"a": va, "b": vb, "change": share, "significant": significant, "direction": direction}
-
-
-def verdict(changes: dict[str, dict]) -> str:
-    """One word per target: slower / faster if any metric moved that way (mixed if both), else no change."""
-    moved = {c["direction"] for c in changes.values() if c["significant"]}
-    if moved == {"slower"}:
-        return "slower"
-    if moved == {"faster"}:
-        return "faster"
-    if moved:
-        return "mixed"
-    return "no clear change"
-
-
-def diff_runs(doc_a: dict, doc_b: dict) -> list[dict]:
-    """Per target measured in both runs: each metric's change and the target's verdict."""
-    rows_a = {r["target"]: r for r in doc_a["rows"]}
-    out = []
-    for row_b in doc_b["rows"]:
-        row_a = rows_a.get(row_b["target"])
-        if row_a is None:
-            continue
-        changes = {m: change(m, row_a, row_b) for m in METRICS}
-        out.append({"target": row_b["target"], "changes": changes, "verdict": verdict(changes)})
-    return out
-
-
-def diff_text(name_a: str, name_b: str, doc_a: dict, doc_b: dict) -> str:
-    lines = [
-        f"bench diff: A = {name_a}, B = {name_b};"
-        " significant = the min-max intervals of the rounds do not overlap and the medians differ by more"
-        f" than {MIN_CHANGE['cpu_us']:.0%}",
-        "",
-        f"| {'target':<{NAME_WIDTH}} | {'CPU us/req A -> B':>24} | {'req/s A -> B':>26} | verdict",
-        f"|{'-' * (NAME_WIDTH + 2)}|{'-' * 26}|{'-' * 28}|--------",
-    ]
-    for d in diff_runs(doc_a, doc_b):
-        cells = []
-        for metric in ("cpu_us", "rps"):
-            c = d["changes"][metric]
-            if c["change"] is None:
-                cells.append("-")
-                continue
-            mark = " *" if c["significant"] else ""
-            cells.append(f"{c['a']:,.0f} -> {c['b']:,.0f} ({c['change']:+.0%}){mark}")
-        lines.append(f"| {d['target']:<{NAME_WIDTH}} | {cells[0]:>24} | {cells[1]:>26} | {d['verdict']}")
-    lines.append("")
-    lines.append("* significant")
-    if moved := reference_moves(doc_a, doc_b):
-        lines.append(
-            f"caution: servers that are not ours changed too ({', '.join(moved)}): the machine's load"
-            " differed"
-            f" between the runs (load {doc_a['load_before']:.2f}-{doc_a['load_after']:.2f} vs"
-            f" {doc_b['load_before']:.2f}-{doc_b['load_after']:.2f}), so part of every change may be the"
-            " machine's; compare builds in one sitting, or trust CPU/req over req/s"
-        )
-    return "\n".join(lines)
-
-
-def reference_moves(doc_a: dict, doc_b: dict) -> list[str]:
-    """The targets that are not ours whose figures changed significantly: the runs' machines differed."""
-    return [
-        d["target"]
-        for d in diff_runs(doc_a, doc_b)
-        if d["target"] not in OURS and d["verdict"] != "no clear change"
-    ]
-
-
-def diff_main(run_a: Path, run_b: Path) -> int:
-    doc_a, doc_b = load_run(run_a), load_run(run_b)
-    text = diff_text(run_a.resolve().name, run_b.resolve().name, doc_a, doc_b)
-    out = run_b / f"bench-diff-vs-{run_a.resolve().name}.md"
-    out.write_text(text + "\n", encoding="utf-8")
-    print(text)
-    print(f"wrote {out}")
-    return 0
 
 
 # --- main ----------------------------------------------------------------------------------------
@@ -452,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs=2,
         type=Path,
         metavar=("RUN_A", "RUN_B"),
-        help="compare two bench runs only",
+        help="compare two bench runs only (the same as python -m loadtest.diff RUN_A RUN_B)",
     )
     return parser
 
@@ -480,8 +360,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.diff:
-        return diff_main(*args.diff)
+    if args.diff:  # an alias: two bench runs are judged by loadtest.diff's one rule
+        from loadtest import diff
+
+        return diff.main([str(path) for path in args.diff])
     if (
         args.duration <= 0
         or args.rounds < 1
@@ -505,29 +387,28 @@ def main(argv: list[str] | None = None) -> int:
             print(f"round {round_no}/{args.rounds}: measuring {target.name} ...", file=sys.stderr, flush=True)
             rows[target.name].rounds.append(measure(target, args, logs))
     summaries = [rows[t.name].summary() for t in chosen]
-    by_name = {s["target"]: s for s in summaries}
+    by_name = {s.target: s for s in summaries}
     loads = (load_before, load_average())
-    doc = {
-        "kind": "bench",
-        "parameters": {
-            "duration": args.duration,
-            "connections": args.connections,
-            "threads": args.threads,
-            "rounds": args.rounds,
-            "warmup": args.warmup,
-            "app": args.app,
-        },
-        "load_before": loads[0] or 0.0,
-        "load_after": loads[1] or 0.0,
-        "rows": summaries,
-        "goals": check_goals(by_name),
-        "native_cpu_ratio": native_ratios(by_name),
-    }
+    run = BenchRun(
+        parameters=BenchParameters(
+            duration=args.duration,
+            connections=args.connections,
+            threads=args.threads,
+            rounds=args.rounds,
+            warmup=args.warmup,
+            app=args.app,
+        ),
+        rows=summaries,
+        load_before=loads[0] or 0.0,
+        load_after=loads[1] or 0.0,
+        goals=check_goals(by_name),
+        native_cpu_ratio=native_ratios(by_name),
+    )
     finished = datetime.datetime.now(datetime.UTC)
-    write_run(out, doc, environment(started.isoformat(), finished.isoformat(), loads, argv), argv)
-    print(report(doc))
-    print(f"\nwrote {out / RESULT_FILE}; compare two runs with: python -m loadtest.bench --diff RUN_A RUN_B")
-    return 1 if any(s["failed"] and s["rps"] is None for s in summaries) else 0
+    write_run(out, run, environment(started.isoformat(), finished.isoformat(), loads, argv), argv)
+    print(report(run))
+    print(f"\nwrote {out / records.BENCH}; compare two runs with: python -m loadtest.diff RUN_A RUN_B")
+    return 1 if any(s.failed and s.rps is None for s in summaries) else 0
 
 
 if __name__ == "__main__":

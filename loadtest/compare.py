@@ -42,7 +42,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from loadtest import targets
+from loadtest import records, targets
 from loadtest.inserver import usage
 from loadtest.inserver.usage import USAGE_PATH
 from loadtest.measure import rounds, rows
@@ -376,16 +376,18 @@ def write_env(plan: Plan, started: str, load_before: float | None, results: list
     env["server_python"] = str(plan.python) if plan.venv else sys.executable
     env["server_interpreters"] = {r["target"]: r.get("interpreter") or {} for r in results or []}
     env["rerun"] = environment.write_rerun(out, plan.argv, plan.seed)
-    (out / "env.json").write_text(json.dumps(env, indent=2, default=str) + "\n", encoding="utf-8")
+    records.write_env(out, env)
     return env
 
 
 def write(plan: Plan, results: list[dict], started: str, load_before: float | None, t0: float) -> int:
     out = plan.out
     env = write_env(plan, started, load_before, results)
-    summary = {"parameters": env["parameters"], "rows": results}
+    summary = records.Summary(
+        rows=[records.ComparisonRow.from_dict(r) for r in results], parameters=env["parameters"]
+    )
     # The measurements are on disk before anything renders them: a report that fails loses no figure.
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    records.write_summary(out, summary)
     code = render(out, results, env, t0)
     if code:
         return code

@@ -11,12 +11,13 @@ HTML.  Directories written by older versions re-render: rows without rounds rend
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
+from loadtest import records as records_file
 from loadtest.catalog import ERROR_KINDS
 from loadtest.measure import evidence, stats
-from loadtest.measure.rows import median_of
+from loadtest.measure.rows import median_of, restat
+from loadtest.records import ComparisonRow, RunError, Summary
 from loadtest.reporting import comparison, document
 from loadtest.reporting.charts import (
     latency_chart,
@@ -75,16 +76,6 @@ CSV_COLUMNS = [
 ]
 
 
-def identity_path(out: Path, row: dict) -> Path | None:
-    """The identity records of the row's last round (or of its only run, for older directories)."""
-    if row.get("identity_file"):
-        return out / str(row["identity_file"])
-    for record in reversed(row.get("per_round") or []):
-        if record.get("identity_file"):
-            return out / str(record["identity_file"])
-    return out / "locust" / row["scenario"] / f"{row['target']}.identity.jsonl"
-
-
 def csv_record(row: dict) -> dict:
     """The row flattened for summary.csv: intervals as low/high columns, error kinds as columns."""
     out = {k: row.get(k, "") for k in CSV_COLUMNS}
@@ -99,32 +90,21 @@ def csv_record(row: dict) -> dict:
     return out
 
 
-def restat(row: dict) -> dict:
-    """The stability verdict again from ``per_round``, so a re-render applies today's rule."""
-    good = [r for r in row.get("per_round") or [] if not r.get("error")]
-    if len(good) >= 2:
-        verdict = stats.summarize(good, stats.STABILITY_METRICS)
-        row["unstable"], row["unstable_metrics"] = verdict["unstable"], verdict["unstable_metrics"]
-        if not row["unstable"]:
-            row["unstable_reason"] = ""
-    return row
-
-
-def enrich(out: Path, rows: list[dict], cpu_count: int | None) -> dict[int, list[dict]]:
+def enrich(out: Path, rows: list[ComparisonRow], cpu_count: int | None) -> dict[int, list[dict]]:
     """Read each row's identity records; fill evidence the row lacks and refresh its sentence."""
     records_of = {}
     for i, r in enumerate(rows):
-        r.setdefault("cpu_count", cpu_count)
+        if r.cpu_count is None:
+            r.cpu_count = cpu_count
         restat(r)
-        path = identity_path(out, r)
-        records = evidence.load(path) if path else []
+        records = evidence.load(records_file.identity_path(out, r))
         records_of[i] = records
-        if "app_ms_p50" not in r:  # a row written before rows carried it: from its rounds, the same way
-            r["app_ms_p50"] = median_of(r.get("per_round") or [], "app_ms_p50")
-        if records and not r.get("error"):
-            imbalance = evidence.pool_imbalance(records, r.get("users"))
-            r["pool_full_share"] = imbalance["share"] if imbalance else None
-        r["answer"] = evidence.answer(r["target"], r["scenario"], r)
+        if "app_ms_p50" not in r.extra:  # a row written before rows carried it: from its rounds, the same way
+            r.extra["app_ms_p50"] = median_of(r.per_round, "app_ms_p50")
+        if records and not r.error:
+            imbalance = evidence.pool_imbalance(records, r.users)
+            r.extra["pool_full_share"] = imbalance["share"] if imbalance else None
+        r.extra["answer"] = evidence.answer(r.target, r.scenario, r.as_dict())
     return records_of
 
 
@@ -135,11 +115,12 @@ def write_all(out: Path, rows: list[dict], env: dict, slow_rows: list[dict] | No
             r.setdefault("answer", slow.verdict(r))
         document.write(out, "report", comparison.slow_page(slow_rows, env))
         return
-    records_of = enrich(out, rows, env.get("cpu_count"))
-    (out / "summary.json").write_text(
-        json.dumps({"parameters": env.get("parameters"), "rows": rows}, indent=2, default=str) + "\n",
-        encoding="utf-8",
-    )
+    typed = [ComparisonRow.from_dict(r) for r in rows]
+    records_of = enrich(out, typed, env.get("cpu_count"))
+    records_file.write_summary(out, Summary(rows=typed, parameters=env.get("parameters")))
+    for r, fresh in zip(rows, typed, strict=True):  # the caller's rows get today's figures too
+        r.clear()
+        r.update(fresh.as_dict())
     with (out / "summary.csv").open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
@@ -176,15 +157,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = OneLineParser(prog="python -m loadtest.report", description=main.__doc__)
     parser.add_argument("dir", type=Path, help="a directory written by python -m loadtest.compare")
     args = parser.parse_args(argv)
-    slow_json = args.dir / "slow.json"
     try:
-        env = json.loads((args.dir / "env.json").read_text(encoding="utf-8"))
-        if slow_json.exists() and not (args.dir / "summary.json").exists():
-            rows, slow_rows = [], json.loads(slow_json.read_text(encoding="utf-8"))
+        kind = records_file.kind_of(args.dir)
+        if kind not in ("comparison", "slow"):
+            raise RunError(f"{args.dir}: a {kind} run, not a comparison")
+        env = records_file.read_json(args.dir / records_file.ENV)
+        if kind == "slow":
+            rows, slow_rows = [], records_file.read_json(args.dir / records_file.SLOW)
         else:
-            summary = json.loads((args.dir / "summary.json").read_text(encoding="utf-8"))
-            rows, slow_rows = summary["rows"], None
-    except (OSError, ValueError, KeyError) as exc:
+            rows, slow_rows = [r.as_dict() for r in records_file.load_summary(args.dir).rows], None
+    except RunError as exc:
         parser.exit(2, f"{parser.prog}: error: {args.dir} is not a comparison result: {exc}\n")
     write_all(args.dir, rows, env, slow_rows)
     print(f"wrote {args.dir}/report.html")

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 
 from loadtest.catalog import ERROR_KINDS
 from loadtest.measure import evidence, stats, verdicts
+from loadtest.records import ComparisonRow
 
 # A measured io rate this far above the model's own ceiling is a bias (io_efficiency withheld).
 ABOVE_CEILING = 1.05
@@ -81,6 +82,17 @@ class Row:
         d = asdict(self)
         summary, facts = d.pop("summary"), d.pop("facts")
         return {**d, **facts, **summary, "answer": self.answer}
+
+
+def restat(row: ComparisonRow) -> ComparisonRow:
+    """The stability verdict again from the row's rounds, so a re-render or a diff applies today's rule."""
+    good = [r for r in row.per_round if not r.get("error")]
+    if len(good) >= 2:
+        verdict = stats.summarize(good, stats.STABILITY_METRICS)
+        row.unstable, row.unstable_metrics = verdict["unstable"], verdict["unstable_metrics"]
+        if not row.unstable:
+            row.unstable_reason = ""
+    return row
 
 
 def median_of(per_round: list[dict], key: str) -> float | None:

@@ -33,6 +33,8 @@ import random
 import statistics
 from collections.abc import Callable, Sequence
 
+from loadtest.records import CI_SUFFIX, number
+
 METRICS = (
     "rps",
     "p50_ms",
@@ -65,7 +67,6 @@ NOISE_FLOOR = {
     "avg_ms": 1.0,
 }
 SMALL_N = 5
-CI_SUFFIX = "_ci95"
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -115,11 +116,6 @@ def bootstrap_ci(
     centre = stat(data)
     # The percentile bootstrap can exclude the estimate itself for skewed statistics; keep it inside.
     return min(low, centre), max(high, centre)
-
-
-def number(value) -> float | None:
-    """A recorded figure as a float; None when missing or not a number (a bool is not a number)."""
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def numbers(per_round: Sequence[dict], metric: str) -> list[float]:

@@ -10,13 +10,13 @@ calibration measured it.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import os
 import sys
 import time
 from pathlib import Path
 
+from loadtest import records
 from loadtest.measure import verdicts
 from loadtest.run import environment
 from loadtest.run.plan import UsageError
@@ -158,10 +158,10 @@ def write(
     load_after = environment.load_average()
     result = document(args, cal, s.candidates, v, wall, (load_before, load_after))
     if args.against is not None:
-        earlier = json.loads((args.against / "recommendation.json").read_text(encoding="utf-8"))
+        earlier = records.load_recommendation(args.against).as_dict()
         result["rerun_check"] = against(earlier, result)
         v.headline.append(f"Rerun: {result['rerun_check']}.")
-    (out / "recommendation.json").write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
+    records.write_recommendation(out, result)
     rendering.write(out, result)
     plan = {"seed": args.seed, "time_budget_s": args.minutes * 60.0}
     env = environment.environment(
@@ -174,7 +174,7 @@ def write(
     )
     rerun_argv = [*without_against(args.argv), "--against", str(out.resolve())]
     env["rerun"] = environment.write_rerun(out, rerun_argv, args.seed, module=MODULE)
-    (out / "env.json").write_text(json.dumps(env, indent=1), encoding="utf-8")
+    records.write_env(out, env, indent=1)
 
 
 def without_against(argv: list[str]) -> list[str]:

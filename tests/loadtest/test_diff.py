@@ -81,7 +81,7 @@ def test_old_run_directories_have_no_interval_and_nothing_is_called_significant(
     (only,) = doc["rows"]
     assert only["rounds_a"] == only["rounds_b"] == 1
     assert only["significant"] is False and only["metrics"]["rps"]["a_ci95"] is None
-    assert diff.row_status(only) == "1 and 1 rounds: too few to tell (need 3 a side)"
+    assert diff.row_status(only) == "fewer than 3 rounds: cannot tell (1 and 1)"
     # a new run against an old one: still no claim, one side has no interval
     new = write_run(tmp_path / "new", [row("io", "lab-single", [11.0, 12.0, 12.5])])
     doc = diff.diff(diff.load_run(a)[0], diff.load_run(new)[0])
@@ -124,7 +124,7 @@ def test_two_rounds_a_side_are_too_few_and_a_tiny_change_is_no_change(tmp_path):
     b = write_run(tmp_path / "b", [row("io", "lab-single", [1.5, 1.6])])
     (two,) = diff.diff(diff.load_run(a)[0], diff.load_run(b)[0])["rows"]
     assert two["significant"] is False and two["chance_disjoint"] == pytest.approx(1 / 3)
-    assert "too few to tell" in diff.row_status(two)
+    assert "fewer than 3 rounds: cannot tell" in diff.row_status(two)
     # disjoint but 1% apart: below what run-to-run drift can resolve
     a = write_run(tmp_path / "c", [row("io", "lab-single", [100.0, 100.1, 100.2])])
     b = write_run(tmp_path / "d", [row("io", "lab-single", [101.0, 101.1, 101.2])])

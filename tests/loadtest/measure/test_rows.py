@@ -8,6 +8,7 @@ import pytest
 
 from loadtest import report
 from loadtest.measure import rounds, rows
+from loadtest.records import ComparisonRow
 
 
 def hello_round(app_s: float, threads: int = 16, n: int = 4000, t0: float = 1000.0) -> list[dict]:
@@ -55,15 +56,17 @@ def test_the_printed_sentence_is_the_reports(tmp_path):
     identity.parent.mkdir(parents=True)
     identity.write_text("".join(json.dumps(r) + "\n" for r in hello_round(0.00008)))
     row["identity_file"] = str(identity.relative_to(tmp_path))
-    report.enrich(tmp_path, [row], 2)
-    assert "a request spends only 0.08 ms" in printed and row["answer"] == printed
+    typed = ComparisonRow.from_dict(row)
+    report.enrich(tmp_path, [typed], 2)
+    assert "a request spends only 0.08 ms" in printed and typed.extra["answer"] == printed
 
 
 def test_a_row_written_before_rows_carried_it_takes_it_from_its_rounds(tmp_path):
     row = hello_row([0.00008]).as_dict()
     del row["app_ms_p50"]
-    report.enrich(tmp_path, [row], 2)
-    assert row["app_ms_p50"] == pytest.approx(0.08) and "0.08 ms" in row["answer"]
+    typed = ComparisonRow.from_dict(row)
+    report.enrich(tmp_path, [typed], 2)
+    assert typed.value("app_ms_p50") == pytest.approx(0.08) and "0.08 ms" in typed.extra["answer"]
 
 
 def io_row(rps: list[float]) -> dict:

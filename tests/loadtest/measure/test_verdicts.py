@@ -11,6 +11,7 @@ import pytest
 
 from loadtest import diff
 from loadtest.measure import rows, verdicts
+from loadtest.records import ComparisonRow
 from loadtest.reporting import comparison
 from tests.synthetic_runs import row
 
@@ -26,7 +27,7 @@ def views_say_busy(load_after: float) -> tuple[bool, bool, bool]:
     )  # fmt: skip
     from_row = rows.unstable_reason(record, {"unstable": True})
     from_report = comparison.unstable_cause(wobbly, 2)
-    from_diff = diff.busy(wobbly)
+    from_diff = diff.busy(ComparisonRow.from_dict(wobbly))
     return from_row.startswith("machine busy"), from_report.startswith("machine busy"), bool(from_diff)
 
 

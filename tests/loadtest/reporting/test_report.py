@@ -11,6 +11,8 @@ import pytest
 
 from loadtest import report
 from loadtest.measure import stats
+from loadtest.measure.rows import restat
+from loadtest.records import ComparisonRow
 from loadtest.reporting import charts, comparison
 from tests.synthetic_runs import env, old_row, row, write_run
 
@@ -170,7 +172,7 @@ def test_a_rerender_applies_todays_stability_rule_to_the_rounds():
     for record, cores in zip(stale["per_round"], (0.004, 0.01, 0.012), strict=True):
         record["server_cpu_cores"] = cores
     stale["unstable_reason"] = "machine busy"
-    fresh = report.restat(stale)
+    fresh = restat(ComparisonRow.from_dict(stale)).as_dict()
     assert fresh["unstable"] is False and fresh["unstable_metrics"] == [] and fresh["unstable_reason"] == ""
 
 
