@@ -309,7 +309,6 @@ class Environment(Record):
 
     started: str = ""
     finished: str = ""
-    kind: str = ""  # "bench" for a bench run; compare and tune wrote none
     python: str = ""
     cpu_model: str = ""
     cpu_count: int | None = None
