@@ -372,7 +372,7 @@ def bench_text(names: tuple[str, str], run_a: BenchRun, run_b: BenchRun) -> str:
         lines += [
             "",
             f"caution: servers that are not ours changed too ({', '.join(moved)}): the machine's load"
-            " differed between the runs (load {run_a.load_before:.2f}-{run_a.load_after:.2f} vs"
+            f" differed between the runs (load {run_a.load_before:.2f}-{run_a.load_after:.2f} vs"
             f" {run_b.load_before:.2f}-{run_b.load_after:.2f}), so part of every change may be the"
             " machine's; compare builds in one sitting, or trust CPU/req over req/s",
         ]

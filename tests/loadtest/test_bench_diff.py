@@ -170,7 +170,7 @@ def test_the_diff_warns_when_servers_that_are_not_ours_changed_too():
     base = run(row("waitress", [700, 705, 710], [1000, 1010, 990]), load=2.0)
     busy = run(row("waitress", [900, 910, 920], [700, 690, 710]), load=9.0)
     assert run_diff.reference_moves(run_diff.bench_diff(base, busy)) == ["waitress"]
-    assert "caution: servers that are not ours changed too (waitress)" in run_diff.bench_text(
-        ("a", "b"), base, busy
-    )
+    text = run_diff.bench_text(("a", "b"), base, busy)
+    assert "caution: servers that are not ours changed too (waitress)" in text
+    assert "(load 2.00-2.00 vs 9.00-9.00)" in text
     assert "caution" not in run_diff.bench_text(("a", "b"), BASE, BASE)
