@@ -49,6 +49,16 @@ def pair(value: Any) -> tuple[float, float] | None:
     return None
 
 
+def rounds_of(rounds: Any) -> int:
+    """Rounds behind a row's figures; a row written before rounds existed (no ``rounds``) is one round."""
+    return int(rounds or 1)
+
+
+def interval_of(recorded: Any, rounds: int, error: Any = "") -> tuple[float, float] | None:
+    """A figure's interval; None for one round (a point is no interval), none recorded, or a failed row."""
+    return None if rounds < 2 or error else pair(recorded)
+
+
 class Record:
     """A dataclass read from a JSON object: named fields typed, every other key kept in ``extra``."""
 
@@ -98,8 +108,7 @@ class ComparisonRow(Record):
 
     @property
     def round_count(self) -> int:
-        """Rounds behind the figures; a row written before rounds existed is one round."""
-        return int(self.rounds or 1)
+        return rounds_of(self.rounds)
 
     @property
     def failed(self) -> str:
@@ -110,9 +119,7 @@ class ComparisonRow(Record):
 
     def interval(self, metric: str) -> tuple[float, float] | None:
         """The metric's interval; None for one round (a point is no interval), none recorded or an error."""
-        if self.round_count < 2 or self.error:
-            return None
-        return pair(self.extra.get(metric + CI_SUFFIX))
+        return interval_of(self.extra.get(metric + CI_SUFFIX), self.round_count, self.error)
 
 
 @dataclass
@@ -191,9 +198,7 @@ class BenchRow(Record):
         return number(getattr(self, metric, None))
 
     def interval(self, metric: str) -> tuple[float, float] | None:
-        if self.round_count < 2:
-            return None
-        return pair(getattr(self, metric + CI_SUFFIX, None))
+        return interval_of(getattr(self, metric + CI_SUFFIX, None), self.round_count)
 
 
 @dataclass

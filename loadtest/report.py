@@ -27,7 +27,7 @@ from loadtest.reporting.charts import (
     timeline_chart,
     timeline_key,
 )
-from loadtest.reporting.figures import interpreter_text, number, rounds_of
+from loadtest.reporting.figures import interpreter_text, number
 from loadtest.run import slow
 from server.oneline import OneLineParser
 
@@ -76,17 +76,19 @@ CSV_COLUMNS = [
 ]
 
 
-def csv_record(row: dict) -> dict:
+def csv_record(row: ComparisonRow) -> dict:
     """The row flattened for summary.csv: intervals as low/high columns, error kinds as columns."""
-    out = {k: row.get(k, "") for k in CSV_COLUMNS}
+    fields = row.as_dict()
+    out = {k: fields.get(k, "") for k in CSV_COLUMNS}
     for metric in stats.METRICS:
-        ci = row.get(metric + stats.CI_SUFFIX) or ["", ""]
+        ci = records_file.pair(row.extra.get(metric + stats.CI_SUFFIX)) or ("", "")
         out[f"{metric}{stats.CI_SUFFIX}_low"], out[f"{metric}{stats.CI_SUFFIX}_high"] = ci
+    errors = row.extra.get("errors") or {}
     for kind in ERROR_KINDS:
-        out[f"errors_{kind}"] = (row.get("errors") or {}).get(kind, "")
-    out["unstable_metrics"] = " ".join(row.get("unstable_metrics") or [])
-    out["rounds"] = rounds_of(row)
-    out["interpreter"] = interpreter_text(row)
+        out[f"errors_{kind}"] = errors.get(kind, "")
+    out["unstable_metrics"] = " ".join(row.unstable_metrics)
+    out["rounds"] = row.round_count
+    out["interpreter"] = interpreter_text(fields)
     return out
 
 
@@ -124,7 +126,7 @@ def write_all(out: Path, rows: list[dict], env: dict, slow_rows: list[dict] | No
     with (out / "summary.csv").open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
-        for r in rows:
+        for r in typed:
             writer.writerow(csv_record(r))
     document.write(out, "report", comparison.comparison_page(rows, env, draw_charts(out, rows, records_of)))
 

@@ -7,6 +7,7 @@ with no interval.  No plotting, no documents.
 
 from __future__ import annotations
 
+from loadtest import records
 from loadtest.measure import stats
 from loadtest.measure.stats import number
 
@@ -14,16 +15,14 @@ LABELS = {"rps": "req/s", "p50_ms": "p50", "p95_ms": "p95", "p99_ms": "p99", "se
 
 
 def rounds_of(row: dict) -> int:
-    """Rounds behind the row's figures; rows written before rounds existed are one round."""
-    return int(row.get("rounds") or 1)
+    """Rounds behind the row's figures, by the record's rule (``records.rounds_of``)."""
+    return records.rounds_of(row.get("rounds"))
 
 
 def interval(row: dict, metric: str) -> list[float] | None:
-    """The metric's interval, or None for a single round (a point is not an interval) or none recorded."""
-    ci = row.get(metric + stats.CI_SUFFIX)
-    if not ci or rounds_of(row) < 2 or row.get("error"):
-        return None
-    return [float(ci[0]), float(ci[1])]
+    """The metric's interval by the record's rule (``records.interval_of``), as a list for charts."""
+    ci = records.interval_of(row.get(metric + stats.CI_SUFFIX), rounds_of(row), row.get("error"))
+    return list(ci) if ci else None
 
 
 def fmt(value, spec: str = ".1f", none: str = "-") -> str:
