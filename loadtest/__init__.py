@@ -3,8 +3,9 @@
 The folder a module sits in says which process imports it, and so what it may import
 (ruff's banned imports per directory keep that true; see ``pyproject.toml``):
 
-``catalog.py``, ``targets.py``
-    the registry (targets, scenarios, shared names). Stdlib only: every process reads it.
+``catalog.py``, ``targets.py``, ``records.py``
+    the registry (targets, scenarios, shared names) and the run records (summary.json, bench.json,
+    recommendation.json, env.json typed and versioned). Stdlib only: every process reads them.
 ``compare.py``, ``report.py``, ``diff.py``, ``bench.py``, ``soak.py``, ``lifecycle.py``
     the entry points, ``python -m loadtest.X``. They may import any subpackage.
 ``generator/`` (locustfile, arrivals -- make tune's open-loop load --, web UI and its script)
@@ -16,7 +17,7 @@ The folder a module sits in says which process imports it, and so what it may im
 ``run/`` (plan, processes, locustrun, environment, slow)
     the comparison runner: starts servers and locust, collects what they write. May import
     ``measure/``, ``inserver/`` and the registry; never matplotlib (rendering is ``reporting/``'s).
-``measure/`` (rounds, rows, stats, evidence, cpuwatch)
+``measure/`` (rounds, rows, stats, change, evidence, cpuwatch)
     pure figures and sampling, usable from any process: stdlib, psutil, the registry and
     ``inserver/``. Never locust or matplotlib.
 ``reporting/`` (figures, charts, document, comparison, recommendation)

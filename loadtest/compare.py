@@ -407,7 +407,7 @@ def render(out: Path, results: list[dict], env: dict, t0: float, slow_rows: list
 
         report.write_all(out, results, env, slow_rows)
     except Exception as exc:  # any rendering bug: say so, keep the figures
-        shown = environment.shown(out / ("slow.json" if slow_rows is not None else "summary.json"))
+        shown = environment.shown(out / (records.SLOW if slow_rows is not None else records.SUMMARY))
         print(f"report failed ({type(exc).__name__}: {exc}); the figures are in {shown}")
         print(f"render again with: python -m loadtest.report {environment.shown(out)}")
         return 1

@@ -347,7 +347,7 @@ def read_json(path: Path) -> Any:
     return data
 
 
-def write_json(path: Path, data: dict[str, Any], indent: int = 2) -> None:
+def write_json(path: Path, data: Any, indent: int = 2) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=indent, default=str) + "\n", encoding="utf-8")
 

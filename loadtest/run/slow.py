@@ -28,12 +28,12 @@ section of report.md/report.html from the same rows (``loadtest.report``).
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psutil
 
+from loadtest import records
 from loadtest.inserver.tree import Sampler, members, read_each
 from loadtest.measure import stats
 from loadtest.run import locustrun
@@ -206,7 +206,7 @@ def run(plan, pool, out: Path, t0: float) -> list[dict]:
     finally:
         pool.stop_all()
     text = table(rows)
-    (out / "slow.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    records.write_json(out / records.SLOW, rows)  # a list of rows: format 1, no version key
     (out / "slow.txt").write_text(text + "\n", encoding="utf-8")
     print(text, flush=True)
     return rows

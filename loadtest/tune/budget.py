@@ -33,7 +33,7 @@ from pathlib import Path
 
 import psutil
 
-from loadtest import targets
+from loadtest import records, targets
 from loadtest.inserver.usage import CGROUP_ROOT, cgroup_cpu_limit, cgroup_dirs, cgroup_paths
 from loadtest.run.plan import UsageError
 from loadtest.tune.ladder import STEP_S
@@ -362,8 +362,8 @@ def check_app(app: str) -> None:
 def parse(argv: list[str]) -> TuneArgs:
     """The checked arguments; raises UsageError (argparse exits 2 itself for its own checks)."""
     ns = build_parser().parse_args(argv)
-    if ns.against is not None and not (ns.against / "recommendation.json").is_file():
-        raise UsageError(f"--against {ns.against}: no recommendation.json there")
+    if ns.against is not None and not (ns.against / records.RECOMMENDATION).is_file():
+        raise UsageError(f"--against {ns.against}: no {records.RECOMMENDATION} there")
     if ns.locustfile and ns.path:
         raise UsageError("give the workload as --path or as --locustfile, not both")
     servers = servers_arg(ns.servers)
