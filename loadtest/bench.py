@@ -21,8 +21,8 @@ written in C so it is not the bottleneck.  Policy, stated once:
   noise by the rule every diff uses (``loadtest.measure.change``).
 - **Proving the diff**: ``--app tests.slowed:app`` serves the same app with
   ``LAB_SLOW_US`` (default 100) microseconds of extra CPU work per request;
-  the server is untouched.  A diff of a normal run against that one must mark
-  the slowed targets significant and slower.
+  the server is untouched.  A diff of a normal run against that one (3 rounds
+  a side) must call the slowed targets "significant (worse)" in CPU per request.
 
 Figures are measured here and printed, never asserted in a test: the machine
 they run on decides them.
