@@ -28,7 +28,7 @@ lint: venv
 # missing from the navigation.
 DOCS_STRICT ?=
 docs: venv
-	$(VENV)/bin/mkdocs build --clean $(if $(filter 1,$(DOCS_STRICT)),--strict)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --clean $(if $(filter 1,$(DOCS_STRICT)),--strict)
 
 # Property-based fuzzing of request parsing with many more examples than CI runs (tests/server/test_fuzz.py).
 fuzz: venv
