@@ -22,7 +22,7 @@ test: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/lint-imports
+	$(VENV)/bin/lint-imports --no-logo
 
 # The docs site (mkdocs.yml, docs/) into site/. DOCS_STRICT=1 (CI) fails on a broken link or a page
 # missing from the navigation.
