@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test lint bench compare diff browser clean fuzz soak tune
+.PHONY: venv test lint docs bench compare diff browser clean fuzz soak tune
 
 venv: $(STAMP)
 
@@ -18,9 +18,17 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# ruff, then the import rules of pyproject.toml's [tool.importlinter] (docs/architecture.md).
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-logo
+
+# The docs site (mkdocs.yml, docs/) into site/. DOCS_STRICT=1 (CI) fails on a broken link or a page
+# missing from the navigation.
+DOCS_STRICT ?=
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --clean $(if $(filter 1,$(DOCS_STRICT)),--strict)
 
 # Property-based fuzzing of request parsing with many more examples than CI runs (tests/server/test_fuzz.py).
 fuzz: venv
@@ -60,5 +68,5 @@ browser:
 	fi
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .import_linter_cache build site *.egg-info
 	find . -name .ruff_cache -type d -not -path "./$(VENV)/*" -prune -exec rm -rf {} +

@@ -18,16 +18,15 @@ The page is plain HTML + JS + SVG (``templates/probe.html``,
 ``static/probe.js``, ``static/probe.css``): no CDN, no build step, so it
 works offline and in the test's headless Chromium.
 
-Registered by the last line of :mod:`app.views` (the circular import at the
-bottom of the module is the pattern Flask's docs use for views split across
-modules): importing this module registers the blueprint on the one app.
+A blueprint that knows nothing of the app object: :mod:`app.views` registers it,
+and the sleep bound both offer comes from :mod:`app.limits`.
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, render_template
 
-from app.views import MAX_SLEEP_S, app
+from app.limits import MAX_SLEEP_S
 
 blueprint = Blueprint("probe", __name__)
 
@@ -47,6 +46,3 @@ def probe_page() -> str:
         max_n=MAX_N,
         max_seconds=MAX_SLEEP_S,
     )
-
-
-app.register_blueprint(blueprint)

@@ -14,16 +14,13 @@ import time
 
 from flask import Flask, Response, g, jsonify, request
 
+from app import probe
+from app.limits import MAX_CHUNK_DELAY_S, MAX_CHUNKS, MAX_CPU_MS, MAX_SLEEP_S
 from loadtest.inserver import identity, usage
 
 app = Flask(__name__)
+app.register_blueprint(probe.blueprint)  # GET /probe, see app/probe.py
 stats = identity.WorkerStats()
-
-# Bounds keep a typo (``?s=3000``) from tying up a worker for an hour.
-MAX_SLEEP_S = 30.0
-MAX_CPU_MS = 10_000.0
-MAX_CHUNKS = 1_000
-MAX_CHUNK_DELAY_S = 5.0
 
 
 class BadParameter(ValueError):
@@ -157,6 +154,3 @@ def stream() -> Response:
             yield f"chunk {i}\n"
 
     return Response(generate(), mimetype="text/plain")
-
-
-from app import probe  # noqa: E402, F401  (importing it registers GET /probe, see app/probe.py)

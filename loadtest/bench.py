@@ -19,7 +19,7 @@ written in C so it is not the bottleneck.  Policy, stated once:
   ``rerun.sh`` (``loadtest.records`` types them).  ``python -m loadtest.diff A B``
   (alias: ``python -m loadtest.bench --diff A B``) says which targets changed beyond the
   noise by the rule every diff uses (``loadtest.measure.change``).
-- **Proving the diff**: ``--app tests.slowed:app`` serves the same app with
+- **Proving the diff**: ``--app app.slowed:app`` serves the same app with
   ``LAB_SLOW_US`` (default 100) microseconds of extra CPU work per request;
   the server is untouched.  A diff of a normal run against that one (3 rounds
   a side) must call the slowed targets "significant (worse)" in CPU per request.
@@ -324,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--app",
         default=OUR_APP,
-        help=f"WSGI app every target serves (default {OUR_APP}; tests.slowed:app adds LAB_SLOW_US of CPU)",
+        help=f"WSGI app every target serves (default {OUR_APP}; app.slowed:app adds LAB_SLOW_US of CPU)",
     )
     parser.add_argument("--out", type=Path, help="run directory (default results/bench-<UTC time>)")
     parser.add_argument(

@@ -176,6 +176,24 @@ class BaseServer:
         for signum in (*BASE_SIGNALS, *self.extra_signals):
             signal.signal(signum, self._on_signal)
 
+    def reset_signals_in_child(self) -> None:
+        """Runs in a freshly forked child: drop this server's wake pipe, timer and signal handling.
+
+        The wake pipe and the handlers that write to it are the parent's: a child
+        that kept them would wake the parent's loop with its own signals.
+        SIGINT/SIGTERM get a no-op handler, not SIG_IGN, so that programs the app
+        runs still get default signal handling; the parent decides when a child
+        stops (a Ctrl-C sent to the whole process group does not cut a request short).
+        """
+        signal.set_wakeup_fd(-1)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for signum in (signal.SIGCHLD, signal.SIGALRM, signal.SIGQUIT, *self.extra_signals):
+            signal.signal(signum, signal.SIG_DFL)
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, lambda signum, frame: None)
+        os.close(self._wake_read)
+        os.close(self._wake_write)
+
     # --- the main loop ---------------------------------------------------------------------------
 
     def run(self, app_name: str = "") -> int:

@@ -1,5 +1,4 @@
-"""Pure figures and sampling: a round's figures, the row over rounds, statistics, evidence, CPU sampling.
+"""Pure figures and sampling, usable from any process: a round's figures, rows, statistics, evidence.
 
-Usable from any process (the runner, the renderer, locust's web UI): stdlib, psutil, the registry and
-``loadtest.inserver``. Never locust, gevent or matplotlib.
+What it may import: docs/architecture.md (the ``measure`` contract in pyproject.toml).
 """

@@ -1,17 +1,4 @@
 """``make tune``: measure the user's app and recommend a server, worker class, workers and threads.
 
-One module per job, in the order a run uses them:
-
-- ``budget``      the command line: workload, objectives, CPU and memory budget (one-line errors)
-- ``candidates``  the shapes a registry target can take (workers x threads), found from its options
-- ``calibrate``   CPU and wall time per request, memory of a worker and of a thread, measured
-- ``model``       predicted capacity and memory of a shape (pure: Little's law, CPU, the GIL)
-- ``ladder``      the arrival-rate steps of one measurement and their verdicts (pure)
-- ``measure``     one shape measured at target arrival rates (server pinned to the budget's cores)
-- ``search``      which shapes to measure, in what order, within the time budget (pure policy)
-- ``recommend``   the recommendation, the baseline, the margin and the one-sentence why (pure)
-- ``main``        the run: progress lines, the results directory; rendering is in
-  ``loadtest/reporting/recommendation.py``
-
-Runs in the runner process: it never imports locust (gevent would patch threads).
+Its modules, one per job, and what they may import: docs/architecture.md; how it decides: docs/tune.md.
 """

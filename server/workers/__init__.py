@@ -1,19 +1,7 @@
 """The concurrency models, one module each -- the only place with threads or ``os.fork``.
 
-Every model answers the same questions through the hooks of
-:class:`server.base.BaseServer` (each hook states its contract): what to do
-with an accepted connection, whether another may be accepted now, what is
-still in flight at shutdown, what to do with its own signals.  The HTTP and
-WSGI work is identical in all: :func:`server.connection.serve_connection`.
-
-- ``single``   -- :class:`SingleServer`: one connection at a time, in the main thread
-- ``threaded`` -- :class:`ThreadedServer`: a thread per connection (``threading.Thread``)
-- ``forking``  -- :class:`ForkingServer`: a child per connection (``os.fork`` in ``handle``)
-- ``event``    -- :class:`EventServer`: one selector loop owns every connection; a pool runs requests
-- ``prefork``  -- :class:`PreforkServer`: N workers forked at start (``os.fork`` in
-  ``arbiter.Arbiter.spawn``); each runs the single or threaded model on the shared listener
-
-A new model is a new module here and one line in :data:`MODELS`.
+Every model fills in the hooks of :class:`server.base.BaseServer` (each states its contract); the
+list of models is docs/architecture.md.  A new model is a new module here and one line in :data:`MODELS`.
 """
 
 from __future__ import annotations

@@ -17,13 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn
 
+from server.workers.heartbeat import MAX_WORKERS, HeartbeatBoard
+
 if TYPE_CHECKING:
     from server.base import BaseServer
-    from server.workers.prefork import HeartbeatBoard
 
 log = logging.getLogger("wsgi_lab")
 
-MAX_WORKERS = 256  # slots on the heartbeat board; SIGTTIN stops there
 FORK_RETRY_SECONDS = 1.0  # after a failed fork, the arbiter tries again this much later
 # Blocked from just before the fork until the worker has its own handlers: a SIGTERM sent to a
 # worker that has only just been born then waits for them instead of being lost.

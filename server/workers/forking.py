@@ -14,23 +14,6 @@ from server.base import BaseServer, flush_logs
 log = logging.getLogger("wsgi_lab")
 
 
-def reset_signals_in_child(parent: BaseServer) -> None:
-    """In a freshly forked child: drop the parent's wake pipe, timer and signal handling.
-
-    SIGINT/SIGTERM get a no-op handler, not SIG_IGN, so that programs the app
-    runs still get default signal handling; the parent decides when a child
-    stops (a Ctrl-C sent to the whole process group does not cut a request short).
-    """
-    signal.set_wakeup_fd(-1)
-    signal.setitimer(signal.ITIMER_REAL, 0)
-    for signum in (signal.SIGCHLD, signal.SIGALRM, signal.SIGQUIT, *parent.extra_signals):
-        signal.signal(signum, signal.SIG_DFL)
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda signum, frame: None)
-    os.close(parent._wake_read)
-    os.close(parent._wake_write)
-
-
 class ForkingServer(BaseServer):
     """A child process per connection, at most ``--max-children`` at once.
 
@@ -81,7 +64,7 @@ class ForkingServer(BaseServer):
         """Runs in the child; never returns into the parent's accept loop."""
         status = 1
         try:
-            reset_signals_in_child(self)
+            self.reset_signals_in_child()
             assert self.listener is not None
             self.listener.close()
             self.serve_connection(sock, peer)

@@ -42,20 +42,18 @@ from __future__ import annotations
 
 import gc
 import logging
-import mmap
 import os
 import random
 import signal
 import socket
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
 from server.base import BaseServer, ImmediateExit, flush_logs
-from server.workers.arbiter import BLOCKED_DURING_FORK, MAX_WORKERS, Arbiter
-from server.workers.forking import reset_signals_in_child
+from server.workers.arbiter import BLOCKED_DURING_FORK, Arbiter
+from server.workers.heartbeat import HeartbeatBoard
 from server.workers.single import SingleServer
 from server.workers.threaded import ThreadedServer
 from server.wsgi import WSGIApp
@@ -64,24 +62,6 @@ log = logging.getLogger("wsgi_lab")
 
 ARBITER_TICK = 0.25  # seconds between two heartbeat checks of the arbiter
 DEFAULT_THREADS = 1
-_SLOT = struct.Struct("d")
-
-
-class HeartbeatBoard:
-    """Shared memory, one slot per worker: when its oldest running request started (0 = idle).
-
-    An anonymous shared mapping made before the fork, so the master reads what
-    the workers write without a system call; ``time.monotonic`` is system-wide.
-    """
-
-    def __init__(self, slots: int = MAX_WORKERS) -> None:
-        self._map = mmap.mmap(-1, _SLOT.size * slots)
-
-    def set(self, slot: int, since: float) -> None:
-        _SLOT.pack_into(self._map, slot * _SLOT.size, since)
-
-    def busy_since(self, slot: int) -> float:
-        return _SLOT.unpack_from(self._map, slot * _SLOT.size)[0]
 
 
 class RequestMeter:
@@ -224,7 +204,7 @@ class PreforkServer(BaseServer):
     def run_worker(self, slot: int) -> NoReturn:
         """Runs in a freshly forked child: become a worker on ``slot``; never returns."""
         try:
-            reset_signals_in_child(self)
+            self.reset_signals_in_child()
             self.stop.close()
             if self._spare_fd is not None:
                 os.close(self._spare_fd)

@@ -348,7 +348,7 @@ def app(environ, start_response):
 
 
 def test_bring_your_own_app(stack: Stack, tmp_path: Path) -> None:
-    """The README's recipe: an image on top of ours, an override file, two variables."""
+    """docs/docker.md's recipe: an image on top of ours, an override file, two variables."""
     (tmp_path / "myapp").mkdir()
     (tmp_path / "myapp" / "__init__.py").write_text(BYO_APP)
     (tmp_path / "Dockerfile").write_text(f"FROM {IMAGE}\nCOPY myapp/ /srv/wsgi-lab/myapp/\n")
@@ -456,7 +456,7 @@ def container_ip(stack: Stack, service: str) -> str:
 
 
 def test_localhost_inside_compose_is_refused_naming_the_services(stack: Stack) -> None:
-    """The README's host port typed into Host: inside compose, localhost is the locust container."""
+    """docs/docker.md's host port typed into Host: inside compose, localhost is the locust container."""
     form = {"user_count": "2", "spawn_rate": "2", "host": "http://localhost:8001", "user_classes": "IoUser"}
     refused = post(stack.url("locust", "/swarm"), form)
     assert not refused["success"], refused

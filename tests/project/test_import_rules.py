@@ -1,97 +1,169 @@
-"""The import rules per process are enforced by ruff: a banned import in the wrong folder fails lint.
+"""The import rules per process are import-linter contracts in ``pyproject.toml``: a bad import fails lint.
 
-Each folder's ``ruff.toml`` extends ``pyproject.toml`` and bans what that process must not load
-(TID251). The test copies the project's ruff configuration (``pyproject.toml`` and every
-``ruff.toml``, at their paths) into a scratch tree, writes one module there and runs the real ruff
-on it: a rule that is only written down would pass an import it should refuse.
+The test copies the three packages and ``pyproject.toml`` into a scratch tree, plants one import
+there (a new module in a folder, or a line added to a copy of an existing module) and runs the
+real ``lint-imports`` on the copy: a rule that is only written down would pass an import it
+should refuse.  The real tree must pass, and every folder and top-level module of ``loadtest/``
+must have its place in the layers, so a new one cannot slip past every rule.
 """
 
 from __future__ import annotations
 
-import json
+import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from tests.support import ROOT
 
-
-def ruff_configs() -> list[Path]:
-    """The project's ruff configuration files, relative to the root (no venv, no results)."""
-    found = [p.relative_to(ROOT) for p in ROOT.rglob("ruff.toml")]
-    return [p for p in found if p.parts[0] not in {".venv", "results", "build"}]
+PACKAGES = ("server", "app", "loadtest")
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
-def banned_in(tmp_path: Path, folder: str, source: str) -> list[str]:
-    """Write ``source`` as a module in ``folder`` of a copy of the config; the TID251 messages."""
-    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    for config in ruff_configs():
-        (tmp_path / config).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / config, tmp_path / config)
-    module = tmp_path / folder / "probe_module.py"
-    module.parent.mkdir(parents=True, exist_ok=True)
-    module.write_text(source)
+def contracts() -> dict[str, dict]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    return {contract["id"]: contract for contract in config["contracts"]}
+
+
+def lint_imports(root: Path) -> tuple[int, str]:
+    """Run lint-imports in ``root`` (its pyproject.toml; its packages come first on sys.path)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "--no-cache", "--select", "TID251", "--output-format", "json",
-         str(module)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        [str(LINT_IMPORTS), "--no-cache", "--no-logo"],
+        cwd=root, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "COLUMNS": "1000", "NO_COLOR": "1"},
     )  # fmt: skip
-    assert proc.returncode in (0, 1), proc.stderr
-    return [finding["message"] for finding in json.loads(proc.stdout)]
+    return proc.returncode, " ".join((proc.stdout + proc.stderr).split())
 
 
-def test_every_process_folder_has_its_rule():
-    folders = {str(p.parent) for p in ruff_configs()}
-    expected = {"server", "app"} | {
-        f"loadtest/{d}" for d in ("generator", "inserver", "run", "measure", "reporting")
-    }
-    assert expected <= folders
+def broken(output: str) -> set[str]:
+    """The ids of the contracts the output reports broken."""
+    return {cid for cid, contract in contracts().items() if f"{contract['name']} BROKEN" in output}
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A scratch copy of the packages and the configuration."""
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    for package in PACKAGES:
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path
+
+
+def plant(tree: Path, module: str, source: str) -> None:
+    """Write ``source`` as ``module`` (a path), or append it to the copy of an existing module."""
+    path = tree / module
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as out:
+        out.write("\n" + source)
+
+
+def test_the_project_keeps_every_contract():
+    status, output = lint_imports(ROOT)
+    assert status == 0, output
+    assert f"Contracts: {len(contracts())} kept, 0 broken" in output
+
+
+def test_no_ruff_ban_lists_remain():
+    """The rules are declared once: no per-folder ruff.toml, no banned-api list in pyproject.toml."""
+    configs = [p for package in PACKAGES for p in (ROOT / package).rglob("ruff.toml")]
+    assert configs == []
+    assert "banned-api" not in (ROOT / "pyproject.toml").read_text()
+
+
+def test_every_loadtest_folder_and_module_has_its_layer():
+    layers = contracts()["loadtest-layers"]["layers"]
+    placed = {name.strip("() ") for layer in layers for name in re.split(r"[|:]", layer)}
+    here = ROOT / "loadtest"
+    present = {p.name for p in here.iterdir() if (p / "__init__.py").is_file()}
+    present |= {p.stem for p in here.glob("*.py") if p.name != "__init__.py"}
+    assert present <= placed, f"give these a layer in pyproject.toml: {sorted(present - placed)}"
 
 
 @pytest.mark.parametrize(
-    ("folder", "source", "banned"),
+    ("module", "source", "contract"),
     [
-        ("server", "import matplotlib\n", "matplotlib"),
-        ("server", "from loadtest.inserver import usage\n", "loadtest"),
-        ("server", "import locust\n", "locust"),
-        ("app", "from loadtest.measure import stats\n", "loadtest.measure"),
-        ("app", "import matplotlib.pyplot as plt\n", "matplotlib"),
-        ("loadtest/inserver", "import locust.env\n", "locust"),
-        ("loadtest/inserver", "import matplotlib\n", "matplotlib"),
-        ("loadtest/inserver", "import gevent\n", "gevent"),
-        ("loadtest/inserver", "from loadtest.measure import stats\n", "loadtest.measure"),
-        ("loadtest/generator", "import matplotlib\n", "matplotlib"),
-        ("loadtest/generator", "from loadtest.run import processes\n", "loadtest.run"),
-        ("loadtest/measure", "from locust import events\n", "locust"),
-        ("loadtest/run", "from matplotlib import pyplot\n", "matplotlib"),
-        ("loadtest/reporting", "import locust\n", "locust"),
-        ("loadtest/reporting", "from loadtest import compare\n", "loadtest.compare"),
+        ("server/probe_module.py", "import matplotlib\n", "server"),
+        ("server/probe_module.py", "from loadtest.inserver import usage\n", "server"),
+        ("server/workers/probe_module.py", "import locust\n", "server"),
+        ("server/protocol.py", "import threading\n", "sans-io"),
+        ("server/wsgi.py", "import socket\n", "sans-io"),
+        ("server/protocol.py", "from server import wsgi\n", "server-layers"),
+        ("server/base.py", "from server.workers import threaded\n", "server-layers"),
+        ("server/workers/heartbeat.py", "from server.workers import prefork\n", "no-cycles"),
+        ("app/probe_module.py", "from loadtest.measure import stats\n", "app"),
+        ("app/probe_module.py", "from loadtest import compare\n", "app"),
+        ("app/probe_module.py", "import matplotlib.pyplot as plt\n", "app"),
+        ("loadtest/inserver/probe_module.py", "import locust.env\n", "inserver"),
+        ("loadtest/inserver/probe_module.py", "import matplotlib\n", "inserver"),
+        ("loadtest/inserver/probe_module.py", "import gevent\n", "inserver"),
+        ("loadtest/inserver/probe_module.py", "from server import config\n", "inserver"),
+        ("loadtest/inserver/probe_module.py", "from loadtest.measure import stats\n", "loadtest-layers"),
+        ("loadtest/inserver/probe_module.py", "from loadtest import targets\n", "loadtest-layers"),
+        ("loadtest/generator/probe_module.py", "import matplotlib\n", "generator"),
+        ("loadtest/generator/probe_module.py", "import subprocess\n", "generator"),
+        ("loadtest/generator/probe_module.py", "from loadtest.run import processes\n", "loadtest-layers"),
+        ("loadtest/measure/probe_module.py", "from locust import events\n", "measure"),
+        ("loadtest/measure/probe_module.py", "from loadtest import lifecycle\n", "loadtest-layers"),
+        ("loadtest/run/probe_module.py", "from matplotlib import pyplot\n", "run"),
+        ("loadtest/run/probe_module.py", "from loadtest.reporting import figures\n", "loadtest-layers"),
+        ("loadtest/run/probe_module.py", "from loadtest.tune import main\n", "loadtest-layers"),
+        ("loadtest/reporting/probe_module.py", "import locust\n", "reporting"),
+        ("loadtest/reporting/probe_module.py", "from loadtest import compare\n", "loadtest-layers"),
+        ("loadtest/tune/probe_module.py", "from loadtest.reporting import charts\n", "tune"),
+        ("loadtest/tune/probe_module.py", "from loadtest.generator import arrivals\n", "tune"),
+        ("loadtest/soak.py", "from loadtest import lifecycle\n", "loadtest-layers"),
+        ("loadtest/catalog.py", "import psutil\n", "registry"),
+        ("loadtest/targets.py", "from server import oneline\n", "registry"),
+        ("loadtest/catalog.py", "from loadtest.measure import stats\n", "loadtest-layers"),
     ],
 )
-def test_a_banned_import_fails_lint(tmp_path, folder, source, banned):
-    messages = banned_in(tmp_path, folder, source)
-    assert any(m.startswith(f"`{banned}` is banned") for m in messages), messages
+def test_a_forbidden_import_fails_lint(tree, module, source, contract):
+    plant(tree, module, source)
+    status, output = lint_imports(tree)
+    assert status == 1, output
+    assert contract in broken(output), output
 
 
 @pytest.mark.parametrize(
-    ("folder", "source"),
+    ("module", "source"),
     [
-        ("loadtest/reporting", "import matplotlib\n"),
-        ("loadtest/generator", "import locust\nfrom loadtest.measure import evidence\n"),
-        ("loadtest/measure", "import psutil\nfrom loadtest.inserver import usage\n"),
-        ("app", "from loadtest.inserver import usage\n"),
+        ("loadtest/reporting/probe_module.py", "import matplotlib\n"),
+        ("loadtest/generator/probe_module.py", "import locust\nfrom loadtest.measure import evidence\n"),
+        ("loadtest/measure/probe_module.py", "import psutil\nfrom loadtest.inserver import usage\n"),
+        ("loadtest/run/probe_module.py", "from loadtest import targets\nfrom loadtest.measure import rows\n"),
+        ("loadtest/tune/probe_module.py", "from loadtest.run import processes\n"),
+        ("loadtest/compare.py", "from loadtest.reporting import figures\n"),
+        ("app/probe_module.py", "from loadtest.inserver import usage\n"),
     ],
 )
-def test_an_allowed_import_passes(tmp_path, folder, source):
-    assert banned_in(tmp_path, folder, source) == []
+def test_an_allowed_import_passes(tree, module, source):
+    plant(tree, module, source)
+    status, output = lint_imports(tree)
+    assert status == 0, output
+
+
+def test_the_run_record_is_importable_from_every_process_folder_and_imports_none(tree):
+    """loadtest/records.py (the run record, stdlib only) sits below every other loadtest module."""
+    if not (tree / "loadtest/records.py").exists():
+        plant(tree, "loadtest/records.py", '"""The run record."""\nimport json\n')
+    for folder in ("inserver", "generator", "measure", "run", "reporting", "tune"):
+        plant(tree, f"loadtest/{folder}/probe_module.py", "from loadtest import records\n")
+    status, output = lint_imports(tree)
+    assert status == 0, output
+    plant(tree, "loadtest/records.py", "from loadtest.measure import stats\n")
+    status, output = lint_imports(tree)
+    assert status == 1, output
+    assert "loadtest-layers" in broken(output), output
 
 
 def test_the_registry_loads_nothing_but_the_standard_library():
-    """catalog.py, targets.py and records.py sit beside the entry points, where no folder rule reaches."""
-    heavy = ("locust", "gevent", "matplotlib", "flask", "werkzeug", "psutil")
+    """Beyond what lint sees: importing catalog.py, targets.py and records.py loads no third-party package."""
+    heavy = ("locust", "gevent", "matplotlib", "flask", "werkzeug", "psutil", "h11", "numpy")
     code = (
         "import sys, loadtest.catalog, loadtest.targets, loadtest.records; "
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))"

@@ -1,6 +1,6 @@
 """The demo app with extra CPU work per request: a deliberately slowed build for ``make bench``'s diff.
 
-``python -m loadtest.bench --app tests.slowed:app`` serves this instead of
+``python -m loadtest.bench --app app.slowed:app`` serves this instead of
 ``app:app``.  Every request first spins for ``LAB_SLOW_US`` microseconds
 (default 100) of CPU -- a busy loop, not a sleep, so CPU per request grows as
 it would with slower server code.  The server itself is untouched: nothing in
