@@ -47,7 +47,8 @@ import psutil
 from loadtest import records
 from loadtest.inserver.usage import cpu_seconds
 from loadtest.measure import stats
-from loadtest.records import BENCH_METRICS, BenchParameters, BenchRound, BenchRow, BenchRun
+from loadtest.records import BENCH_METRICS, BenchParameters, BenchRound, BenchRow, BenchRun, RunError
+from loadtest.reporting import bench_diff
 from loadtest.run.environment import load_average, machine_record
 from loadtest.run.processes import free_port, start, stop, tail, wait_healthy
 from loadtest.targets import BENCH_VARIANTS, OUR_APP, TARGETS, Target, lookup
@@ -360,10 +361,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.diff:  # an alias: two bench runs are judged by loadtest.diff's one rule
-        from loadtest import diff
-
-        return diff.main([str(path) for path in args.diff])
+    if args.diff:  # an alias of python -m loadtest.diff on two bench runs: the same rule and table
+        try:
+            return bench_diff.run(*args.diff)
+        except RunError as exc:
+            parser.exit(2, f"{parser.prog}: error: {exc}\n")
     if (
         args.duration <= 0
         or args.rounds < 1

@@ -3,7 +3,8 @@
 ``python -m loadtest.diff RUN_A RUN_B [--out DIR]`` reads two comparison runs (summary.json),
 pairs rows by (scenario, target, users) and writes ``diff.json``, ``diff.md`` and a
 self-contained ``diff.html`` (default directory: ``RUN_B/diff-vs-<name of RUN_A>``). Two bench
-runs (bench.json) are paired by target and written to ``RUN_B/bench-diff-vs-<name of RUN_A>.md``.
+runs (bench.json) are paired by target (``loadtest.reporting.bench_diff``) and written to
+``RUN_B/bench-diff-vs-<name of RUN_A>.md``.
 
 Both are judged by one rule, ``loadtest.measure.change`` (minimum rounds, disjoint intervals,
 minimum change, the metric a row's verdict follows); this module pairs rows and renders.
@@ -25,9 +26,8 @@ from loadtest import records
 from loadtest.measure import change, evidence, stats, verdicts
 from loadtest.measure.change import MIN_CHANGE, MIN_ROUNDS
 from loadtest.measure.rows import restat
-from loadtest.records import BenchRun, ComparisonRow, Environment, RunError
-from loadtest.reporting import charts, document, figures
-from loadtest.targets import lookup
+from loadtest.records import ComparisonRow, Environment, RunError
+from loadtest.reporting import bench_diff, charts, document, figures
 from server.oneline import OneLineParser
 
 VERDICT_METRIC = change.VERDICT_METRIC["comparison"]
@@ -300,97 +300,6 @@ def write(
     document.write(out, "diff", page(doc, intro, charts, timeline_images))
 
 
-# --------------------------------------------------------------------------- bench runs
-
-BENCH_VERDICT_METRIC = change.VERDICT_METRIC["bench"]
-BENCH_COLUMNS = (("cpu_us", "CPU us/req A -> B", 24), ("rps", "req/s A -> B", 26))
-BENCH_MEANING = (
-    f"bench diff, the rule of every diff: with {MIN_ROUNDS} or more rounds a side, significant (*) = the "
-    f"min-max intervals of the rounds do not overlap and the medians differ by at least {MIN_CHANGE:.0%}; "
-    f"the verdict follows CPU us/req"
-)
-
-
-def bench_diff(run_a: BenchRun, run_b: BenchRun) -> list[dict]:
-    """Per target measured in both runs: each metric's change and the target's verdict."""
-    rows_a = {r.key: r for r in run_a.rows}
-    out = []
-    for b in run_b.rows:
-        a = rows_a.get(b.key)
-        if a is None:
-            continue
-        changes = {m: change.change(m, a, b) for m in records.BENCH_METRICS}
-        verdict_change = changes[BENCH_VERDICT_METRIC]
-        out.append(
-            {
-                "target": b.target,
-                "rounds_a": a.round_count,
-                "rounds_b": b.round_count,
-                "changes": changes,
-                "judged": change.judged(a, b) and not (a.failed or b.failed),
-                "significant": verdict_change.significant,
-                "chance_disjoint": change.chance(a, b),
-                "verdict": change.verdict(a, b, verdict_change),
-            }
-        )
-    return out
-
-
-def bench_cell(c: change.Change) -> str:
-    if c.change is None or c.a is None or c.b is None:
-        return "-"
-    return f"{c.a:,.0f} -> {c.b:,.0f} ({c.change_pct or 0:+.0%}){' *' if c.significant else ''}"
-
-
-def reference_moves(rows: list[dict]) -> list[str]:
-    """The targets that are not ours whose figures changed significantly: the runs' machines differed."""
-    ours = {
-        name for name in (r["target"] for r in rows) if (t := lookup(name)) is not None and t.kind == "lab"
-    }
-    return [r["target"] for r in rows if r["target"] not in ours and r["significant"]]
-
-
-def bench_text(names: tuple[str, str], run_a: BenchRun, run_b: BenchRun) -> str:
-    rows = bench_diff(run_a, run_b)
-    counted = [r for r in rows if r["judged"]]
-    chances = {r["chance_disjoint"] for r in counted if r["chance_disjoint"] is not None}
-    first = change.headline(len(counted), sum(r["significant"] for r in counted), chances, "CPU us/req")
-    width = max((len(r["target"]) for r in rows), default=6)
-    lines = [
-        f"A = {names[0]}, B = {names[1]}: {first}.",
-        BENCH_MEANING,
-        "",
-        f"| {'target':<{width}} | "
-        + " | ".join(f"{title:>{w}}" for _, title, w in BENCH_COLUMNS)
-        + " | verdict",
-        f"|{'-' * (width + 2)}|" + "|".join("-" * (w + 2) for _, _, w in BENCH_COLUMNS) + "|--------",
-    ]
-    for r in rows:
-        cells = " | ".join(f"{bench_cell(r['changes'][m]):>{w}}" for m, _, w in BENCH_COLUMNS)
-        lines.append(f"| {r['target']:<{width}} | {cells} | {r['verdict']}")
-    if moved := reference_moves(rows):
-        lines += [
-            "",
-            f"caution: servers that are not ours changed too ({', '.join(moved)}): the machine's load"
-            f" differed between the runs (load {run_a.load_before:.2f}-{run_a.load_after:.2f} vs"
-            f" {run_b.load_before:.2f}-{run_b.load_after:.2f}), so part of every change may be the"
-            " machine's; compare builds in one sitting, or trust CPU/req over req/s",
-        ]
-    return "\n".join(lines)
-
-
-def bench_main(run_a: Path, run_b: Path) -> int:
-    """Two bench runs: the table printed and written to RUN_B/bench-diff-vs-<name of RUN_A>.md."""
-    text = bench_text(
-        (run_a.resolve().name, run_b.resolve().name), records.load_bench(run_a), records.load_bench(run_b)
-    )
-    out = run_b / f"bench-diff-vs-{run_a.resolve().name}.md"
-    out.write_text(text + "\n", encoding="utf-8")
-    print(text)
-    print(f"wrote {out}")
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     """``python -m loadtest.diff RUN_A RUN_B``: what changed from run A to run B, beyond the noise."""
     parser = OneLineParser(prog="python -m loadtest.diff", description=main.__doc__)
@@ -403,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         kinds = {records.kind_of(args.run_a), records.kind_of(args.run_b)}
         if kinds == {"bench"}:
-            return bench_main(args.run_a, args.run_b)
+            return bench_diff.run(args.run_a, args.run_b)
         if "bench" in kinds:
             raise RunError(
                 f"{args.run_a} and {args.run_b}: one bench run and one comparison cannot be paired"

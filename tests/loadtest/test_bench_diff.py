@@ -2,7 +2,8 @@
 
 No server and no wrk here: rows are built from per-round figures exactly as ``loadtest.bench``
 builds them from measurements, and two bench runs are judged by ``loadtest.diff`` with the rule
-every diff uses (``loadtest.measure.change``): bytes in, verdict out.
+every diff uses (``loadtest.measure.change``, table by ``loadtest.reporting.bench_diff``): bytes in,
+verdict out.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from loadtest import bench, records
 from loadtest import diff as run_diff
 from loadtest.measure import change
 from loadtest.records import BenchParameters, BenchRound, BenchRow, BenchRun
+from loadtest.reporting import bench_diff
 from loadtest.targets import lookup
 from tests.support import assert_one_line_error, run_module
 
@@ -47,7 +49,7 @@ BASE = run(
 
 
 def verdicts(a: BenchRun, b: BenchRun) -> dict[str, str]:
-    return {d["target"]: d["verdict"] for d in run_diff.bench_diff(a, b)}
+    return {d["target"]: d["verdict"] for d in bench_diff.pairs(a, b)}
 
 
 def test_a_build_slowed_by_100_us_per_request_is_significant_and_slower():
@@ -55,7 +57,7 @@ def test_a_build_slowed_by_100_us_per_request_is_significant_and_slower():
         row("lab-single", [505, 512, 500], [1650, 1640, 1660]),
         row("lab-threaded", [600, 615, 610], [1600, 1620, 1590]),
     )
-    for d in run_diff.bench_diff(BASE, slowed):
+    for d in bench_diff.pairs(BASE, slowed):
         assert d["verdict"] == SLOWER, d
         assert d["changes"]["cpu_us"].significant and d["changes"]["cpu_us"].direction == "worse"
 
@@ -80,16 +82,16 @@ def test_fewer_than_three_rounds_a_side_cannot_tell_even_when_far_apart(rounds: 
     # two rounds: disjoint min..max intervals happen by chance a third of the time
     a = run(row("lab-single", [400, 401][:rounds], [2000, 2001][:rounds]))
     b = run(row("lab-single", [800, 801][:rounds], [1000, 1001][:rounds]))
-    (d,) = run_diff.bench_diff(a, b)
+    (d,) = bench_diff.pairs(a, b)
     assert d["verdict"] == f"{change.TOO_FEW} ({rounds} and {rounds})"
     assert d["significant"] is False and not any(c.significant for c in d["changes"].values())
-    assert "No row to judge, fewer than 3 rounds: cannot tell" in run_diff.bench_text(("a", "b"), a, b)
+    assert "No row to judge, fewer than 3 rounds: cannot tell" in bench_diff.text(("a", "b"), a, b)
 
 
 def test_the_verdict_follows_cpu_per_request_not_either_metric():
     # req/s up 50% beyond the noise with the same CPU per request: the machine gave it more CPU
     more_cpu_time = run(row("lab-single", [401, 409, 404], [3000, 3050, 3020]))
-    (d,) = run_diff.bench_diff(BASE, more_cpu_time)
+    (d,) = bench_diff.pairs(BASE, more_cpu_time)
     assert d["changes"]["rps"].significant and d["verdict"] == NO_CHANGE
 
 
@@ -169,8 +171,8 @@ def test_a_bench_run_and_a_comparison_are_refused_in_one_line(tmp_path: Path):
 def test_the_diff_warns_when_servers_that_are_not_ours_changed_too():
     base = run(row("waitress", [700, 705, 710], [1000, 1010, 990]), load=2.0)
     busy = run(row("waitress", [900, 910, 920], [700, 690, 710]), load=9.0)
-    assert run_diff.reference_moves(run_diff.bench_diff(base, busy)) == ["waitress"]
-    text = run_diff.bench_text(("a", "b"), base, busy)
+    assert bench_diff.reference_moves(bench_diff.pairs(base, busy)) == ["waitress"]
+    text = bench_diff.text(("a", "b"), base, busy)
     assert "caution: servers that are not ours changed too (waitress)" in text
     assert "(load 2.00-2.00 vs 9.00-9.00)" in text
-    assert "caution" not in run_diff.bench_text(("a", "b"), BASE, BASE)
+    assert "caution" not in bench_diff.text(("a", "b"), BASE, BASE)
