@@ -189,3 +189,17 @@ def test_nothing_recommended_loads_too(tmp_path: Path):
     (tmp_path / records.RECOMMENDATION).write_text(json.dumps({**RECOMMENDATION_V1, "recommended": None}))
     assert records.load_recommendation(tmp_path).recommended is None
     assert records.kind_of(tmp_path) == "tune"
+
+
+def test_the_report_rerenders_a_format_1_run_and_writes_format_2(tmp_path: Path):
+    run = write_run(
+        tmp_path / "run", [row("io", "lab-threaded", [19.0, 19.5, 19.8]), old_row("io", "x", 2.0)]
+    )
+    before = records.load_summary(run)
+    result = run_module("loadtest.report", str(run))
+    assert result.returncode == 0, result.stderr
+    after = records.load_summary(run)
+    assert after.format == records.FORMAT_VERSION and records.load_env(run).format == 1
+    assert [(r.key, r.value("rps"), r.interval("rps")) for r in after.rows] == [
+        (r.key, r.value("rps"), r.interval("rps")) for r in before.rows
+    ]
