@@ -1,7 +1,7 @@
 """One shape measured at target arrival rates: a fresh server, one ladder, its verdicts.
 
-- The server runs pinned to the budget's cores (``processes.start(cores=...)``:
-  CPU affinity set before it starts, so every process it forks inherits it) --
+- The server runs pinned to the budget's cores (``Launch.cores``, applied by the
+  target runner before it starts, so every process it forks inherits it) --
   the tree cannot use more than ``--cpus`` cores whatever its worker count.
 - The load is ``loadtest/generator/arrivals.py`` (open loop, run by
   ``locustrun.run_argv``), pinned to the cores the server is not pinned to when
@@ -9,8 +9,8 @@
   ``--cpus`` equal to every core it runs unpinned and competes with the server
   (the report records the generator's CPU and the load average). Other
   processes on the machine are not kept off either set.
-- Memory is the peak PSS of the server tree (``cpuwatch.Watch`` sampling
-  ``usage.memory``) during the ladder; CPU is the tree's cores used during the
+- Memory is the peak PSS of the server tree (``cpuwatch.Watch`` sampling the
+  runner's ``usage``) during the ladder; CPU is the tree's cores used during the
   step that set the figure.
 
 What this module does not know: which shapes are worth measuring.
@@ -26,11 +26,11 @@ from pathlib import Path
 
 import psutil
 
-from loadtest import targets
-from loadtest.inserver import usage
 from loadtest.measure.cpuwatch import Watch
 from loadtest.measure.verdicts import SATURATED
-from loadtest.run import locustrun, processes
+from loadtest.run import locustrun
+from loadtest.run.local import LocalRunner
+from loadtest.run.runner import Launch, RunnerFactory, TargetRunner
 from loadtest.tune import ladder
 from loadtest.tune.budget import MiB, Slo
 from loadtest.tune.candidates import Shape
@@ -63,23 +63,11 @@ class Session:
     locustfile: Path | None = None  # the workload as the team's user classes instead of paths
     serial: int = 0
     status: str = ""  # prefix of progress lines (what is measured, time left)
+    runner: RunnerFactory = LocalRunner  # how each shape's server runs (the backend)
 
     def next_stem(self, shape: Shape) -> str:
         self.serial += 1
         return f"{self.serial:02d}-{shape.key.replace(' ', '-')}"
-
-
-def server_env(app: str, model: str) -> dict[str, str]:
-    env = {**os.environ, "LAB_SERVER_MODEL": model, "PYTHONUNBUFFERED": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), str(ROOT), env.get("PYTHONPATH", "")) if p)
-    if app != targets.OUR_APP:
-        env["LAB_BYO_APP"] = app
-    return env
-
-
-def served_app(app: str) -> str:
-    """The demo app serves its identity headers itself; any other app goes through the BYO wrapper."""
-    return app if app == targets.OUR_APP else targets.BYO_WRAPPER
 
 
 def timeout_s(slo: Slo) -> float:
@@ -110,7 +98,9 @@ def step_window(records: list[dict]) -> tuple[float, float] | None:
     return (min(times), max(times)) if len(times) >= 2 else None
 
 
-def settle(pid: int, quiet_cores: float = SETTLED_CORES, timeout: float = SETTLE_TIMEOUT_S) -> float:
+def settle(
+    server: TargetRunner, quiet_cores: float = SETTLED_CORES, timeout: float = SETTLE_TIMEOUT_S
+) -> float:
     """Wait until the server tree's CPU use falls below ``quiet_cores``: every worker has booted.
 
     The first worker answering ``/health`` does not mean the others have
@@ -118,17 +108,13 @@ def settle(pid: int, quiet_cores: float = SETTLED_CORES, timeout: float = SETTLE
     and load sent meanwhile measures the boot.  Returns the seconds waited.
     """
     started = time.monotonic()
-    try:
-        root = psutil.Process(pid)
-        before = usage.cpu_seconds(root)
-        while time.monotonic() - started < timeout:
-            time.sleep(SETTLE_SAMPLE_S)
-            now = usage.cpu_seconds(root)
-            if (now - before) / SETTLE_SAMPLE_S < quiet_cores:
-                break
-            before = now
-    except psutil.Error:
-        pass
+    before = server.usage()
+    while before is not None and time.monotonic() - started < timeout:
+        time.sleep(SETTLE_SAMPLE_S)
+        now = server.usage()
+        if now is None or (now.cpu_s - before.cpu_s) / SETTLE_SAMPLE_S < quiet_cores:
+            break
+        before = now
     return time.monotonic() - started
 
 
@@ -143,17 +129,14 @@ class Served:
     runqueue_s: float | None = None  # seconds the server tree's threads waited for a core during the ladder
 
 
-def runqueue_seconds(pid: int) -> float | None:
-    """Seconds the tree's live threads have waited on a run queue (``/proc/<pid>/task/*/schedstat``).
+def runqueue_seconds(procs: list[psutil.Process]) -> float | None:
+    """Seconds the live threads of ``procs`` have waited on a run queue (``/proc/<pid>/task/*/schedstat``).
 
-    Linux only; None elsewhere.  Time waiting for a core is neither CPU nor I/O:
-    on a busy machine it would otherwise read as the app waiting on I/O.
+    Linux only, and only where the runner sees the server's processes; None otherwise.
+    Time waiting for a core is neither CPU nor I/O: on a busy machine it would
+    otherwise read as the app waiting on I/O.
     """
     total, found = 0, False
-    try:
-        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-    except psutil.Error:
-        return None
     for proc in procs:
         for task in Path(f"/proc/{proc.pid}/task").glob("*/schedstat"):
             try:
@@ -174,24 +157,25 @@ def serve_ladder(session: Session, shape: Shape, rates: list[float], step_s: flo
     """Start the shape pinned to the budget's cores, offer it the ladder (``step_s`` a step), stop it."""
     step_s = step_s or session.step_s
     started = time.monotonic()
-    stem = session.next_stem(shape)
-    logs = session.out / "logs"
-    port = processes.free_port()
-    url = f"http://127.0.0.1:{port}"
-    argv = shape.command(served_app(session.app), port)
-    env = server_env(session.app, shape.family.name)
-    proc = processes.start(argv, logs, stem, env, os.getcwd(), cores=session.cores)
-    try:
-        status, problem = processes.wait_http(url + "/health", proc, START_TIMEOUT_S)
-        if status is None:
-            tail = processes.tail(logs / f"{stem}.stderr.log", 1)
-            return Served(None, None, time.monotonic() - started, f"failed to start: {problem}; {tail}")
-        settle(proc.pid)
-        queued_before = runqueue_seconds(proc.pid)
-        watch = Watch(proc.pid, memory_every=MEMORY_EVERY).start()
-        prefix = session.out / "locust" / stem
+    launch = Launch(
+        name=shape.family.name,
+        target=shape.target(),
+        log_dir=session.out / "logs",
+        app=session.app,
+        cores=tuple(session.cores),
+        stem=session.next_stem(shape),
+    )
+    with session.runner(launch) as server:
+        if not (server.start() and server.wait_ready(START_TIMEOUT_S)):
+            return Served(
+                None, None, time.monotonic() - started, f"{server.problem}; {server.stderr_tail(1)}"
+            )
+        settle(server)
+        queued_before = runqueue_seconds(server.processes())
+        watch = Watch(server.usage, memory_every=MEMORY_EVERY).start()
+        prefix = session.out / "locust" / launch.stem
         try:
-            argv = locust_argv(session, rates, step_s, url, prefix)
+            argv = locust_argv(session, rates, step_s, server.url, prefix)
             duration = run_time(session, rates, step_s)
             run = locustrun.run_argv(
                 argv,
@@ -204,9 +188,7 @@ def serve_ladder(session: Session, shape: Shape, rates: list[float], step_s: flo
             )
         finally:
             watch.stop()
-        queued_after = runqueue_seconds(proc.pid)
-    finally:
-        processes.stop(proc)
+        queued_after = runqueue_seconds(server.processes())
     queued = None if queued_before is None or queued_after is None else max(queued_after - queued_before, 0.0)
     return Served(run, watch, time.monotonic() - started, runqueue_s=queued)
 
