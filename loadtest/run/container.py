@@ -1,4 +1,4 @@
-"""The container backend of the target runner: the server in its own container, under a real CPU quota and memory limit.
+"""The target runner's container backend: a server in its own container, under a real quota and limit.
 
 Policy choices:
 
@@ -203,7 +203,9 @@ class ContainerRunner(TargetRunner):
 
     def _ended(self, state: dict) -> None:
         self._exit = int(state.get("ExitCode", -1))
-        self.oom_killed = bool(state.get("OOMKilled")) or self._exit == OOM_EXIT and self.live_oom_kills() > 0
+        self.oom_killed = bool(state.get("OOMKilled")) or (
+            self._exit == OOM_EXIT and self.live_oom_kills() > 0
+        )
 
     def _save_logs(self) -> None:
         if self.container is None:

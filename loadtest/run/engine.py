@@ -1,4 +1,4 @@
-"""Talking to the Docker engine for the container backend: connect, read a container's usage and limits, clean up.
+"""The Docker engine, for the container backend: connect, read a container's usage and limits, clean up.
 
 Policy, stated once:
 
@@ -67,7 +67,7 @@ class EngineError(Exception):
 
 
 def connect() -> docker.DockerClient:
-    """A client of the engine ``DOCKER_HOST`` names (default: the local socket); EngineError if none answers."""
+    """A client of the engine ``DOCKER_HOST`` names (default: the local socket); EngineError if none."""
     try:
         client = docker.from_env(timeout=ENGINE_TIMEOUT_S)
         client.ping()
