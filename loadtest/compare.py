@@ -115,7 +115,7 @@ class Server:
         """Until it answers HTTP; any status counts (a bring-your-own app may have no /health)."""
         if self.proc is None:
             return
-        status, problem = processes.wait_http(self.url + "/health", self.proc, timeout)
+        status, problem = processes.wait_http(self.url + "/health", processes.exited(self.proc), timeout)
         if status is None:
             self.problem = f"failed to start: {problem}"
             self.stop()
@@ -221,7 +221,7 @@ def measure_once(
     drained = processes.http_status(url + "/health", timeout=DRAIN_TIMEOUT_S)
     if drained is None:
         record["drain_note"] = f"/health did not answer within {DRAIN_TIMEOUT_S:g} s before the run"
-    watch = Watch(server.proc.pid, memory_every=4).start() if server and server.proc else None
+    watch = Watch.tree(server.proc.pid, memory_every=4).start() if server and server.proc else None
     before = fetch_usage(url) if not server else None
     record["load_before"] = environment.load_average()
     nproc = generator_processes(plan, scenario)

@@ -1,4 +1,4 @@
-"""CPU seconds used by a process tree, sampled while the load runs.
+"""CPU seconds (and memory) used by a server or a generator, sampled while the load runs.
 
 A forking server's children come and go; psutil sees live children, and the
 parent's ``children_user``/``children_system`` hold the CPU of the children
@@ -8,12 +8,18 @@ timestamped so the caller can take the rate over exactly the load window
 
 Each sample also holds the whole machine's busy CPU seconds (every process,
 ours or not), so a run can say how much of the machine was in use.
+
+A ``Watch`` samples whatever answers ``read(memory) -> Reading``: a local process
+tree (``tree_reading``, ``Watch.tree(pid)``) or a target runner of any backend
+(``TargetRunner.usage``, ``loadtest/run/runner.py``), so the figures do not know
+how the target runs.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import psutil
@@ -34,52 +40,90 @@ def machine_busy_seconds() -> float:
     return sum(times) - times.idle - getattr(times, "iowait", 0.0)
 
 
+@dataclass(frozen=True)
+class Reading:
+    """What a target (or a generator) has used so far, read at one moment, whatever runs it.
+
+    ``cpu_s`` is cumulative, so a rate is the difference of two readings over their time.
+    """
+
+    cpu_s: float  # CPU seconds used since it started, by everything it runs (reaped children included)
+    memory_bytes: float | None = None  # its memory now, when asked for and measurable
+    memory_kind: str = ""  # "pss" or "rss" (a local process tree), "cgroup" (a container's charge)
+    per_process: Mapping[int, float] = field(default_factory=dict)  # pid -> own CPU s, where pids are seen
+    # Other cumulative counters a backend reads (a container's throttled periods and time, say);
+    # empty for a local process tree.
+    counters: Mapping[str, float] = field(default_factory=dict)
+
+
+def tree_reading(root: psutil.Process, memory: bool = False) -> Reading | None:
+    """A local process tree's reading; None once its root has exited."""
+    try:
+        if not root.is_running():
+            return None
+    except psutil.Error:
+        return None
+    per_process = cpu_by_process(root)
+    total = sum(own + reaped for own, reaped in per_process.values())
+    used, kind = usage.memory(root) if memory else (None, "")
+    return Reading(total, used, kind, {pid: own for pid, (own, _) in per_process.items()})
+
+
+def pid_reader(pid: int) -> Callable[[bool], Reading | None]:
+    """``read(memory)`` of the tree under ``pid`` (a reader that reads nothing if it is already gone)."""
+    try:
+        root = psutil.Process(pid)
+    except psutil.Error:
+        return lambda _memory: None
+    return lambda memory: tree_reading(root, memory)
+
+
 @dataclass
 class Watch:
-    """Samples one process tree every ``interval`` seconds (``tree.Sampler``'s thread)."""
+    """Samples ``read`` every ``interval`` seconds (``tree.Sampler``'s thread).
 
-    pid: int
+    ``read(memory)`` returns a ``Reading`` (memory only when asked), or None once the
+    target is gone.
+    """
+
+    read: Callable[[bool], Reading | None]
     interval: float = 0.25
-    samples: list[tuple[float, float, dict[int, float]]] = field(default_factory=list)
+    samples: list[tuple[float, float, Mapping[int, float]]] = field(default_factory=list)  # t, CPU s, pids
     machine: list[tuple[float, float]] = field(default_factory=list)
-    memory_every: int = 0  # also sample the tree's memory every N-th sample (0: never; PSS is not free)
+    memory_every: int = 0  # also sample memory every N-th sample (0: never; PSS is not free)
     memory: list[tuple[float, float, str]] = field(default_factory=list)
+    counters: list[tuple[float, Mapping[str, float]]] = field(default_factory=list)  # a backend's own
 
     def __post_init__(self) -> None:
-        self._sampler = Sampler(self.sample, self.interval, name=f"cpuwatch-{self.pid}")
-        try:
-            self._proc: psutil.Process | None = psutil.Process(self.pid)
-        except psutil.Error:
-            self._proc = None
+        self._sampler = Sampler(self.sample, self.interval, name="cpuwatch")
+
+    @classmethod
+    def tree(cls, pid: int, interval: float = 0.25, memory_every: int = 0) -> Watch:
+        """A watch of the local process tree under ``pid`` (locust's, say)."""
+        return cls(pid_reader(pid), interval=interval, memory_every=memory_every)
 
     def start(self) -> Watch:
-        if self._proc is not None:
-            self._sampler.start()
+        self._sampler.start()
         return self
 
     def sample(self) -> None:
         """One sample into ``samples``, ``machine`` and (every ``memory_every``-th) ``memory``."""
-        if self._proc is None:
+        with_memory = bool(self.memory_every) and len(self.samples) % self.memory_every == 0
+        reading = self.read(with_memory)
+        if reading is None:
             return
-        try:
-            if not self._proc.is_running():
-                return
-        except psutil.Error:
-            return
-        per_process = cpu_by_process(self._proc)
-        total = sum(own + reaped for own, reaped in per_process.values())
         now = time.time()
-        self.samples.append((now, total, {pid: own for pid, (own, _) in per_process.items()}))
+        self.samples.append((now, reading.cpu_s, reading.per_process))
         self.machine.append((now, machine_busy_seconds()))
-        if self.memory_every and len(self.samples) % self.memory_every == 1:
-            used, kind = usage.memory(self._proc)
-            if used is not None:
-                self.memory.append((now, used, kind))
+        if reading.memory_bytes is not None:
+            self.memory.append((now, reading.memory_bytes, reading.memory_kind))
+        if reading.counters:
+            self.counters.append((now, reading.counters))
 
     def stop(self) -> None:
         self._sampler.stop()
 
-    def _window(self, start: float, end: float) -> list[tuple[float, float, dict[int, float]]]:
+    def _window(self, start: float, end: float) -> list[tuple[float, float, Mapping[int, float]]]:
         inside = [s for s in self.samples if start <= s[0] <= end]
         return inside if len(inside) >= 2 else []
 

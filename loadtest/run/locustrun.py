@@ -178,7 +178,7 @@ def run_argv(
             stderr=log,
             preexec_fn=pinned_to(cores),
         )
-        watch = Watch(proc.pid).start()
+        watch = Watch.tree(proc.pid).start()
         try:
             last_print = 0.0
             while proc.poll() is None:

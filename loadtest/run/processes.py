@@ -1,8 +1,7 @@
-"""Starting, probing and stopping server processes: the one helper set compare, bench and the tests share.
+"""Probing and stopping server processes: the helpers the target runner (``local.py``) and the tests share.
 
 - ``free_port`` / ``port_free``: a 127.0.0.1 port to bind, or whether one is taken.
-- ``start``: a process in its own session (``start_new_session``), so that it and
-  every process it forks can be found and stopped by the session id, which is its pid.
+- ``pinned_to``: the ``preexec_fn`` that pins a child (a server, locust) to some cores.
 - ``wait_http``: until the process answers HTTP on a URL (any status counts: a
   bring-your-own app without ``/health`` answers 404 and is serving all the same),
   or it exits, or time runs out.
@@ -95,12 +94,16 @@ def start(
         )
 
 
-def wait_http(url: str, proc: subprocess.Popen | None, timeout: float) -> tuple[int | None, str]:
-    """(HTTP status of the first answer, "") once ``url`` answers; (None, why not) otherwise."""
+def wait_http(url: str, gone: Callable[[], str | None] | None, timeout: float) -> tuple[int | None, str]:
+    """(HTTP status of the first answer, "") once ``url`` answers; (None, why not) otherwise.
+
+    ``gone()`` says why the server can no longer answer (it exited), None while it runs.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            return None, f"exited with status {proc.returncode} before answering HTTP"
+        why = gone() if gone is not None else None
+        if why is not None:
+            return None, why
         status = http_status(url, timeout=1.0)
         if status is not None:
             return status, ""
@@ -108,12 +111,23 @@ def wait_http(url: str, proc: subprocess.Popen | None, timeout: float) -> tuple[
     return None, f"did not answer HTTP on {url} within {timeout:g} s"
 
 
+def exited(proc: subprocess.Popen | None) -> Callable[[], str | None] | None:
+    """``wait_http``'s ``gone`` for a process: why it can no longer answer, once it has exited."""
+    if proc is None:
+        return None
+
+    def gone() -> str | None:
+        return None if proc.poll() is None else f"exited with status {proc.returncode} before answering HTTP"
+
+    return gone
+
+
 def wait_healthy(port: int, proc: subprocess.Popen | None = None, timeout: float = 20.0) -> None:
     """Until ``/health`` on 127.0.0.1:port says 200; raises RuntimeError/TimeoutError otherwise."""
     url = f"http://127.0.0.1:{port}/health"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status, problem = wait_http(url, proc, max(deadline - time.monotonic(), 0.1))
+        status, problem = wait_http(url, exited(proc), max(deadline - time.monotonic(), 0.1))
         if status == 200:
             return
         if status is None and proc is not None and proc.poll() is not None:
@@ -135,8 +149,9 @@ def session_members(session_id: int) -> list[psutil.Process]:
 def stop(proc: subprocess.Popen, timeout: float = 10.0) -> int:
     """SIGTERM (graceful), SIGKILL after ``timeout``; then any leftover process of its session.
 
-    The session sweep only applies to processes started with ``start`` (their
-    own session); for others it finds nothing, since their pid is no session id.
+    The session sweep only applies to processes started in their own session
+    (``start_new_session``, as ``LocalRunner`` starts them); for others it finds
+    nothing, since their pid is no session id.
     """
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)

@@ -182,13 +182,13 @@ def serve_ladder(session: Session, shape: Shape, rates: list[float], step_s: flo
     env = server_env(session.app, shape.family.name)
     proc = processes.start(argv, logs, stem, env, os.getcwd(), cores=session.cores)
     try:
-        status, problem = processes.wait_http(url + "/health", proc, START_TIMEOUT_S)
+        status, problem = processes.wait_http(url + "/health", processes.exited(proc), START_TIMEOUT_S)
         if status is None:
             tail = processes.tail(logs / f"{stem}.stderr.log", 1)
             return Served(None, None, time.monotonic() - started, f"failed to start: {problem}; {tail}")
         settle(proc.pid)
         queued_before = runqueue_seconds(proc.pid)
-        watch = Watch(proc.pid, memory_every=MEMORY_EVERY).start()
+        watch = Watch.tree(proc.pid, memory_every=MEMORY_EVERY).start()
         prefix = session.out / "locust" / stem
         try:
             argv = locust_argv(session, rates, step_s, url, prefix)
