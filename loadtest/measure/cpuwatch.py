@@ -123,6 +123,14 @@ class Watch:
     def stop(self) -> None:
         self._sampler.stop()
 
+    def counted(self, start: float, end: float) -> dict[str, float]:
+        """How much each of the backend's counters grew between ``start`` and ``end`` ({} if unread)."""
+        inside = [c for c in self.counters if start <= c[0] <= end]
+        if len(inside) < 2:
+            return {}
+        first, last = inside[0][1], inside[-1][1]
+        return {name: max(last[name] - first[name], 0) for name in last if name in first}
+
     def _window(self, start: float, end: float) -> list[tuple[float, float, Mapping[int, float]]]:
         inside = [s for s in self.samples if start <= s[0] <= end]
         return inside if len(inside) >= 2 else []

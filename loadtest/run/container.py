@@ -8,8 +8,8 @@ Policy choices:
   127.0.0.1:``port`` only. The load generator stays on the host, outside the cgroup.
 - ``Box.cpus`` becomes the CFS quota (``nano_cpus``: 1.5 -> 150000 us per 100000 us),
   ``Box.memory_bytes`` the memory limit, with no swap above it: a shape that does not
-  fit is killed by the kernel, as in a deployment. ``launch.cores`` is not applied:
-  the quota is the CPU budget.
+  fit is killed by the kernel, as in a deployment. ``launch.cores`` become the
+  container's cpuset (the quota runs on them, the load generator on the others).
 - docker-init (tini) is PID 1 and passes SIGTERM to the server, so servers with no
   handler of their own stop at once, and every server stops as ``docker stop`` stops it.
 - The user's app directory (``Box.app_dir``) is mounted read-only at ``APP_MOUNT``,
@@ -43,7 +43,8 @@ from docker.models.containers import Container
 from loadtest import targets
 from loadtest.measure.cpuwatch import Reading
 from loadtest.run import engine
-from loadtest.run.runner import Launch, TargetRunner
+from loadtest.run.processes import STDERR_TAIL_LINES
+from loadtest.run.runner import Envelope, Launch, TargetRunner
 
 PORT = targets.COMPOSE_PORT  # every server listens here inside its container, as in docker-compose.yml
 APP_MOUNT = "/srv/app"
@@ -79,6 +80,8 @@ def image_argv(argv: list[str]) -> list[str]:
 class ContainerRunner(TargetRunner):
     """A target in its own container, under ``box``'s quota and limit, stopped by the engine."""
 
+    runtime = "docker"
+
     def __init__(self, launch: Launch, box: Box, client: docker.DockerClient) -> None:
         super().__init__(launch)
         self.box, self.client = box, client
@@ -113,6 +116,7 @@ class ContainerRunner(TargetRunner):
                 memswap_limit=self.box.memory_bytes,
                 ports={f"{PORT}/tcp": ("127.0.0.1", self.port)},
                 volumes=mounts,
+                cpuset_cpus=",".join(map(str, self.launch.cores)) if self.launch.cores else None,
             )
         except docker.errors.DockerException as exc:
             raise OSError(f"the engine refused the container: {engine.first_line(exc)}") from None
@@ -161,6 +165,19 @@ class ContainerRunner(TargetRunner):
         mem = used.memory_bytes if memory else None
         return Reading(used.cpu_s, mem, "cgroup" if mem is not None else "", counters=used.counters())
 
+    def envelope(self) -> Envelope:
+        limits = self.limits
+        return Envelope(
+            self.runtime,
+            cpu_quota_us=limits.cpu_quota_us if limits else None,
+            cpu_period_us=limits.cpu_period_us if limits else None,
+            memory_limit_mb=limits.memory_limit_bytes / 2**20
+            if limits and limits.memory_limit_bytes
+            else None,
+            oom_kills=self.oom_kills if self._exit is not None else self.live_oom_kills(),
+            oom_killed=self.oom_killed,
+        )
+
     def exit_text(self) -> str:
         status = self.wait_exit(0)
         if status is None:
@@ -169,7 +186,7 @@ class ContainerRunner(TargetRunner):
             return f"killed by the OOM killer (exit {status}; memory limit {self.memory_limit_text()})"
         return f"exited with status {status}"
 
-    def stderr_tail(self, lines: int = 12) -> str:
+    def stderr_tail(self, lines: int = STDERR_TAIL_LINES) -> str:
         self._save_logs()
         return super().stderr_tail(lines)
 

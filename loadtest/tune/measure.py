@@ -1,17 +1,19 @@
 """One shape measured at target arrival rates: a fresh server, one ladder, its verdicts.
 
-- The server runs pinned to the budget's cores (``processes.start(cores=...)``:
-  CPU affinity set before it starts, so every process it forks inherits it) --
-  the tree cannot use more than ``--cpus`` cores whatever its worker count.
+- The server is started by the session's target runner (``Session.runner``: a
+  local process tree pinned to the budget's cores, or a container under a CPU
+  quota and memory limit, ``--runtime``); this module never asks which.
 - The load is ``loadtest/generator/arrivals.py`` (open loop, run by
-  ``locustrun.run_argv``), pinned to the cores the server is not pinned to when
-  any remain (``generator_cores``), so it cannot take the server's cores; with
-  ``--cpus`` equal to every core it runs unpinned and competes with the server
-  (the report records the generator's CPU and the load average). Other
+  ``locustrun.run_argv``) on this machine, pinned to the cores the server is not
+  pinned to when any remain (``generator_cores``), so it cannot take the server's
+  cores; with ``--cpus`` covering every core it runs unpinned and competes with the
+  server (the report records the generator's CPU and the load average). Other
   processes on the machine are not kept off either set.
-- Memory is the peak PSS of the server tree (``cpuwatch.Watch`` sampling
-  ``usage.memory``) during the ladder; CPU is the tree's cores used during the
-  step that set the figure.
+- Memory is the peak of the server's memory samples during the ladder (PSS of a
+  local tree, the cgroup's charge of a container); CPU is the server's cores used
+  during the step that set the figure.
+- A shape the OOM killer struck fails with that reason (``oom_error``), and every
+  round records what confined the server (``box_record``).
 
 What this module does not know: which shapes are worth measuring.
 """
@@ -26,11 +28,11 @@ from pathlib import Path
 
 import psutil
 
-from loadtest import targets
-from loadtest.inserver import usage
 from loadtest.measure.cpuwatch import Watch
 from loadtest.measure.verdicts import SATURATED
-from loadtest.run import locustrun, processes
+from loadtest.run import locustrun
+from loadtest.run.local import LocalRunner
+from loadtest.run.runner import Envelope, Launch, RunnerFactory, TargetRunner
 from loadtest.tune import ladder
 from loadtest.tune.budget import MiB, Slo
 from loadtest.tune.candidates import Shape
@@ -61,25 +63,13 @@ class Session:
     t0: float = field(default_factory=time.monotonic)
     step_s: float = ladder.STEP_S
     locustfile: Path | None = None  # the workload as the team's user classes instead of paths
+    runner: RunnerFactory = LocalRunner  # what starts each candidate (--runtime)
     serial: int = 0
     status: str = ""  # prefix of progress lines (what is measured, time left)
 
     def next_stem(self, shape: Shape) -> str:
         self.serial += 1
         return f"{self.serial:02d}-{shape.key.replace(' ', '-')}"
-
-
-def server_env(app: str, model: str) -> dict[str, str]:
-    env = {**os.environ, "LAB_SERVER_MODEL": model, "PYTHONUNBUFFERED": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), str(ROOT), env.get("PYTHONPATH", "")) if p)
-    if app != targets.OUR_APP:
-        env["LAB_BYO_APP"] = app
-    return env
-
-
-def served_app(app: str) -> str:
-    """The demo app serves its identity headers itself; any other app goes through the BYO wrapper."""
-    return app if app == targets.OUR_APP else targets.BYO_WRAPPER
 
 
 def timeout_s(slo: Slo) -> float:
@@ -110,25 +100,23 @@ def step_window(records: list[dict]) -> tuple[float, float] | None:
     return (min(times), max(times)) if len(times) >= 2 else None
 
 
-def settle(pid: int, quiet_cores: float = SETTLED_CORES, timeout: float = SETTLE_TIMEOUT_S) -> float:
-    """Wait until the server tree's CPU use falls below ``quiet_cores``: every worker has booted.
+def settle(
+    runner: TargetRunner, quiet_cores: float = SETTLED_CORES, timeout: float = SETTLE_TIMEOUT_S
+) -> float:
+    """Wait until the server's CPU use falls below ``quiet_cores``: every worker has booted.
 
     The first worker answering ``/health`` does not mean the others have
     imported the app: 48 workers booting on 2 busy cores take tens of seconds,
     and load sent meanwhile measures the boot.  Returns the seconds waited.
     """
     started = time.monotonic()
-    try:
-        root = psutil.Process(pid)
-        before = usage.cpu_seconds(root)
-        while time.monotonic() - started < timeout:
-            time.sleep(SETTLE_SAMPLE_S)
-            now = usage.cpu_seconds(root)
-            if (now - before) / SETTLE_SAMPLE_S < quiet_cores:
-                break
-            before = now
-    except psutil.Error:
-        pass
+    before = runner.usage()
+    while before is not None and time.monotonic() - started < timeout:
+        time.sleep(SETTLE_SAMPLE_S)
+        now = runner.usage()
+        if now is None or (now.cpu_s - before.cpu_s) / SETTLE_SAMPLE_S < quiet_cores:
+            break
+        before = now
     return time.monotonic() - started
 
 
@@ -141,19 +129,17 @@ class Served:
     seconds: float
     error: str = ""
     runqueue_s: float | None = None  # seconds the server tree's threads waited for a core during the ladder
+    envelope: Envelope | None = None  # what confined the server (runtime, quota, limit, OOM kills)
 
 
-def runqueue_seconds(pid: int) -> float | None:
-    """Seconds the tree's live threads have waited on a run queue (``/proc/<pid>/task/*/schedstat``).
+def runqueue_seconds(procs: list[psutil.Process]) -> float | None:
+    """Seconds the processes' live threads have waited on a run queue (``/proc/<pid>/task/*/schedstat``).
 
-    Linux only; None elsewhere.  Time waiting for a core is neither CPU nor I/O:
-    on a busy machine it would otherwise read as the app waiting on I/O.
+    Linux only, and only where the backend sees the processes; None otherwise.  Time
+    waiting for a core is neither CPU nor I/O: on a busy machine it would otherwise
+    read as the app waiting on I/O.
     """
     total, found = 0, False
-    try:
-        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-    except psutil.Error:
-        return None
     for proc in procs:
         for task in Path(f"/proc/{proc.pid}/task").glob("*/schedstat"):
             try:
@@ -171,27 +157,29 @@ def generator_cores(server_cores: list[int]) -> list[int] | None:
 
 
 def serve_ladder(session: Session, shape: Shape, rates: list[float], step_s: float | None = None) -> Served:
-    """Start the shape pinned to the budget's cores, offer it the ladder (``step_s`` a step), stop it."""
+    """Start the shape with the session's runner, offer it the ladder (``step_s`` a step), stop it."""
     step_s = step_s or session.step_s
     started = time.monotonic()
     stem = session.next_stem(shape)
-    logs = session.out / "logs"
-    port = processes.free_port()
-    url = f"http://127.0.0.1:{port}"
-    argv = shape.command(served_app(session.app), port)
-    env = server_env(session.app, shape.family.name)
-    proc = processes.start(argv, logs, stem, env, os.getcwd(), cores=session.cores)
+    launch = Launch(
+        name=shape.family.name,
+        target=shape.target(),
+        log_dir=session.out / "logs",
+        app=session.app,
+        cores=tuple(session.cores),
+        stem=stem,
+    )
+    runner = session.runner(launch)
     try:
-        status, problem = processes.wait_http(url + "/health", processes.exited(proc), START_TIMEOUT_S)
-        if status is None:
-            tail = processes.tail(logs / f"{stem}.stderr.log", 1)
-            return Served(None, None, time.monotonic() - started, f"failed to start: {problem}; {tail}")
-        settle(proc.pid)
-        queued_before = runqueue_seconds(proc.pid)
-        watch = Watch.tree(proc.pid, memory_every=MEMORY_EVERY).start()
+        if not (runner.start() and runner.wait_ready(START_TIMEOUT_S)):
+            why = f"{runner.problem}; {runner.stderr_tail(1)}"
+            return Served(None, None, time.monotonic() - started, why, envelope=runner.envelope())
+        settle(runner)
+        queued_before = runqueue_seconds(runner.processes())
+        watch = Watch(runner.usage, memory_every=MEMORY_EVERY).start()
         prefix = session.out / "locust" / stem
         try:
-            argv = locust_argv(session, rates, step_s, url, prefix)
+            argv = locust_argv(session, rates, step_s, runner.url, prefix)
             duration = run_time(session, rates, step_s)
             run = locustrun.run_argv(
                 argv,
@@ -204,19 +192,58 @@ def serve_ladder(session: Session, shape: Shape, rates: list[float], step_s: flo
             )
         finally:
             watch.stop()
-        queued_after = runqueue_seconds(proc.pid)
+        queued_after = runqueue_seconds(runner.processes())
     finally:
-        processes.stop(proc)
+        runner.stop()
     queued = None if queued_before is None or queued_after is None else max(queued_after - queued_before, 0.0)
-    return Served(run, watch, time.monotonic() - started, runqueue_s=queued)
+    envelope = runner.envelope()
+    error = oom_error(envelope)
+    return Served(run, watch, time.monotonic() - started, error, runqueue_s=queued, envelope=envelope)
+
+
+def oom_error(envelope: Envelope) -> str:
+    """A shape the OOM killer struck failed, whatever its figures: it does not fit its memory limit."""
+    if not envelope.oom_kills and not envelope.oom_killed:
+        return ""
+    limit = f"{envelope.memory_limit_mb:.0f} MiB" if envelope.memory_limit_mb else "its memory limit"
+    return f"killed by the OOM killer ({envelope.oom_kills or 1} kill(s) at {limit})"
 
 
 def measure(session: Session, shape: Shape, rates: list[float]) -> Round:
     """The round's verdicts for one shape and one ladder (see the module's policy)."""
     served = serve_ladder(session, shape, rates)
     if served.run is None or served.watch is None:
-        return Round(rates, [], None, None, served.seconds, served.error)
-    return figures(session, rates, served.run, served.watch, served.seconds)
+        return Round(rates, [], None, None, served.seconds, served.error, box=box_record(served, []))
+    result = figures(session, rates, served.run, served.watch, served.seconds)
+    result.box = box_record(served, [step_window(r) for r in ladder.by_step(served.run.records).values()])
+    result.error = result.error or served.error
+    return result
+
+
+def box_record(served: Served, windows: list[tuple[float, float] | None]) -> dict[str, object]:
+    """What confined the server and what that did: runtime, quota, limit, OOM kills, CPU throttling.
+
+    Throttling (the quota's periods, throttled periods, seconds throttled) over the
+    whole ladder and per arrival-rate step, as the runner's counters grew; absent
+    where the runtime imposes no quota.
+    """
+    if served.envelope is None:
+        return {}
+    env = served.envelope
+    record: dict[str, object] = {
+        "runtime": env.runtime,
+        "cpu_quota": env.cpu_quota,
+        "cpu_quota_us": env.cpu_quota_us,
+        "cpu_period_us": env.cpu_period_us,
+        "memory_limit_mb": env.memory_limit_mb,
+        "oom_kills": env.oom_kills,
+        "oom_killed": env.oom_killed,
+    }
+    watch = served.watch
+    if watch is not None and watch.counters:
+        record["throttling"] = watch.counted(watch.counters[0][0], watch.counters[-1][0])
+        record["throttling_by_step"] = [watch.counted(*w) if w else {} for w in windows]
+    return record
 
 
 def figures(
