@@ -54,6 +54,9 @@ class Reading:
     # Other cumulative counters a backend reads (a container's throttled periods and time, say);
     # empty for a local process tree.
     counters: Mapping[str, float] = field(default_factory=dict)
+    # When the figures were taken (Unix time), for a backend whose readings arrive late (a container
+    # engine's stats, once a second); None: now.
+    at: float | None = None
 
 
 def tree_reading(root: psutil.Process, memory: bool = False) -> Reading | None:
@@ -112,9 +115,11 @@ class Watch:
         reading = self.read(with_memory)
         if reading is None:
             return
-        now = time.time()
+        now = reading.at or time.time()
+        if self.samples and now <= self.samples[-1][0]:
+            return  # a backend's reading already taken
         self.samples.append((now, reading.cpu_s, reading.per_process))
-        self.machine.append((now, machine_busy_seconds()))
+        self.machine.append((time.time(), machine_busy_seconds()))
         if reading.memory_bytes is not None:
             self.memory.append((now, reading.memory_bytes, reading.memory_kind))
         if reading.counters:

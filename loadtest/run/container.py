@@ -90,12 +90,13 @@ class ContainerRunner(TargetRunner):
         self.oom_kills = 0  # the kernel's OOM kills in this life's container
         self.oom_killed = False  # its main process died of one
         self._exit: int | None = None
+        self._feed: engine.StatsFeed | None = None
         self._since = dt.datetime.now(dt.UTC)
 
     # -- the backend's methods ------------------------------------------------------------------
 
     def _start(self) -> None:
-        self.container, self.limits, self._exit = None, None, None
+        self.container, self.limits, self._exit, self._feed = None, None, None, None
         self.oom_kills, self.oom_killed = 0, False
         self._since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
         env = self.launch.environment()
@@ -120,6 +121,7 @@ class ContainerRunner(TargetRunner):
             )
         except docker.errors.DockerException as exc:
             raise OSError(f"the engine refused the container: {engine.first_line(exc)}") from None
+        self._feed = engine.StatsFeed(self.client, self.container.id)
         self.limits = engine.read_limits(self.container)
 
     def alive(self) -> bool:
@@ -157,13 +159,12 @@ class ContainerRunner(TargetRunner):
             self.container.remove(force=True)
 
     def usage(self, memory: bool = False) -> Reading | None:
-        if self.container is None or self._exit is not None:
+        latest = self._feed.latest if self._feed is not None and self._exit is None else None
+        if latest is None:
             return None
-        used = engine.read_usage(self.container)
-        if used is None:
-            return None
-        mem = used.memory_bytes if memory else None
-        return Reading(used.cpu_s, mem, "cgroup" if mem is not None else "", counters=used.counters())
+        at, used = latest  # memory comes with every reading, asked or not: the engine's stats carry it
+        kind = "cgroup" if used.memory_bytes is not None else ""
+        return Reading(used.cpu_s, used.memory_bytes, kind, counters=used.counters(), at=at)
 
     def envelope(self) -> Envelope:
         limits = self.limits

@@ -5,8 +5,8 @@ Policy, stated once:
 - Every container the project starts carries ``LABEL`` (``wsgi-lab.tune=1``) and the
   run's own ``RUN_LABEL``, so ``remove_labelled`` finds and removes them at the end of a
   run, on Ctrl-C, or after a run that died.
-- Usage comes from the Engine API's stats (``one_shot``: no two-sample wait), which
-  cover cgroup v1 and v2 alike: CPU seconds are ``cpu_stats.cpu_usage.total_usage``,
+- Usage comes from the Engine API's stats stream (``StatsFeed``: the engine samples
+  once a second), which covers cgroup v1 and v2 alike: CPU seconds are ``cpu_stats.cpu_usage.total_usage``,
   memory is ``memory_stats.usage`` minus the page cache (v1 ``cache``, v2
   ``inactive_file``), throttling is ``cpu_stats.throttling_data``.
 - The limits are read back from inside the container (``read_limits``: cgroup v2's
@@ -21,14 +21,18 @@ What this module does not know: what runs in a container, or what a target is.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import docker
 import docker.errors
+import requests
 from docker.models.containers import Container
 
 LABEL = "wsgi-lab.tune"
@@ -151,11 +155,39 @@ def usage_from_stats(stats: Mapping[str, Any]) -> Usage | None:
     )
 
 
-def read_usage(container: Container) -> Usage | None:
-    try:
-        return usage_from_stats(container.stats(stream=False, one_shot=True))
-    except (docker.errors.DockerException, OSError, ValueError):
+def read_time(stats: Mapping[str, Any]) -> float | None:
+    """The stats document's ``read`` time (RFC 3339, nanoseconds) as Unix time; None if absent or zero."""
+    text = str(stats.get("read") or "")
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", text)
+    if not match or text.startswith("0001-"):
         return None
+    fraction = (match.group(2) or ".0")[:7]
+    zone = "+00:00" if match.group(3) == "Z" else match.group(3)
+    return dt.datetime.fromisoformat(match.group(1) + fraction + zone).timestamp()
+
+
+class StatsFeed:
+    """The engine's stats stream of one container, followed in a daemon thread: the latest reading at once.
+
+    The engine samples a container once a second, and a one-shot request waits
+    for the next sample; a sampler that must not wait reads ``latest`` instead.
+    The stream, and the thread, end when the container is removed.
+    """
+
+    def __init__(self, client: docker.DockerClient, container_id: str) -> None:
+        self.latest: tuple[float, Usage] | None = None  # (Unix time of the reading, the reading)
+        self._stream = client.api.stats(container_id, stream=True, decode=True)
+        self._thread = threading.Thread(target=self._follow, name=f"stats-{container_id[:12]}", daemon=True)
+        self._thread.start()
+
+    def _follow(self) -> None:
+        with contextlib.suppress(
+            docker.errors.DockerException, requests.RequestException, OSError, ValueError
+        ):
+            for stats in self._stream:
+                used, at = usage_from_stats(stats), read_time(stats)
+                if used is not None and at is not None:
+                    self.latest = (at, used)
 
 
 def oom_kills(client: docker.DockerClient, container_id: str, since: dt.datetime) -> int:

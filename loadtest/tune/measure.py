@@ -28,7 +28,7 @@ from pathlib import Path
 
 import psutil
 
-from loadtest.measure.cpuwatch import Watch
+from loadtest.measure.cpuwatch import Reading, Watch
 from loadtest.measure.verdicts import SATURATED
 from loadtest.run import locustrun
 from loadtest.run.local import LocalRunner
@@ -110,13 +110,18 @@ def settle(
     and load sent meanwhile measures the boot.  Returns the seconds waited.
     """
     started = time.monotonic()
-    before = runner.usage()
-    while before is not None and time.monotonic() - started < timeout:
-        time.sleep(SETTLE_SAMPLE_S)
+    before: tuple[float, Reading] | None = None
+    while time.monotonic() - started < timeout:
         now = runner.usage()
-        if now is None or (now.cpu_s - before.cpu_s) / SETTLE_SAMPLE_S < quiet_cores:
+        if now is None and (before is not None or not runner.alive()):
+            break  # it has exited: nothing to wait for
+        at = (now.at or time.time()) if now is not None else 0.0
+        fresh = now is not None and (before is None or at > before[0])  # the engine's stats: once a second
+        if fresh and before is not None and (now.cpu_s - before[1].cpu_s) / (at - before[0]) < quiet_cores:
             break
-        before = now
+        if fresh:
+            before = (at, now)
+        time.sleep(SETTLE_SAMPLE_S)
     return time.monotonic() - started
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from loadtest import targets
+from loadtest.measure.cpuwatch import Reading
 from loadtest.run import engine, image
 from loadtest.run.container import Box, ContainerRunner
 from loadtest.run.runner import Launch
@@ -83,6 +84,17 @@ def box_of(client, tmp_path: Path) -> Iterator:
     engine.remove_labelled(client, run_id)
 
 
+def reading_after(runner: ContainerRunner, moment: float, memory: bool = False) -> Reading:
+    """The first reading the engine took after ``moment`` (it samples a container once a second)."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        reading = runner.usage(memory)
+        if reading is not None and reading.at is not None and reading.at > moment:
+            return reading
+        time.sleep(0.1)
+    raise AssertionError(f"no stats reading after {moment} within 15 s")
+
+
 def runner_for(client, box: Box, tmp_path: Path, name: str, app: str = targets.OUR_APP) -> ContainerRunner:
     launch = Launch(name=name, target=targets.TARGETS[name], log_dir=tmp_path / "logs", app=app)
     return ContainerRunner(launch, box, client)
@@ -99,8 +111,7 @@ def test_a_lab_target_serves_under_its_quota_and_limit(client, box_of, tmp_path)
         assert runner.limits.cpus == 1.5
         status, headers, _ = get(runner.port, "/cpu?ms=200")
         assert status == 200 and headers["x-server-model"] == "lab-threaded"
-        reading = runner.usage(memory=True)
-        assert reading is not None
+        reading = reading_after(runner, time.time(), memory=True)
         assert reading.cpu_s >= 0.2  # the request's 200 ms of CPU, and the server's start
         assert reading.memory_kind == "cgroup"
         assert 5 * MiB < (reading.memory_bytes or 0) < 300 * MiB
@@ -119,10 +130,11 @@ def test_a_busy_target_over_its_quota_is_throttled(client, box_of, tmp_path):
     runner = runner_for(client, box_of(0.5, 300 * MiB), tmp_path, "lab-threaded")
     try:
         assert runner.start() and runner.wait_ready(READY_S), runner.problem
-        before = runner.usage()
+        before = reading_after(runner, time.time())
         status, _, _ = get(runner.port, "/cpu?ms=1000")
-        after = runner.usage()
-        assert status == 200 and before is not None and after is not None
+        after = reading_after(runner, time.time())
+        assert status == 200
+        assert after.cpu_s - before.cpu_s >= 0.9  # the request's second of CPU, at half a core
         assert after.counters["throttled_periods"] > before.counters["throttled_periods"]
         assert after.counters["throttled_s"] > before.counters["throttled_s"]
     finally:
