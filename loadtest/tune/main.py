@@ -206,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
             return run(args, runner)
     except runtime.RuntimeUnavailable as exc:
         parser.exit(1, f"{parser.prog}: error: {exc}\n")
+    except KeyboardInterrupt:  # every server and container of the run has been stopped on the way out
+        parser.exit(130, f"{parser.prog}: interrupted\n")
 
 
 if __name__ == "__main__":

@@ -200,3 +200,26 @@ def test_stop_is_graceful_a_request_in_flight_finishes(client, box_of, tmp_path)
     assert answers == [200]
     assert status == 0  # gunicorn's own graceful exit, not the engine's SIGKILL (137)
     assert "Handling signal: term" in runner.stderr_log.read_text()
+
+
+def test_a_users_image_built_on_ours_serves_its_own_app(client, box_of, tmp_path):
+    """``--image``: the user's image (FROM the project's, their app added) runs with no mount."""
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "small.py").write_text(HOG_APP.replace("400 * 1024 * 1024", "1024"))
+    (context / "Dockerfile").write_text(f"FROM {image.IMAGE}\nCOPY small.py /srv/wsgi-lab/small.py\n")
+    tag = f"wsgi-lab-test-user:{uuid.uuid4().hex[:8]}"
+    client.images.build(path=str(context), tag=tag, rm=True, forcerm=True)
+    try:
+        assert image.user_image(client, tag) == tag
+        box = Box(tag, 1, 300 * MiB, box_of(1, MiB).run_id)
+        runner = runner_for(client, box, tmp_path, "waitress", app="small:app")
+        try:
+            assert runner.start() and runner.wait_ready(READY_S), runner.problem + runner.stderr_tail()
+            assert get(runner.port, "/")[2] == b"fits"
+        finally:
+            runner.stop()
+    finally:
+        client.images.remove(tag, force=True)
+    with pytest.raises(engine.EngineError, match="nothing is pulled"):
+        image.user_image(client, tag)
