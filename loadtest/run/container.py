@@ -13,7 +13,8 @@ Policy choices:
 - docker-init (tini) is PID 1 and passes SIGTERM to the server, so servers with no
   handler of their own stop at once, and every server stops as ``docker stop`` stops it.
 - The user's app directory (``Box.app_dir``) is mounted read-only at ``APP_MOUNT``,
-  first on ``PYTHONPATH``, when the app is not the demo one.
+  first on ``PYTHONPATH``, when the app is not the demo one; the server then runs
+  with this process's uid and gid (not root's), so it reads the app as the user does.
 - Logs are copied from the engine into the runner's log files when the container
   ends (and when a tail is asked for); the container is removed on ``kill``.
 - What a reader needs after the fact -- the limits read back from the cgroup, the
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -51,11 +53,12 @@ APP_MOUNT = "/srv/app"
 PROJECT_IN_IMAGE = "/srv/wsgi-lab"  # the Dockerfile's WORKDIR and PYTHONPATH
 POLL_S = 0.1
 OOM_EXIT = 137  # 128 + SIGKILL: what the kernel's OOM killer leaves
+MiB = 2**20
 
 
 @dataclass(frozen=True)
 class Box:
-    """The envelope every container of a run gets: image, CPU quota, memory limit, app mount, labels."""
+    """What every container of a run gets: image, CPU quota, memory limit, app mount, labels."""
 
     image: str
     cpus: float
@@ -100,10 +103,11 @@ class ContainerRunner(TargetRunner):
         self.oom_kills, self.oom_killed = 0, False
         self._since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
         env = self.launch.environment()
-        mounts = {}
+        mounts, user = {}, None
         if self.launch.byo and self.box.app_dir is not None:
             mounts[str(self.box.app_dir)] = {"bind": APP_MOUNT, "mode": "ro"}
             env["PYTHONPATH"] = f"{APP_MOUNT}:{PROJECT_IN_IMAGE}"
+            user = f"{os.getuid()}:{os.getgid()}" if os.getuid() != 0 else None
         try:
             self.container = self.client.containers.run(
                 self.box.image,
@@ -117,6 +121,7 @@ class ContainerRunner(TargetRunner):
                 memswap_limit=self.box.memory_bytes,
                 ports={f"{PORT}/tcp": ("127.0.0.1", self.port)},
                 volumes=mounts,
+                user=user,
                 cpuset_cpus=",".join(map(str, self.launch.cores)) if self.launch.cores else None,
             )
         except docker.errors.DockerException as exc:
@@ -125,6 +130,7 @@ class ContainerRunner(TargetRunner):
         self.limits = engine.read_limits(self.container)
 
     def alive(self) -> bool:
+        """One request to the local engine (milliseconds): the container's state."""
         return self._state().get("Running", False)
 
     def terminate(self) -> None:
@@ -168,13 +174,12 @@ class ContainerRunner(TargetRunner):
 
     def envelope(self) -> Envelope:
         limits = self.limits
+        memory = limits.memory_limit_bytes if limits else None
         return Envelope(
             self.runtime,
             cpu_quota_us=limits.cpu_quota_us if limits else None,
             cpu_period_us=limits.cpu_period_us if limits else None,
-            memory_limit_mb=limits.memory_limit_bytes / 2**20
-            if limits and limits.memory_limit_bytes
-            else None,
+            memory_limit_mb=memory / MiB if memory else None,
             oom_kills=self.oom_kills if self._exit is not None else self.live_oom_kills(),
             oom_killed=self.oom_killed,
         )
@@ -198,7 +203,7 @@ class ContainerRunner(TargetRunner):
 
     def memory_limit_text(self) -> str:
         limit = self.limits.memory_limit_bytes if self.limits else self.box.memory_bytes
-        return f"{limit / 2**20:.0f} MiB" if limit else "none"
+        return f"{limit / MiB:.0f} MiB" if limit else "none"
 
     def live_oom_kills(self) -> int:
         """OOM kills so far in this life's container (the engine's events; a worker's too)."""
