@@ -43,12 +43,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
-
-from loadtest.inserver.usage import cpu_seconds
 from loadtest.measure import stats
 from loadtest.run.environment import load_average, machine_record
-from loadtest.run.processes import free_port, start, stop, tail, wait_healthy
+from loadtest.run.local import LocalRunner
+from loadtest.run.runner import Launch
 from loadtest.targets import BENCH_VARIANTS, OUR_APP, TARGETS, Target, lookup
 from server.oneline import OneLineParser
 
@@ -159,26 +157,28 @@ def run_wrk(port: int, args: argparse.Namespace, duration: int) -> tuple[float, 
     return float(match[1]), "; ".join(problems), int(total[1]) if total else 0
 
 
+START_TIMEOUT_S = 30.0
+
+
 def measure(target: Target, args: argparse.Namespace, logs: Path) -> Round:
-    port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "LAB_SERVER_MODEL": target.name}
-    try:
-        proc = start(target.command(args.app, port), logs, target.name, env, ROOT)
-    except OSError as exc:
-        return Round(None, errors=f"FAILED: {exc}")
-    try:
-        wait_healthy(port, proc, timeout=30.0)
-        if args.warmup > 0:
-            run_wrk(port, args, args.warmup)
-        root = psutil.Process(proc.pid)
-        cpu_before = cpu_seconds(root)
-        rate, problems, requests = run_wrk(port, args, args.duration)
-        cpu = cpu_seconds(root) - cpu_before
-        return Round(rate, cpu / requests * 1e6 if requests else None, requests, problems)
-    except (RuntimeError, TimeoutError, subprocess.SubprocessError, psutil.Error) as exc:
-        return Round(None, errors=f"FAILED: {exc}; {tail(logs / f'{target.name}.stderr.log', 3)}")
-    finally:
-        stop(proc)
+    """One round of one target: a fresh server, wrk's warm-up and measured runs, its tree's CPU."""
+    # The app is served as given, without the bring-your-own wrapper: its headers would cost CPU here.
+    launch = Launch(name=target.name, target=target, log_dir=logs, app=args.app, wrap_byo=False, cwd=ROOT)
+    with LocalRunner(launch) as server:
+        if not (server.start() and server.wait_ready(START_TIMEOUT_S)):
+            return Round(None, errors=f"FAILED: {server.problem}; {server.stderr_tail(3)}")
+        try:
+            if args.warmup > 0:
+                run_wrk(server.port, args, args.warmup)
+            before = server.usage()
+            rate, problems, requests = run_wrk(server.port, args, args.duration)
+            after = server.usage()
+        except (RuntimeError, subprocess.SubprocessError) as exc:
+            return Round(None, errors=f"FAILED: {exc}; {server.stderr_tail(3)}")
+        if before is None or after is None:
+            return Round(None, errors=f"FAILED: the server {server.exit_text()}; {server.stderr_tail(3)}")
+    cpu = after.cpu_s - before.cpu_s
+    return Round(rate, cpu / requests * 1e6 if requests else None, requests, problems)
 
 
 # --- judging one run: goals and ratios -----------------------------------------------------------

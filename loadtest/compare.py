@@ -1,9 +1,10 @@
 """Compare server models under the same load: ``python -m loadtest.compare``.
 
-Orchestration only; each job has its module: ``plan`` (arguments), ``processes``
-(start/stop), ``locustrun`` (locust and its files), ``rounds`` (a run's figures
-from our per-request records), ``rows`` (the result record), ``environment``
-(env.json, rerun.sh), ``report`` (rendering).
+Orchestration only; each job has its module: ``plan`` (arguments), ``pool``
+(which targets run when; each through a target runner, ``runner``/``local``),
+``locustrun`` (locust and its files), ``rounds`` (a run's figures from our
+per-request records), ``rows`` (the result record), ``environment`` (env.json,
+rerun.sh), ``report`` (rendering).
 
 How a comparison runs:
 
@@ -35,10 +36,8 @@ import datetime as dt
 import json
 import os
 import random
-import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -49,6 +48,7 @@ from loadtest.measure import rounds, rows
 from loadtest.measure.cpuwatch import Watch
 from loadtest.run import environment, locustrun, processes, slow
 from loadtest.run.plan import Plan, UsageError, build_parser, make_plan
+from loadtest.run.pool import Pool
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATOR_HEAVY = ("hello", "mixed")
@@ -61,107 +61,6 @@ DRAIN_TIMEOUT_S = 60.0
 def reachability_problem(url: str, timeout: float = 3.0) -> str | None:
     status, problem = processes.wait_http(url + "/health", None, timeout)
     return None if status is not None else problem
-
-
-def target_env(plan: Plan, name: str) -> dict[str, str]:
-    env = {**os.environ, "LAB_SERVER_MODEL": name, "PYTHONUNBUFFERED": "1"}
-    # The target runs from the caller's directory so a bring-your-own module
-    # there imports; the project root keeps `server`, `app`, `loadtest` importable.
-    paths = [os.getcwd(), str(ROOT), env.get("PYTHONPATH", "")]
-    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
-    if plan.app != targets.OUR_APP:
-        env["LAB_BYO_APP"] = plan.app
-    return env
-
-
-class Server:
-    """A local target process: started in its own session, stopped by pid."""
-
-    def __init__(self, plan: Plan, name: str, logs: Path) -> None:
-        target = plan.target(name)
-        assert target is not None
-        self.name = name
-        self.port = plan.port or processes.free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        app = plan.app if plan.app == targets.OUR_APP else targets.BYO_WRAPPER
-        self.argv = target.command(app, self.port)
-        if plan.venv is not None:  # the same command, run by the other environment's interpreter
-            self.argv[0] = str(plan.python)
-        self.logs = logs
-        self.starts = 0
-        self.proc: subprocess.Popen | None = None
-        self.problem = ""
-        self.notes: list[str] = []
-
-    @property
-    def stem(self) -> str:
-        return self.name if self.starts <= 1 else f"{self.name}.{self.starts}"
-
-    @property
-    def stderr_path(self) -> Path:
-        return self.logs / f"{self.stem}.stderr.log"
-
-    def start(self, plan: Plan) -> None:
-        self.starts += 1
-        self.problem = ""
-        try:
-            self.proc = processes.start(
-                self.argv, self.logs, self.stem, target_env(plan, self.name), os.getcwd()
-            )
-        except OSError as exc:
-            self.proc, self.problem = None, f"failed to start: {exc}"
-
-    def wait(self, timeout: float) -> None:
-        """Until it answers HTTP; any status counts (a bring-your-own app may have no /health)."""
-        if self.proc is None:
-            return
-        status, problem = processes.wait_http(self.url + "/health", processes.exited(self.proc), timeout)
-        if status is None:
-            self.problem = f"failed to start: {problem}"
-            self.stop()
-        elif status != 200 and not self.notes:
-            self.notes.append(f"no /health (HTTP {status}); ready on first HTTP answer")
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self) -> int | None:
-        return processes.stop(self.proc) if self.proc is not None else None
-
-
-class Pool:
-    """The local targets of a comparison: all up at once, or one at a time with ``--port``."""
-
-    def __init__(self, plan: Plan, out: Path) -> None:
-        self.plan = plan
-        self.keep_up = plan.port is None and not plan.hosts
-        logs = out / "targets"
-        self.servers = {} if plan.hosts else {n: Server(plan, n, logs) for n in plan.targets}
-
-    def start_all(self) -> None:
-        if not self.keep_up:
-            return
-        for server in self.servers.values():
-            server.start(self.plan)
-        for server in self.servers.values():
-            server.wait(self.plan.startup_timeout)
-
-    def ready(self, name: str) -> Server:
-        """The server, started (again) if it is not running; ``server.problem`` says why not."""
-        server = self.servers[name]
-        if server.alive() or (self.keep_up and server.starts and server.problem.startswith("failed")):
-            return server
-        server.start(self.plan)
-        server.wait(self.plan.startup_timeout)
-        return server
-
-    def after_run(self, name: str) -> None:
-        if not self.keep_up:
-            self.servers[name].stop()
-
-    def stop_all(self) -> None:
-        for server in self.servers.values():
-            server.stop()
 
 
 def fetch_usage(url: str) -> dict | None:
@@ -221,7 +120,7 @@ def measure_once(
     drained = processes.http_status(url + "/health", timeout=DRAIN_TIMEOUT_S)
     if drained is None:
         record["drain_note"] = f"/health did not answer within {DRAIN_TIMEOUT_S:g} s before the run"
-    watch = Watch.tree(server.proc.pid, memory_every=4).start() if server and server.proc else None
+    watch = Watch(server.usage, memory_every=4).start() if server else None
     before = fetch_usage(url) if not server else None
     record["load_before"] = environment.load_average()
     nproc = generator_processes(plan, scenario)
@@ -240,7 +139,7 @@ def measure_once(
     record["identity_file"] = str(run.identity_file.relative_to(out))
     record["locust_log"] = str(run.log.relative_to(out))
     if died:
-        record["error"] = f"target died during the run (exit status {server.proc.returncode})"
+        record["error"] = f"target died during the run ({server.exit_text()})"
     elif not record["error"] and run.exit_code not in (0, 1) and not run.stats:
         record["error"] = f"locust produced no statistics (exit status {run.exit_code})"
     if server is not None:
@@ -294,7 +193,7 @@ def new_row(plan: Plan, pool: Pool, key: tuple[str, str, int]) -> rows.Row:
         users=users,
         kind="external" if plan.hosts else "local",
         url=plan.hosts[name] if plan.hosts else server.url,
-        command=" ".join(server.argv) if server else "",
+        command=server.command_text() if server else "",
         explanation=targets.explanation(name),
         capacity=plan.capacity(name, users),
         cpu_count=os.cpu_count() or 1,
@@ -314,7 +213,7 @@ def close_row(plan: Plan, pool: Pool, row: rows.Row) -> dict:
     if server is not None:
         row.notes.extend(server.notes)
         if any(r.get("error") for r in row.per_round):
-            row.stderr_tail = processes.tail(server.stderr_path)
+            row.stderr_tail = server.stderr_tail()
     row.server_mem_kind = next((r["server_mem_kind"] for r in row.per_round if r.get("server_mem_kind")), "")
     row.cpu_limit = next((r["cpu_limit"] for r in row.per_round if r.get("cpu_limit") is not None), None)
     notes = {r[k] for r in row.per_round for k in ("usage_note", "window_note", "drain_note") if r.get(k)}

@@ -16,21 +16,20 @@ For each registry target, started locally as ``compare`` starts it:
   and how many worker pids answered.
 
 Bounded: one server at a time, at most ``--in-flight`` requests of ``--sleep`` seconds,
-every process stopped by pid. The load average is printed with each line, since a
-busy machine stretches every time here. What it does not know: why a server behaves
-so -- the README's tables say that, with these lines as their evidence.
+every process stopped by pid. A target that fails to start is reported (FAILED, with
+the tail of its stderr) and the others still run; the exit status is then 1. The load
+average is printed with each line, since a busy machine stretches every time here.
+What it does not know: why a server behaves so -- the README's tables say that, with
+these lines as their evidence.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
-import os
 import select
 import shlex
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -42,11 +41,14 @@ from pathlib import Path
 from loadtest import targets
 from loadtest.inserver.headers import HEADER_PID
 from loadtest.run.environment import ROOT, load_average
-from loadtest.run.processes import free_port, start, stop, wait_healthy
+from loadtest.run.local import LocalRunner
+from loadtest.run.runner import Launch, TargetRunner
+from server.oneline import OneLineParser
 
 LATE_AFTER_S = 0.3  # the new connection, this long after SIGTERM
 EXIT_WAIT_S = 30.0  # how long a server gets to exit before it is killed (and reported so)
 MAX_IN_FLIGHT = 64
+START_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -85,37 +87,33 @@ def in_flight(port: int, n: int, sleep_s: float) -> tuple[list[threading.Thread]
     return threads, outcomes
 
 
-def started_server(target: targets.Target, log_dir: Path):
-    port = free_port()
-    env = {**os.environ, "LAB_SERVER_MODEL": target.name, "PYTHONUNBUFFERED": "1"}
-    proc = start(target.command(targets.OUR_APP, port), log_dir, target.name, env, ROOT)
-    try:
-        wait_healthy(port, proc, timeout=60)
-    except BaseException:
-        stop(proc)
-        raise
-    return proc, port
+def started_server(target: targets.Target, log_dir: Path, what: str) -> TargetRunner:
+    """``target`` started and answering HTTP, logs in ``<name>.<what>.*``; else its ``problem`` says why."""
+    launch = Launch(name=target.name, target=target, log_dir=log_dir, cwd=ROOT, stem=f"{target.name}.{what}")
+    server = LocalRunner(launch)
+    if server.start() and server.wait_ready(START_TIMEOUT_S):
+        return server
+    server.problem = f"{server.problem}; {server.stderr_tail(3)}"
+    return server
 
 
 def sigterm(target: targets.Target, n: int, sleep_s: float, settle_s: float, log_dir: Path) -> dict:
     """SIGTERM with ``n`` requests sent: what came back, what a new connection got, how it exited."""
-    proc, port = started_server(target, log_dir)
-    try:
-        threads, outcomes = in_flight(port, n, sleep_s)
+    server = started_server(target, log_dir, "sigterm")
+    if server.problem:
+        return {"target": target.name, "error": server.problem}
+    with server:
+        threads, outcomes = in_flight(server.port, n, sleep_s)
         time.sleep(settle_s)
         signalled = time.monotonic()
-        os.kill(proc.pid, signal.SIGTERM)
+        server.terminate()
         time.sleep(LATE_AFTER_S)
-        late = get(port, "/health", timeout=EXIT_WAIT_S)
+        late = get(server.port, "/health", timeout=EXIT_WAIT_S)
         for t in threads:
             t.join(sleep_s + EXIT_WAIT_S)
-        try:
-            exit_code: int | str = proc.wait(EXIT_WAIT_S)
-        except subprocess.TimeoutExpired:  # still running: reported, then killed below
-            exit_code = f"still running after {EXIT_WAIT_S:g} s"
+        status = server.wait_exit(EXIT_WAIT_S)  # still running: reported, then killed on the way out
+        exit_code: int | str = status if status is not None else f"still running after {EXIT_WAIT_S:g} s"
         exit_s = time.monotonic() - signalled
-    finally:
-        stop(proc)
     done = [o for o in outcomes if o is not None]
     return {
         "target": target.name,
@@ -144,8 +142,10 @@ def keep_alive(target: targets.Target, log_dir: Path, requests: int = 3) -> dict
     first and reconnects), so the connection is closed here and the next request
     opens a new one.
     """
-    proc, port = started_server(target, log_dir)
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    server = started_server(target, log_dir, "keep-alive")
+    if server.problem:
+        return {"target": target.name, "error": server.problem}
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     local_ports, pids, said_close, silent_close = [], [], 0, 0
     try:
         for _ in range(requests):
@@ -161,7 +161,7 @@ def keep_alive(target: targets.Target, log_dir: Path, requests: int = 3) -> dict
                 conn.close()
     finally:
         conn.close()
-        stop(proc)
+        server.stop()
     return {
         "target": target.name,
         "requests": requests,
@@ -173,6 +173,8 @@ def keep_alive(target: targets.Target, log_dir: Path, requests: int = 3) -> dict
 
 
 def sigterm_line(row: dict) -> str:
+    if row.get("error"):
+        return f"{row['target']}: SIGTERM not tried: FAILED -- {row['error']}"
     lost = ", ".join(f"{n} {kind}" for kind, n in row["lost"].items()) or "none"
     return (
         f"{row['target']}: SIGTERM with {row['in_flight']} in flight -> {row['completed']} completed "
@@ -182,6 +184,8 @@ def sigterm_line(row: dict) -> str:
 
 
 def keep_alive_line(row: dict) -> str:
+    if row.get("error"):
+        return f"{row['target']}: keep-alive not tried: FAILED -- {row['error']}"
     return (
         f"{row['target']}: {row['requests']} requests on one client connection -> "
         f"{row['connections']} TCP connection(s), {row['pids']} pid(s); "
@@ -195,8 +199,9 @@ def load_text() -> str:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m loadtest.lifecycle", description=__doc__.split("\n")[0])
-    p.add_argument("--targets", required=True, help="comma-separated registry targets")
+    p = OneLineParser(prog="python -m loadtest.lifecycle", description=__doc__.split("\n")[0])
+    # Not argparse's required=True: that check comes before the one for unknown flags, hiding a typo.
+    p.add_argument("--targets", help="comma-separated registry targets (required)")
     p.add_argument(
         "--options",
         action="append",
@@ -213,6 +218,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--settle", type=float, default=0.5, help="seconds between sending and SIGTERM (default 0.5)"
     )
     args = p.parse_args(argv)
+    if not args.targets:
+        p.error("--targets is required: comma-separated registry targets")
     unknown = [n for n in args.targets.split(",") if n not in targets.TARGETS]
     if unknown:
         p.error(f"unknown target(s) {', '.join(unknown)}; choose from: {', '.join(targets.TARGETS)}")
@@ -232,16 +239,19 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     log_dir = Path(tempfile.mkdtemp(prefix="wsgilab-lifecycle-"))
+    failed = False
     for name in args.targets.split(","):
         target = targets.TARGETS[name]
         if name in args.replaced:
             target = replace(target, options=args.replaced[name])
         n = args.in_flight or min(MAX_IN_FLIGHT, (target.capacity(MAX_IN_FLIGHT) or 4) + 2)
         row = sigterm(target, n, args.sleep, args.settle, log_dir)
-        print(f"{sigterm_line(row)}  [{load_text()}]")
-        print(f"{keep_alive_line(keep_alive(target, log_dir))}  [{load_text()}]")
+        print(f"{sigterm_line(row)}  [{load_text()}]", flush=True)
+        alive = keep_alive(target, log_dir)
+        print(f"{keep_alive_line(alive)}  [{load_text()}]", flush=True)
+        failed = failed or bool(row.get("error") or alive.get("error"))
     print(f"server logs: {log_dir}")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

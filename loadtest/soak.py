@@ -27,7 +27,6 @@ import argparse
 import csv
 import os
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -36,11 +35,12 @@ from pathlib import Path
 
 import psutil
 
-from loadtest.inserver.tree import Sampler, members, read_each
+from loadtest.inserver.tree import Sampler, read_each
 from loadtest.measure.verdicts import load_busy
 from loadtest.run import locustrun
-from loadtest.run.processes import free_port, start, stop, wait_healthy
-from loadtest.targets import OUR_APP, TARGETS
+from loadtest.run.local import LocalRunner
+from loadtest.run.runner import Launch
+from loadtest.targets import TARGETS
 from server.config import MODES
 from server.oneline import OneLineParser
 
@@ -51,6 +51,8 @@ WINDOW_FRACTION = 0.15  # the first/last window compared, as a fraction of the p
 MIN_WINDOW = 3  # samples
 SCENARIO = "mixed"
 MB = 1024 * 1024
+START_TIMEOUT_S = 20.0
+PROGRESS_S = 30.0  # a progress line this often while a mode is under load
 
 
 @dataclass
@@ -77,9 +79,8 @@ class Verdict:
     reasons: list[str] = field(default_factory=list)
 
 
-def sample_tree(pid: int, t: float) -> Sample | None:
-    """One sample of the process tree rooted at ``pid``; None if it is gone."""
-    procs = members(pid)
+def sample_tree(procs: list[psutil.Process], t: float) -> Sample | None:
+    """One sample of a server's processes (its tree); None if it is gone."""
     if not procs:
         return None
 
@@ -151,47 +152,41 @@ def under_load(samples: list[Sample], began: float | None, seconds: int) -> list
     ]
 
 
-def run_locust(url: str, seconds: int, users: int, prefix: Path, sleep_s: float, cpu_ms: float) -> dict:
+def run_locust(url: str, seconds: int, users: int, prefix: Path, args: argparse.Namespace) -> dict:
     """Headless locust, MixedUser, against ``url``; locust's aggregated stats row."""
     settings = locustrun.Settings(
-        sleep_s=sleep_s, cpu_ms=cpu_ms, hello_path="/", duration=seconds, spawn_rate=None
+        sleep_s=args.sleep_s, cpu_ms=args.cpu_ms, hello_path="/", duration=seconds, spawn_rate=None
     )
     argv = locustrun.command(settings, SCENARIO, users, url, prefix, processes=1)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "LAB_IDENTITY_MAX_RECORDS": "1000"}
-    with Path(f"{prefix}.locust.log").open("wb") as log:
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        try:
-            proc.wait(seconds + locustrun.EXIT_GRACE_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return locustrun.read_aggregated(Path(f"{prefix}_stats.csv"))
+    run = locustrun.run_argv(
+        argv,
+        prefix,
+        seconds,
+        f"soak {prefix.name}",
+        time.monotonic(),
+        every=PROGRESS_S,
+        env={"LAB_IDENTITY_MAX_RECORDS": "1000"},  # the soak reads locust's counts, not the records
+    )
+    return run.stats
 
 
 def soak_one(mode: str, args: argparse.Namespace, out: Path) -> tuple[Verdict, list[Sample]]:
-    """Load one mode for the whole run; its verdict and samples."""
+    """Load one mode for the whole run; its verdict and samples (a server that fails to start misses)."""
     target = TARGETS[f"lab-{mode}"]
-    port = free_port()
-    server = start(target.command(OUR_APP, port), out, f"{mode}.server", dict(os.environ), ROOT)
-    try:
-        wait_healthy(port, server)
-        sampler = Sampler(lambda: sample_tree(server.pid, time.time()), args.interval, name="soak-sampler")
+    launch = Launch(name=target.name, target=target, log_dir=out, stem=f"{mode}.server", cwd=ROOT)
+    with LocalRunner(launch) as server:
+        if not (server.start() and server.wait_ready(START_TIMEOUT_S)):
+            verdict = judge([], 0, 0)
+            verdict.reasons = [f"{server.problem}: {server.stderr_tail(3)}"]
+            return verdict, []
+        sampler = Sampler(lambda: sample_tree(server.processes(), time.time()), args.interval, name="soak")
         sampler.start()
         seconds = max(1, round(args.minutes * 60))
         try:
-            stats = run_locust(
-                f"http://127.0.0.1:{port}",
-                seconds,
-                args.users,
-                out / mode,
-                args.sleep_s,
-                args.cpu_ms,
-            )
+            stats = run_locust(server.url, seconds, args.users, out / mode, args)
         finally:
             sampler.stop()
-        alive = server.poll() is None
-    finally:
-        stop(server)
+        alive = server.alive()
     failures = int(locustrun.num(stats.get("Failure Count"), int) or 0)
     requests = int(locustrun.num(stats.get("Request Count"), int) or 0)
     samples = under_load(sampler.samples, locustrun.load_started(out / f"{mode}_stats_history.csv"), seconds)

@@ -1,7 +1,7 @@
-"""Helpers shared by the tests: free ports, starting a server process, waiting for it.
+"""Helpers shared by the tests: free ports, starting a server process, waiting for it, stopping it.
 
-Port, wait and stop helpers are ``loadtest/run/processes.py``'s, the ones the
-comparison and the benchmark use.
+The port, HTTP-wait and session helpers are ``loadtest/run/processes.py``'s, the ones
+the target runner (``loadtest/run/local.py``) uses; ``stop`` here stops what a test started itself.
 
 Every process a test starts is stopped by pid in a ``finally``; nothing is
 left running when a test fails.
@@ -13,6 +13,7 @@ import contextlib
 import http.client
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -22,8 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from loadtest.run import processes
-from loadtest.run.processes import free_port, stop
+from loadtest.run.processes import free_port
 from tests.apps import CLOSE_LOG_ENV
 
 __all__ = [
@@ -62,8 +65,42 @@ RECOMMENDATION_KEYS = (
 
 
 def wait_for_health(port: int, timeout: float = 20.0, proc: subprocess.Popen | None = None) -> None:
-    """Until /health on 127.0.0.1:port says 200 (raises if the process exits or time runs out)."""
-    processes.wait_healthy(port, proc, timeout)
+    """Until /health on 127.0.0.1:port says 200; raises RuntimeError/TimeoutError otherwise."""
+    url = f"http://127.0.0.1:{port}/health"
+    deadline = time.monotonic() + timeout
+
+    def gone() -> str | None:
+        if proc is None or proc.poll() is None:
+            return None
+        return f"exited with status {proc.returncode} before answering HTTP"
+
+    while time.monotonic() < deadline:
+        status, problem = processes.wait_http(url, gone, max(deadline - time.monotonic(), 0.1))
+        if status == 200:
+            return
+        if status is None and gone() is not None:
+            raise RuntimeError(f"server {problem} ({url})")
+        time.sleep(processes.POLL_S)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout:g} s")
+
+
+def stop(proc: subprocess.Popen, timeout: float = 10.0) -> int:
+    """SIGTERM (graceful), SIGKILL after ``timeout``; then any leftover process of its session.
+
+    The session sweep only finds processes started in their own session
+    (``start_new_session``); for others it finds nothing, their pid being no session id.
+    """
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for leftover in processes.session_members(proc.pid):
+        with contextlib.suppress(psutil.Error):
+            leftover.kill()
+    return proc.returncode
 
 
 @contextlib.contextmanager

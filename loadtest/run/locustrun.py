@@ -17,7 +17,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,22 +157,25 @@ def run_argv(
     processes: int = 1,
     every: float = 1.0,
     cores: Sequence[int] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> LocustRun:
     """One headless locust run of ``argv`` (any locustfile writing ``--csv``/``--identity-file`` under
     ``prefix``); killed ``EXIT_GRACE_S`` after ``duration``; a progress line every ``every`` seconds.
-    ``cores``: CPU affinity set before locust starts (None: wherever the scheduler puts it)."""
+    ``cores``: CPU affinity set before locust starts (None: wherever the scheduler puts it);
+    ``env``: more environment for locust."""
     prefix.parent.mkdir(parents=True, exist_ok=True)
     log_path = Path(f"{prefix}.locust.log")
     identity = Path(f"{prefix}.identity.jsonl")
     history = Path(f"{prefix}_stats_history.csv")
-    env = {k: v for k, v in os.environ.items() if k not in ("LAB_HOSTS", "LOCUST_TARGET")}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    base = {k: v for k, v in os.environ.items() if k not in ("LAB_HOSTS", "LOCUST_TARGET")}
+    paths = os.pathsep.join(p for p in (str(ROOT), base.get("PYTHONPATH", "")) if p)
+    full_env = {**base, "PYTHONPATH": paths, **(env or {})}
     started = time.monotonic()
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             argv,
             cwd=ROOT,
-            env=env,
+            env=full_env,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,

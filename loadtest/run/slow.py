@@ -13,8 +13,8 @@ reports what the normal users got and what the slow clients held:
   answer any of them got ("none" if no request succeeded during the run).
 - **what the slow clients held**, measured: the server's process tree is
   sampled every ``SAMPLE_EVERY_S`` with psutil (processes, threads, established
-  connections on the target's port), before the load and during it.  Only for
-  local targets; a ``--hosts`` target says "not measured".
+  connections on the target's port), before the load and during it.  Only where
+  the runner sees the target's processes; otherwise it says "not measured".
 
 Each row ends with a sentence (``verdict``): the model kept answering normal
 users (every request answered, p95 under ``ANSWERING_P95_MS``), starved them
@@ -34,9 +34,12 @@ from pathlib import Path
 
 import psutil
 
-from loadtest.inserver.tree import Sampler, members, read_each
+from loadtest.inserver.tree import Sampler, read_each
 from loadtest.measure import stats
 from loadtest.run import locustrun
+from loadtest.run.plan import Plan
+from loadtest.run.pool import Pool
+from loadtest.run.runner import TargetRunner
 
 SAMPLE_EVERY_S = 0.5
 # A model "kept answering" when every normal request succeeded and p95 stayed under this.
@@ -54,9 +57,9 @@ class Holding:
     connections: int  # established TCP connections on the server's port, server side
 
 
-def sample(pid: int, port: int) -> Holding | None:
-    """The tree under ``pid`` right now, or None if it is gone."""
-    procs = members(pid)
+def sample(server: TargetRunner) -> Holding | None:
+    """What the server's processes hold right now; None if it is gone or its processes are not visible."""
+    procs, port = server.processes(), server.port
     if not procs:
         return None
 
@@ -72,9 +75,9 @@ def sample(pid: int, port: int) -> Holding | None:
     return Holding(len(procs), sum(t for t, _ in counts), sum(c for _, c in counts))
 
 
-def sampler(pid: int, port: int) -> Sampler[Holding]:
-    """Samples a server's tree every ``SAMPLE_EVERY_S`` (``tree.Sampler``); ``peak`` reads it."""
-    return Sampler(lambda: sample(pid, port), SAMPLE_EVERY_S, name="slow-sampler")
+def sampler(server: TargetRunner) -> Sampler[Holding]:
+    """Samples a server's processes every ``SAMPLE_EVERY_S`` (``tree.Sampler``); ``peak`` reads it."""
+    return Sampler(lambda: sample(server), SAMPLE_EVERY_S, name="slow-sampler")
 
 
 def peak(samples: list[Holding]) -> Holding | None:
@@ -155,7 +158,7 @@ def table(rows: list[dict]) -> str:
 
 
 def measure(
-    server, settings: locustrun.Settings, users: int, slow_clients: int, out: Path, t0: float
+    server: TargetRunner, settings: locustrun.Settings, users: int, slow_clients: int, out: Path, t0: float
 ) -> dict:
     """One target: its locust run with the slow clients, and the samples of its tree."""
     row: dict = {"target": server.name, "normal_users": users, "slow_clients": slow_clients}
@@ -163,9 +166,8 @@ def measure(
         row["error"] = server.problem
         row["answer"] = verdict(row)
         return row
-    pid = server.proc.pid if server.proc is not None else None
-    before = sample(pid, server.port) if pid else None
-    watch = sampler(pid, server.port).start() if pid else None
+    before = sample(server)
+    watch = sampler(server).start() if before is not None else None
     prefix = out / "locust" / "slow" / f"{server.name}.r1"
     try:
         run = locustrun.run(settings, "slow", users + slow_clients, server.url, prefix, 1, server.name, t0)
@@ -186,7 +188,7 @@ def measure(
     return row
 
 
-def run(plan, pool, out: Path, t0: float) -> list[dict]:
+def run(plan: Plan, pool: Pool, out: Path, t0: float) -> list[dict]:
     """Every target of ``plan`` under the slow scenario; prints the table, writes slow.json/slow.txt.
 
     Local targets only (``plan`` refuses ``--hosts`` with the slow scenario): the

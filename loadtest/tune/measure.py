@@ -165,26 +165,25 @@ def serve_ladder(session: Session, shape: Shape, rates: list[float], step_s: flo
     """Start the shape with the session's runner, offer it the ladder (``step_s`` a step), stop it."""
     step_s = step_s or session.step_s
     started = time.monotonic()
-    stem = session.next_stem(shape)
     launch = Launch(
         name=shape.family.name,
         target=shape.target(),
         log_dir=session.out / "logs",
         app=session.app,
         cores=tuple(session.cores),
-        stem=stem,
+        stem=session.next_stem(shape),
     )
-    runner = session.runner(launch)
-    try:
-        if not (runner.start() and runner.wait_ready(START_TIMEOUT_S)):
-            why = f"{runner.problem}; {runner.stderr_tail(1)}"
-            return Served(None, None, time.monotonic() - started, why, envelope=runner.envelope())
-        settle(runner)
-        queued_before = runqueue_seconds(runner.processes())
-        watch = Watch(runner.usage, memory_every=MEMORY_EVERY).start()
-        prefix = session.out / "locust" / stem
+    with session.runner(launch) as server:
+        if not (server.start() and server.wait_ready(START_TIMEOUT_S)):
+            why = f"{server.problem}; {server.stderr_tail(1)}"
+            server.stop()
+            return Served(None, None, time.monotonic() - started, why, envelope=server.envelope())
+        settle(server)
+        queued_before = runqueue_seconds(server.processes())
+        watch = Watch(server.usage, memory_every=MEMORY_EVERY).start()
+        prefix = session.out / "locust" / launch.stem
         try:
-            argv = locust_argv(session, rates, step_s, runner.url, prefix)
+            argv = locust_argv(session, rates, step_s, server.url, prefix)
             duration = run_time(session, rates, step_s)
             run = locustrun.run_argv(
                 argv,
@@ -197,13 +196,10 @@ def serve_ladder(session: Session, shape: Shape, rates: list[float], step_s: flo
             )
         finally:
             watch.stop()
-        queued_after = runqueue_seconds(runner.processes())
-    finally:
-        runner.stop()
+        queued_after = runqueue_seconds(server.processes())
     queued = None if queued_before is None or queued_after is None else max(queued_after - queued_before, 0.0)
-    envelope = runner.envelope()
-    error = oom_error(envelope)
-    return Served(run, watch, time.monotonic() - started, error, runqueue_s=queued, envelope=envelope)
+    envelope = server.envelope()  # after the stop: the OOM kills of the whole life
+    return Served(run, watch, time.monotonic() - started, oom_error(envelope), queued, envelope)
 
 
 def oom_error(envelope: Envelope) -> str:

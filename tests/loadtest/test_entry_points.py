@@ -9,7 +9,7 @@ import importlib
 
 import pytest
 
-ENTRY_POINTS = ["compare", "report", "diff", "bench", "soak", "inserver.devserver"]
+ENTRY_POINTS = ["compare", "report", "diff", "bench", "soak", "lifecycle", "inserver.devserver"]
 
 
 @pytest.mark.parametrize("name", ENTRY_POINTS)

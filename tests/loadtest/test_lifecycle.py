@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
@@ -52,3 +53,12 @@ def test_keep_alive(tmp_path, name, connections):
     assert row["connections"] == connections, row
     assert row["said_close"] == 0, row
     assert row["silent_close"] == (0 if connections == 1 else 3), row
+
+
+def test_a_target_that_fails_to_start_is_reported_with_its_stderr(tmp_path):
+    broken = replace(targets.TARGETS["lab-single"], options=("--no-such-option",))
+    row = lifecycle.sigterm(broken, n=2, sleep_s=1.0, settle_s=0.5, log_dir=tmp_path)
+    assert row["error"].startswith("failed to start: exited with status 2"), row
+    assert "--no-such-option" in row["error"]  # the server's own one-line error, from its stderr
+    assert lifecycle.sigterm_line(row).startswith("lab-single: SIGTERM not tried: FAILED -- failed to start")
+    assert "FAILED" in lifecycle.keep_alive_line(lifecycle.keep_alive(broken, tmp_path))

@@ -12,8 +12,9 @@ import yaml
 
 from loadtest import targets
 from loadtest.catalog import parse_hosts
+from loadtest.run.local import LocalRunner
 from loadtest.run.plan import STORIES
-from loadtest.run.processes import free_port, start, stop, wait_healthy
+from loadtest.run.runner import Launch
 from tests.support import ROOT, concurrent_sleeps
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -157,20 +158,18 @@ def usage_of(port: int) -> dict:
 @pytest.mark.parametrize("name", ["gunicorn-sync", "lab-forking"])
 def test_usage_endpoint_reports_the_whole_tree_from_its_session_leader(tmp_path, name):
     """Served by a worker or a forked child, the root is the process compare started (its session leader)."""
-    port = free_port()
     target = (
         targets.TARGETS[name].with_args("--workers 2") if name == "gunicorn-sync" else targets.TARGETS[name]
     )
-    proc = start(target.command("app:app", port), tmp_path, name, {"PYTHONPATH": str(ROOT), "PATH": ""}, ROOT)
-    try:
-        wait_healthy(port, proc, timeout=30)
-        first = usage_of(port)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/cpu?ms=200", timeout=10) as r:
+    with LocalRunner(
+        Launch(name=name, target=target, log_dir=tmp_path, env={"PATH": ""}, cwd=ROOT)
+    ) as server:
+        assert server.start() and server.wait_ready(30), server.problem
+        first = usage_of(server.port)
+        with urllib.request.urlopen(f"{server.url}/cpu?ms=200", timeout=10) as r:
             r.read()
-        second = usage_of(port)
-    finally:
-        stop(proc)
-    assert first["root_pid"] == second["root_pid"] == proc.pid
+        second = usage_of(server.port)
+    assert first["root_pid"] == second["root_pid"] == server.pid
     if name == "gunicorn-sync":
         assert first["pids"] == 3  # arbiter + 2 workers
     assert second["cpu_s"] - first["cpu_s"] >= 0.15  # the 200 ms of /cpu, reaped child or live worker
@@ -181,17 +180,13 @@ def test_usage_endpoint_reports_the_whole_tree_from_its_session_leader(tmp_path,
 @pytest.mark.parametrize(("name", "pids"), [("granian", 2), ("uwsgi", 4)])
 def test_new_servers_start_from_the_registry_and_serve_from_their_workers(tmp_path, name, pids):
     """Started from the registry's command, each answers with its X-Server-Model from its workers' pids."""
-    port = free_port()
-    env = {"PYTHONPATH": str(ROOT), "PATH": "", "LAB_SERVER_MODEL": name}
-    proc = start(targets.TARGETS[name].command("app:app", port), tmp_path, name, env, ROOT)
-    try:
-        wait_healthy(port, proc, timeout=60)
-        _, results = concurrent_sleeps(port, n=pids, seconds=1.0)
-    finally:
-        stop(proc)
+    launch = Launch(name=name, target=targets.TARGETS[name], log_dir=tmp_path, env={"PATH": ""}, cwd=ROOT)
+    with LocalRunner(launch) as server:
+        assert server.start() and server.wait_ready(60), server.problem
+        _, results = concurrent_sleeps(server.port, n=pids, seconds=1.0)
     assert {r["x-server-model"] for r in results} == {name}
     served_by = {int(r["x-worker-pid"]) for r in results}
-    assert proc.pid not in served_by  # a worker answered, not the master
+    assert server.pid not in served_by  # a worker answered, not the master
     assert 1 <= len(served_by) <= pids
 
 

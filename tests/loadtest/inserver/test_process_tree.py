@@ -9,7 +9,7 @@ import time
 import psutil
 
 from loadtest.inserver.tree import Sampler, members, read_each
-from loadtest.run.processes import stop
+from tests.support import stop
 
 SLEEPER = "import time; time.sleep(30)"
 # The parent reaps its child when it exits, so a killed child is gone, not a zombie.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 
 import psutil
 import pytest
@@ -93,7 +92,7 @@ def test_io_share():
     assert IO.io_share == pytest.approx(0.98) and CPU.io_share == 0.0
     starved = model.Calibration(**{**CPU.__dict__, "wall_s": 0.040, "queue_s": 0.030, "scale": {}})
     assert starved.io_share == 0.0  # waiting for a core on a busy machine is not I/O
-    assert measure.runqueue_seconds([psutil.Process(os.getpid())]) is not None
+    assert measure.runqueue_seconds([psutil.Process()]) is not None
 
 
 def records(step: int, n: int, ms: float, failed: int = 0) -> list[dict]:
