@@ -82,9 +82,8 @@ def project_image(client: docker.DockerClient, say: Callable[[str], None], root:
         raise EngineError(f"building {IMAGE} failed: {lines[-1] if lines else exc.msg}") from None
     except docker.errors.DockerException as exc:
         raise EngineError(f"building {IMAGE} failed: {first_line(exc)}") from None
-    if current is not None:  # the previous build, now untagged: nothing else should keep it
-        with contextlib.suppress(docker.errors.APIError):
-            client.images.remove(current.id)
+    with contextlib.suppress(docker.errors.APIError):  # earlier builds of ours, now untagged
+        client.images.prune(filters={"dangling": True, "label": FINGERPRINT_LABEL})
     return IMAGE
 
 
