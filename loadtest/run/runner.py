@@ -240,6 +240,8 @@ class TargetRunner(ABC):
 
     def wait_ready(self, timeout: float) -> bool:
         """Until the target answers HTTP (any status); on failure ``problem`` says why and it is stopped."""
+        if self.starts == 0:
+            raise RuntimeError(f"{self.name}: wait_ready before start")
         if self.problem:
             return False
         status, why = wait_http(self.url + "/health", self._exited, timeout)
