@@ -22,7 +22,8 @@ Policy choices:
   (``limits``, ``oom_kills``, ``oom_killed``) after the container is gone.
 
 Known limits: the engine's stats do not see processes, so ``processes()`` is empty
-(no thread, fd or run-queue figures); memory is the cgroup's charge (RSS and
+(no thread, fd or run-queue figures); they come once a second, so a rate over a
+window shorter than two seconds is unknown; memory is the cgroup's charge (RSS and
 kernel memory, without page cache), not PSS.
 
 What this module does not know: what is measured with the target.

@@ -6,9 +6,10 @@ Policy, stated once:
   run's own ``RUN_LABEL``, so ``remove_labelled`` finds and removes them at the end of a
   run, on Ctrl-C, or after a run that died.
 - Usage comes from the Engine API's stats stream (``StatsFeed``: the engine samples
-  once a second), which covers cgroup v1 and v2 alike: CPU seconds are ``cpu_stats.cpu_usage.total_usage``,
-  memory is ``memory_stats.usage`` minus the page cache (v1 ``cache``, v2
-  ``inactive_file``), throttling is ``cpu_stats.throttling_data``.
+  once a second), which covers cgroup v1 and v2 alike: CPU seconds are
+  ``cpu_stats.cpu_usage.total_usage``, memory is ``memory_stats.usage`` minus the
+  page cache (v1 ``cache``, v2 ``inactive_file``), throttling is
+  ``cpu_stats.throttling_data``; each reading carries the engine's time (``read``).
 - The limits are read back from inside the container (``read_limits``: cgroup v2's
   ``cpu.max``/``memory.max``, else v1's ``cfs_quota_us``/``cfs_period_us``/
   ``limit_in_bytes``): what the kernel enforces, not what was asked for.

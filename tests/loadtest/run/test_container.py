@@ -58,6 +58,8 @@ def test_usage_from_stats_reads_cgroup_v1_and_v2_documents():
     assert one.counters() == {"periods": 40, "throttled_periods": 7, "throttled_s": 0.3}
     assert (two.memory_bytes, two.periods) == (40 * MiB, 0)
     assert engine.usage_from_stats({"cpu_stats": {}, "memory_stats": {}}) is None  # a stopped container
+    assert engine.read_time({"read": "2026-12-06T01:42:43.576640061Z"}) == pytest.approx(1796521363.57664)
+    assert engine.read_time({"read": "0001-01-01T00:00:00Z"}) is None  # what a stopped container reports
 
 
 @pytest.fixture(scope="module")
