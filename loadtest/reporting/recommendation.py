@@ -194,8 +194,8 @@ def runtime_text(result: dict) -> str:
     if b.get("runtime") != "docker":
         return ""
     cands = [c for c in result["candidates"] if c.get("runtime")]
-    throttled = sum(c["throttled_periods"] for c in cands)
-    periods = sum(c["periods"] for c in cands)
+    throttled = sum(c["throttled_periods"] or 0 for c in cands)
+    periods = sum(c["periods"] or 0 for c in cands)
     killed = [c["key"] for c in cands if c.get("oom_kills")]
     text = (
         f" Each candidate ran in its own container ({b.get('image') or 'the project image'}) under a CPU "

@@ -70,20 +70,24 @@ def candidate(c: Candidate, app: str, cpus: int, memory_mb: float) -> dict:
 def envelope_fields(c: Candidate) -> dict:
     """What confined the candidate, over its rounds: runtime, quota, limit, CPU throttling, OOM kills.
 
-    Counts are sums over the rounds; ``oom_kills`` is None where the runtime cannot see them.
+    Counts are sums over the rounds; None where the runtime imposes no quota or cannot see OOM kills.
     """
     boxes = [r.box for r in c.rounds if r.box]
     if not boxes:
         return {}
-    throttling = [b.get("throttling") or {} for b in boxes]
+    throttling = [b["throttling"] for b in boxes if b.get("throttling")]
     kills = [b["oom_kills"] for b in boxes if b.get("oom_kills") is not None]
+
+    def total(name: str) -> float | None:
+        return sum(t.get(name, 0) for t in throttling) if throttling else None
+
     return {
         "runtime": boxes[-1]["runtime"],
         "cpu_quota": boxes[-1]["cpu_quota"],
         "memory_limit_mb": boxes[-1]["memory_limit_mb"],
-        "periods": sum(t.get("periods", 0) for t in throttling),
-        "throttled_periods": sum(t.get("throttled_periods", 0) for t in throttling),
-        "throttled_s": sum(t.get("throttled_s", 0.0) for t in throttling),
+        "periods": total("periods"),
+        "throttled_periods": total("throttled_periods"),
+        "throttled_s": total("throttled_s"),
         "oom_kills": sum(kills) if kills else None,
     }
 
