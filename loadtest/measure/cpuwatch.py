@@ -54,6 +54,9 @@ class Reading:
     # Other cumulative counters a backend reads (a container's throttled periods and time, say);
     # empty for a local process tree.
     counters: Mapping[str, float] = field(default_factory=dict)
+    # When the figures were taken (Unix time), for a backend whose readings arrive late (a container
+    # engine's stats, once a second); None: now.
+    at: float | None = None
 
 
 def tree_reading(root: psutil.Process, memory: bool = False) -> Reading | None:
@@ -112,9 +115,11 @@ class Watch:
         reading = self.read(with_memory)
         if reading is None:
             return
-        now = time.time()
+        now = reading.at or time.time()
+        if self.samples and now <= self.samples[-1][0]:
+            return  # a backend's reading already taken
         self.samples.append((now, reading.cpu_s, reading.per_process))
-        self.machine.append((now, machine_busy_seconds()))
+        self.machine.append((time.time(), machine_busy_seconds()))
         if reading.memory_bytes is not None:
             self.memory.append((now, reading.memory_bytes, reading.memory_kind))
         if reading.counters:
@@ -122,6 +127,14 @@ class Watch:
 
     def stop(self) -> None:
         self._sampler.stop()
+
+    def counted(self, start: float, end: float) -> dict[str, float]:
+        """How much each of the backend's counters grew between ``start`` and ``end`` ({} if unread)."""
+        inside = [c for c in self.counters if start <= c[0] <= end]
+        if len(inside) < 2:
+            return {}
+        first, last = inside[0][1], inside[-1][1]
+        return {name: max(last[name] - first[name], 0) for name in last if name in first}
 
     def _window(self, start: float, end: float) -> list[tuple[float, float, Mapping[int, float]]]:
         inside = [s for s in self.samples if start <= s[0] <= end]

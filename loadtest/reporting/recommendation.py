@@ -184,7 +184,28 @@ def question(result: dict) -> str:
         f"{b['memory_mb']:.0f} MB ({b['memory_source']}); time budget {result['minutes']:g} min, "
         f"took {result['wall_s']:.0f} s; load average {fmt(loads['before'], '.1f')} before, "
         f"{fmt(loads['after'], '.1f')} after (other work on the machine makes figures noisy)."
+        + runtime_text(result)
     )
+
+
+def runtime_text(result: dict) -> str:
+    """For ``--runtime docker``: the envelope each candidate ran in, and what it did to them."""
+    b = result["budget"]
+    if b.get("runtime") != "docker":
+        return ""
+    cands = [c for c in result["candidates"] if c.get("runtime")]
+    throttled = sum(c["throttled_periods"] or 0 for c in cands)
+    periods = sum(c["periods"] or 0 for c in cands)
+    killed = [c["key"] for c in cands if c.get("oom_kills")]
+    text = (
+        f" Each candidate ran in its own container ({b.get('image') or 'the project image'}) under a CPU "
+        f"quota of {b['cpus']:g} core(s) and a {b['memory_mb']:.0f} MiB memory limit, the load generator "
+        f"outside it; memory is the container's cgroup charge, not PSS. The quota throttled "
+        f"{throttled:,} of {periods:,} CPU periods."
+    )
+    if killed:
+        text += f" Killed by the OOM killer, so failed: {', '.join(killed)}."
+    return text
 
 
 def calibration(result: dict) -> str:

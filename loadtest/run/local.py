@@ -40,6 +40,8 @@ def local_env(launch: Launch) -> dict[str, str]:
 class LocalRunner(TargetRunner):
     """A target as a local process in its own session, stopped by pid."""
 
+    runtime = "local"
+
     def __init__(self, launch: Launch) -> None:
         super().__init__(launch)
         self.proc: subprocess.Popen | None = None

@@ -24,6 +24,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import psutil
 
@@ -79,6 +80,25 @@ class Launch:
         return {**env, **self.env}
 
 
+@dataclass(frozen=True)
+class Envelope:
+    """What confined a target's last life, as the backend measured it: recorded beside its figures."""
+
+    runtime: str  # the backend: "local", "docker"
+    cpu_quota_us: int | None = None  # CFS quota per period, read back from the cgroup (None: no quota)
+    cpu_period_us: int | None = None
+    memory_limit_mb: float | None = None  # MiB the kernel allows before it OOM-kills (None: no limit)
+    oom_kills: int | None = None  # the OOM killer's kills (None: this backend cannot see them)
+    oom_killed: bool = False  # the target's main process was one of them
+
+    @property
+    def cpu_quota(self) -> float | None:
+        """The quota in cores (150000 us per 100000 us -> 1.5)."""
+        if self.cpu_quota_us is None or not self.cpu_period_us:
+            return None
+        return self.cpu_quota_us / self.cpu_period_us
+
+
 class TargetRunner(ABC):
     """One target's life: start, ready, usage, stop, logs. One object per target; it may start again.
 
@@ -95,6 +115,8 @@ class TargetRunner(ABC):
     Use: ``start()``, ``wait_ready(timeout)``, then ``url``; ``with runner:`` stops it
     on the way out, whatever happened.
     """
+
+    runtime: ClassVar[str] = ""  # the backend's name in the record (``Envelope.runtime``)
 
     def __init__(self, launch: Launch) -> None:
         self.launch = launch
@@ -164,6 +186,13 @@ class TargetRunner(ABC):
         waits); their readers say "not measured" on [].
         """
         return []
+
+    def envelope(self) -> Envelope:
+        """The limits the target ran under and what they did to it (OOM kills); this: none seen.
+
+        A backend that imposes limits overrides it; valid after ``stop`` too.
+        """
+        return Envelope(self.runtime)
 
     def exit_text(self) -> str:
         """How it ended, for a reader: "exited with status 1" (a container may say "OOM-killed")."""

@@ -12,6 +12,10 @@ Defaults, stated once:
 - ``--memory``: ``TUNE_MEMORY`` when set, else the memory limit of the cgroup
   (``memory.max``, or cgroup v1's ``memory.limit_in_bytes``), else the memory
   the machine has available now.
+- ``--runtime``: ``local`` (each candidate a process tree pinned to ``--cpus``
+  whole cores) or ``docker`` (each candidate in its own container from the
+  project's image, or ``--image``, under ``--cpus`` as a CFS quota -- fractional
+  allowed -- and ``--memory`` as its memory limit; ``loadtest/run/container.py``).
 - ``--servers``: every registry target meant for deployment (``DEFAULT_SERVERS``);
   Flask's development server and our one-at-a-time and fork-per-connection
   modes are demonstrations and join only when named.
@@ -62,6 +66,8 @@ SIZE_UNITS = {
     "gib": 1024**3,
 }
 SLO_QUANTILES = {"p50": 50.0, "p95": 95.0, "p99": 99.0}
+RUNTIMES = ("local", "docker")
+MIN_QUOTA_CPUS = 0.01  # the engine's smallest CPU quota
 # The budget from the environment when no flag gives it: a container runs the
 # search with no limit of its own (the generator must not share the budget).
 CPUS_ENV, MEMORY_ENV = "TUNE_CPUS", "TUNE_MEMORY"
@@ -83,7 +89,7 @@ class Slo:
 
 @dataclass(frozen=True)
 class Budget:
-    cpus: int
+    cpus: float  # a whole number (an int) unless the runtime is docker, whose quota may be 1.5
     memory_bytes: float
     cpus_source: str
     memory_source: str
@@ -94,7 +100,7 @@ class Budget:
 
     def cores(self) -> list[int]:
         """The cores the server under test is pinned to: the first ``cpus`` this process may use."""
-        return sorted(os.sched_getaffinity(0))[: self.cpus]
+        return sorted(os.sched_getaffinity(0))[: math.ceil(self.cpus)]
 
 
 @dataclass
@@ -111,6 +117,8 @@ class TuneArgs:
     step_s: float = STEP_S
     against: Path | None = None
     argv: list[str] = field(default_factory=list)
+    runtime: str = "local"  # RUNTIMES: where each candidate runs
+    image: str | None = None  # --runtime docker: the user's image (None: the project's, built when needed)
 
     def workload(self) -> str:
         if self.locustfile is not None:
@@ -196,9 +204,20 @@ def bounded(cast: type, low: float, high: float, flag: str, example: str) -> Cal
 
 minutes_arg = bounded(float, MIN_MINUTES, MAX_MINUTES, "--minutes", "minutes like 8 or 2.5")
 step_seconds = bounded(float, MIN_STEP_S, MAX_STEP_S, "--step-seconds", "seconds like 4")
-cpus_arg = bounded(
-    int, 1, len(os.sched_getaffinity(0)), "--cpus", "whole cores like 2 (at most this machine's)"
-)
+
+
+def cpus_arg(text: str) -> float:
+    """``2`` -> 2 (an int: whole cores), ``1.5`` -> 1.5 (a quota: only the docker runtime takes it)."""
+    most = len(os.sched_getaffinity(0))
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected cores like 2 or 1.5, got {text!r}") from None
+    if not MIN_QUOTA_CPUS <= value <= most:
+        raise argparse.ArgumentTypeError(
+            f"--cpus must be above 0 and at most {most} (this machine's), got {text!r}"
+        )
+    return int(value) if value.is_integer() else value
 
 
 def cgroup_memory_limit(root: Path = CGROUP_ROOT) -> float | None:
@@ -233,7 +252,7 @@ def flag_or_env(value: float | None, flag: str, var: str, parse: Callable[[str],
 
 
 def default_budget(
-    cpus: int | None, memory: float | None, cpus_from: str = "--cpus", memory_from: str = "--memory"
+    cpus: float | None, memory: float | None, cpus_from: str = "--cpus", memory_from: str = "--memory"
 ) -> Budget:
     limit = cgroup_cpu_limit()
     if cpus is not None:
@@ -252,7 +271,7 @@ def default_budget(
     return Budget(cpus_value, mem_value, cpus_source, mem_source)
 
 
-def budget_from(cpus: int | None, memory: float | None) -> Budget:
+def budget_from(cpus: float | None, memory: float | None) -> Budget:
     """The budget from the flags, else ``TUNE_CPUS``/``TUNE_MEMORY``, else the defaults above."""
     cpus, cpus_from = flag_or_env(cpus, "--cpus", CPUS_ENV, cpus_arg)
     memory, memory_from = flag_or_env(memory, "--memory", MEMORY_ENV, parse_size)
@@ -291,13 +310,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--cpus",
         type=cpus_arg,
         default=None,
-        help=f"cores for the server (default: {CPUS_ENV}, cgroup, machine)",
+        help=f"cores for the server (default: {CPUS_ENV}, cgroup, machine); fractional with --runtime docker",
     )
     p.add_argument(
         "--memory",
         type=parse_size,
         default=None,
         help=f"memory budget, e.g. 1GiB (default: {MEMORY_ENV}, cgroup, available)",
+    )
+    p.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default="local",
+        help="where candidates run: local processes pinned to cores (default), or docker: each in its own "
+        "container with --cpus as a CPU quota and --memory as its memory limit",
+    )
+    p.add_argument(
+        "--image",
+        default=None,
+        help="--runtime docker: your image, built FROM wsgi-lab:latest with your app (default: the project's "
+        "image, built from its Dockerfile when needed; nothing is pulled)",
     )
     p.add_argument(
         "--servers", default=",".join(DEFAULT_SERVERS), help="registry targets to consider, comma-separated"
@@ -359,6 +391,28 @@ def check_app(app: str) -> None:
         )
 
 
+def check_runtime(runtime: str, image: str | None, budget: Budget) -> None:
+    """The flags the runtime cannot honour, and for docker an engine that answers (and ``--image`` on it)."""
+    if runtime == "local":
+        if image is not None:
+            raise UsageError("--image needs --runtime docker (the local runtime runs no image)")
+        if not float(budget.cpus).is_integer():
+            raise UsageError(
+                f"--cpus {budget.cpus:g}: the local runtime pins whole cores; "
+                "a fractional CPU quota needs --runtime docker"
+            )
+        return
+    from loadtest.run import engine  # the docker SDK only when it is asked for
+    from loadtest.run import image as images
+
+    try:
+        client = engine.connect()
+        if image is not None:
+            images.user_image(client, image)
+    except engine.EngineError as exc:
+        raise UsageError(f"--runtime docker: {exc}") from None
+
+
 def parse(argv: list[str]) -> TuneArgs:
     """The checked arguments; raises UsageError (argparse exits 2 itself for its own checks)."""
     ns = build_parser().parse_args(argv)
@@ -367,14 +421,17 @@ def parse(argv: list[str]) -> TuneArgs:
     if ns.locustfile and ns.path:
         raise UsageError("give the workload as --path or as --locustfile, not both")
     servers = servers_arg(ns.servers)
-    check_app(ns.app)
+    if ns.image is None:  # an app in the user's own image may import only there
+        check_app(ns.app)
     slo = Slo(dict(ns.slo or [(95.0, 250.0)]), ns.max_error_rate)
+    budget = budget_from(ns.cpus, ns.memory)
+    check_runtime(ns.runtime, ns.image, budget)
     return TuneArgs(
         app=ns.app,
         paths=[] if ns.locustfile else (ns.path or [(DEMO_PATH, 1.0)]),
         locustfile=ns.locustfile,
         slo=slo,
-        budget=budget_from(ns.cpus, ns.memory),
+        budget=budget,
         servers=servers,
         minutes=ns.minutes,
         out=ns.out,
@@ -382,4 +439,6 @@ def parse(argv: list[str]) -> TuneArgs:
         step_s=ns.step_seconds,
         against=ns.against,
         argv=list(argv),
+        runtime=ns.runtime,
+        image=ns.image,
     )

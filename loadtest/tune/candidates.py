@@ -178,9 +178,9 @@ def families(names: list[str]) -> list[Family]:
     return [family(targets.TARGETS[n]) for n in names]
 
 
-def baseline(cpus: int) -> Shape:
-    """gunicorn's folklore: sync workers, (2 x cores) + 1."""
-    return Shape(family(targets.TARGETS["gunicorn-sync"]), 2 * cpus + 1, 1)
+def baseline(cpus: float) -> Shape:
+    """gunicorn's folklore: sync workers, (2 x cores) + 1 (a 1.5-core quota: 4)."""
+    return Shape(family(targets.TARGETS["gunicorn-sync"]), round(2 * cpus) + 1, 1)
 
 
 def neighbours(shape: Shape, max_workers: int) -> list[Shape]:

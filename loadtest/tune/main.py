@@ -19,8 +19,11 @@ from pathlib import Path
 from loadtest import records
 from loadtest.measure import verdicts
 from loadtest.run import environment
+from loadtest.run.local import LocalRunner
 from loadtest.run.plan import UsageError
+from loadtest.run.runner import RunnerFactory
 from loadtest.tune import budget as budget_args
+from loadtest.tune import runtime
 from loadtest.tune import search as searching
 from loadtest.tune.budget import TuneArgs
 from loadtest.tune.calibrate import CalibrationError, calibrate
@@ -68,7 +71,7 @@ def check_one_worker(cal: Calibration, args: TuneArgs) -> None:
         )
 
 
-def run(args: TuneArgs) -> int:
+def run(args: TuneArgs, runner: RunnerFactory = LocalRunner) -> int:
     t0 = time.monotonic()
     deadline = t0 + args.minutes * 60.0 - WRITE_ALLOWANCE_S
     started = dt.datetime.now(dt.UTC)
@@ -88,6 +91,7 @@ def run(args: TuneArgs) -> int:
     )
     session = Session(args.app, args.paths, slo, b.cores(), out, args.seed, t0, args.step_s)
     session.locustfile = args.locustfile
+    session.runner = runner
     try:
         cal = calibrate(session, say)
         check_one_worker(cal, args)
@@ -197,7 +201,13 @@ def main(argv: list[str] | None = None) -> int:
         args = budget_args.parse(argv)
     except UsageError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
-    return run(args)
+    try:
+        with runtime.runners(args, lambda line: print(f"[tune] {line}", flush=True)) as runner:
+            return run(args, runner)
+    except runtime.RuntimeUnavailable as exc:
+        parser.exit(1, f"{parser.prog}: error: {exc}\n")
+    except KeyboardInterrupt:  # every server and container of the run has been stopped on the way out
+        parser.exit(130, f"{parser.prog}: interrupted\n")
 
 
 if __name__ == "__main__":

@@ -1,17 +1,19 @@
 """One shape measured at target arrival rates: a fresh server, one ladder, its verdicts.
 
-- The server runs pinned to the budget's cores (``Launch.cores``, applied by the
-  target runner before it starts, so every process it forks inherits it) --
-  the tree cannot use more than ``--cpus`` cores whatever its worker count.
+- The server is started by the session's target runner (``Session.runner``: a
+  local process tree pinned to the budget's cores, or a container under a CPU
+  quota and memory limit, ``--runtime``); this module never asks which.
 - The load is ``loadtest/generator/arrivals.py`` (open loop, run by
-  ``locustrun.run_argv``), pinned to the cores the server is not pinned to when
-  any remain (``generator_cores``), so it cannot take the server's cores; with
-  ``--cpus`` equal to every core it runs unpinned and competes with the server
-  (the report records the generator's CPU and the load average). Other
+  ``locustrun.run_argv``) on this machine, pinned to the cores the server is not
+  pinned to when any remain (``generator_cores``), so it cannot take the server's
+  cores; with ``--cpus`` covering every core it runs unpinned and competes with the
+  server (the report records the generator's CPU and the load average). Other
   processes on the machine are not kept off either set.
-- Memory is the peak PSS of the server tree (``cpuwatch.Watch`` sampling the
-  runner's ``usage``) during the ladder; CPU is the tree's cores used during the
-  step that set the figure.
+- Memory is the peak of the server's memory samples during the ladder (PSS of a
+  local tree, the cgroup's charge of a container); CPU is the server's cores used
+  during the step that set the figure.
+- A shape the OOM killer struck fails with that reason (``oom_error``), and every
+  round records what confined the server (``box_record``).
 
 What this module does not know: which shapes are worth measuring.
 """
@@ -26,11 +28,11 @@ from pathlib import Path
 
 import psutil
 
-from loadtest.measure.cpuwatch import Watch
+from loadtest.measure.cpuwatch import Reading, Watch
 from loadtest.measure.verdicts import SATURATED
 from loadtest.run import locustrun
 from loadtest.run.local import LocalRunner
-from loadtest.run.runner import Launch, RunnerFactory, TargetRunner
+from loadtest.run.runner import Envelope, Launch, RunnerFactory, TargetRunner
 from loadtest.tune import ladder
 from loadtest.tune.budget import MiB, Slo
 from loadtest.tune.candidates import Shape
@@ -61,9 +63,9 @@ class Session:
     t0: float = field(default_factory=time.monotonic)
     step_s: float = ladder.STEP_S
     locustfile: Path | None = None  # the workload as the team's user classes instead of paths
+    runner: RunnerFactory = LocalRunner  # what starts each candidate (--runtime)
     serial: int = 0
     status: str = ""  # prefix of progress lines (what is measured, time left)
-    runner: RunnerFactory = LocalRunner  # how each shape's server runs (the backend)
 
     def next_stem(self, shape: Shape) -> str:
         self.serial += 1
@@ -99,22 +101,27 @@ def step_window(records: list[dict]) -> tuple[float, float] | None:
 
 
 def settle(
-    server: TargetRunner, quiet_cores: float = SETTLED_CORES, timeout: float = SETTLE_TIMEOUT_S
+    runner: TargetRunner, quiet_cores: float = SETTLED_CORES, timeout: float = SETTLE_TIMEOUT_S
 ) -> float:
-    """Wait until the server tree's CPU use falls below ``quiet_cores``: every worker has booted.
+    """Wait until the server's CPU use falls below ``quiet_cores``: every worker has booted.
 
     The first worker answering ``/health`` does not mean the others have
     imported the app: 48 workers booting on 2 busy cores take tens of seconds,
     and load sent meanwhile measures the boot.  Returns the seconds waited.
     """
     started = time.monotonic()
-    before = server.usage()
-    while before is not None and time.monotonic() - started < timeout:
-        time.sleep(SETTLE_SAMPLE_S)
-        now = server.usage()
-        if now is None or (now.cpu_s - before.cpu_s) / SETTLE_SAMPLE_S < quiet_cores:
+    before: tuple[float, Reading] | None = None
+    while time.monotonic() - started < timeout:
+        now = runner.usage()
+        if now is None and (before is not None or not runner.alive()):
+            break  # it has exited: nothing to wait for
+        at = (now.at or time.time()) if now is not None else 0.0
+        fresh = now is not None and (before is None or at > before[0])  # the engine's stats: once a second
+        if fresh and before is not None and (now.cpu_s - before[1].cpu_s) / (at - before[0]) < quiet_cores:
             break
-        before = now
+        if fresh:
+            before = (at, now)
+        time.sleep(SETTLE_SAMPLE_S)
     return time.monotonic() - started
 
 
@@ -127,14 +134,15 @@ class Served:
     seconds: float
     error: str = ""
     runqueue_s: float | None = None  # seconds the server tree's threads waited for a core during the ladder
+    envelope: Envelope | None = None  # what confined the server (runtime, quota, limit, OOM kills)
 
 
 def runqueue_seconds(procs: list[psutil.Process]) -> float | None:
-    """Seconds the live threads of ``procs`` have waited on a run queue (``/proc/<pid>/task/*/schedstat``).
+    """Seconds the processes' live threads have waited on a run queue (``/proc/<pid>/task/*/schedstat``).
 
-    Linux only, and only where the runner sees the server's processes; None otherwise.
-    Time waiting for a core is neither CPU nor I/O: on a busy machine it would
-    otherwise read as the app waiting on I/O.
+    Linux only, and only where the backend sees the processes; None otherwise.  Time
+    waiting for a core is neither CPU nor I/O: on a busy machine it would otherwise
+    read as the app waiting on I/O.
     """
     total, found = 0, False
     for proc in procs:
@@ -154,7 +162,7 @@ def generator_cores(server_cores: list[int]) -> list[int] | None:
 
 
 def serve_ladder(session: Session, shape: Shape, rates: list[float], step_s: float | None = None) -> Served:
-    """Start the shape pinned to the budget's cores, offer it the ladder (``step_s`` a step), stop it."""
+    """Start the shape with the session's runner, offer it the ladder (``step_s`` a step), stop it."""
     step_s = step_s or session.step_s
     started = time.monotonic()
     launch = Launch(
@@ -167,9 +175,9 @@ def serve_ladder(session: Session, shape: Shape, rates: list[float], step_s: flo
     )
     with session.runner(launch) as server:
         if not (server.start() and server.wait_ready(START_TIMEOUT_S)):
-            return Served(
-                None, None, time.monotonic() - started, f"{server.problem}; {server.stderr_tail(1)}"
-            )
+            why = f"{server.problem}; {server.stderr_tail(1)}"
+            server.stop()
+            return Served(None, None, time.monotonic() - started, why, envelope=server.envelope())
         settle(server)
         queued_before = runqueue_seconds(server.processes())
         watch = Watch(server.usage, memory_every=MEMORY_EVERY).start()
@@ -190,15 +198,53 @@ def serve_ladder(session: Session, shape: Shape, rates: list[float], step_s: flo
             watch.stop()
         queued_after = runqueue_seconds(server.processes())
     queued = None if queued_before is None or queued_after is None else max(queued_after - queued_before, 0.0)
-    return Served(run, watch, time.monotonic() - started, runqueue_s=queued)
+    envelope = server.envelope()  # after the stop: the OOM kills of the whole life
+    return Served(run, watch, time.monotonic() - started, oom_error(envelope), queued, envelope)
+
+
+def oom_error(envelope: Envelope) -> str:
+    """A shape the OOM killer struck failed, whatever its figures: it does not fit its memory limit."""
+    if not envelope.oom_kills and not envelope.oom_killed:
+        return ""
+    limit = f"{envelope.memory_limit_mb:.0f} MiB" if envelope.memory_limit_mb else "its memory limit"
+    return f"killed by the OOM killer ({envelope.oom_kills or 1} kill(s) at {limit})"
 
 
 def measure(session: Session, shape: Shape, rates: list[float]) -> Round:
     """The round's verdicts for one shape and one ladder (see the module's policy)."""
     served = serve_ladder(session, shape, rates)
     if served.run is None or served.watch is None:
-        return Round(rates, [], None, None, served.seconds, served.error)
-    return figures(session, rates, served.run, served.watch, served.seconds)
+        return Round(rates, [], None, None, served.seconds, served.error, box=box_record(served, []))
+    result = figures(session, rates, served.run, served.watch, served.seconds)
+    result.box = box_record(served, [step_window(r) for r in ladder.by_step(served.run.records).values()])
+    result.error = result.error or served.error
+    return result
+
+
+def box_record(served: Served, windows: list[tuple[float, float] | None]) -> dict[str, object]:
+    """What confined the server and what that did: runtime, quota, limit, OOM kills, CPU throttling.
+
+    Throttling (the quota's periods, throttled periods, seconds throttled) over the
+    whole ladder and per arrival-rate step, as the runner's counters grew; absent
+    where the runtime imposes no quota.
+    """
+    if served.envelope is None:
+        return {}
+    env = served.envelope
+    record: dict[str, object] = {
+        "runtime": env.runtime,
+        "cpu_quota": env.cpu_quota,
+        "cpu_quota_us": env.cpu_quota_us,
+        "cpu_period_us": env.cpu_period_us,
+        "memory_limit_mb": env.memory_limit_mb,
+        "oom_kills": env.oom_kills,
+        "oom_killed": env.oom_killed,
+    }
+    watch = served.watch
+    if watch is not None and watch.counters:
+        record["throttling"] = watch.counted(watch.counters[0][0], watch.counters[-1][0])
+        record["throttling_by_step"] = [watch.counted(*w) if w else {} for w in windows]
+    return record
 
 
 def figures(

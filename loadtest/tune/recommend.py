@@ -92,6 +92,10 @@ def binding(cal: Calibration, slo: Slo, cands: Sequence[Candidate], memory_mb: f
     if over:
         c = min(over, key=lambda c: c.memory_mb or 0)
         return f"memory: {c.key} met the objectives but used {c.memory_mb:.0f} MB > budget {memory_mb:.0f} MB"
+    killed = [c for c in cands if any(r.box.get("oom_kills") or r.box.get("oom_killed") for r in c.rounds)]
+    if killed:
+        keys = ", ".join(c.key for c in killed)
+        return f"memory: the OOM killer killed {keys} at the {memory_mb:.0f} MiB limit"
     return "CPU: no candidate met the objectives even at the lowest arrival rate tried"
 
 

@@ -47,6 +47,7 @@ def candidate(c: Candidate, app: str, cpus: int, memory_mb: float) -> dict:
         # when no step met the objectives the figure is "below the lowest rate tried", not zero
         "lowest_rate_tried": min((r.rates[0] for r in c.rounds if r.rates), default=None),
     }
+    out |= envelope_fields(c)
     if c.rounds:
         out["measurements"] = [
             {
@@ -59,10 +60,36 @@ def candidate(c: Candidate, app: str, cpus: int, memory_mb: float) -> dict:
                 "error": r.error,
                 "notes": r.notes,
                 "steps": [s.as_dict() for s in r.steps],
+                "box": r.box,
             }
             for r in c.rounds
         ]
     return out
+
+
+def envelope_fields(c: Candidate) -> dict:
+    """What confined the candidate, over its rounds: runtime, quota, limit, CPU throttling, OOM kills.
+
+    Counts are sums over the rounds; None where the runtime imposes no quota or cannot see OOM kills.
+    """
+    boxes = [r.box for r in c.rounds if r.box]
+    if not boxes:
+        return {}
+    throttling = [b["throttling"] for b in boxes if b.get("throttling")]
+    kills = [b["oom_kills"] for b in boxes if b.get("oom_kills") is not None]
+
+    def total(name: str) -> float | None:
+        return sum(t.get(name, 0) for t in throttling) if throttling else None
+
+    return {
+        "runtime": boxes[-1]["runtime"],
+        "cpu_quota": boxes[-1]["cpu_quota"],
+        "memory_limit_mb": boxes[-1]["memory_limit_mb"],
+        "periods": total("periods"),
+        "throttled_periods": total("throttled_periods"),
+        "throttled_s": total("throttled_s"),
+        "oom_kills": sum(kills) if kills else None,
+    }
 
 
 def document(
@@ -95,6 +122,8 @@ def document(
             "cpus_source": b.cpus_source,
             "memory_mb": b.memory_mb,
             "memory_source": b.memory_source,
+            "runtime": args.runtime,
+            "image": args.image,
         },
         "calibration": {
             "cpu_ms": cal.cpu_s * 1000.0,

@@ -52,8 +52,9 @@ class Round:
     memory_mb: float | None  # peak PSS of the server tree
     cpu_cores: float | None  # server cores used at the step of the rate at the objectives
     seconds: float  # wall time the round took
-    error: str = ""  # the server failed to start, or the generator failed
+    error: str = ""  # the server failed to start, was OOM-killed, or the generator failed
     notes: list[str] = field(default_factory=list)
+    box: dict[str, object] = field(default_factory=dict)  # runtime, limits, throttling (measure.box_record)
 
     def figure(self) -> tuple[float, ladder.Step | None, bool]:
         return ladder.rate_at_slo(self.steps)

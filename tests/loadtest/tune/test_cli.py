@@ -39,6 +39,30 @@ def test_bad_budget_and_workload(flag, value):
     assert_one_line_error(tune(flag, value), flag.lstrip("-").split("-")[0])
 
 
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--runtime", "bogus"], ["--runtime", "bogus", "docker"]),
+        (["--cpus", "1.5"], ["--cpus 1.5", "--runtime docker"]),  # the local runtime pins whole cores
+        (["--image", "mine:1"], ["--image", "--runtime docker"]),
+    ],
+)
+def test_bad_runtime_flags(args, words):
+    assert_one_line_error(tune(*args), *words)
+
+
+def test_runtime_docker_without_an_engine_is_one_line(tmp_path):
+    """No engine where DOCKER_HOST points: exit 2 before anything starts."""
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}
+    result = subprocess.run(
+        [sys.executable, "-m", "loadtest.tune", "--runtime", "docker", "--cpus", "1.5",
+         "--out", str(tmp_path / "x")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert_one_line_error(result, "--runtime docker", "no Docker engine")
+    assert not (tmp_path / "x").exists()
+
+
 def test_budget_from_the_environment_unless_a_flag_gives_it(monkeypatch):
     """TUNE_CPUS/TUNE_MEMORY (what the compose tune service passes) are defaults, the flags win."""
     monkeypatch.setenv(CPUS_ENV, "1")
