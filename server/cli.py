@@ -110,6 +110,10 @@ OPTIONS = (
            "core: threaded and event modes need less CPU per request pinned to one, but C code that "
            "releases the GIL (numpy, compression) then has no other core either", "CPUS",
            "every CPU"),
+    Option("parser", ("--parser",), cfg.parse_parser,
+           "request parser: httptools (llhttp, in C) or h11 (pure Python, the reference); both feed the "
+           "same request checks, and a request llhttp reads differently from h11 goes to h11; auto = "
+           "httptools when it is installed", "{" + ",".join(cfg.PARSERS) + "}"),
 )  # fmt: skip
 
 
@@ -220,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         log.debug("loading %s failed", config.app, exc_info=True)
         print(f"{prog}: error: cannot load app {config.app!r}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
+    if config.parser_in_use == "h11" and config.parser == "auto":
+        log.warning("httptools is not installed: requests are parsed by h11 (pure Python, slower)")
+    log.info("parser: %s", config.parser_in_use)
     server = MODELS[config.mode](app, config)
     try:
         server.bind()

@@ -11,6 +11,8 @@ import pytest
 from server.config import Config
 from server.protocol import NEED_DATA, ClientGone, HTTPCore, HTTPError, RequestHead, ResponseError
 
+pytestmark = pytest.mark.usefixtures("either_parser")  # each test runs with h11 and with httptools
+
 
 def core_with(data: bytes, **config) -> HTTPCore:
     core = HTTPCore(Config(**config))
