@@ -224,9 +224,6 @@ def main(argv: list[str] | None = None) -> int:
         log.debug("loading %s failed", config.app, exc_info=True)
         print(f"{prog}: error: cannot load app {config.app!r}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
-    if config.parser_in_use == "h11" and config.parser == "auto":
-        log.warning("httptools is not installed: requests are parsed by h11 (pure Python, slower)")
-    log.info("parser: %s", config.parser_in_use)
     server = MODELS[config.mode](app, config)
     try:
         server.bind()
@@ -234,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
         host, port = config.bind
         print(f"{prog}: error: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    if config.parser_in_use == "h11" and config.parser == "auto":
+        log.warning("httptools is not installed: requests are parsed by h11 (pure Python, slower)")
+    log.info("request parser: %s", config.parser_in_use)
     return server.run(config.app)
 
 
