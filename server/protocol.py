@@ -10,7 +10,9 @@
   ``100 Continue`` and the end-of-cycle bookkeeping.  Where h11's parsed events
   hide what was sent (it unfolds obs-fold, merges Content-Lengths, skips
   chunk-size lines), the core looks at the raw bytes h11 has accepted: a check
-  beside h11, never a second parser.
+  beside h11, never a second parser.  With ``--parser httptools`` a request head
+  is read by llhttp instead (:mod:`server.fastpath`) and goes through the same
+  checks and h11's state machine; whatever llhttp reads differently is handed to h11.
 - :class:`CoreDriver` -- what the connection loop and :mod:`server.wsgi` call
   to send a response through a core; a driver supplies only the byte moving
   (``_send``, ``read_body``).
