@@ -231,10 +231,14 @@ def main(argv: list[str] | None = None) -> int:
         host, port = config.bind
         print(f"{prog}: error: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    return server.run(f"{config.app} parser={parser_note(config)}")  # the start-up line says which
+
+
+def parser_note(config: Config) -> str:
+    """The request parser in use, and why it is h11 when nobody asked for h11."""
     if config.parser_in_use == "h11" and config.parser == "auto":
-        log.warning("httptools is not installed: requests are parsed by h11 (pure Python, slower)")
-    log.info("request parser: %s", config.parser_in_use)
-    return server.run(config.app)
+        return "h11 (httptools is not installed: parsing in pure Python, slower)"
+    return config.parser_in_use
 
 
 if __name__ == "__main__":
