@@ -353,8 +353,9 @@ def first_cpu() -> str:
 
 
 # Same servers, other options: make bench's fair pairs (2 worker processes each; an event
-# loop with 4 threads against waitress's default 4 threads), and the threaded mode pinned to one
-# CPU, which shows what the GIL's hand-offs between cores cost (README: one core for one GIL).
+# loop with 4 threads against waitress's default 4 threads), the threaded mode pinned to one
+# CPU, which shows what the GIL's hand-offs between cores cost (README: one core for one GIL), and
+# the single mode on h11 alone, which shows what the C parser saves.
 BENCH_VARIANTS: dict[str, Target] = {
     t.name: t
     for t in (
@@ -372,6 +373,12 @@ BENCH_VARIANTS: dict[str, Target] = {
             name="lab-threaded-pinned",
             explanation="lab-threaded pinned to one CPU (--cpu-affinity): the GIL changes hands on one core",
             extra=("--cpu-affinity", first_cpu()),
+        ),
+        replace(
+            TARGETS["lab-single"],
+            name="lab-single-h11",
+            explanation="lab-single parsing with h11 (pure Python): what parsing in Python costs per request",
+            extra=("--parser", "h11"),
         ),
         replace(
             TARGETS["lab-event"],

@@ -110,6 +110,10 @@ OPTIONS = (
            "core: threaded and event modes need less CPU per request pinned to one, but C code that "
            "releases the GIL (numpy, compression) then has no other core either", "CPUS",
            "every CPU"),
+    Option("parser", ("--parser",), cfg.parse_parser,
+           "request parser: httptools (llhttp, in C) or h11 (pure Python, the reference); both feed the "
+           "same request checks, and a request llhttp reads differently from h11 goes to h11; auto = "
+           "httptools when it is installed", "{" + ",".join(cfg.PARSERS) + "}"),
 )  # fmt: skip
 
 
@@ -227,7 +231,14 @@ def main(argv: list[str] | None = None) -> int:
         host, port = config.bind
         print(f"{prog}: error: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    return server.run(config.app)
+    return server.run(f"{config.app} parser={parser_note(config)}")  # the start-up line says which
+
+
+def parser_note(config: Config) -> str:
+    """The request parser in use, and why it is h11 when nobody asked for h11."""
+    if config.parser_in_use == "h11" and config.parser == "auto":
+        return "h11 (httptools is not installed: parsing in pure Python, slower)"
+    return config.parser_in_use
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 
-from server import __version__
+from server import __version__, fastpath
 
 # The concurrency models; each is a module in server/workers/ and a line in server.workers.MODELS.
 MODES = ("single", "threaded", "forking", "prefork", "event")
@@ -29,6 +29,9 @@ MODE_ONLY = {
 DEFAULT_FIELD_SIZE = 8190
 EVENT_THREADS = 8  # event mode pool: two cores busy even while some requests wait on I/O
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+# Request parsers: h11 (pure Python, the reference) or httptools (llhttp in C, server.fastpath); auto =
+# httptools when it is installed.
+PARSERS = ("auto", "h11", "httptools")
 
 
 class ConfigError(ValueError):
@@ -60,6 +63,14 @@ class Config:
     access_log: str | None = None  # None = off, "-" = stdout, else a file path
     log_level: str = "info"
     cpu_affinity: tuple[int, ...] | None = None  # CPUs the server (and what it forks) may run on; None = all
+    parser: str = "auto"  # one of PARSERS
+
+    @cached_property
+    def parser_in_use(self) -> str:
+        """``h11`` or ``httptools``: what ``auto`` means here (httptools if it can be imported)."""
+        if self.parser == "auto":
+            return "httptools" if fastpath.AVAILABLE else "h11"
+        return self.parser
 
     @cached_property  # read on every response: computed once (the dataclass is frozen)
     def server_software(self) -> str:
@@ -150,6 +161,14 @@ def parse_choice(text: str, choices: tuple[str, ...]) -> str:
     value = text.strip().lower()
     if value not in choices:
         raise ConfigError(f"must be one of {', '.join(choices)}, got {text!r}")
+    return value
+
+
+def parse_parser(text: str) -> str:
+    """``--parser``: a name from :data:`PARSERS`; httptools only where it is installed."""
+    value = parse_choice(text, PARSERS)
+    if value == "httptools" and not fastpath.AVAILABLE:
+        raise ConfigError("httptools is not installed (pip install httptools), use auto or h11")
     return value
 
 

@@ -10,7 +10,9 @@
   ``100 Continue`` and the end-of-cycle bookkeeping.  Where h11's parsed events
   hide what was sent (it unfolds obs-fold, merges Content-Lengths, skips
   chunk-size lines), the core looks at the raw bytes h11 has accepted: a check
-  beside h11, never a second parser.
+  beside h11, never a second parser.  With ``--parser httptools`` a request head
+  is read by llhttp instead (:mod:`server.fastpath`) and goes through the same
+  checks and h11's state machine; whatever llhttp reads differently is handed to h11.
 - :class:`CoreDriver` -- what the connection loop and :mod:`server.wsgi` call
   to send a response through a core; a driver supplies only the byte moving
   (``_send``, ``read_body``).
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 import h11
 
 from server.config import Config
+from server.fastpath import HAND_OVER, FastPath
 
 log = logging.getLogger("wsgi_lab")
 
@@ -384,11 +387,20 @@ class HTTPCore:
         self._head_raw = bytearray()
         self._head_fed = 0
         self._chunks: _ChunkLines | None = None
+        # The httptools fast path (server.fastpath) while it reads this connection; None = h11 reads it.
+        self._fast = (
+            FastPath(config.limit_request_line, config.max_head_size)
+            if config.parser_in_use == "httptools"
+            else None
+        )
 
     # --- input -----------------------------------------------------------------------------------
 
     def receive(self, data: bytes) -> None:
         """Feed bytes from the client; ``b""`` means the client closed its side."""
+        if self._fast is not None:
+            self._fast.receive(data)
+            return
         if self.head is None:
             room = self.config.max_head_size + 1 - len(self._head_raw)
             if room > 0:
@@ -401,7 +413,7 @@ class HTTPCore:
     @property
     def head_started(self) -> bool:
         """Some bytes of the next request head are already here (e.g. a pipelined request)."""
-        return bool(self._head_raw)
+        return bool(self._fast.buffer if self._fast is not None else self._head_raw)
 
     def _next_event(self):
         try:
@@ -418,6 +430,10 @@ class HTTPCore:
 
         Raises :class:`HTTPError` for a request that must be refused.
         """
+        if self._fast is not None:
+            head = self._fast_head()
+            if head is not HAND_OVER:
+                return head
         try:
             event = self._next_event()
         except HTTPError as exc:
@@ -444,6 +460,50 @@ class HTTPCore:
             return None
         # PAUSED cannot happen here: the driver restarts the cycle before asking for a head.
         raise HTTPError(400, f"unexpected {type(event).__name__}")
+
+    def _fast_head(self):
+        """next_head on the fast path: the head llhttp read, if our policy takes it, else HAND_OVER.
+
+        The same checks as on h11's path, in the same order.  A head they refuse
+        (or one llhttp cannot read as h11 would) goes to h11, so that h11 and the
+        policy give today's answer, word for word.  A chunked body goes to h11 too
+        (its chunk-line checks follow h11's events).
+        """
+        fast = self._fast
+        got = fast.next_request()
+        if got is NEED_DATA or got is None:
+            return got
+        if got is not HAND_OVER:
+            request, raw = got
+            try:
+                check_raw_head(raw, self.config)
+                head = self._validate(request)
+            except HTTPError:
+                head = None
+            if head is not None and not head.chunked:
+                fast.accept(len(raw), head.content_length or 0)
+                # h11's state machine takes the event as if h11 had parsed it: keep-alive, 100-continue,
+                # the response's framing.  (_process_event is what h11's own next_event calls.)
+                self.h11._process_event(h11.CLIENT, request)
+                self._method = request.method
+                self.head = head
+                self.body_received = self.status = 0
+                self.sent_100 = False
+                if not head.has_body:
+                    self.h11._process_event(h11.CLIENT, _END_OF_MESSAGE)
+                return head
+        self._hand_over()
+        return HAND_OVER
+
+    def _hand_over(self) -> None:
+        """From now on h11 reads this connection, starting with the head in the fast path's buffer."""
+        fast, self._fast = self._fast, None
+        data = bytes(fast.buffer)
+        self._head_raw = bytearray(data[: self.config.max_head_size + 1])
+        self._head_fed = len(data)
+        self.h11.receive_data(data)
+        if fast.closed:
+            self.h11.receive_data(b"")
 
     def _validate(self, request: h11.Request) -> RequestHead:
         """The checks h11 leaves to us on the parsed request: version, limits, CL + TE, the target."""
@@ -515,6 +575,8 @@ class HTTPCore:
 
     def _next_body_event(self):
         """The next h11 event of the body, with each chunk-size line and the trailers checked."""
+        if self._fast is not None:
+            return self._fast_body_event()
         try:
             event = self._next_event()
         except HTTPError as exc:
@@ -531,6 +593,18 @@ class HTTPCore:
                 if discarded := chunks.end(list(event.headers)):
                     names = ", ".join(name.decode() for name in discarded)
                     log.info("trailer field(s) %s discarded: not allowed in trailers (RFC 9110 6.5.1)", names)
+        return event
+
+    def _fast_body_event(self):
+        """The next event of a Content-Length body on the fast path, as h11 would give it."""
+        try:
+            piece = self._fast.body_piece()
+        except h11.RemoteProtocolError as exc:
+            raise HTTPError(exc.error_status_hint, str(exc)) from None
+        if piece is NEED_DATA:
+            return NEED_DATA
+        event = h11.Data(data=piece) if piece else _END_OF_MESSAGE
+        self.h11._process_event(h11.CLIENT, event)
         return event
 
     # --- output ----------------------------------------------------------------------------------
@@ -654,6 +728,8 @@ class HTTPCore:
         self.head = None
         self._method = b""
         self._chunks = None
+        if self._fast is not None:
+            return True
         buffered = self.h11.trailing_data[0]
         self._head_raw = bytearray(buffered[: self.config.max_head_size + 1])
         self._head_fed = len(buffered)
@@ -667,6 +743,8 @@ class HTTPCore:
     @property
     def input_buffered(self) -> bool:
         """Bytes (or the end of input) past the current request are already received, unparsed."""
+        if self._fast is not None:
+            return bool(self._fast.buffer) or self._fast.closed
         data, closed = self.h11.trailing_data
         return bool(data) or closed
 

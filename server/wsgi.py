@@ -28,7 +28,6 @@ HOP_BY_HOP = frozenset(
 )
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _STATUS = re.compile(r"([2-9][0-9][0-9]) ([^\r\n]*)")
-_CHUNK = 64 * 1024
 
 
 class WSGIInput:

@@ -145,11 +145,12 @@ class ModeServer:
 
 
 @contextlib.contextmanager
-def serve_test_apps(mode: str, folder: Path) -> Iterator[ModeServer]:
-    """``tests.apps:validated`` served in ``mode``; its stderr and close() count are files in ``folder``."""
+def serve_test_apps(mode: str, folder: Path, *extra: str) -> Iterator[ModeServer]:
+    """``tests.apps:validated`` in ``mode`` with ``extra`` flags; stderr and close() count in ``folder``."""
     port = free_port()
     log = folder / "server-errors.log"
     flags = [
+        *extra,
         *MODE_FLAGS.get(mode, ()),
         *("--timeout", str(TIMEOUT_S), "--keep-alive", str(KEEP_ALIVE_S)),
         *("--limit-request-body", str(BODY_LIMIT)),

@@ -22,6 +22,7 @@ from pathlib import Path
 import psutil
 
 from loadtest.inserver.usage import cgroup_cpu_limit
+from server.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
 DISTRIBUTIONS = (
@@ -32,6 +33,7 @@ DISTRIBUTIONS = (
     "gevent",
     "waitress",
     "h11",
+    "httptools",
     "locust",
     "psutil",
     "matplotlib",
@@ -63,6 +65,11 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[dist] = "not installed"
     return out
+
+
+def lab_parser() -> str:
+    """The request parser our server's ``--parser auto`` runs with here (lab-single-h11 always runs h11)."""
+    return Config().parser_in_use
 
 
 def cpu_model() -> str:
@@ -129,6 +136,7 @@ def machine_record(started: str, finished: str, loads: tuple, argv: list[str]) -
         "load_after": loads[1],
         "git_commit": git_commit(),
         "versions": versions(),
+        "lab_parser": lab_parser(),
         "argv": argv,
     }
 

@@ -39,11 +39,12 @@ socket and a few kilobytes, never a thread.  Policy choices and known limits:
   the next request arrives; other endings wake the loop with one byte, and
   only when no wake-up is already pending.  Reads the selector announced and
   the workers' writes keep the GIL (:mod:`server.quickio`).
-- Known limits: header parsing (h11, pure Python) runs in the one loop thread,
-  so it is serialised; while a request is in the pool the loop does not read its
-  connection: the first bytes that arrive meanwhile (a pipelined request, a
-  hang-up) make the loop stop watching it until the response is done, so they
-  wait in the kernel buffer, and a client that hangs up is noticed only when
+- Known limits: header parsing (llhttp through httptools, or h11: see
+  ``--parser``) runs in the one loop thread, so it is serialised; while a
+  request is in the pool the loop does not read its connection: the first
+  bytes that arrive meanwhile (a pipelined request, a hang-up) make the loop
+  stop watching it until the response is done, so they wait in the kernel
+  buffer, and a client that hangs up is noticed only when
   its response is written.
 """
 

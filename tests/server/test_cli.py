@@ -16,7 +16,8 @@ import sys
 
 import pytest
 
-from server.cli import OPTIONS, build_parser, load_config, main
+from server import fastpath
+from server.cli import OPTIONS, build_parser, load_config, main, parser_note
 from server.config import Config
 from tests.support import ROOT
 
@@ -86,6 +87,7 @@ BAD_FLAGS = [
     ("--cpu-affinity", "first"),
     ("--cpu-affinity", "3-1"),
     ("--cpu-affinity", "4096"),  # not a CPU this process may use
+    ("--parser", "picohttpparser"),
 ]
 
 
@@ -192,6 +194,21 @@ def test_flags_override_env_which_overrides_defaults():
     assert config.keep_alive == Config().keep_alive
     assert load_config(["-b", ":0", "x:y"], {}).bind == ("0.0.0.0", 0)
     assert load_config(["-b", "[::1]:80", "x:y"], {}).bind == ("::1", 80)
+
+
+def test_parser_from_flag_and_env_and_what_auto_means(monkeypatch):
+    assert load_config(["--parser", "h11", "x:y"], {}).parser_in_use == "h11"
+    assert load_config(["x:y"], {"LAB_PARSER": "h11"}).parser == "h11"
+    assert load_config(["x:y"], {}).parser == "auto"
+    monkeypatch.setattr(fastpath, "AVAILABLE", False)  # httptools missing: auto is h11, and the start says so
+    assert Config().parser_in_use == "h11"
+    assert parser_note(Config()).startswith("h11 (httptools is not installed")
+    assert parser_note(Config(parser="h11")) == "h11"
+
+
+def test_httptools_asked_for_but_missing_is_one_line_and_exit_2(capsys, monkeypatch):
+    monkeypatch.setattr(fastpath, "AVAILABLE", False)
+    assert "httptools is not installed" in refusal(capsys, ["--parser", "httptools", "app:app"])
 
 
 def test_server_software_names_the_mode():

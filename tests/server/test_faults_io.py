@@ -4,7 +4,8 @@ A client that goes away mid-head, mid-body or mid-response costs the server at
 most one log line and nothing else; an application that raises gets a 500 when
 nothing was sent yet and a cut (closed) response otherwise.  After each fault
 the same server must answer a normal request.  The servers are the session's
-``mode_server`` (conftest.py), one per mode, running ``tests.apps:validated``.
+``mode_server`` (conftest.py), one per mode, running ``tests.apps:validated`` with the default
+parser (httptools where installed), and a twin of each on h11.
 """
 
 from __future__ import annotations
@@ -14,18 +15,27 @@ import http.client
 import socket
 import struct
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import ModeServer
+from tests.support import ModeServer, serve_test_apps
 
 SETTLE = 0.5  # seconds for the server to notice a vanished client and log about it
 
 
-@pytest.fixture
-def server(mode_server) -> ModeServer:
-    return mode_server
+@pytest.fixture(scope="module")
+def h11_twin(mode_server, tmp_path_factory) -> Iterator[ModeServer]:
+    """The same server on the pure-Python parser."""
+    folder = tmp_path_factory.mktemp(f"server-{mode_server.mode}-h11")
+    with serve_test_apps(mode_server.mode, folder, "--parser", "h11") as twin:
+        yield twin
+
+
+@pytest.fixture(params=["auto", "h11"])
+def server(request, mode_server) -> ModeServer:
+    return mode_server if request.param == "auto" else request.getfixturevalue("h11_twin")
 
 
 def get(port: int, target: str) -> http.client.HTTPResponse:

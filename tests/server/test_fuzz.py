@@ -13,6 +13,7 @@ inserted, deleted) and split at random points:
   a response or a close within the timeout, never a 5xx of the server's own, no
   traceback in its log, and a normal request is served afterwards.
 
+Each level runs with both request parsers (h11 and the httptools fast path).
 ``LAB_FUZZ_PROFILE=ci`` (the default: a few hundred examples, seconds) or
 ``fuzz`` (``make fuzz``: many more) selects the hypothesis profile.
 """
@@ -29,7 +30,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server import protocol
+from server import fastpath, protocol
 from server.config import Config
 from server.protocol import NEED_DATA, ClientGone, HTTPCore, HTTPError, RequestHead
 from tests.support import free_port, lab_server
@@ -50,6 +51,10 @@ SOCKET = settings.get_profile(f"{PROFILE}-socket")
 PROTOCOL_5XX = {501, 505}
 ANSWER_WITHIN = 5.0  # seconds for the server to answer or close once the client has sent all
 STATUS_LINE = re.compile(rb"HTTP/1\.1 (\d{3}) ")
+PARSERS = [
+    "h11",
+    pytest.param("httptools", marks=pytest.mark.skipif(not fastpath.AVAILABLE, reason="no httptools")),
+]
 
 # --- what is sent ------------------------------------------------------------------------------
 
@@ -160,9 +165,9 @@ def split(draw, data: st.SearchStrategy[bytes]) -> list[bytes]:
 # --- in-process ---------------------------------------------------------------------------------
 
 
-def serve_in_process(pieces: list[bytes]) -> list[int]:
+def serve_in_process(pieces: list[bytes], parser: str) -> list[int]:
     """Drive an HTTPCore as a server does, the client closing after the last piece: the statuses."""
-    core = HTTPCore(Config(limit_request_body=10_000))
+    core = HTTPCore(Config(limit_request_body=10_000, parser=parser))
     feed = iter([*pieces, b""])
     statuses: list[int] = []
 
@@ -196,19 +201,21 @@ def serve_in_process(pieces: list[bytes]) -> list[int]:
     return statuses
 
 
+@pytest.mark.parametrize("parser", PARSERS)
 @CORE
-@given(split(request_bytes))
-def test_core_answers_any_bytes_without_crashing(pieces):
-    serve_in_process(pieces)
+@given(pieces=split(request_bytes))
+def test_core_answers_any_bytes_without_crashing(parser, pieces):
+    serve_in_process(pieces, parser)
 
 
+@pytest.mark.parametrize("parser", PARSERS)
 @CORE
-@given(st.lists(valid_requests(), min_size=1, max_size=3), st.data())
-def test_core_serves_every_valid_request_however_it_is_split(requests, data):
+@given(requests=st.lists(valid_requests(), min_size=1, max_size=3), data=st.data())
+def test_core_serves_every_valid_request_however_it_is_split(parser, requests, data):
     raw = b"".join(requests)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=8)))
     pieces = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True) if b > a]
-    statuses = serve_in_process(pieces)
+    statuses = serve_in_process(pieces, parser)
     # HTTP/1.0 closes after its response, and so does a request that asked to.
     assert statuses and set(statuses) == {200}, statuses
 
@@ -229,18 +236,22 @@ def test_the_fast_screen_of_a_head_finds_what_the_regex_finds(raw):
 # --- over a socket ------------------------------------------------------------------------------
 
 
-# The blocking driver (every thread/process mode shares it) and the event loop's own driver.
+# The blocking driver (every thread/process mode shares it) and the event loop's own driver, each
+# with each parser.
 DRIVERS = ("threaded", "event")
 
 
-@pytest.fixture(scope="module", params=DRIVERS)
+@pytest.fixture(scope="module", params=[(d, p) for d in DRIVERS for p in ("h11", "httptools")])
 def sink_server(request, tmp_path_factory):
+    mode, parser = request.param
+    if parser == "httptools" and not fastpath.AVAILABLE:
+        pytest.skip("httptools is not installed")
     port = free_port()
     log = tmp_path_factory.mktemp("fuzz") / "server.log"
-    args = ["--timeout", "3", "--keep-alive", "1", "--limit-request-body", "10000"]
+    args = ["--timeout", "3", "--keep-alive", "1", "--limit-request-body", "10000", "--parser", parser]
     with (
         log.open("wb") as err,
-        lab_server(request.param, port, *args, app="tests.apps:sink", stderr=err) as proc,
+        lab_server(mode, port, *args, app="tests.apps:sink", stderr=err) as proc,
     ):
         yield port, proc, log
 

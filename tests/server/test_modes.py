@@ -170,7 +170,7 @@ def test_banner_and_access_log(tmp_path):
         get(port, "/nope")
     assert proc.returncode == 0
     banner = errors.read_text().splitlines()[0]
-    for part in ("mode=threaded", f"pid={proc.pid}", f"127.0.0.1:{port}", "app=app:app"):
+    for part in ("mode=threaded", f"pid={proc.pid}", f"127.0.0.1:{port}", "app=app:app", "parser="):
         assert part in banner, banner
     lines = access.read_text().splitlines()
     whoami = next(line for line in lines if "GET /whoami" in line)

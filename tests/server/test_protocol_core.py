@@ -11,6 +11,8 @@ import pytest
 from server.config import Config
 from server.protocol import NEED_DATA, ClientGone, HTTPCore, HTTPError, RequestHead, ResponseError
 
+pytestmark = pytest.mark.usefixtures("either_parser")  # each test runs with h11 and with httptools
+
 
 def core_with(data: bytes, **config) -> HTTPCore:
     core = HTTPCore(Config(**config))
@@ -214,3 +216,8 @@ def test_response_head_refuses_a_field_h11_would_refuse(field):
     core.next_head()
     with pytest.raises(ResponseError, match=r"invalid response header field b'X.A'$"):
         core.response_head(200, b"OK", [field, (b"Content-Length", b"0")])
+
+
+def test_each_run_of_this_module_uses_its_parser(either_parser):
+    """The fixture's two runs really are two parsers (the fast path is there only with httptools)."""
+    assert (HTTPCore(Config())._fast is not None) == (either_parser == "httptools")

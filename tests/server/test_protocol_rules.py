@@ -17,6 +17,8 @@ from server.config import Config
 from server.protocol import NEED_DATA, REASON_MAX_CHARS, HTTPCore, HTTPError, RequestHead
 from tests.bytes_in import ACCEPTED, outcome
 
+pytestmark = pytest.mark.usefixtures("either_parser")  # each test runs with h11 and with httptools
+
 HOST = b"Host: h\r\n"
 CHUNKED = b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
 
