@@ -74,7 +74,7 @@ BENCH_TARGETS = (
     "lab-single",
     "lab-single-h11",  # not in a goal: lab-single with the pure-Python parser (what parsing in Python costs)
     "lab-threaded",
-    "lab-threaded-pinned",  # not in a goal: what one core for the GIL changes (README)
+    "lab-threaded-pinned",  # not in a goal: what one core for the GIL changes (docs/server.md)
     "lab-forking",
     "lab-prefork-w2",
     "lab-event",

@@ -354,7 +354,7 @@ def first_cpu() -> str:
 
 # Same servers, other options: make bench's fair pairs (2 worker processes each; an event
 # loop with 4 threads against waitress's default 4 threads), the threaded mode pinned to one
-# CPU, which shows what the GIL's hand-offs between cores cost (README: one core for one GIL), and
+# CPU, which shows what the GIL's hand-offs between cores cost (docs/server.md, one core for one GIL), and
 # the single mode on h11 alone, which shows what the C parser saves.
 BENCH_VARIANTS: dict[str, Target] = {
     t.name: t

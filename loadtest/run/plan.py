@@ -36,7 +36,7 @@ DEFAULT_WARMUP_S = 1.0
 # over the targets that show the models' differences on this app -- one per concurrency
 # idea (one at a time, thread per connection, process per connection, fixed process pool,
 # process x thread pool, event loop + threads) plus the reference, app.run(). It took
-# 266 s and 267 s (about 4.5 minutes) on 2 cores when last measured (README, `make compare`);
+# 266 s and 267 s (about 4.5 minutes) on 2 cores when last measured (docs/compare.md, `make compare`);
 # `--story full` runs every registry target (about 7 minutes for the 12 before granian
 # and uWSGI, not re-timed; they add 2 scenarios x 3 rounds x 5 s of load each).
 DEFAULT_STORY_TARGETS = [
