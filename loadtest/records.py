@@ -85,8 +85,11 @@ class Record:
 class ComparisonRow(Record):
     """One (scenario, target, users) of a comparison. Figures are read through :meth:`value`/:meth:`interval`.
 
-    ``per_round`` stays a list of per-round dicts: their keys are the measure package's
-    (``measure/rounds.py`` writes them, ``measure/verdicts.py`` reads them).
+    The medians over rounds (``measure/stats.METRICS``: ``rps``, ``p95_ms``, ...) and their
+    ``<metric>_ci95`` stay in ``extra``, named by the measure package. ``per_round`` stays a list of
+    per-round dicts, for the same reason (``measure/rounds.py`` writes them, ``measure/verdicts.py``
+    reads them). ``None`` means "not recorded": a failed row has no identity facts, a row written
+    before rounds has no machine verdict, no interpreter and no ``app_ms_p50``.
     """
 
     scenario: str
@@ -100,6 +103,40 @@ class ComparisonRow(Record):
     unstable_reason: str = ""
     identity_file: str = ""
     cpu_count: int | None = None
+    # what was run
+    kind: str = ""  # "local" | "external"
+    url: str = ""
+    command: str = ""
+    explanation: str = ""
+    capacity: int | None = None  # requests the model can hold at once; None: no fixed pool
+    notes: list[str] = field(default_factory=list)
+    # requests, over the good rounds
+    requests: int | None = None
+    failures: int | None = None
+    errors: dict[str, int] = field(default_factory=dict)  # error kind (catalog.ERROR_KINDS) -> count
+    latency_source: str = ""
+    # identity facts, the largest any round saw; None for a row with no good round
+    with_identity: int | None = None  # responses that carried the identity headers
+    pids: int | None = None
+    threads: int | None = None  # lanes: (pid, thread) pairs seen
+    max_threads_per_pid: int | None = None
+    lane_kind: str = ""  # "thread" | "greenlet", when the server said
+    interpreter: dict[str, Any] = field(default_factory=dict)  # the server's (/_lab/usage): version, GIL on?
+    app_ms_p50: float | None = None
+    pool_full_share: float | None = None  # share of the run one process was full while another was not
+    # the verdicts; None where a row was written before the verdict existed
+    generator_saturated: bool | None = None
+    generator_headroom: float | None = None
+    generator_processes: int | None = None
+    machine_cpu: float | None = None
+    machine_bound: bool | None = None
+    cpu_limit: float | None = None
+    server_mem_kind: str = ""
+    io_ceiling: float | None = None
+    io_efficiency: float | None = None
+    little: dict[str, float | None] = field(default_factory=dict)  # in_flight_measured, in_flight_little
+    answer: str = ""
+    stderr_tail: str = ""  # why a failed target failed (older runs: ``stderr_log``, ``locust_log_tail`` in extra)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

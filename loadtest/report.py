@@ -83,9 +83,8 @@ def csv_record(row: ComparisonRow) -> dict:
     for metric in stats.METRICS:
         ci = records_file.pair(row.extra.get(metric + stats.CI_SUFFIX)) or ("", "")
         out[f"{metric}{stats.CI_SUFFIX}_low"], out[f"{metric}{stats.CI_SUFFIX}_high"] = ci
-    errors = row.extra.get("errors") or {}
     for kind in ERROR_KINDS:
-        out[f"errors_{kind}"] = errors.get(kind, "")
+        out[f"errors_{kind}"] = row.errors.get(kind, "")
     out["unstable_metrics"] = " ".join(row.unstable_metrics)
     out["rounds"] = row.round_count
     out["interpreter"] = interpreter_text(fields)
@@ -101,12 +100,12 @@ def enrich(out: Path, rows: list[ComparisonRow], cpu_count: int | None) -> dict[
         restat(r)
         records = evidence.load(records_file.identity_path(out, r))
         records_of[i] = records
-        if "app_ms_p50" not in r.extra:  # a row written before rows carried it: from its rounds, the same way
-            r.extra["app_ms_p50"] = median_of(r.per_round, "app_ms_p50")
+        if r.app_ms_p50 is None:  # a row written before rows carried it: from its rounds, the same way
+            r.app_ms_p50 = median_of(r.per_round, "app_ms_p50")
         if records and not r.error:
             imbalance = evidence.pool_imbalance(records, r.users)
-            r.extra["pool_full_share"] = imbalance["share"] if imbalance else None
-        r.extra["answer"] = evidence.answer(r.target, r.scenario, r.as_dict())
+            r.pool_full_share = imbalance["share"] if imbalance else None
+        r.answer = evidence.answer(r.target, r.scenario, r.as_dict())
     return records_of
 
 
