@@ -136,7 +136,9 @@ class ComparisonRow(Record):
     io_efficiency: float | None = None
     little: dict[str, float | None] = field(default_factory=dict)  # in_flight_measured, in_flight_little
     answer: str = ""
-    stderr_tail: str = ""  # why a failed target failed (older runs: ``stderr_log``, ``locust_log_tail`` in extra)
+    stderr_tail: str = (
+        ""  # why a failed target failed (older runs: ``stderr_log``, ``locust_log_tail`` in extra)
+    )
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -152,7 +154,9 @@ class ComparisonRow(Record):
         return self.error or ""
 
     def value(self, metric: str) -> float | None:
-        return number(self.extra.get(metric))
+        """A figure as a float (a median in ``extra``, or a named one); None when not recorded."""
+        named = metric != "extra" and metric in {f.name for f in fields(self)}
+        return number(getattr(self, metric) if named else self.extra.get(metric))
 
     def interval(self, metric: str) -> tuple[float, float] | None:
         """The metric's interval; None for one round (a point is no interval), none recorded or an error."""

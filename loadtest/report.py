@@ -27,7 +27,7 @@ from loadtest.reporting.charts import (
     timeline_chart,
     timeline_key,
 )
-from loadtest.reporting.figures import interpreter_text, number
+from loadtest.reporting.figures import interpreter_text
 from loadtest.run import slow
 from server.oneline import OneLineParser
 
@@ -87,7 +87,7 @@ def csv_record(row: ComparisonRow) -> dict:
         out[f"errors_{kind}"] = row.errors.get(kind, "")
     out["unstable_metrics"] = " ".join(row.unstable_metrics)
     out["rounds"] = row.round_count
-    out["interpreter"] = interpreter_text(fields)
+    out["interpreter"] = interpreter_text(row)
     return out
 
 
@@ -105,7 +105,7 @@ def enrich(out: Path, rows: list[ComparisonRow], cpu_count: int | None) -> dict[
         if records and not r.error:
             imbalance = evidence.pool_imbalance(records, r.users)
             r.pool_full_share = imbalance["share"] if imbalance else None
-        r.answer = evidence.answer(r.target, r.scenario, r.as_dict())
+        r.answer = evidence.answer(r.target, r.scenario, r)
     return records_of
 
 
@@ -127,13 +127,15 @@ def write_all(out: Path, rows: list[dict], env: dict, slow_rows: list[dict] | No
         writer.writeheader()
         for r in typed:
             writer.writerow(csv_record(r))
-    document.write(out, "report", comparison.comparison_page(rows, env, draw_charts(out, rows, records_of)))
+    document.write(out, "report", comparison.comparison_page(typed, env, draw_charts(out, typed, records_of)))
 
 
-def draw_charts(out: Path, rows: list[dict], records_of: dict[int, list[dict]]) -> dict[str, document.Image]:
+def draw_charts(
+    out: Path, rows: list[ComparisonRow], records_of: dict[int, list[dict]]
+) -> dict[str, document.Image]:
     """Every chart of the run, written to ``charts/``; key -> image (path for Markdown, bytes for HTML)."""
     drawn: dict[str, tuple[str, bytes]] = {}  # key -> (alt text, PNG)
-    if any(number(r.get("rps")) is not None for r in rows):
+    if any(r.value("rps") is not None for r in rows):
         drawn["throughput"] = ("requests per second", throughput_chart(rows))
         drawn["latency"] = ("latency percentiles", latency_chart(rows))
     for scenario in sweeps(rows):
@@ -142,7 +144,7 @@ def draw_charts(out: Path, rows: list[dict], records_of: dict[int, list[dict]]) 
     for i, r in enumerate(rows):
         chart = timeline_chart(r, records_of[i])
         if chart is not None:
-            drawn[timeline_key(r, swept)] = (f"timeline {r['scenario']} {r['target']}", chart)
+            drawn[timeline_key(r, swept)] = (f"timeline {r.scenario} {r.target}", chart)
     charts_dir = out / "charts"
     charts_dir.mkdir(exist_ok=True)
     images = {}
