@@ -185,6 +185,34 @@ class Summary(Record):
         return {**super().as_dict(), "format": FORMAT_VERSION, "rows": [r.as_dict() for r in self.rows]}
 
 
+# --------------------------------------------------------------------------- slow clients
+
+
+@dataclass
+class SlowRow(Record):
+    """One target of a slow-clients comparison (slow.json, a list of these with no version key).
+
+    The normal users' figures are None when no request of theirs was recorded; a failed target has
+    ``error`` and none of them.
+    """
+
+    target: str
+    normal_users: int | None = None
+    slow_clients: int | None = None
+    error: str = ""
+    requests: int | None = None
+    success_rate: float | None = None
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    first_success_s: float | None = None  # None: no normal request was ever answered
+    held: str = ""  # what the slow clients held, in words
+    before: dict[str, int] | None = None  # processes, threads, connections before the load
+    peak: dict[str, int] | None = None  # ... and the most of each during it
+    identity_file: str = ""
+    answer: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
 # --------------------------------------------------------------------------- bench
 
 
@@ -420,6 +448,22 @@ def load_env(run: Path) -> Environment:
     if not (run / ENV).is_file():
         return Environment()
     return _load(run / ENV, Environment)
+
+
+def load_slow(run: Path) -> list[SlowRow]:
+    data = read_json(run / SLOW)
+    if not isinstance(data, list):
+        raise RunError(f"{run / SLOW}: not a list of rows")
+    try:
+        return [SlowRow.from_dict(r) for r in data]
+    except RunError as exc:
+        raise RunError(f"{run / SLOW}: {exc}") from None
+    except TypeError as exc:
+        raise RunError(f"{run / SLOW}: not a SlowRow record ({exc})") from None
+
+
+def write_slow(run: Path, rows: list[SlowRow]) -> None:
+    write_json(run / SLOW, [r.as_dict() for r in rows])
 
 
 def write_summary(run: Path, summary: Summary) -> None:

@@ -17,7 +17,7 @@ from loadtest import records as records_file
 from loadtest.catalog import ERROR_KINDS
 from loadtest.measure import evidence, stats
 from loadtest.measure.rows import median_of, restat
-from loadtest.records import ComparisonRow, RunError, Summary
+from loadtest.records import ComparisonRow, RunError, SlowRow, Summary
 from loadtest.reporting import comparison, document
 from loadtest.reporting.charts import (
     latency_chart,
@@ -109,11 +109,11 @@ def enrich(out: Path, rows: list[ComparisonRow], cpu_count: int | None) -> dict[
     return records_of
 
 
-def write_all(out: Path, rows: list[dict], env: dict, slow_rows: list[dict] | None = None) -> None:
+def write_all(out: Path, rows: list[dict], env: dict, slow_rows: list[SlowRow] | None = None) -> None:
     """Every document of a comparison; a slow-clients run (``slow_rows``) gets its own section instead."""
     if slow_rows is not None:
         for r in slow_rows:
-            r.setdefault("answer", slow.verdict(r))
+            r.answer = r.answer or slow.verdict(r)
         document.write(out, "report", comparison.slow_page(slow_rows, env))
         return
     typed = [ComparisonRow.from_dict(r) for r in rows]
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
             raise RunError(f"{args.dir}: a {kind} run, not a comparison")
         env = records_file.read_json(args.dir / records_file.ENV)
         if kind == "slow":
-            rows, slow_rows = [], records_file.read_json(args.dir / records_file.SLOW)
+            rows, slow_rows = [], records_file.load_slow(args.dir)
         else:
             rows, slow_rows = [r.as_dict() for r in records_file.load_summary(args.dir).rows], None
     except RunError as exc:

@@ -17,7 +17,7 @@ import json
 
 from loadtest.catalog import SLOW_NORMAL_TIMEOUT_S
 from loadtest.measure import evidence, stats, verdicts
-from loadtest.records import ComparisonRow
+from loadtest.records import ComparisonRow, SlowRow
 from loadtest.reporting.charts import KNEE_SHARE, by_target, knee, sweeps, timeline_key
 from loadtest.reporting.document import Heading, Image, Item, Items, Page, Para, Pre, Table, items
 from loadtest.reporting.figures import (
@@ -338,12 +338,13 @@ def run_lines(env: dict) -> list[str]:
 SLOW_HEADING = "Slow clients"
 
 
-def slow_note(slow_rows: list[dict]) -> str:
+def slow_note(slow_rows: list[SlowRow]) -> str:
     """What the slow scenario did, from its rows."""
-    first = next((r for r in slow_rows if r.get("slow_clients")), {})
+    first = next((r for r in slow_rows if r.slow_clients), None)
+    slow_clients, normal_users = (first.slow_clients, first.normal_users) if first else ("?", "?")
     return (
-        f"{first.get('slow_clients', '?')} slow clients (request heads trickled a few bytes a second, idle"
-        f" keep-alive connections) held connections while {first.get('normal_users', '?')} normal users sent"
+        f"{slow_clients} slow clients (request heads trickled a few bytes a second, idle"
+        f" keep-alive connections) held connections while {normal_users} normal users sent"
         f" GET /, each giving up after {SLOW_NORMAL_TIMEOUT_S:g} s. Success, p50 and p95 are over every"
         " normal request, timeouts included; first success: from the first normal request to the first"
         " answer. What the slow clients held: the peak of psutil samples of the server's process tree"
@@ -351,7 +352,7 @@ def slow_note(slow_rows: list[dict]) -> str:
     )
 
 
-def slow_table(slow_rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+def slow_table(slow_rows: list[SlowRow]) -> tuple[list[str], list[list[str]]]:
     header = [
         "target",
         "normal users",
@@ -364,27 +365,27 @@ def slow_table(slow_rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     ]
     body = []
     for r in slow_rows:
-        if r.get("error"):
-            body.append([r["target"], *["-"] * 6, "FAILED: " + r["error"]])
+        if r.error:
+            body.append([r.target, *["-"] * 6, "FAILED: " + r.error])
             continue
-        rate = number(r.get("success_rate"))
+        rate = number(r.success_rate)
         body.append(
             [
-                r["target"],
-                fmt(r.get("normal_users"), "d"),
-                fmt(r.get("slow_clients"), "d"),
+                r.target,
+                fmt(r.normal_users, "d"),
+                fmt(r.slow_clients, "d"),
                 "-" if rate is None else f"{rate:.0%}",
-                fmt(r.get("p50_ms"), ".0f"),
-                fmt(r.get("p95_ms"), ".0f"),
-                fmt(r.get("first_success_s"), ".1f", none="none"),
-                str(r.get("held", "")),
+                fmt(r.p50_ms, ".0f"),
+                fmt(r.p95_ms, ".0f"),
+                fmt(r.first_success_s, ".1f", none="none"),
+                r.held,
             ]
         )
     return header, body
 
 
-def slow_sentence(row: dict) -> str:
-    return str(row.get("answer") or "")
+def slow_sentence(row: SlowRow) -> str:
+    return row.answer
 
 
 # --------------------------------------------------------------------------- sweeps
@@ -591,12 +592,10 @@ def comparison_page(rows: list[ComparisonRow], env: dict, charts: dict[str, Imag
     )
 
 
-def slow_page(slow_rows: list[dict], env: dict) -> Page:
+def slow_page(slow_rows: list[SlowRow], env: dict) -> Page:
     """The outline of a slow-clients run's report.md/report.html."""
     links = [
-        Item(r["target"], links=((str(r["identity_file"]), "identity records"),))
-        for r in slow_rows
-        if r.get("identity_file")
+        Item(r.target, links=((r.identity_file, "identity records"),)) for r in slow_rows if r.identity_file
     ]
     return Page(
         TITLE,
@@ -604,8 +603,8 @@ def slow_page(slow_rows: list[dict], env: dict) -> Page:
         [
             Heading(SLOW_HEADING),
             Para(slow_note(slow_rows), "meta"),
-            Items([Item(slow_sentence(r), "bad" if r.get("error") else "") for r in slow_rows], "answers"),
-            Table(*slow_table(slow_rows), ["failed" if r.get("error") else "" for r in slow_rows], "figures"),
+            Items([Item(slow_sentence(r), "bad" if r.error else "") for r in slow_rows], "answers"),
+            Table(*slow_table(slow_rows), ["failed" if r.error else "" for r in slow_rows], "figures"),
             Heading("Raw data"),
             Items([*links, Item("", links=(("slow.json", "slow.json"),))], "meta"),
             *setup_section(run_lines(env), env),
