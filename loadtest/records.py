@@ -1,4 +1,4 @@
-"""A run directory's records in one place: summary.json, bench.json, recommendation.json, env.json.
+"""A run directory's records in one place: summary.json, slow.json, bench.json, recommendation.json, env.json.
 
 Every process reads runs -- the runner writes them, the renderer and ``diff`` read them, ``tune
 --against`` reads an earlier one -- so this sits beside the registry with its rule: standard
