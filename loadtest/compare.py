@@ -239,8 +239,8 @@ def run(plan: Plan) -> int:
         slow_rows = slow.run(plan, pool, out, t0)
         code = render(out, [], write_env(plan, started, load_before), t0, slow_rows)
         for r in slow_rows:
-            print(f"  slow   {r['answer']}", flush=True)
-        return code or (1 if any(r.get("error") for r in slow_rows) else 0)
+            print(f"  slow   {r.answer}", flush=True)
+        return code or (1 if any(r.error for r in slow_rows) else 0)
     table = {key: new_row(plan, pool, key) for key in keys}
     rng = random.Random(plan.seed)
     index = 0
@@ -299,7 +299,9 @@ def write(plan: Plan, results: list[dict], started: str, load_before: float | No
     return 0
 
 
-def render(out: Path, results: list[dict], env: dict, t0: float, slow_rows: list[dict] | None = None) -> int:
+def render(
+    out: Path, results: list[dict], env: dict, t0: float, slow_rows: list[records.SlowRow] | None = None
+) -> int:
     """report.md/report.html from figures already on disk; 1 if rendering failed."""
     try:
         from loadtest import report  # matplotlib is slow to import: not for a usage error

@@ -107,7 +107,7 @@ def timelines(
         for side, run, row in (("A", runs[0], a), ("B", runs[1], b)):
             if row is None or row.error:
                 continue
-            chart = charts.timeline_chart(row.as_dict(), evidence.load(records.identity_path(run, row)))
+            chart = charts.timeline_chart(row, evidence.load(records.identity_path(run, row)))
             if chart:
                 images[f"{side}: {row.scenario} / {row.target} / {row.users} users"] = chart
     return images

@@ -1,4 +1,4 @@
-"""A run directory's records in one place: summary.json, bench.json, recommendation.json, env.json.
+"""A run directory's records in one place: summary.json, slow.json, bench.json, recommendation.json, env.json.
 
 Every process reads runs -- the runner writes them, the renderer and ``diff`` read them, ``tune
 --against`` reads an earlier one -- so this sits beside the registry with its rule: standard
@@ -85,8 +85,11 @@ class Record:
 class ComparisonRow(Record):
     """One (scenario, target, users) of a comparison. Figures are read through :meth:`value`/:meth:`interval`.
 
-    ``per_round`` stays a list of per-round dicts: their keys are the measure package's
-    (``measure/rounds.py`` writes them, ``measure/verdicts.py`` reads them).
+    The medians over rounds (``measure/stats.METRICS``: ``rps``, ``p95_ms``, ...) and their
+    ``<metric>_ci95`` stay in ``extra``, named by the measure package. ``per_round`` stays a list of
+    per-round dicts, for the same reason (``measure/rounds.py`` writes them, ``measure/verdicts.py``
+    reads them). ``None`` means "not recorded": a failed row has no identity facts, a row written
+    before rounds has no machine verdict, no interpreter and no ``app_ms_p50``.
     """
 
     scenario: str
@@ -100,6 +103,42 @@ class ComparisonRow(Record):
     unstable_reason: str = ""
     identity_file: str = ""
     cpu_count: int | None = None
+    # what was run
+    kind: str = ""  # "local" | "external"
+    url: str = ""
+    command: str = ""
+    explanation: str = ""
+    capacity: int | None = None  # requests the model can hold at once; None: no fixed pool
+    notes: list[str] = field(default_factory=list)
+    # requests, over the good rounds
+    requests: int | None = None
+    failures: int | None = None
+    errors: dict[str, int] = field(default_factory=dict)  # error kind (catalog.ERROR_KINDS) -> count
+    latency_source: str = ""
+    # identity facts, the largest any round saw; None for a row with no good round
+    with_identity: int | None = None  # responses that carried the identity headers
+    pids: int | None = None
+    threads: int | None = None  # lanes: (pid, thread) pairs seen
+    max_threads_per_pid: int | None = None
+    lane_kind: str = ""  # "thread" | "greenlet", when the server said
+    interpreter: dict[str, Any] = field(default_factory=dict)  # the server's (/_lab/usage): version, GIL on?
+    app_ms_p50: float | None = None
+    pool_full_share: float | None = None  # share of the run one process was full while another was not
+    # the verdicts; None where a row was written before the verdict existed
+    generator_saturated: bool | None = None
+    generator_headroom: float | None = None
+    generator_processes: int | None = None
+    machine_cpu: float | None = None
+    machine_bound: bool | None = None
+    cpu_limit: float | None = None
+    server_mem_kind: str = ""
+    io_ceiling: float | None = None
+    io_efficiency: float | None = None
+    little: dict[str, float | None] = field(default_factory=dict)  # in_flight_measured, in_flight_little
+    answer: str = ""
+    stderr_tail: str = (
+        ""  # why a failed target failed (older runs: ``stderr_log``, ``locust_log_tail`` in extra)
+    )
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -115,7 +154,9 @@ class ComparisonRow(Record):
         return self.error or ""
 
     def value(self, metric: str) -> float | None:
-        return number(self.extra.get(metric))
+        """A figure as a float (a median in ``extra``, or a named one); None when not recorded."""
+        named = metric != "extra" and metric in {f.name for f in fields(self)}
+        return number(getattr(self, metric) if named else self.extra.get(metric))
 
     def interval(self, metric: str) -> tuple[float, float] | None:
         """The metric's interval; None for one round (a point is no interval), none recorded or an error."""
@@ -142,6 +183,34 @@ class Summary(Record):
 
     def as_dict(self) -> dict[str, Any]:
         return {**super().as_dict(), "format": FORMAT_VERSION, "rows": [r.as_dict() for r in self.rows]}
+
+
+# --------------------------------------------------------------------------- slow clients
+
+
+@dataclass
+class SlowRow(Record):
+    """One target of a slow-clients comparison (slow.json, a list of these with no version key).
+
+    The normal users' figures are None when no request of theirs was recorded; a failed target has
+    ``error`` and none of them.
+    """
+
+    target: str
+    normal_users: int | None = None
+    slow_clients: int | None = None
+    error: str = ""
+    requests: int | None = None
+    success_rate: float | None = None
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    first_success_s: float | None = None  # None: no normal request was ever answered
+    held: str = ""  # what the slow clients held, in words
+    before: dict[str, int] | None = None  # processes, threads, connections before the load
+    peak: dict[str, int] | None = None  # ... and the most of each during it
+    identity_file: str = ""
+    answer: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- bench
@@ -379,6 +448,22 @@ def load_env(run: Path) -> Environment:
     if not (run / ENV).is_file():
         return Environment()
     return _load(run / ENV, Environment)
+
+
+def load_slow(run: Path) -> list[SlowRow]:
+    data = read_json(run / SLOW)
+    if not isinstance(data, list):
+        raise RunError(f"{run / SLOW}: not a list of rows")
+    try:
+        return [SlowRow.from_dict(r) for r in data]
+    except RunError as exc:
+        raise RunError(f"{run / SLOW}: {exc}") from None
+    except TypeError as exc:
+        raise RunError(f"{run / SLOW}: not a SlowRow record ({exc})") from None
+
+
+def write_slow(run: Path, rows: list[SlowRow]) -> None:
+    write_json(run / SLOW, [r.as_dict() for r in rows])
 
 
 def write_summary(run: Path, summary: Summary) -> None:

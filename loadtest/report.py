@@ -17,7 +17,7 @@ from loadtest import records as records_file
 from loadtest.catalog import ERROR_KINDS
 from loadtest.measure import evidence, stats
 from loadtest.measure.rows import median_of, restat
-from loadtest.records import ComparisonRow, RunError, Summary
+from loadtest.records import ComparisonRow, RunError, SlowRow, Summary
 from loadtest.reporting import comparison, document
 from loadtest.reporting.charts import (
     latency_chart,
@@ -27,7 +27,7 @@ from loadtest.reporting.charts import (
     timeline_chart,
     timeline_key,
 )
-from loadtest.reporting.figures import interpreter_text, number
+from loadtest.reporting.figures import interpreter_text
 from loadtest.run import slow
 from server.oneline import OneLineParser
 
@@ -83,12 +83,11 @@ def csv_record(row: ComparisonRow) -> dict:
     for metric in stats.METRICS:
         ci = records_file.pair(row.extra.get(metric + stats.CI_SUFFIX)) or ("", "")
         out[f"{metric}{stats.CI_SUFFIX}_low"], out[f"{metric}{stats.CI_SUFFIX}_high"] = ci
-    errors = row.extra.get("errors") or {}
     for kind in ERROR_KINDS:
-        out[f"errors_{kind}"] = errors.get(kind, "")
+        out[f"errors_{kind}"] = row.errors.get(kind, "")
     out["unstable_metrics"] = " ".join(row.unstable_metrics)
     out["rounds"] = row.round_count
-    out["interpreter"] = interpreter_text(fields)
+    out["interpreter"] = interpreter_text(row)
     return out
 
 
@@ -101,20 +100,20 @@ def enrich(out: Path, rows: list[ComparisonRow], cpu_count: int | None) -> dict[
         restat(r)
         records = evidence.load(records_file.identity_path(out, r))
         records_of[i] = records
-        if "app_ms_p50" not in r.extra:  # a row written before rows carried it: from its rounds, the same way
-            r.extra["app_ms_p50"] = median_of(r.per_round, "app_ms_p50")
+        if r.app_ms_p50 is None:  # a row written before rows carried it: from its rounds, the same way
+            r.app_ms_p50 = median_of(r.per_round, "app_ms_p50")
         if records and not r.error:
             imbalance = evidence.pool_imbalance(records, r.users)
-            r.extra["pool_full_share"] = imbalance["share"] if imbalance else None
-        r.extra["answer"] = evidence.answer(r.target, r.scenario, r.as_dict())
+            r.pool_full_share = imbalance["share"] if imbalance else None
+        r.answer = evidence.answer(r.target, r.scenario, r)
     return records_of
 
 
-def write_all(out: Path, rows: list[dict], env: dict, slow_rows: list[dict] | None = None) -> None:
+def write_all(out: Path, rows: list[dict], env: dict, slow_rows: list[SlowRow] | None = None) -> None:
     """Every document of a comparison; a slow-clients run (``slow_rows``) gets its own section instead."""
     if slow_rows is not None:
         for r in slow_rows:
-            r.setdefault("answer", slow.verdict(r))
+            r.answer = r.answer or slow.verdict(r)
         document.write(out, "report", comparison.slow_page(slow_rows, env))
         return
     typed = [ComparisonRow.from_dict(r) for r in rows]
@@ -128,13 +127,15 @@ def write_all(out: Path, rows: list[dict], env: dict, slow_rows: list[dict] | No
         writer.writeheader()
         for r in typed:
             writer.writerow(csv_record(r))
-    document.write(out, "report", comparison.comparison_page(rows, env, draw_charts(out, rows, records_of)))
+    document.write(out, "report", comparison.comparison_page(typed, env, draw_charts(out, typed, records_of)))
 
 
-def draw_charts(out: Path, rows: list[dict], records_of: dict[int, list[dict]]) -> dict[str, document.Image]:
+def draw_charts(
+    out: Path, rows: list[ComparisonRow], records_of: dict[int, list[dict]]
+) -> dict[str, document.Image]:
     """Every chart of the run, written to ``charts/``; key -> image (path for Markdown, bytes for HTML)."""
     drawn: dict[str, tuple[str, bytes]] = {}  # key -> (alt text, PNG)
-    if any(number(r.get("rps")) is not None for r in rows):
+    if any(r.value("rps") is not None for r in rows):
         drawn["throughput"] = ("requests per second", throughput_chart(rows))
         drawn["latency"] = ("latency percentiles", latency_chart(rows))
     for scenario in sweeps(rows):
@@ -143,7 +144,7 @@ def draw_charts(out: Path, rows: list[dict], records_of: dict[int, list[dict]]) 
     for i, r in enumerate(rows):
         chart = timeline_chart(r, records_of[i])
         if chart is not None:
-            drawn[timeline_key(r, swept)] = (f"timeline {r['scenario']} {r['target']}", chart)
+            drawn[timeline_key(r, swept)] = (f"timeline {r.scenario} {r.target}", chart)
     charts_dir = out / "charts"
     charts_dir.mkdir(exist_ok=True)
     images = {}
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
             raise RunError(f"{args.dir}: a {kind} run, not a comparison")
         env = records_file.read_json(args.dir / records_file.ENV)
         if kind == "slow":
-            rows, slow_rows = [], records_file.read_json(args.dir / records_file.SLOW)
+            rows, slow_rows = [], records_file.load_slow(args.dir)
         else:
             rows, slow_rows = [r.as_dict() for r in records_file.load_summary(args.dir).rows], None
     except RunError as exc:

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from loadtest.measure import stats
+from loadtest.records import ComparisonRow
 
 NO_ERRORS = {"non_2xx": 0, "connection_refused": 0, "connection_reset": 0, "timeout": 0, "other": 0}
 
@@ -82,6 +83,11 @@ def row(
     }
     out.update(extra)
     return out
+
+
+def typed_row(scenario: str, target: str, rps: list[float], **extra) -> ComparisonRow:
+    """:func:`row` read back as the run record does."""
+    return ComparisonRow.from_dict(row(scenario, target, rps, **extra))
 
 
 def old_row(scenario: str, target: str, rps: float, users: int = 10, **extra) -> dict:

@@ -57,6 +57,7 @@ from loadtest.catalog import SCENARIO_CLASSES
 from loadtest.generator import access
 from loadtest.inserver.usage import USAGE_PATH
 from loadtest.measure import evidence, rounds
+from loadtest.records import ComparisonRow
 
 log = logging.getLogger("wsgi-lab")
 
@@ -215,8 +216,15 @@ def evidence_row(
         "lanes": facts["threads"],
         "in_flight_now": in_flight_now(ok, last_end),
         "max_in_flight": facts["max_in_flight"],
-        "answer": evidence.answer(name, scenario, row) if records else f"{name}: no responses yet",
+        "answer": evidence.answer(name, scenario, live_row(name, scenario, row))
+        if records
+        else f"{name}: no responses yet",
     }
+
+
+def live_row(name: str, scenario: str, figures: dict[str, Any]) -> ComparisonRow:
+    """The live figures as the record a result row is, so the sentence is worded by the same rule."""
+    return ComparisonRow.from_dict({**figures, "scenario": scenario, "target": name})
 
 
 @dataclass

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from loadtest.inserver.headers import LANE_GREENLET, LANE_THREAD
 from loadtest.measure import verdicts
+from loadtest.records import ComparisonRow
 
 # Below this median time inside the app, requests on a threaded server rarely
 # coincide there (the GIL serialises most of it and the headers have µs
@@ -247,7 +248,7 @@ def plural(n: float, word: str) -> str:
     return f"{count(n)} {word}" + ("" if n == 1 else "es" if word.endswith("ss") else "s")
 
 
-def new_thread_per_connection(row: dict) -> bool:
+def new_thread_per_connection(row: ComparisonRow) -> bool:
     """More threads served than users could hold connections, in a model without a fixed pool.
 
     Each locust user keeps one keep-alive connection, so a server with one
@@ -255,19 +256,19 @@ def new_thread_per_connection(row: dict) -> bool:
     threads than that (and than the pool's capacity) means connections were
     reopened and each got a fresh thread.
     """
-    lanes, pids, users = row.get("threads") or 0, row.get("pids") or 0, row.get("users") or 0
-    capacity = row.get("capacity")
+    lanes, pids, users = row.threads or 0, row.pids or 0, row.users or 0
+    capacity = row.capacity
     return lanes > users and lanes >= 2 * pids and (capacity is None or lanes > capacity)
 
 
-def lane_word(row: dict) -> str:
+def lane_word(row: ComparisonRow) -> str:
     """What a lane is in this row: "greenlet" when the server said so, else "thread"."""
-    return LANE_GREENLET if row.get("lane_kind") == LANE_GREENLET else LANE_THREAD
+    return LANE_GREENLET if row.lane_kind == LANE_GREENLET else LANE_THREAD
 
 
-def shape_of(row: dict) -> str:
-    pids, lanes = row.get("pids") or 0, row.get("threads") or 0
-    per_pid = row.get("max_threads_per_pid", 1)
+def shape_of(row: ComparisonRow) -> str:
+    pids, lanes = row.pids or 0, row.threads or 0
+    per_pid = row.max_threads_per_pid or 0
     word = lane_word(row)
     if pids == 1 and lanes == 1:
         shape = f"1 process, 1 {word}"
@@ -280,16 +281,18 @@ def shape_of(row: dict) -> str:
     if word == LANE_GREENLET and lanes > pids:
         shape += " on one OS thread" if pids == 1 else " on one OS thread per process"
     if new_thread_per_connection(row):
-        shape += f" (a new thread per connection: {count(lanes)} threads for {plural(row['users'], 'user')})"
+        shape += (
+            f" (a new thread per connection: {count(lanes)} threads for {plural(row.users or 0, 'user')})"
+        )
     return shape
 
 
-def flow_of(row: dict) -> str:
+def flow_of(row: ComparisonRow) -> str:
     """How many requests were inside the app together, or why that could not be seen."""
-    lanes, inflight, users = row.get("threads") or 0, row.get("max_in_flight") or 0, row.get("users") or 0
-    app_ms = row.get("app_ms_p50")
-    short = isinstance(app_ms, int | float) and app_ms < SHORT_REQUEST_MS
-    capacity = row.get("capacity")
+    lanes, inflight, users = row.threads or 0, in_flight(row), row.users or 0
+    app_ms = row.app_ms_p50
+    short = app_ms is not None and app_ms < SHORT_REQUEST_MS
+    capacity = row.capacity
     if inflight <= 1 and lanes > 1 and short:
         return (
             f"no overlap observed inside the app, where a request spends only {app_ms:.2f} ms: "
@@ -308,20 +311,19 @@ def flow_of(row: dict) -> str:
     return flow
 
 
-def errors_of(row: dict) -> str:
+def errors_of(row: ComparisonRow) -> str:
     """ "12 failed: 10 non-2xx, 2 connection reset", or "" when every request succeeded."""
-    failures = row.get("failures") or 0
-    split = row.get("errors") or {}
-    parts = [f"{count(n)} {kind.replace('_', ' ')}" for kind, n in split.items() if n]
+    failures = row.failures or 0
+    parts = [f"{count(n)} {kind.replace('_', ' ')}" for kind, n in row.errors.items() if n]
     if not failures and not parts:
         return ""
-    text = f"{count(failures)} of {count(row.get('requests') or 0)} requests failed"
+    text = f"{count(failures)} of {count(row.requests or 0)} requests failed"
     return text + (": " + ", ".join(parts) if parts else "")
 
 
-def imbalance_of(row: dict) -> str:
-    share = row.get("pool_full_share")
-    if not isinstance(share, int | float) or share < IMBALANCE_SHARE:
+def imbalance_of(row: ComparisonRow) -> str:
+    share = row.pool_full_share
+    if share is None or share < IMBALANCE_SHARE:
         return ""
     return (
         f"for {share:.0%} of the run one process had all its threads busy while another had a free one: "
@@ -329,36 +331,42 @@ def imbalance_of(row: dict) -> str:
     )
 
 
-def gil_enabled(row: dict) -> bool | None:
+def gil_enabled(row: ComparisonRow) -> bool | None:
     """Whether the server's interpreter ran with a GIL (``/_lab/usage``); None when unknown."""
-    python = row.get("interpreter")
+    python = row.interpreter
     if not isinstance(python, dict) or "gil_enabled" not in python:
         return None
     return bool(python["gil_enabled"])
 
 
-def cpu_bound(row: dict) -> bool:
+def in_flight(row: ComparisonRow) -> float:
+    """The most requests inside the app at once (median over rounds); 0 when not seen."""
+    return row.value("max_in_flight") or 0
+
+
+def cpu_bound(row: ComparisonRow) -> bool:
     """The requests' own CPU kept the processors they had busy (module policy); False when unknown."""
-    cpu, cores, pids = row.get("cpu_ms_mean"), row.get("request_cores"), row.get("pids") or 0
-    if not isinstance(cpu, int | float) or not isinstance(cores, int | float) or not pids:
+    cpu, cores, pids = row.value("cpu_ms_mean"), row.value("request_cores"), row.pids or 0
+    if cpu is None or cores is None or not pids:
         return False
     if cpu < SHORT_REQUEST_MS:
         return False
     if verdicts.busy_elsewhere(row):
         return cores >= CPU_BOUND_BUSY
-    return cores >= CPU_BOUND * min(pids, row.get("cpu_count") or pids)
+    return cores >= CPU_BOUND * min(pids, row.cpu_count or pids)
 
 
-def turns_of(row: dict) -> str:
+def turns_of(row: ComparisonRow) -> str:
     """Who took turns on what, with the figures, or "" where the evidence cannot show it (module policy).
 
     The clause starts with its own joint (", but ..." after a count of
     requests in flight that overstates the parallelism, "; ..." otherwise).
     """
-    cpu, wall, stretch = row.get("cpu_ms_mean"), row.get("app_ms_mean"), row.get("wall_per_cpu")
-    if not isinstance(wall, int | float) or not isinstance(stretch, int | float) or not cpu_bound(row):
+    cpu, wall, stretch = row.value("cpu_ms_mean"), row.value("app_ms_mean"), row.value("wall_per_cpu")
+    cores = row.value("request_cores")
+    if wall is None or stretch is None or cpu is None or cores is None or not cpu_bound(row):
         return ""
-    pids, per_pid, cores = row.get("pids") or 0, row.get("max_threads_per_pid") or 1, row["request_cores"]
+    pids, per_pid = row.pids or 0, row.max_threads_per_pid or 1
     took = f"each {cpu:.0f} ms of CPU took {wall:.0f} ms inside the app"
     used = f"together they used {cores:.1f} core{'' if round(cores, 1) == 1 else 's'}"
     busy = verdicts.busy_elsewhere(row)
@@ -368,7 +376,7 @@ def turns_of(row: dict) -> str:
         else ""
     )
     # Lanes of one process take turns only if their requests were inside the app together.
-    together = (row.get("max_in_flight") or 0) > pids
+    together = in_flight(row) > pids
     if per_pid > 1 and stretch >= TURNS and together:
         if lane_word(row) == LANE_GREENLET:
             return f", but {used}: {took} -- the greenlets took turns on one OS thread{elsewhere}"
@@ -383,29 +391,29 @@ def turns_of(row: dict) -> str:
     return ""
 
 
-def answer(name: str, scenario: str, row: dict) -> str:
+def answer(name: str, scenario: str, row: ComparisonRow) -> str:
     """One sentence per target, derived from the measurements in ``row``."""
-    if row.get("error"):
-        return f"{name}: no measurement -- {row['error']}"
-    if not row.get("with_identity"):
-        sentence = f"{name}: {row.get('rps') or 0:.1f} req/s, but no identity headers came back"
+    if row.error:
+        return f"{name}: no measurement -- {row.error}"
+    if not row.with_identity:
+        sentence = f"{name}: {row.value('rps') or 0:.1f} req/s, but no identity headers came back"
         failed = errors_of(row)
         return sentence + (f"; {failed}" if failed else "")
-    tail = f"{row.get('rps') or 0:.1f} req/s"
-    if scenario == "io" and row.get("io_efficiency") is not None:
-        tail += f", {row['io_efficiency']:.0%} of the {row['io_ceiling']:.1f} req/s this model allows"
-    cores = row.get("server_cpu_cores")
-    if scenario == "cpu" and isinstance(cores, int | float):
-        tail += f", server used {cores:.2f} of {row.get('cpu_count', '?')} cores"
+    tail = f"{row.value('rps') or 0:.1f} req/s"
+    if scenario == "io" and row.io_efficiency is not None:
+        tail += f", {row.io_efficiency:.0%} of the {row.io_ceiling:.1f} req/s this model allows"
+    cores = row.value("server_cpu_cores")
+    if scenario == "cpu" and cores is not None:
+        tail += f", server used {cores:.2f} of {'?' if row.cpu_count is None else row.cpu_count} cores"
     sentence = f"{name}: {shape_of(row)} -- {flow_of(row)}"
     sentence += f"{turns_of(row)}; {tail}"
     for extra in (imbalance_of(row), errors_of(row)):
         if extra:
             sentence += f"; {extra}"
-    if row.get("machine_bound"):
+    if row.machine_bound:
         sentence += (
             " (server and generator used nearly every core: the machine, not the server, set this figure)"
         )
-    if row.get("generator_saturated"):
+    if row.generator_saturated:
         sentence += " (load generator saturated: a floor)"
     return sentence

@@ -163,7 +163,7 @@ def finish(row: Row, sleep_s: float) -> Row:
         seen = row.facts.get("models_seen") or []
         if seen and seen != [row.target]:
             row.notes.append(f"X-Server-Model said {', '.join(seen)}")
-    row.answer = evidence.answer(row.target, row.scenario, row.as_dict())
+    row.answer = evidence.answer(row.target, row.scenario, ComparisonRow.from_dict(row.as_dict()))
     return row
 
 

@@ -24,6 +24,7 @@ import statistics
 from collections.abc import Sequence
 
 from loadtest.measure.stats import number
+from loadtest.records import ComparisonRow
 
 BUSY_LOAD = 1.0
 BUSY_MACHINE = 0.9
@@ -57,18 +58,18 @@ def ours_cores(record: dict) -> float:
     return (number(record.get("server_cpu_cores")) or 0.0) + (number(record.get("generator_cores")) or 0.0)
 
 
-def busy_elsewhere(row: dict) -> tuple[float, float] | None:
+def busy_elsewhere(row: ComparisonRow) -> tuple[float, float] | None:
     """(share of all cores in use, cores server + generator used) when other work held the machine, else None.
 
     None when the machine was not nearly full, when nothing of ours was measured, or when the row
     reached its ceiling (the machine did not hold it back).
     """
-    machine = number(row.get("machine_cpu"))
+    machine = number(row.machine_cpu)
     if machine is None or machine < BUSY_MACHINE:
         return None
-    if (number(row.get("io_efficiency")) or 0.0) >= BUSY_MACHINE:
+    if (number(row.io_efficiency) or 0.0) >= BUSY_MACHINE:
         return None
-    ours = sorted(ours_cores(r) for r in row.get("per_round") or [])
+    ours = sorted(ours_cores(r) for r in row.per_round)
     return (machine, ours[len(ours) // 2]) if ours else None
 
 

@@ -20,7 +20,8 @@ import matplotlib.pyplot as plt
 
 from loadtest.inserver.headers import LANE_GREENLET
 from loadtest.measure import evidence
-from loadtest.reporting.figures import LABELS, fmt, interval, number
+from loadtest.records import ComparisonRow
+from loadtest.reporting.figures import LABELS, fmt, interval
 
 TIMELINE_MAX_REQUESTS = 3000
 
@@ -52,17 +53,17 @@ def png(fig) -> bytes:
     return buf.getvalue()
 
 
-def scenarios_of(rows: list[dict]) -> list[str]:
-    return list(dict.fromkeys(r["scenario"] for r in rows))
+def scenarios_of(rows: list[ComparisonRow]) -> list[str]:
+    return list(dict.fromkeys(r.scenario for r in rows))
 
 
-def sweeps(rows: list[dict]) -> list[str]:
+def sweeps(rows: list[ComparisonRow]) -> list[str]:
     """Scenarios measured at several user counts."""
-    return [s for s in scenarios_of(rows) if len({r.get("users") for r in rows if r["scenario"] == s}) > 1]
+    return [s for s in scenarios_of(rows) if len({r.users for r in rows if r.scenario == s}) > 1]
 
 
-def bar_label(row: dict, sweep: bool) -> str:
-    return f"{row['target']} @{row.get('users')}" if sweep else row["target"]
+def bar_label(row: ComparisonRow, sweep: bool) -> str:
+    return f"{row.target} @{row.users}" if sweep else row.target
 
 
 def style_xticks(ax) -> None:
@@ -71,21 +72,19 @@ def style_xticks(ax) -> None:
         label.set_horizontalalignment("right")
 
 
-def per_scenario(rows: list[dict]):
+def per_scenario(rows: list[ComparisonRow]):
     """A figure with one panel per scenario: (figure, [(axes, scenario, its rows)])."""
     scenarios = scenarios_of(rows)
     fig, axes = plt.subplots(1, len(scenarios), figsize=(5.5 * len(scenarios), 4.2), squeeze=False)
-    panels = [
-        (ax, s, [r for r in rows if r["scenario"] == s]) for ax, s in zip(axes[0], scenarios, strict=True)
-    ]
+    panels = [(ax, s, [r for r in rows if r.scenario == s]) for ax, s in zip(axes[0], scenarios, strict=True)]
     return fig, panels
 
 
-def throughput_chart(rows: list[dict]) -> bytes:
+def throughput_chart(rows: list[ComparisonRow]) -> bytes:
     swept = set(sweeps(rows))
     fig, panels = per_scenario(rows)
     for ax, scenario, sub in panels:
-        values = [number(r.get("rps")) for r in sub]
+        values = [r.value("rps") for r in sub]
         cis = [interval(r, "rps") for r in sub]
         names = [bar_label(r, scenario in swept) for r in sub]
         bars = ax.bar(
@@ -96,12 +95,12 @@ def throughput_chart(rows: list[dict]) -> bytes:
             color=[COLORS[i % len(COLORS)] for i in range(len(sub))],
         )
         for bar, r, ci in zip(bars, sub, cis, strict=True):
-            label = "failed" if r.get("error") else f"{r.get('rps') or 0:.1f}"
-            top = max(bar.get_height(), ci[1] if ci else 0, r.get("io_ceiling") or 0)
+            label = "failed" if r.error else f"{r.value('rps') or 0:.1f}"
+            top = max(bar.get_height(), ci[1] if ci else 0, r.io_ceiling or 0)
             ax.annotate(label, (bar.get_x() + bar.get_width() / 2, top), ha="center", va="bottom")
-            if r.get("io_ceiling"):
+            if r.io_ceiling:
                 x0, w = bar.get_x(), bar.get_width()
-                ax.hlines(r["io_ceiling"], x0, x0 + w, colors="black", linestyles="dashed", linewidth=1)
+                ax.hlines(r.io_ceiling, x0, x0 + w, colors="black", linestyles="dashed", linewidth=1)
         ax.set_title(f"{scenario}: requests/s (higher is better)")
         ax.set_xlabel(
             "whiskers: interval of the median" + ("; dashed: the model's maximum" if scenario == "io" else "")
@@ -109,7 +108,7 @@ def throughput_chart(rows: list[dict]) -> bytes:
         tops = [
             *(v or 0 for v in values),
             *(c[1] for c in cis if c),
-            *(r.get("io_ceiling") or 0 for r in sub),
+            *(r.io_ceiling or 0 for r in sub),
             1,
         ]
         ax.set_ylim(0, max(tops) * 1.18)
@@ -118,14 +117,14 @@ def throughput_chart(rows: list[dict]) -> bytes:
     return png(fig)
 
 
-def latency_chart(rows: list[dict]) -> bytes:
+def latency_chart(rows: list[ComparisonRow]) -> bytes:
     swept = set(sweeps(rows))
     fig, panels = per_scenario(rows)
     for ax, scenario, sub in panels:
         width = 0.27
         for k, metric in enumerate(("p50_ms", "p95_ms", "p99_ms")):
             xs = [i + (k - 1) * width for i in range(len(sub))]
-            values = [number(r.get(metric)) for r in sub]
+            values = [r.value(metric) for r in sub]
             cis = [interval(r, metric) for r in sub]
             ax.bar(
                 xs,
@@ -146,37 +145,38 @@ def latency_chart(rows: list[dict]) -> bytes:
     return png(fig)
 
 
-def knee(points: list[dict]) -> dict | None:
+def knee(points: list[ComparisonRow]) -> ComparisonRow | None:
     """First user count at which a model reaches KNEE_SHARE of its best throughput in the sweep.
 
     None when that is the largest user count: throughput was still rising, the
     knee lies beyond the sweep.
     """
-    ok = [p for p in points if number(p.get("rps")) is not None]
-    if len(ok) < 2:
+    rates = [(p, rps) for p in points if (rps := p.value("rps")) is not None]
+    if len(rates) < 2:
         return None
-    best = max(p["rps"] for p in ok)
-    first = next(p for p in ok if p["rps"] >= KNEE_SHARE * best)
+    best = max(rps for _, rps in rates)
+    first = next(p for p, rps in rates if rps >= KNEE_SHARE * best)
+    ok = [p for p, _ in rates]
     return None if first is ok[-1] else first
 
 
-def by_target(rows: list[dict]) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
+def by_target(rows: list[ComparisonRow]) -> dict[str, list[ComparisonRow]]:
+    out: dict[str, list[ComparisonRow]] = {}
     for r in rows:
-        if not r.get("error"):
-            out.setdefault(r["target"], []).append(r)
-    return {t: sorted(pts, key=lambda r: r.get("users") or 0) for t, pts in out.items()}
+        if not r.error:
+            out.setdefault(r.target, []).append(r)
+    return {t: sorted(pts, key=lambda r: r.users or 0) for t, pts in out.items()}
 
 
-def sweep_chart(scenario: str, rows: list[dict]) -> bytes:
+def sweep_chart(scenario: str, rows: list[ComparisonRow]) -> bytes:
     """Throughput and p95 against users, one line per model, whiskers, the knee circled."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
-    lines = by_target([r for r in rows if r["scenario"] == scenario])
+    lines = by_target([r for r in rows if r.scenario == scenario])
     for i, (target, pts) in enumerate(lines.items()):
-        users = [p["users"] for p in pts]
+        users = [p.users for p in pts]
         color = COLORS[i % len(COLORS)]
         for ax, metric in zip(axes, ("rps", "p95_ms"), strict=True):
-            values = [number(p.get(metric)) for p in pts]
+            values = [p.value(metric) for p in pts]
             ax.errorbar(
                 users,
                 values,
@@ -188,8 +188,10 @@ def sweep_chart(scenario: str, rows: list[dict]) -> bytes:
             )
         point = knee(pts)
         if point is not None:
-            axes[0].plot([point["users"]], [point["rps"]], marker="o", markersize=14, mfc="none", color=color)
-    counts = sorted({r["users"] for r in rows if r["scenario"] == scenario and r.get("users")})
+            axes[0].plot(
+                [point.users], [point.value("rps")], marker="o", markersize=14, mfc="none", color=color
+            )
+    counts = sorted({r.users for r in rows if r.scenario == scenario and r.users})
     for ax, title in zip(axes, ("requests/s (circle: knee)", "p95 latency, ms"), strict=True):
         ax.set_xscale("log", base=2)
         ax.set_xticks(counts, [str(c) for c in counts])
@@ -260,7 +262,7 @@ def slot_lanes(reqs: list[dict]) -> dict[int, tuple[str, str]]:
     return lanes
 
 
-def timeline_chart(row: dict, records: list[dict]) -> bytes | None:
+def timeline_chart(row: ComparisonRow, records: list[dict]) -> bytes | None:
     """One lane per (pid, thread), one bar per request, x = seconds since the first request.
 
     Shaded spans: one process had every thread busy while another had a free
@@ -280,7 +282,7 @@ def timeline_chart(row: dict, records: list[dict]) -> bytes | None:
     t0 = reqs[0]["start"]
     lane_of = {i: (r["pid"], r["thread"]) for i, r in enumerate(shown)}
     distinct = set(lane_of.values())
-    if len(distinct) > TIMELINE_MAX_LANES or len(distinct) > 2 * max(row.get("max_in_flight") or 1, 1) + 2:
+    if len(distinct) > TIMELINE_MAX_LANES or len(distinct) > 2 * max(evidence.in_flight(row) or 1, 1) + 2:
         lane_of = slot_lanes(shown)
         note += f" -- {len(distinct)} short-lived {evidence.lane_word(row)}s drawn as concurrency slots"
     lanes = sorted(set(lane_of.values()), key=lambda k: (evidence.natural(k[0]), evidence.natural(k[1])))
@@ -298,7 +300,7 @@ def timeline_chart(row: dict, records: list[dict]) -> bytes | None:
             spans[lane_of[i]].append((r["start"] - t0, max(r["end"] - r["start"], 1e-4), cpu))
             kinds[lane_of[i]] = str(r.get("lane_kind") or "")
     fig, ax = plt.subplots(figsize=(11, 1.2 + 0.32 * len(lanes)))
-    imbalance = evidence.pool_imbalance(shown, row.get("users"))
+    imbalance = evidence.pool_imbalance(shown, row.users)
     if imbalance and imbalance["intervals"]:
         for start, end in imbalance["intervals"]:
             ax.axvspan(start - t0, end - t0, color="#e15759", alpha=0.15, linewidth=0)
@@ -311,10 +313,10 @@ def timeline_chart(row: dict, records: list[dict]) -> bytes | None:
     ax.invert_yaxis()
     ax.set_xlabel("seconds since the first request (time inside the app)")
     title = (
-        f"{row['scenario']} / {row['target']} / {row.get('users')} users: "
-        f"{fmt(row.get('pids'), 'g')} pid(s), "
-        f"{fmt(row.get('threads'), 'g')} {evidence.lane_word(row)}(s), "
-        f"max {fmt(row.get('max_in_flight'), 'g')} in flight{cpu_note(row)}{note}"
+        f"{row.scenario} / {row.target} / {row.users} users: "
+        f"{fmt(row.pids, 'g')} pid(s), "
+        f"{fmt(row.threads, 'g')} {evidence.lane_word(row)}(s), "
+        f"max {fmt(row.value('max_in_flight'), 'g')} in flight{cpu_note(row)}{note}"
     )
     ax.set_title(title, fontsize=10, loc="left", wrap=True)
     ax.grid(axis="x", alpha=0.3)
@@ -322,14 +324,14 @@ def timeline_chart(row: dict, records: list[dict]) -> bytes | None:
     return png(fig)
 
 
-def cpu_note(row: dict) -> str:
+def cpu_note(row: ComparisonRow) -> str:
     """ " -- 20 ms CPU in 190 ms inside the app per request" when the row has both figures."""
-    cpu, wall = number(row.get("cpu_ms_mean")), number(row.get("app_ms_mean"))
+    cpu, wall = row.value("cpu_ms_mean"), row.value("app_ms_mean")
     if cpu is None or wall is None:
         return ""
     return f" -- {cpu:.1f} ms CPU in {wall:.1f} ms inside the app per request"
 
 
-def timeline_key(row: dict, swept: set[str]) -> str:
-    key = f"timeline-{row['scenario']}-{row['target']}"
-    return key + f"-u{row.get('users')}" if row["scenario"] in swept else key
+def timeline_key(row: ComparisonRow, swept: set[str]) -> str:
+    key = f"timeline-{row.scenario}-{row.target}"
+    return key + f"-u{row.users}" if row.scenario in swept else key

@@ -17,6 +17,7 @@ import json
 
 from loadtest.catalog import SLOW_NORMAL_TIMEOUT_S
 from loadtest.measure import evidence, stats, verdicts
+from loadtest.records import ComparisonRow, SlowRow
 from loadtest.reporting.charts import KNEE_SHARE, by_target, knee, sweeps, timeline_key
 from loadtest.reporting.document import Heading, Image, Item, Items, Page, Para, Pre, Table, items
 from loadtest.reporting.figures import (
@@ -39,19 +40,19 @@ TITLE = "wsgi-lab comparison"
 # --------------------------------------------------------------------------- a row's flags
 
 
-def load_text(row: dict) -> str:
+def load_text(row: ComparisonRow) -> str:
     """Load average range over the rounds (before and after each), '' when not recorded."""
-    values = verdicts.loads(row.get("per_round") or [])
+    values = verdicts.loads(row.per_round)
     return f"load average {min(values):.2f}-{max(values):.2f}" if values else ""
 
 
-def instability(row: dict, cpu_count: int | None) -> str:
+def instability(row: ComparisonRow, cpu_count: int | None) -> str:
     """'' for a stable row; else which metrics spread, by how much, and the likely cause."""
-    if not row.get("unstable"):
+    if not row.unstable:
         return ""
     spreads = []
-    for metric in row.get("unstable_metrics") or []:
-        spread = stats.relative_spread(number(row.get(metric)), interval(row, metric))
+    for metric in row.unstable_metrics:
+        spread = stats.relative_spread(row.value(metric), interval(row, metric))
         if spread is not None:
             spreads.append(f"{LABELS.get(metric, metric)} {spread:.0%}")
     text = (
@@ -60,27 +61,27 @@ def instability(row: dict, cpu_count: int | None) -> str:
     return text + "; likely cause: " + unstable_cause(row, cpu_count)
 
 
-def unstable_cause(row: dict, cpu_count: int | None) -> str:
-    if row.get("unstable_reason"):
-        return str(row["unstable_reason"])
-    if row.get("generator_saturated"):
+def unstable_cause(row: ComparisonRow, cpu_count: int | None) -> str:
+    if row.unstable_reason:
+        return row.unstable_reason
+    if row.generator_saturated:
         return "the load generator saturated a core"
-    if row.get("machine_bound"):
+    if row.machine_bound:
         return "server and generator together used nearly every core"
     load = load_text(row)
-    if verdicts.machine_busy(row.get("per_round") or [], cpu_count):
+    if verdicts.machine_busy(row.per_round, cpu_count):
         return f"machine busy ({load} on {cpu_count} cores)"
     return "none recorded (noise between rounds" + (f"; {load}" if load else "") + ")"
 
 
-def flags(row: dict, cpu_count: int | None) -> list[str]:
+def flags(row: ComparisonRow, cpu_count: int | None) -> list[str]:
     """Everything a reader must know before trusting the row's figures."""
     out = []
-    if row.get("error"):
-        out.append("FAILED: " + row["error"])
-    if row.get("generator_saturated"):
+    if row.error:
+        out.append("FAILED: " + row.error)
+    if row.generator_saturated:
         out.append("generator saturated: figures are a floor")
-    if row.get("machine_bound"):
+    if row.machine_bound:
         out.append("machine-bound: server + generator used nearly every core")
     elif busy_elsewhere(row, cpu_count):
         out.append(busy_elsewhere(row, cpu_count))
@@ -90,7 +91,7 @@ def flags(row: dict, cpu_count: int | None) -> list[str]:
     return out
 
 
-def busy_elsewhere(row: dict, cpu_count: int | None) -> str:
+def busy_elsewhere(row: ComparisonRow, cpu_count: int | None) -> str:
     """'' unless every core was nearly busy while server and generator left part of it to other work."""
     found = verdicts.busy_elsewhere(row)
     if found is None or not cpu_count:
@@ -102,14 +103,14 @@ def busy_elsewhere(row: dict, cpu_count: int | None) -> str:
     )
 
 
-def status(row: dict, cpu_count: int | None) -> str:
+def status(row: ComparisonRow, cpu_count: int | None) -> str:
     return "; ".join(flags(row, cpu_count)) or "ok"
 
 
 # --------------------------------------------------------------------------- tables
 
 
-def measurement_table(rows: list[dict], cpu_count: int | None) -> tuple[list[str], list[list[str]]]:
+def measurement_table(rows: list[ComparisonRow], cpu_count: int | None) -> tuple[list[str], list[list[str]]]:
     header = [
         "scenario",
         "target",
@@ -124,9 +125,9 @@ def measurement_table(rows: list[dict], cpu_count: int | None) -> tuple[list[str
     ]
     body = [
         [
-            r["scenario"],
-            r["target"],
-            fmt(r.get("users"), "d"),
+            r.scenario,
+            r.target,
+            fmt(r.users, "d"),
             str(rounds_of(r)),
             with_ci(r, "rps"),
             with_ci(r, "p50_ms"),
@@ -140,7 +141,7 @@ def measurement_table(rows: list[dict], cpu_count: int | None) -> tuple[list[str
     return header, body
 
 
-def resource_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+def resource_table(rows: list[ComparisonRow]) -> tuple[list[str], list[list[str]]]:
     header = [
         "scenario",
         "target",
@@ -160,52 +161,51 @@ def resource_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     ]
     body = []
     for r in rows:
-        eff = f"{pct(r['io_efficiency'])} of {r['io_ceiling']:.1f}" if number(r.get("io_efficiency")) else "-"
+        eff = f"{pct(r.io_efficiency)} of {r.io_ceiling:.1f}" if number(r.io_efficiency) else "-"
         body.append(
             [
-                r["scenario"],
-                r["target"],
-                fmt(r.get("users"), "d"),
-                fmt(r.get("pids"), "g"),
-                fmt(r.get("threads"), "g"),
-                fmt(r.get("max_in_flight"), "g"),
+                r.scenario,
+                r.target,
+                fmt(r.users, "d"),
+                fmt(r.pids, "g"),
+                fmt(r.threads, "g"),
+                fmt(r.value("max_in_flight"), "g"),
                 cpu_per_request(r),
                 interpreter_text(r),
                 eff,
                 with_ci(r, "server_cpu_cores", ".2f"),
-                fmt(r.get("cpu_limit"), "g", none="none"),
-                with_ci(r, "server_mem_mb", ".0f")
-                + (f" {r['server_mem_kind']}" if r.get("server_mem_kind") else ""),
-                pct(r.get("generator_cpu")) + procs(r),
-                pct(r.get("generator_headroom")),
-                pct(r.get("machine_cpu")),
+                fmt(r.cpu_limit, "g", none="none"),
+                with_ci(r, "server_mem_mb", ".0f") + (f" {r.server_mem_kind}" if r.server_mem_kind else ""),
+                pct(r.value("generator_cpu")) + procs(r),
+                pct(r.generator_headroom),
+                pct(r.machine_cpu),
             ]
         )
     return header, body
 
 
-def procs(row: dict) -> str:
-    n = number(row.get("generator_processes"))
+def procs(row: ComparisonRow) -> str:
+    n = number(row.generator_processes)
     return f" ({n:g} proc)" if n else ""
 
 
 # --------------------------------------------------------------------------- sentences
 
 
-def groups(rows: list[dict]) -> dict[str, dict[int, list[dict]]]:
+def groups(rows: list[ComparisonRow]) -> dict[str, dict[int, list[ComparisonRow]]]:
     """Rows per scenario, then per user count, in the order they came."""
-    out: dict[str, dict[int, list[dict]]] = {}
+    out: dict[str, dict[int, list[ComparisonRow]]] = {}
     for r in rows:
-        out.setdefault(r["scenario"], {}).setdefault(int(r.get("users") or 0), []).append(r)
+        out.setdefault(r.scenario, {}).setdefault(int(r.users or 0), []).append(r)
     return out
 
 
-def scenario_heading(scenario: str, by_users: dict[int, list[dict]], params: dict) -> str:
+def scenario_heading(scenario: str, by_users: dict[int, list[ComparisonRow]], params: dict) -> str:
     users = "" if len(by_users) > 1 else f", {next(iter(by_users))} users"
     return f"{scenario}{users}: {scenario_detail(scenario, params)}"
 
 
-def ranking(rows: list[dict]) -> list[str]:
+def ranking(rows: list[ComparisonRow]) -> list[str]:
     """Throughput order of one (scenario, users) group, refusing to rank overlapping intervals.
 
     Returns the ordered chain ('a 120 > b 80 ~ c 78') followed by one sentence
@@ -213,20 +213,21 @@ def ranking(rows: list[dict]) -> list[str]:
     difference").  With single-round rows the chain says that it ranks single
     measurements.
     """
-    ok = [r for r in rows if not r.get("error") and number(r.get("rps")) is not None]
-    if len(ok) < 2:
+    rated = [(r, rps) for r in rows if not r.error and (rps := r.value("rps")) is not None]
+    if len(rated) < 2:
         return []
-    ok.sort(key=lambda r: -r["rps"])
-    with_intervals = all(interval(r, "rps") for r in ok)
-    chain = f"{ok[0]['target']} {ok[0]['rps']:{spec_for(ok[0]['rps'])}}"
-    clusters = [[ok[0]["target"]]]
-    for upper, lower in itertools.pairwise(ok):
+    rated.sort(key=lambda pair: -pair[1])
+    with_intervals = all(interval(r, "rps") for r, _ in rated)
+    top, top_rps = rated[0]
+    chain = f"{top.target} {top_rps:{spec_for(top_rps)}}"
+    clusters = [[top.target]]
+    for (upper, _), (lower, rps) in itertools.pairwise(rated):
         same = with_intervals and stats.overlap(interval(upper, "rps"), interval(lower, "rps"))
-        chain += f" {'~' if same else '>'} {lower['target']} {lower['rps']:{spec_for(lower['rps'])}}"
+        chain += f" {'~' if same else '>'} {lower.target} {rps:{spec_for(rps)}}"
         if same:
-            clusters[-1].append(lower["target"])
+            clusters[-1].append(lower.target)
         else:
-            clusters.append([lower["target"]])
+            clusters.append([lower.target])
     pairs = [no_clear_difference(names) for names in clusters if len(names) > 1]
     if with_intervals:
         lead = "Throughput, highest first ('~': intervals overlap, no clear difference): "
@@ -243,9 +244,9 @@ def no_clear_difference(names: list[str]) -> str:
     return f"{', '.join(names[:-1])} and {names[-1]}: no clear order (each interval overlaps the next)."
 
 
-def row_sentence(row: dict, cpu_count: int | None) -> str:
-    sentence = row.get("answer") or evidence.answer(row["target"], row["scenario"], row)
-    busy = "" if row.get("machine_bound") else busy_elsewhere(row, cpu_count)
+def row_sentence(row: ComparisonRow, cpu_count: int | None) -> str:
+    sentence = row.answer or evidence.answer(row.target, row.scenario, row)
+    busy = "" if row.machine_bound else busy_elsewhere(row, cpu_count)
     extras = [text for text in (busy, instability(row, cpu_count)) if text]
     return sentence + "".join(f" [{text}]" for text in extras)
 
@@ -262,9 +263,9 @@ def scenario_detail(scenario: str, params: dict) -> str:
         return scenario
 
 
-def interval_note(rows: list[dict]) -> str:
+def interval_note(rows: list[ComparisonRow]) -> str:
     """What the bracketed intervals mean for the rounds this run has."""
-    counts = sorted({rounds_of(r) for r in rows if not r.get("error")})
+    counts = sorted({rounds_of(r) for r in rows if not r.error})
     if not counts or counts == [1]:
         return "One round per row: no intervals; differences between rows may be noise."
     parts = []
@@ -295,14 +296,14 @@ def floors() -> str:
     )
 
 
-def latency_note(rows: list[dict]) -> str:
-    sources = sorted({str(r["latency_source"]) for r in rows if r.get("latency_source")})
+def latency_note(rows: list[ComparisonRow]) -> str:
+    sources = sorted({r.latency_source for r in rows if r.latency_source})
     if not sources:
         return "Latency percentiles: locust's aggregated statistics (rounded response-time buckets)."
     return "Latency percentiles: " + "; ".join(sources) + "."
 
 
-def setup_lines(rows: list[dict], env: dict) -> list[str]:
+def setup_lines(rows: list[ComparisonRow], env: dict) -> list[str]:
     lines = [
         *run_lines(env),
         latency_note(rows),
@@ -337,12 +338,13 @@ def run_lines(env: dict) -> list[str]:
 SLOW_HEADING = "Slow clients"
 
 
-def slow_note(slow_rows: list[dict]) -> str:
+def slow_note(slow_rows: list[SlowRow]) -> str:
     """What the slow scenario did, from its rows."""
-    first = next((r for r in slow_rows if r.get("slow_clients")), {})
+    first = next((r for r in slow_rows if r.slow_clients), None)
+    slow_clients, normal_users = (first.slow_clients, first.normal_users) if first else ("?", "?")
     return (
-        f"{first.get('slow_clients', '?')} slow clients (request heads trickled a few bytes a second, idle"
-        f" keep-alive connections) held connections while {first.get('normal_users', '?')} normal users sent"
+        f"{slow_clients} slow clients (request heads trickled a few bytes a second, idle"
+        f" keep-alive connections) held connections while {normal_users} normal users sent"
         f" GET /, each giving up after {SLOW_NORMAL_TIMEOUT_S:g} s. Success, p50 and p95 are over every"
         " normal request, timeouts included; first success: from the first normal request to the first"
         " answer. What the slow clients held: the peak of psutil samples of the server's process tree"
@@ -350,7 +352,7 @@ def slow_note(slow_rows: list[dict]) -> str:
     )
 
 
-def slow_table(slow_rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+def slow_table(slow_rows: list[SlowRow]) -> tuple[list[str], list[list[str]]]:
     header = [
         "target",
         "normal users",
@@ -363,55 +365,56 @@ def slow_table(slow_rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     ]
     body = []
     for r in slow_rows:
-        if r.get("error"):
-            body.append([r["target"], *["-"] * 6, "FAILED: " + r["error"]])
+        if r.error:
+            body.append([r.target, *["-"] * 6, "FAILED: " + r.error])
             continue
-        rate = number(r.get("success_rate"))
+        rate = number(r.success_rate)
         body.append(
             [
-                r["target"],
-                fmt(r.get("normal_users"), "d"),
-                fmt(r.get("slow_clients"), "d"),
+                r.target,
+                fmt(r.normal_users, "d"),
+                fmt(r.slow_clients, "d"),
                 "-" if rate is None else f"{rate:.0%}",
-                fmt(r.get("p50_ms"), ".0f"),
-                fmt(r.get("p95_ms"), ".0f"),
-                fmt(r.get("first_success_s"), ".1f", none="none"),
-                str(r.get("held", "")),
+                fmt(r.p50_ms, ".0f"),
+                fmt(r.p95_ms, ".0f"),
+                fmt(r.first_success_s, ".1f", none="none"),
+                r.held,
             ]
         )
     return header, body
 
 
-def slow_sentence(row: dict) -> str:
-    return str(row.get("answer") or "")
+def slow_sentence(row: SlowRow) -> str:
+    return row.answer
 
 
 # --------------------------------------------------------------------------- sweeps
 
 
-def little(row: dict) -> tuple[float | None, float | None]:
+def little(row: ComparisonRow) -> tuple[float | None, float | None]:
     """(req/s x mean latency, requests inside the app: the mean, or the max for rows without it)."""
-    given = row.get("little") or {}
+    given = row.little or {}
     predicted = number(given.get("in_flight_little"))
-    if predicted is None and number(row.get("rps")) is not None and number(row.get("avg_ms")) is not None:
-        predicted = row["rps"] * row["avg_ms"] / 1000.0
+    rps, avg_ms = row.value("rps"), row.value("avg_ms")
+    if predicted is None and rps is not None and avg_ms is not None:
+        predicted = rps * avg_ms / 1000.0
     measured = number(given.get("in_flight_measured"))
-    return predicted, measured if measured is not None else number(row.get("max_in_flight"))
+    return predicted, measured if measured is not None else row.value("max_in_flight")
 
 
-def little_table(scenario: str, rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+def little_table(scenario: str, rows: list[ComparisonRow]) -> tuple[list[str], list[list[str]]]:
     header = ["target", "users", "req/s", "mean latency ms", "req/s x latency", "in the app", "knee"]
     body = []
-    for target, pts in by_target([r for r in rows if r["scenario"] == scenario]).items():
+    for target, pts in by_target([r for r in rows if r.scenario == scenario]).items():
         point = knee(pts)
         for p in pts:
             predicted, measured = little(p)
             body.append(
                 [
                     target,
-                    fmt(p.get("users"), "d"),
+                    fmt(p.users, "d"),
                     with_ci(p, "rps"),
-                    fmt(p.get("avg_ms")),
+                    fmt(p.value("avg_ms")),
                     fmt(predicted, ".1f"),
                     fmt(measured, ".1f"),
                     "knee" if point is p else "still rising" if point is None and p is pts[-1] else "",
@@ -434,13 +437,13 @@ LITTLE_NOTE = (
 # --------------------------------------------------------------------------- failures and raw files
 
 
-def raw_links(row: dict) -> list[tuple[str, str]]:
+def raw_links(row: ComparisonRow) -> list[tuple[str, str]]:
     """(href, label) of every file locust and the servers left for the row, per round."""
     stems = [
         (f"r{rec.get('round')} ", str(rec["identity_file"]).removesuffix(".identity.jsonl"))
-        for rec in row.get("per_round") or []
+        for rec in row.per_round
         if rec.get("identity_file")
-    ] or [("", f"locust/{row['scenario']}/{row['target']}")]
+    ] or [("", f"locust/{row.scenario}/{row.target}")]
     links = []
     for label, stem in stems:
         links += [
@@ -451,32 +454,33 @@ def raw_links(row: dict) -> list[tuple[str, str]]:
             (f"{stem}.identity.jsonl", label + "identity records"),
             (f"{stem}.locust.log", label + "locust log"),
         ]
-    links += [(row[k], k.replace("_", " ")) for k in ("stderr_log",) if row.get(k)]
+    links += [(row.extra[k], k.replace("_", " ")) for k in ("stderr_log",) if row.extra.get(k)]  # older runs
     return links
 
 
-def failure_items(rows: list[dict], cpu_count: int | None) -> list[tuple[str, list[str], list[str]]]:
+def failure_items(rows: list[ComparisonRow], cpu_count: int | None) -> list[tuple[str, list[str], list[str]]]:
     """(heading, lines, logs) for every row with an error, failed requests, a flag or a note."""
     out = []
     for r in rows:
         lines = []
-        if number(r.get("failures")) or any(number(v) for v in (r.get("errors") or {}).values()):
+        if number(r.failures) or any(number(v) for v in r.errors.values()):
             lines.append(f"failed requests: {errors_text(r)}")
         lines += [f for f in flags(r, cpu_count) if not f.startswith("FAILED")]
-        lines += [f"note: {n}" for n in r.get("notes") or []]
-        lines += [f"round {p.get('round')}: {p['error']}" for p in r.get("per_round") or [] if p.get("error")]
-        logs = [r[k] for k in ("stderr_tail", "locust_log_tail") if r.get(k)] if r.get("error") else []
-        if r.get("error") or lines:
-            heading = f"{r['scenario']} / {r['target']} / {r.get('users')} users"
-            heading += f": {r['error']}" if r.get("error") else ""
+        lines += [f"note: {n}" for n in r.notes]
+        lines += [f"round {p.get('round')}: {p['error']}" for p in r.per_round if p.get("error")]
+        older = r.extra.get("locust_log_tail")  # written by older runs beside the server's tail
+        logs = [log for log in (r.stderr_tail, older) if log] if r.error else []
+        if r.error or lines:
+            heading = f"{r.scenario} / {r.target} / {r.users} users"
+            heading += f": {r.error}" if r.error else ""
             out.append((heading, lines, logs))
     return out
 
 
-def row_class(row: dict) -> str:
-    if row.get("error"):
+def row_class(row: ComparisonRow) -> str:
+    if row.error:
         return "failed"
-    flagged = row.get("generator_saturated") or row.get("machine_bound") or row.get("unstable")
+    flagged = row.generator_saturated or row.machine_bound or row.unstable
     return "floor" if flagged else ""
 
 
@@ -493,14 +497,14 @@ def setup_section(lines: list[str], env: dict) -> list:
     ]
 
 
-def answers(rows: list[dict], cpu_count: int | None) -> Items:
-    def cls(r: dict) -> str:
-        return "bad" if r.get("error") else "warn" if row_class(r) else ""
+def answers(rows: list[ComparisonRow], cpu_count: int | None) -> Items:
+    def cls(r: ComparisonRow) -> str:
+        return "bad" if r.error else "warn" if row_class(r) else ""
 
     return Items([Item(row_sentence(r, cpu_count), cls(r)) for r in rows], "answers")
 
 
-def scenario_sections(rows: list[dict], env: dict) -> list:
+def scenario_sections(rows: list[ComparisonRow], env: dict) -> list:
     params, cpus = env.get("parameters") or {}, env.get("cpu_count")
     out: list = []
     for scenario, by_users in groups(rows).items():
@@ -512,7 +516,7 @@ def scenario_sections(rows: list[dict], env: dict) -> list:
     return out
 
 
-def figure_sections(rows: list[dict], env: dict, charts: dict[str, Image]) -> list:
+def figure_sections(rows: list[ComparisonRow], env: dict, charts: dict[str, Image]) -> list:
     cpus, classes = env.get("cpu_count"), [row_class(r) for r in rows]
     out: list = [
         Heading("Measurements"),
@@ -535,7 +539,7 @@ def figure_sections(rows: list[dict], env: dict, charts: dict[str, Image]) -> li
     return out
 
 
-def timeline_sections(rows: list[dict], charts: dict[str, Image]) -> list:
+def timeline_sections(rows: list[ComparisonRow], charts: dict[str, Image]) -> list:
     swept = set(sweeps(rows))
     drawn = [(r, charts[key]) for r in rows if (key := timeline_key(r, swept)) in charts]
     if not drawn:
@@ -551,14 +555,14 @@ def timeline_sections(rows: list[dict], charts: dict[str, Image]) -> list:
     ]
     for r, image in drawn:
         out += [
-            Heading(f"{r['scenario']} / {r['target']} / {r.get('users')} users", 3),
-            Para(r.get("explanation", ""), "meta"),
+            Heading(f"{r.scenario} / {r.target} / {r.users} users", 3),
+            Para(r.explanation, "meta"),
             image,
         ]
     return out
 
 
-def failure_sections(rows: list[dict], cpu_count: int | None) -> list:
+def failure_sections(rows: list[ComparisonRow], cpu_count: int | None) -> list:
     found = failure_items(rows, cpu_count)
     out: list = [Heading("Failures and notes")] if found else []
     for heading, lines, logs in found:
@@ -566,15 +570,12 @@ def failure_sections(rows: list[dict], cpu_count: int | None) -> list:
     return out
 
 
-def raw_data(rows: list[dict]) -> list:
-    links = [
-        Item(f"{r['scenario']} / {r['target']} / {r.get('users')} users", links=tuple(raw_links(r)))
-        for r in rows
-    ]
+def raw_data(rows: list[ComparisonRow]) -> list:
+    links = [Item(f"{r.scenario} / {r.target} / {r.users} users", links=tuple(raw_links(r))) for r in rows]
     return [Heading("Raw data"), Items(links, "meta")]
 
 
-def comparison_page(rows: list[dict], env: dict, charts: dict[str, Image]) -> Page:
+def comparison_page(rows: list[ComparisonRow], env: dict, charts: dict[str, Image]) -> Page:
     """The outline of report.md/report.html; ``charts`` maps a chart's key to its image."""
     return Page(
         TITLE,
@@ -591,12 +592,10 @@ def comparison_page(rows: list[dict], env: dict, charts: dict[str, Image]) -> Pa
     )
 
 
-def slow_page(slow_rows: list[dict], env: dict) -> Page:
+def slow_page(slow_rows: list[SlowRow], env: dict) -> Page:
     """The outline of a slow-clients run's report.md/report.html."""
     links = [
-        Item(r["target"], links=((str(r["identity_file"]), "identity records"),))
-        for r in slow_rows
-        if r.get("identity_file")
+        Item(r.target, links=((r.identity_file, "identity records"),)) for r in slow_rows if r.identity_file
     ]
     return Page(
         TITLE,
@@ -604,8 +603,8 @@ def slow_page(slow_rows: list[dict], env: dict) -> Page:
         [
             Heading(SLOW_HEADING),
             Para(slow_note(slow_rows), "meta"),
-            Items([Item(slow_sentence(r), "bad" if r.get("error") else "") for r in slow_rows], "answers"),
-            Table(*slow_table(slow_rows), ["failed" if r.get("error") else "" for r in slow_rows], "figures"),
+            Items([Item(slow_sentence(r), "bad" if r.error else "") for r in slow_rows], "answers"),
+            Table(*slow_table(slow_rows), ["failed" if r.error else "" for r in slow_rows], "figures"),
             Heading("Raw data"),
             Items([*links, Item("", links=(("slow.json", "slow.json"),))], "meta"),
             *setup_section(run_lines(env), env),

@@ -7,21 +7,20 @@ with no interval.  No plotting, no documents.
 
 from __future__ import annotations
 
-from loadtest import records
-from loadtest.measure import stats
 from loadtest.measure.stats import number
+from loadtest.records import ComparisonRow
 
 LABELS = {"rps": "req/s", "p50_ms": "p50", "p95_ms": "p95", "p99_ms": "p99", "server_cpu_cores": "server CPU"}
 
 
-def rounds_of(row: dict) -> int:
-    """Rounds behind the row's figures, by the record's rule (``records.rounds_of``)."""
-    return records.rounds_of(row.get("rounds"))
+def rounds_of(row: ComparisonRow) -> int:
+    """Rounds behind the row's figures, by the record's rule (``ComparisonRow.round_count``)."""
+    return row.round_count
 
 
-def interval(row: dict, metric: str) -> list[float] | None:
-    """The metric's interval by the record's rule (``records.interval_of``), as a list for charts."""
-    ci = records.interval_of(row.get(metric + stats.CI_SUFFIX), rounds_of(row), row.get("error"))
+def interval(row: ComparisonRow, metric: str) -> list[float] | None:
+    """The metric's interval by the record's rule (``ComparisonRow.interval``), as a list for charts."""
+    ci = row.interval(metric)
     return list(ci) if ci else None
 
 
@@ -45,21 +44,21 @@ def spec_for(value) -> str:
     return ".0f" if size >= 100 else ".1f" if size >= 10 else ".2f"
 
 
-def with_ci(row: dict, metric: str, spec: str | None = None) -> str:
+def with_ci(row: ComparisonRow, metric: str, spec: str | None = None) -> str:
     """'1970 [1901-2011]': the median and, when there is one, its interval."""
-    spec = spec or spec_for(row.get(metric))
-    text = fmt(row.get(metric), spec)
+    value = row.value(metric)
+    spec = spec or spec_for(value)
+    text = fmt(value, spec)
     ci = interval(row, metric)
     if ci is not None:
         text += f" [{ci[0]:{spec}}-{ci[1]:{spec}}]"
     return text
 
 
-def errors_text(row: dict) -> str:
+def errors_text(row: ComparisonRow) -> str:
     """'12: 10 non 2xx, 2 connection reset', '0', or '-' when unknown."""
-    failures = row.get("failures")
-    split = row.get("errors") or {}
-    parts = [f"{n:g} {kind.replace('_', ' ')}" for kind, n in split.items() if number(n)]
+    failures = row.failures
+    parts = [f"{n:g} {kind.replace('_', ' ')}" for kind, n in row.errors.items() if number(n)]
     if failures is None and not parts:
         return "-"
     return f"{failures or 0:g}" + (": " + ", ".join(parts) if parts else "")
@@ -70,18 +69,18 @@ def listed(value) -> str:
     return ", ".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
 
 
-def cpu_per_request(row: dict) -> str:
+def cpu_per_request(row: ComparisonRow) -> str:
     """'20.1 ms in 190 ms (9.5x)': mean CPU per request, its mean time inside the app, their ratio."""
-    cpu, wall = number(row.get("cpu_ms_mean")), number(row.get("app_ms_mean"))
-    ratio = number(row.get("wall_per_cpu"))
+    cpu, wall = row.value("cpu_ms_mean"), row.value("app_ms_mean")
+    ratio = row.value("wall_per_cpu")
     if cpu is None or wall is None:
         return "-"
     return f"{cpu:{spec_for(cpu)}} ms in {wall:{spec_for(wall)}} ms" + (f" ({ratio:.1f}x)" if ratio else "")
 
 
-def interpreter_text(row: dict) -> str:
+def interpreter_text(row: ComparisonRow) -> str:
     """'cpython 3.12.8, GIL on': the server's own interpreter (``/_lab/usage``), '-' when it did not say."""
-    python = row.get("interpreter") or {}
+    python = row.interpreter or {}
     if not python:
         return "-"
     gil = "GIL on" if python.get("gil_enabled", True) else "GIL off"

@@ -28,7 +28,7 @@ section of report.md/report.html from the same rows (``loadtest.report``).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import psutil
@@ -36,6 +36,7 @@ import psutil
 from loadtest import records
 from loadtest.inserver.tree import Sampler, read_each
 from loadtest.measure import stats
+from loadtest.records import SlowRow
 from loadtest.run import locustrun
 from loadtest.run.plan import Plan
 from loadtest.run.pool import Pool
@@ -116,15 +117,15 @@ def held_sentence(slow_clients: int, before: Holding | None, peak: Holding | Non
     )
 
 
-def verdict(row: dict) -> str:
+def verdict(row: SlowRow) -> str:
     """The row's sentence: kept answering, slowed or starved normal users, and what was held."""
-    if row.get("error"):
-        return f"{row['target']}: FAILED -- {row['error']}"
-    rate, p95 = row.get("success_rate"), row.get("p95_ms")
+    if row.error:
+        return f"{row.target}: FAILED -- {row.error}"
+    rate, p95 = row.success_rate, row.p95_ms
     if rate is None:
-        return f"{row['target']}: no normal request was recorded; {row['held']}."
+        return f"{row.target}: no normal request was recorded; {row.held}."
     figures = f"{100 * rate:.0f}% of normal requests answered, p95 {fmt(p95, '.0f')} ms"
-    first = row.get("first_success_s")
+    first = row.first_success_s
     if rate == 1.0 and p95 is not None and p95 < ANSWERING_P95_MS:
         kind = "kept answering normal users"
     elif rate < STARVED_BELOW or first is None:
@@ -132,39 +133,39 @@ def verdict(row: dict) -> str:
     else:
         kind = "slowed normal users"
     wait = "none ever answered" if first is None else f"first answer after {first:.1f} s"
-    return f"{row['target']} {kind} ({figures}, {wait}); {row['held']}."
+    return f"{row.target} {kind} ({figures}, {wait}); {row.held}."
 
 
 def fmt(value: float | None, spec: str, none: str = "-") -> str:
     return none if value is None else format(value, spec)
 
 
-def table(rows: list[dict]) -> str:
+def table(rows: list[SlowRow]) -> str:
     """The per-target table, as printed and kept in slow.txt."""
     lines = [
         f"{'target':<18} {'success':>8} {'p50 ms':>8} {'p95 ms':>8} {'1st ok s':>9}  "
         "what the slow clients held",
     ]
     for r in rows:
-        if r.get("error"):
-            lines.append(f"{r['target']:<18} FAILED: {r['error']}")
+        if r.error:
+            lines.append(f"{r.target:<18} FAILED: {r.error}")
             continue
-        rate = fmt(None if r["success_rate"] is None else 100 * r["success_rate"], ".0f")
+        rate = fmt(None if r.success_rate is None else 100 * r.success_rate, ".0f")
         lines.append(
-            f"{r['target']:<18} {rate + '%':>8} {fmt(r['p50_ms'], '.0f'):>8} {fmt(r['p95_ms'], '.0f'):>8} "
-            f"{fmt(r['first_success_s'], '.1f', 'none'):>9}  {r['held']}"
+            f"{r.target:<18} {rate + '%':>8} {fmt(r.p50_ms, '.0f'):>8} {fmt(r.p95_ms, '.0f'):>8} "
+            f"{fmt(r.first_success_s, '.1f', 'none'):>9}  {r.held}"
         )
     return "\n".join(lines)
 
 
 def measure(
     server: TargetRunner, settings: locustrun.Settings, users: int, slow_clients: int, out: Path, t0: float
-) -> dict:
+) -> SlowRow:
     """One target: its locust run with the slow clients, and the samples of its tree."""
-    row: dict = {"target": server.name, "normal_users": users, "slow_clients": slow_clients}
+    row = SlowRow(server.name, normal_users=users, slow_clients=slow_clients)
     if server.problem:
-        row["error"] = server.problem
-        row["answer"] = verdict(row)
+        row.error = server.problem
+        row.answer = verdict(row)
         return row
     before = sample(server)
     watch = sampler(server).start() if before is not None else None
@@ -175,20 +176,23 @@ def measure(
         if watch:
             watch.stop()
     most = peak(watch.samples) if watch else None
-    row.update(normal_figures(run.records))
-    row["held"] = held_sentence(slow_clients, before, most)
-    row["before"] = asdict(before) if before else None
-    row["peak"] = asdict(most) if most else None
-    row["identity_file"] = str(run.identity_file.relative_to(out))
+    row = replace(
+        row,
+        **normal_figures(run.records),
+        held=held_sentence(slow_clients, before, most),
+        before=asdict(before) if before else None,
+        peak=asdict(most) if most else None,
+        identity_file=str(run.identity_file.relative_to(out)),
+    )
     if not server.alive():
-        row["error"] = "target died during the run"
+        row.error = "target died during the run"
     elif not run.records:
-        row["error"] = f"locust recorded no request (exit status {run.exit_code}); see {run.log}"
-    row["answer"] = verdict(row)
+        row.error = f"locust recorded no request (exit status {run.exit_code}); see {run.log}"
+    row.answer = verdict(row)
     return row
 
 
-def run(plan: Plan, pool: Pool, out: Path, t0: float) -> list[dict]:
+def run(plan: Plan, pool: Pool, out: Path, t0: float) -> list[SlowRow]:
     """Every target of ``plan`` under the slow scenario; prints the table, writes slow.json/slow.txt.
 
     Local targets only (``plan`` refuses ``--hosts`` with the slow scenario): the
@@ -208,7 +212,7 @@ def run(plan: Plan, pool: Pool, out: Path, t0: float) -> list[dict]:
     finally:
         pool.stop_all()
     text = table(rows)
-    records.write_json(out / records.SLOW, rows)  # a list of rows: format 1, no version key
+    records.write_slow(out, rows)
     (out / "slow.txt").write_text(text + "\n", encoding="utf-8")
     print(text, flush=True)
     return rows

@@ -37,6 +37,43 @@ def test_a_row_from_before_rounds_is_one_round_without_an_interval_and_its_ident
     assert records.identity_path(run, r) == run / "locust" / "io" / "lab-single.identity.jsonl"
 
 
+def test_a_row_names_what_its_readers_use_and_says_none_where_an_old_row_recorded_nothing(tmp_path: Path):
+    run = write_run(
+        tmp_path / "run", [row("io", "x", [9.0, 10.0, 11.0], io_efficiency=0.5), old_row("io", "y", 2.0)]
+    )
+    new, old = records.load_summary(run).rows
+    assert new.pids == 1 and new.threads == 4 and new.with_identity == new.requests and new.capacity == 4
+    assert new.machine_bound is False and new.machine_cpu == 0.4 and new.io_efficiency == 0.5
+    assert new.errors["non_2xx"] == 0 and new.little["in_flight_measured"] == 4.0
+    assert "pids" not in new.extra and "rps" in new.extra  # named fields are typed; medians stay figures
+    # a row from before rounds: no machine verdict, no interpreter, no error split -- not "False" or "0"
+    assert (
+        old.machine_bound is None and old.machine_cpu is None and old.interpreter == {} and old.errors == {}
+    )
+    assert old.app_ms_p50 is None and old.value("app_ms_p50") is None and old.value("max_in_flight") == 1.0
+    failed = ComparisonRow.from_dict({"scenario": "io", "target": "z", "error": "boom"})
+    assert failed.pids is None and failed.with_identity is None and failed.value("rps") is None
+
+
+def test_slow_rows_load_typed_and_write_back_as_a_list(tmp_path: Path):
+    peak = {"processes": 1, "threads": 9, "connections": 21}
+    written = [
+        {"target": "a", "slow_clients": 20, "success_rate": 1.0, "first_success_s": 0.1, "peak": peak},
+        {"target": "b", "slow_clients": 20, "error": "failed to start: boom", "surprise": 1},
+    ]
+    (tmp_path / records.SLOW).write_text(json.dumps(written))
+    a, b = records.load_slow(tmp_path)
+    assert (
+        a.success_rate == 1.0 and a.peak == {"processes": 1, "threads": 9, "connections": 21} and not a.error
+    )
+    assert b.error == "failed to start: boom" and b.success_rate is None and b.extra == {"surprise": 1}
+    records.write_slow(tmp_path / "again", [a, b])
+    assert records.load_slow(tmp_path / "again") == [a, b]
+    (tmp_path / records.SLOW).write_text(json.dumps({"rows": written}))
+    with pytest.raises(RunError, match="not a list of rows"):
+        records.load_slow(tmp_path)
+
+
 def test_a_failed_row_has_no_interval_and_a_per_round_identity_file_is_found(tmp_path: Path):
     r = ComparisonRow.from_dict(row("cpu", "x", [5.0, 6.0, 7.0], error="boom"))
     assert r.failed == "boom" and r.interval("rps") is None and r.value("rps") == 6.0

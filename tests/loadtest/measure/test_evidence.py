@@ -5,6 +5,14 @@ from __future__ import annotations
 import pytest
 
 from loadtest.measure import evidence
+from loadtest.records import ComparisonRow
+
+
+def answer(name: str, scenario: str, figures: dict) -> str:
+    """``evidence.answer`` on the figures read back as the run record does."""
+    return evidence.answer(
+        name, scenario, ComparisonRow.from_dict({**figures, "scenario": scenario, "target": name})
+    )
 
 
 def rec(pid: str, thread: str, start: float, end: float) -> dict:
@@ -51,19 +59,17 @@ def test_io_ceiling(users, sleep_s, capacity, ceiling):
 
 def test_answers_follow_the_numbers():
     base = {"users": 10, "rps": 2.0, "with_identity": 20, "error": ""}
-    single = evidence.answer("x", "io", {**base, "pids": 1, "threads": 1, "max_in_flight": 1, "capacity": 1})
+    single = answer("x", "io", {**base, "pids": 1, "threads": 1, "max_in_flight": 1, "capacity": 1})
     assert single.startswith("x: 1 process, 1 thread") and "at most 1 in flight" in single
-    sync = evidence.answer(
+    sync = answer(
         "y",
         "io",
         {**base, "pids": 4, "threads": 4, "max_threads_per_pid": 1, "max_in_flight": 4, "capacity": 4},
     )
     assert "4 processes, 1 thread each" in sync and "the other 6 users queued" in sync
-    threaded = evidence.answer(
-        "z", "cpu", {**base, "pids": 1, "threads": 10, "max_in_flight": 9, "capacity": 10}
-    )
+    threaded = answer("z", "cpu", {**base, "pids": 1, "threads": 10, "max_in_flight": 9, "capacity": 10})
     assert "up to 9 of 10" in threaded
-    failed = evidence.answer("w", "io", {"error": "failed to start: exited with status 1"})
+    failed = answer("w", "io", {"error": "failed to start: exited with status 1"})
     assert failed == "w: no measurement -- failed to start: exited with status 1"
 
 
@@ -83,7 +89,7 @@ def hello_row(records: list[dict], users: int, capacity: int | None) -> dict:
 def test_sub_millisecond_requests_on_a_threaded_server_are_not_called_queued():
     row = hello_row(hello_records(threads=16), users=16, capacity=16)
     assert row["max_in_flight"] == 1 and row["app_ms_p50"] < 0.1
-    sentence = evidence.answer("lab-threaded", "hello", row)
+    sentence = answer("lab-threaded", "hello", row)
     assert "no overlap observed inside the app" in sentence and "0.08 ms" in sentence
     assert "waited in line" not in sentence
     assert "new thread per connection" not in sentence  # 16 threads for 16 keep-alive users: one each
@@ -91,22 +97,22 @@ def test_sub_millisecond_requests_on_a_threaded_server_are_not_called_queued():
 
 def test_a_single_lane_still_waits_in_line_however_short_the_requests():
     row = hello_row(hello_records(threads=1), users=16, capacity=1)
-    assert "requests waited in line, at most 1 in flight" in evidence.answer("lab-single", "hello", row)
+    assert "requests waited in line, at most 1 in flight" in answer("lab-single", "hello", row)
 
 
 def test_long_requests_one_at_a_time_on_several_lanes_are_queued():
     records = [rec("1", f"T{i % 4}", i * 0.01, i * 0.01 + 0.005) for i in range(40)]
     row = hello_row(records, users=4, capacity=4)
     assert row["app_ms_p50"] == pytest.approx(5.0) and row["max_in_flight"] == 1
-    assert "requests waited in line" in evidence.answer("x", "hello", row)
+    assert "requests waited in line" in answer("x", "hello", row)
 
 
 def test_a_new_thread_per_connection_needs_more_threads_than_users():
     row = hello_row(hello_records(threads=40), users=16, capacity=None)
-    sentence = evidence.answer("flask-dev", "hello", row)
+    sentence = answer("flask-dev", "hello", row)
     assert "a new thread per connection: 40 threads for 16 users" in sentence
     pool = hello_row(hello_records(threads=8, pids=2), users=4, capacity=8)  # a fixed pool larger than users
-    assert "new thread per connection" not in evidence.answer("gunicorn-gthread", "hello", pool)
+    assert "new thread per connection" not in answer("gunicorn-gthread", "hello", pool)
 
 
 def gthread_records() -> list[dict]:
@@ -142,7 +148,7 @@ def test_the_sentence_says_why_a_multi_process_pool_missed_its_ceiling():
         "io_efficiency": 0.87,
         **evidence.facts(gthread_records(), users=4),
     }
-    sentence = evidence.answer("gunicorn-gthread", "io", row)
+    sentence = answer("gunicorn-gthread", "io", row)
     assert "for 50% of the run one process had all its threads busy while another had a free one" in sentence
     assert "87% of the 4.0 req/s" in sentence
 
@@ -154,7 +160,7 @@ def test_errors_are_split_in_the_sentence():
         "failures": 12,
         "errors": {"non_2xx": 10, "connection_refused": 0, "connection_reset": 2, "timeout": 0, "other": 0},
     }
-    sentence = evidence.answer("x", "hello", row)
+    sentence = answer("x", "hello", row)
     assert "12 of 100 requests failed: 10 non 2xx, 2 connection reset" in sentence
 
 
@@ -190,14 +196,14 @@ def cpu_row(**over) -> dict:
 
 
 def test_threads_taking_turns_on_the_gil_are_named_with_their_figures():
-    sentence = evidence.answer("lab-threaded", "cpu", cpu_row())
+    sentence = answer("lab-threaded", "cpu", cpu_row())
     assert "10 in flight), but together they used 1.0 core" in sentence
     assert "each 20 ms of CPU took 190 ms inside the app -- the threads took turns on one GIL" in sentence
 
 
 def test_a_gil_disabled_row_gets_no_gil_sentence():
     python = {"implementation": "cpython", "version": "3.14.0", "gil_enabled": False}
-    sentence = evidence.answer("lab-threaded", "cpu", cpu_row(interpreter=python))
+    sentence = answer("lab-threaded", "cpu", cpu_row(interpreter=python))
     assert "GIL" not in sentence and "took turns" not in sentence
 
 
@@ -206,7 +212,7 @@ def test_processes_on_their_own_cores_say_so():
         pids=2, threads=2, max_threads_per_pid=1, max_in_flight=2, capacity=2, cpu_ms_mean=20.1,
         app_ms_mean=21.0, wall_per_cpu=21.0 / 20.1, request_cores=1.9,
     )  # fmt: skip
-    sentence = evidence.answer("lab-forking", "cpu", row)
+    sentence = answer("lab-forking", "cpu", row)
     assert "each process ran on its own core" in sentence and "GIL" not in sentence
     assert "together they used 1.9 cores: each 20 ms of CPU took 21 ms" in sentence
 
@@ -215,12 +221,12 @@ def test_io_bound_and_sub_millisecond_rows_make_no_turn_taking_claim():
     io = cpu_row(cpu_ms_mean=0.4, app_ms_mean=500.0, wall_per_cpu=1250.0, request_cores=0.01)
     hello = cpu_row(cpu_ms_mean=0.08, app_ms_mean=0.9, wall_per_cpu=11.0, request_cores=0.9)
     for row in (io, hello):
-        sentence = evidence.answer("lab-threaded", "io", row)
+        sentence = answer("lab-threaded", "io", row)
         assert "took turns" not in sentence and "GIL" not in sentence
 
 
 def test_greenlets_are_called_greenlets_not_threads():
-    sentence = evidence.answer("gunicorn-gevent", "cpu", cpu_row(lane_kind="greenlet"))
+    sentence = answer("gunicorn-gevent", "cpu", cpu_row(lane_kind="greenlet"))
     assert sentence.startswith("gunicorn-gevent: 1 process, 10 greenlets on one OS thread --")
     assert "10 threads" not in sentence and "GIL" not in sentence
     assert "the greenlets took turns on one OS thread" in sentence
@@ -239,11 +245,11 @@ def test_on_a_machine_full_of_other_work_the_gil_sentence_says_part_of_the_wait_
     """Measured so on 2 busy cores: lab-threaded's 10 threads got 0.47 core in all."""
     busy = {"machine_cpu": 1.0, "per_round": [{"server_cpu_cores": 0.51, "generator_cores": 0.03}]}
     threaded = cpu_row(request_cores=0.47, app_ms_mean=321.0, wall_per_cpu=321.0 / 20.4, **busy)
-    sentence = evidence.answer("lab-threaded", "cpu", threaded)
+    sentence = answer("lab-threaded", "cpu", threaded)
     assert "together they used 0.5 cores: each 20 ms of CPU took 321 ms inside the app" in sentence
     assert "the threads took turns on one GIL (other work kept 100% of the machine's cores busy" in sentence
     io = cpu_row(cpu_ms_mean=0.3, app_ms_mean=500.0, wall_per_cpu=1666.0, request_cores=0.006, **busy)
-    assert "took turns" not in evidence.answer("lab-threaded", "io", io)
+    assert "took turns" not in answer("lab-threaded", "io", io)
 
 
 def test_greenlets_that_never_shared_the_app_did_not_take_turns_there():
@@ -252,5 +258,5 @@ def test_greenlets_that_never_shared_the_app_did_not_take_turns_there():
     row = cpu_row(lane_kind="greenlet", max_in_flight=1, cpu_ms_mean=21.0, app_ms_mean=95.0,
                   wall_per_cpu=95.0 / 21.0, request_cores=0.22, machine_cpu=1.0,
                   per_round=[{"server_cpu_cores": 0.23, "generator_cores": 0.05}])  # fmt: skip
-    sentence = evidence.answer("gunicorn-gevent", "cpu", row)
+    sentence = answer("gunicorn-gevent", "cpu", row)
     assert "at most 1 in flight" in sentence and "took turns" not in sentence

@@ -58,7 +58,7 @@ def test_the_printed_sentence_is_the_reports(tmp_path):
     row["identity_file"] = str(identity.relative_to(tmp_path))
     typed = ComparisonRow.from_dict(row)
     report.enrich(tmp_path, [typed], 2)
-    assert "a request spends only 0.08 ms" in printed and typed.extra["answer"] == printed
+    assert "a request spends only 0.08 ms" in printed and typed.answer == printed
 
 
 def test_a_row_written_before_rows_carried_it_takes_it_from_its_rounds(tmp_path):
@@ -66,7 +66,7 @@ def test_a_row_written_before_rows_carried_it_takes_it_from_its_rounds(tmp_path)
     del row["app_ms_p50"]
     typed = ComparisonRow.from_dict(row)
     report.enrich(tmp_path, [typed], 2)
-    assert typed.value("app_ms_p50") == pytest.approx(0.08) and "0.08 ms" in typed.extra["answer"]
+    assert typed.value("app_ms_p50") == pytest.approx(0.08) and "0.08 ms" in typed.answer
 
 
 def io_row(rps: list[float]) -> dict:

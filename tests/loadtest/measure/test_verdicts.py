@@ -26,7 +26,7 @@ def views_say_busy(load_after: float) -> tuple[bool, bool, bool]:
         capacity=4, cpu_count=2, duration_s=5, per_round=wobbly["per_round"],
     )  # fmt: skip
     from_row = rows.unstable_reason(record, {"unstable": True})
-    from_report = comparison.unstable_cause(wobbly, 2)
+    from_report = comparison.unstable_cause(ComparisonRow.from_dict(wobbly), 2)
     from_diff = diff.busy(ComparisonRow.from_dict(wobbly))
     return from_row.startswith("machine busy"), from_report.startswith("machine busy"), bool(from_diff)
 
@@ -44,6 +44,10 @@ def test_generator_saturated_at_the_threshold_or_when_locust_warns():
 
 def test_busy_elsewhere_needs_a_full_machine_that_held_the_row_back():
     ours = [{"server_cpu_cores": 0.7, "generator_cores": 0.5}]
-    assert verdicts.busy_elsewhere({"machine_cpu": 0.99, "per_round": ours}) == (0.99, pytest.approx(1.2))
-    assert verdicts.busy_elsewhere({"machine_cpu": 0.5, "per_round": ours}) is None
-    assert verdicts.busy_elsewhere({"machine_cpu": 0.99, "io_efficiency": 0.95, "per_round": ours}) is None
+
+    def busy(**figures) -> tuple[float, float] | None:
+        return verdicts.busy_elsewhere(ComparisonRow("hello", "x", per_round=ours, **figures))
+
+    assert busy(machine_cpu=0.99) == (0.99, pytest.approx(1.2))
+    assert busy(machine_cpu=0.5) is None
+    assert busy(machine_cpu=0.99, io_efficiency=0.95) is None

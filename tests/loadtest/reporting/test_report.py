@@ -14,7 +14,7 @@ from loadtest.measure import stats
 from loadtest.measure.rows import restat
 from loadtest.records import ComparisonRow
 from loadtest.reporting import charts, comparison
-from tests.synthetic_runs import env, old_row, row, write_run
+from tests.synthetic_runs import env, old_row, row, typed_row, write_run
 
 
 def render(tmp_path, rows, environment=None) -> tuple[str, str]:
@@ -89,7 +89,8 @@ def test_a_sweep_draws_throughput_against_users_and_checks_littles_law(tmp_path)
     page, md = render(tmp_path, rows)
     assert (tmp_path / "run" / "charts" / "sweep-io.png").stat().st_size > 5000
     assert "<h2>Sweep: io</h2>" in page and "Little's law" in page
-    knees = {(r["target"], r["users"]) for r in rows if charts.knee(charts.by_target(rows)[r["target"]]) is r}
+    typed = [ComparisonRow.from_dict(r) for r in rows]
+    knees = {(r.target, r.users) for r in typed if charts.knee(charts.by_target(typed)[r.target]) is r}
     assert knees == {("lab-single", 1)}  # lab-threaded still rising at 8 users: no knee inside the sweep
     assert "| lab-threaded | 8 | 15.0 [14.8-15.2] |" in md and "still rising" in md
     # req/s x mean latency comes back to the user count when users do not pause
@@ -126,7 +127,7 @@ def test_rerendering_something_that_is_not_a_run_exits_2(tmp_path):
 
 @pytest.mark.parametrize("n", [3, 4])
 def test_the_interval_note_states_the_coverage_of_min_max(n):
-    rows = [row("io", "x", [1.0 + i for i in range(n)])]
+    rows = [typed_row("io", "x", [1.0 + i for i in range(n)])]
     assert f"{stats.coverage(n):.0%} of the time" in comparison.interval_note(rows)
 
 
@@ -180,20 +181,20 @@ def test_a_machine_busy_with_other_work_is_said_so():
     crowded = row("hello", "lab-threaded", [1790, 1800, 1810], users=16, machine_cpu=0.99)
     for record in crowded["per_round"]:
         record["server_cpu_cores"], record["generator_cores"] = 0.7, 0.5
-    text = comparison.status(crowded, 2)
+    text = comparison.status(ComparisonRow.from_dict(crowded), 2)
     assert "machine busy: 99% of 2 cores in use, server + generator 1.20 cores" in text
-    assert comparison.status(row("hello", "x", [1, 1, 1], machine_cpu=0.4), 2) == "ok"
-    assert comparison.row_sentence(crowded, 2).endswith(
+    assert comparison.status(typed_row("hello", "x", [1, 1, 1], machine_cpu=0.4), 2) == "ok"
+    assert comparison.row_sentence(ComparisonRow.from_dict(crowded), 2).endswith(
         "other processes took the rest, so the figures may be low]"
     )
 
 
 def test_a_run_of_overlapping_neighbours_is_one_sentence():
-    rows = [row("cpu", name, [40 + i, 44 + i, 48 + i]) for i, name in enumerate(("a", "b", "c"))]
-    rows.append(row("cpu", "d", [10, 10.5, 11]))
+    rows = [typed_row("cpu", name, [40 + i, 44 + i, 48 + i]) for i, name in enumerate(("a", "b", "c"))]
+    rows.append(typed_row("cpu", "d", [10, 10.5, 11]))
     lines = comparison.ranking(rows)
     assert lines[1:] == ["c, b and a: no clear order (each interval overlaps the next)."]
     assert lines[0].endswith("c 46.0 ~ b 45.0 ~ a 44.0 > d 10.5.")
     # a row that reached its ceiling was not held back by a busy machine
-    capped = row("io", "x", [19.8, 19.8, 19.9], machine_cpu=0.98, io_efficiency=0.99)
+    capped = typed_row("io", "x", [19.8, 19.8, 19.9], machine_cpu=0.98, io_efficiency=0.99)
     assert comparison.status(capped, 2) == "ok"

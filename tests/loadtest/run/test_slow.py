@@ -7,18 +7,20 @@ import json
 import pytest
 
 from loadtest import report
+from loadtest.records import SlowRow
 from loadtest.run import plan, slow
 from tests.support import run_compare
 
 
 def slow_row(target: str, rate: float, p95: float, first: float | None, **extra) -> dict:
+    """A slow.json row as measure writes it, with its sentence."""
     row = {
         "target": target, "normal_users": 3, "slow_clients": 20, "requests": 40, "success_rate": rate,
         "p50_ms": p95 / 2, "p95_ms": p95, "first_success_s": first,
         "held": f"{target} held up to 21 client connections in 1 process(es) running 9 threads",
         "identity_file": f"locust/slow/{target}.r1.identity.jsonl", **extra,
     }  # fmt: skip
-    return {**row, "answer": slow.verdict(row)}
+    return {**row, "answer": slow.verdict(SlowRow.from_dict(row))}
 
 
 def test_normal_figures_count_timeouts_and_time_the_first_success():
@@ -37,7 +39,7 @@ def test_normal_figures_count_timeouts_and_time_the_first_success():
 def test_no_success_at_all_says_none():
     got = slow.normal_figures([{"t": 1.0, "ms": 5000.0, "ok": False}])
     assert got["success_rate"] == 0.0 and got["first_success_s"] is None
-    assert "none" in slow.table([{"target": "x", **got, "held": "-"}])
+    assert "none" in slow.table([SlowRow("x", **got, held="-")])
 
 
 def test_held_sentence_names_what_was_measured():
@@ -52,7 +54,7 @@ def test_verdict_kept_answering_slowed_starved():
     assert "slowed" in slow_row("c", 0.8, 500.0, 0.1)["answer"]
     starved = slow_row("d", 0.1, 5000.0, None)["answer"]
     assert "starved" in starved and "none ever answered" in starved and "21 client connections" in starved
-    assert "FAILED" in slow.verdict({"target": "e", "error": "failed to start: boom"})
+    assert "FAILED" in slow.verdict(SlowRow("e", error="failed to start: boom"))
 
 
 def test_report_renders_a_slow_clients_section(tmp_path):
@@ -61,7 +63,7 @@ def test_report_renders_a_slow_clients_section(tmp_path):
         slow_row("lab-single", 0.0, 5000.0, None),
         {"target": "lab-broken", "normal_users": 3, "slow_clients": 20, "error": "failed to start: boom"},
     ]
-    rows[-1]["answer"] = slow.verdict(rows[-1])
+    rows[-1]["answer"] = slow.verdict(SlowRow.from_dict(rows[-1]))
     env = {"parameters": {"users": [3], "duration": 10}, "cpu_count": 2, "git_commit": "abc"}
     (tmp_path / "env.json").write_text(json.dumps(env))
     (tmp_path / "slow.json").write_text(json.dumps(rows))
