@@ -250,11 +250,13 @@ def verdict(cands: Sequence[Candidate], base: Candidate, ctx: Context) -> Verdic
     )
     if rec is None or only_baseline:
         limit = binding(cal, slo, cands, budget.memory_mb, only_baseline, budget_note)
-        headline = [
-            f"No configuration recommended for {slo.text()} within {budget.cpus} CPU and "
-            f"{budget.memory_mb:.0f} MB.",
-            f"The binding limit is {limit}.{base_note}",
-        ]
+        within = f"{slo.text()} within {budget.cpus} CPU and {budget.memory_mb:.0f} MB"
+        first = (
+            f"Nothing recommended: the {ctx.minutes:g}-minute time budget measured only the baseline."
+            if only_baseline
+            else f"No configuration met {within}."
+        )
+        headline = [first, f"The binding limit is {limit}.{base_note}"]
         if cal.app_errors:
             headline.append("Tune stopped after calibration: no server shape fixes the app's own errors.")
         elif only_baseline and base.rate_at_slo > 0:

@@ -10,7 +10,8 @@
    what the GIL costs), then one knee of every *kind* (``candidates.KINDS``:
    processes, threads, greenlets, native threads) not measured yet, then the
    other knees, best predicted first, skipping a knee whose prediction is below
-   ``HOPELESS`` of the best rate measured so far (never a kind's first).
+   ``HOPELESS`` of the best rate measured so far (never a kind's first, and no
+   time is kept back for step 5 before every kind has had its first).
 3. After every measurement the model learns (``model.learn``) and the measured
    family is planned again: a shape that beat its prediction widely raises its
    bigger shapes, whose new knee is measured in turn.
@@ -346,12 +347,20 @@ class Search:
                     f"{best.rate_at_slo:.0f} ({best.key})"
                 )
                 continue
-            if not self.affordable(self.confirm_reserve()):
+            # a kind's first shape comes before the interval rounds: no time is kept back for them
+            reserve = 0.0 if first_of_kind else self.confirm_reserve()
+            if not self.affordable(reserve):
+                if first_of_kind:
+                    cand.status, cand.why = (
+                        "not reached",
+                        (cand.why + "; " if cand.why else "") + "time budget spent",
+                    )
+                    continue  # another kind's first shape may still fit
                 for c in self.candidates:
                     if c.status == "pending":
                         c.status, c.why = "not reached", (c.why + "; " if c.why else "") + "time budget spent"
                 return
-            self.measure_first(cand, self.confirm_reserve())
+            self.measure_first(cand, reserve)
 
     def contrast(self) -> Candidate | None:
         """The best-predicted single-process shape that fits (of equals, the one nearest 8 threads)."""

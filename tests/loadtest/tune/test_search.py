@@ -9,7 +9,7 @@ from loadtest.tune import candidates, ladder, report, search
 from loadtest.tune.budget import Budget, Slo, TuneArgs
 from loadtest.tune.candidates import Shape
 from loadtest.tune.model import Calibration
-from loadtest.tune.recommend import verdict
+from loadtest.tune.recommend import Context, verdict
 from tests.support import RECOMMENDATION_KEYS
 from tests.tune_calibrations import CPU, IO
 
@@ -49,31 +49,46 @@ class Lab:
         return self.now
 
 
-def run(cal: Calibration, cpus: int, memory_mb: float, minutes: float, lab: Lab | None = None):
+def run(
+    cal: Calibration,
+    cpus: int,
+    memory_mb: float,
+    minutes: float,
+    lab: Lab | None = None,
+    recommendable: tuple[str, ...] = (),
+):
     # The search learns memory corrections into its calibration: give it its own, so the shared
     # synthetic IO/CPU stay as declared for every other test (whatever order they run in).
-    cal = replace(cal, scale={})
+    cal = replace(cal, scale={}, costs={})
     lab = lab or Lab(cal, cpus)
     limits = {95.0: 200.0}
     cands = search.predicted(candidates.families(SERVERS), cal, cpus, limits, memory_mb, 64)
     s = search.search(
         cands,
-        candidates.baseline(cpus),
-        lab.measure,
-        lab.clock,
-        minutes * 60,
-        memory_mb,
-        64,
-        cal,
-        cpus,
-        limits,
+        base_shape=candidates.baseline(cpus),
+        measure=lab.measure,
+        clock=lab.clock,
+        deadline=minutes * 60,
+        memory_mb=memory_mb,
+        max_workers=64,
+        cal=cal,
+        cpus=cpus,
+        limits=limits,
         say=lambda _line: None,
+        recommendable=recommendable,
     )
     base = next(c for c in s.candidates if c.is_baseline)
-    v = verdict(
-        s.candidates, base, cal, Budget(cpus, memory_mb * 2**20, "test", "test"), Slo(limits), "app:app"
+    ctx = Context(
+        cal=cal,
+        budget=Budget(cpus, memory_mb * 2**20, "test", "test"),
+        slo=Slo(limits),
+        app="app:app",
+        minutes=minutes,
+        recommendable=recommendable,
+        unmeasured=tuple(s.unmeasured_kinds()),
+        minutes_needed=minutes + s.seconds_for_unmeasured() / 60 if s.unmeasured_kinds() else None,
     )
-    return s, v, lab
+    return s, verdict(s.candidates, base, ctx), lab
 
 
 def test_io_bound_recommends_threads_at_three_times_the_baseline():
