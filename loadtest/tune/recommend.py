@@ -2,9 +2,9 @@
 
 - Recommended: the measured candidate with the highest rate at the objectives
   whose measured memory fits the budget, among the servers it may recommend
-  (our own models only when ``--servers`` named them); rates within
-  ``search.TIE`` of each other are a tie, named as such, and the smaller
-  memory wins.
+  (our own models only when ``--servers`` named them); candidates the
+  measurements cannot separate (``search.tied``: within ``TIE``, inside one
+  ladder step, or floors) are a tie, named as such, and the smaller memory wins.
 - A figure set by the load generator (or with every step passing) is a lower
   bound: "at least", in the headline, the margin and the record.
 - Margin: its rate over the baseline's.  When their intervals (from several
@@ -29,7 +29,7 @@ from loadtest.measure.stats import overlap
 from loadtest.tune.budget import Budget, Slo
 from loadtest.tune.candidates import THREAD_STEPS, WORKER_STEPS
 from loadtest.tune.model import Calibration, app_misses
-from loadtest.tune.search import TIE, Candidate
+from loadtest.tune.search import TIE, Candidate, tied
 
 IO_BOUND = 0.5
 
@@ -43,7 +43,7 @@ class Verdict:
     why: str
     binding: str  # "" when something is recommended, else what limited the run
     headline: list[str]
-    tied: list[Candidate] = field(default_factory=list)  # the candidates within TIE of the recommended
+    tied: list[Candidate] = field(default_factory=list)  # the recommended and those it could not be told from
     unmeasured: list[str] = field(default_factory=list)  # kinds the time budget did not reach
     minutes_needed: float | None = None  # --minutes that would measure them
 
@@ -67,30 +67,6 @@ def spans(*cands: Candidate) -> str:
     """'0-608 vs 47-53 req/s': the rounds' ranges of the rate at the objectives."""
     ranges = [c.interval or (c.rate_at_slo, c.rate_at_slo) for c in cands]
     return " vs ".join(f"{lo:.0f}-{hi:.0f}" for lo, hi in ranges) + " req/s"
-
-
-def contenders(cands: Sequence[Candidate], memory_mb: float, recommendable: Sequence[str]) -> list[Candidate]:
-    """Measured, met the objectives at some rate, fit the budget, and may be recommended."""
-    return [
-        c for c in cands
-        if c.status == "measured" and c.rate_at_slo > 0 and c.fits(memory_mb)
-        and (not recommendable or c.shape.family.name in recommendable)
-    ]  # fmt: skip
-
-
-def ties(cands: Sequence[Candidate], memory_mb: float, recommendable: Sequence[str]) -> list[Candidate]:
-    """The candidates within ``TIE`` of the best, smallest memory first (the first is recommended)."""
-    fitting = contenders(cands, memory_mb, recommendable)
-    if not fitting:
-        return []
-    top = max(c.rate_at_slo for c in fitting)
-    close = [c for c in fitting if c.rate_at_slo >= (1 - TIE) * top]
-    return sorted(close, key=lambda c: (c.memory_mb or float("inf"), c.shape.workers))
-
-
-def pick(cands: Sequence[Candidate], memory_mb: float, recommendable: Sequence[str] = ()) -> Candidate | None:
-    close = ties(cands, memory_mb, recommendable)
-    return close[0] if close else None
 
 
 def describe(c: Candidate) -> str:
@@ -193,7 +169,7 @@ def binding(
 def margin_text(rec: Candidate, base: Candidate, margin: float | None, within: bool) -> str:
     name = f"the baseline gunicorn sync -w {base.shape.workers}"
     if rec is base:
-        return "That is the baseline itself: nothing measured beat gunicorn sync (2 x cpus) + 1."
+        return "That is the baseline itself: no recommendable shape measured beat gunicorn sync (2 x cpus) + 1."
     if margin is None:
         return (
             f"The baseline (gunicorn sync, {base.shape.workers} workers) met the objectives at no rate tried."
@@ -211,14 +187,31 @@ def margin_text(rec: Candidate, base: Candidate, margin: float | None, within: b
     )
 
 
-def tie_text(tied: Sequence[Candidate]) -> str:
-    if len(tied) < 2:
+def recommendable(c: Candidate, names: Sequence[str]) -> bool:
+    return not names or c.shape.family.name in names
+
+
+def contrast_text(cands: Sequence[Candidate], rec: Candidate | None, names: Sequence[str]) -> str:
+    """Our own model measured above the recommendation: shown as the contrast, not recommended."""
+    ours = [c for c in cands if c.status == "measured" and not recommendable(c, names) and c.rate_at_slo > 0]
+    best = max(ours, key=lambda c: c.rate_at_slo, default=None)
+    if best is None or (rec is not None and best.rate_at_slo <= rec.rate_at_slo):
         return ""
-    limit = " at the load generator's limit" if all(c.at_generator_limit for c in tied) else ""
-    names = ", ".join(f"{c.key} ({rate_text(c)} req/s, {c.memory_mb or 0:.0f} MB)" for c in tied)
     return (
-        f"Tied within {TIE:.0%}{limit}: {names}; the tie is broken by the smaller memory, so {tied[0].key}."
+        f"Our own {best.key} reached {rate_text(best)} req/s: the teaching contrast, not recommended "
+        f"(name {best.shape.family.name} in --servers to allow it)."
     )
+
+
+def tie_text(close: Sequence[Candidate]) -> str:
+    if len(close) < 2:
+        return ""
+    if all(c.at_generator_limit for c in close):
+        how = "at the load generator's limit"
+    else:
+        how = f"within {TIE:.0%} or one ladder step of each other"
+    names = ", ".join(f"{c.key} ({rate_text(c)} req/s, {c.memory_mb or 0:.0f} MB)" for c in close)
+    return f"Tied {how}: {names}; the tie is broken by the smaller memory, so {close[0].key}."
 
 
 @dataclass(frozen=True)
@@ -237,10 +230,10 @@ class Context:
 
 def verdict(cands: Sequence[Candidate], base: Candidate, ctx: Context) -> Verdict:
     budget, slo, cal = ctx.budget, ctx.slo, ctx.cal
-    tied = ties(cands, budget.memory_mb, ctx.recommendable)
-    rec = tied[0] if tied else None
+    close = tied(cands, budget.memory_mb, ctx.recommendable)
+    rec = close[0] if close else None
     budget_note = time_budget(ctx.unmeasured, ctx.minutes_needed)
-    others = [c for c in cands if c is not base and c.rounds]
+    others = [c for c in cands if c is not base and c.rounds and recommendable(c, ctx.recommendable)]
     only_baseline = bool(base.rounds) and not others and not cal.app_errors
     used = f"it used {base.memory_mb or 0:.0f} MB"
     base_note = (
@@ -265,6 +258,8 @@ def verdict(cands: Sequence[Candidate], base: Candidate, ctx: Context) -> Verdic
                 f"{rate_text(base)} req/s{floor_reason(base)}; nothing else was measured, "
                 "so nothing is recommended."
             )
+        if contrast_text(cands, None, ctx.recommendable):
+            headline.append(contrast_text(cands, None, ctx.recommendable))
         return Verdict(
             None, base, None, False, "", limit, headline, [], list(ctx.unmeasured), ctx.minutes_needed
         )
@@ -277,13 +272,15 @@ def verdict(cands: Sequence[Candidate], base: Candidate, ctx: Context) -> Verdic
         f"at {slo.text()}, {mem}."
     )
     headline = [first, margin_text(rec, base, margin, within) + base_note]
-    if tie_text(tied):
-        headline.append(tie_text(tied))
+    if tie_text(close):
+        headline.append(tie_text(close))
     headline.append(f"Why: {reason}.")
+    if contrast_text(cands, rec, ctx.recommendable):
+        headline.append(contrast_text(cands, rec, ctx.recommendable))
     if budget_note:
         headline.append(budget_note[0].upper() + budget_note[1:] + ".")
     return Verdict(
-        rec, base, margin, within, reason, "", headline, tied, list(ctx.unmeasured), ctx.minutes_needed
+        rec, base, margin, within, reason, "", headline, close, list(ctx.unmeasured), ctx.minutes_needed
     )
 
 

@@ -48,7 +48,7 @@ CONFIRM_ROUNDS = 2  # extra rounds of the best shape and of the baseline
 COST_MARGIN = 1.25  # a measurement may take this much longer than the median so far
 DEFAULT_COST_S = 45.0  # a measurement's cost before one has been timed
 FIRST_ROUNDS = 2  # a first measurement may take two ladders (a wide one, then above or below)
-TIE = 0.03  # rates closer than this share are a tie: the smaller memory wins
+TIE = 0.03  # rates closer than this share are a tie (as are rates a ladder step cannot separate)
 
 
 @dataclass
@@ -77,6 +77,13 @@ class Round:
         """The figure is a floor: every step passed, or the generator was at its limit."""
         rate, step, top = self.figure()
         return rate > 0 and (top or ladder.at_generator_limit(self.steps, step))
+
+    @property
+    def ceiling(self) -> float | None:
+        """The rate of the first failing step above the figure; None when nothing above it failed."""
+        _, step, _ = self.figure()
+        above = self.steps[self.steps.index(step) + 1 :] if step is not None else self.steps
+        return next((s.rate for s in above if not s.passed), None)
 
     @property
     def generator_limit(self) -> float | None:
@@ -140,9 +147,38 @@ class Candidate:
         r = self.median_round()
         return r is not None and r.at_generator_limit
 
+    def could_reach(self, rate: float) -> bool:
+        """Whether the measurements cannot rule out ``rate``: within ``TIE``, below the first failing
+        step above the figure, or the figure is a floor."""
+        r = self.median_round()
+        if r is None:
+            return False
+        ceiling = r.ceiling
+        return (
+            self.rate_at_slo >= (1 - TIE) * rate
+            or self.lower_bound
+            or (ceiling is not None and ceiling > rate)
+        )
+
     def fits(self, memory_mb: float) -> bool:
         measured = self.memory_mb
         return (measured if measured is not None else self.prediction.memory_mb) <= memory_mb
+
+
+def tied(cands: Sequence[Candidate], memory_mb: float, recommendable: Sequence[str] = ()) -> list[Candidate]:
+    """The best measured candidate and those the measurements cannot separate from it, smallest
+    memory first: the first is the one to recommend (measured, met the objectives, fits, may be
+    recommended)."""
+    fitting = [
+        c for c in cands
+        if c.status == "measured" and c.rate_at_slo > 0 and c.fits(memory_mb)
+        and (not recommendable or c.shape.family.name in recommendable)
+    ]  # fmt: skip
+    if not fitting:
+        return []
+    top = max(fitting, key=lambda c: c.rate_at_slo)
+    close = [c for c in fitting if c is top or c.could_reach(top.rate_at_slo)]
+    return sorted(close, key=lambda c: (c.memory_mb or float("inf"), c.shape.workers))
 
 
 def single_process(shape: Shape) -> bool:
@@ -295,27 +331,21 @@ class Search:
         """Time kept for the confirming rounds of the best shape and the baseline (shorter ladders)."""
         return CONFIRM_ROUNDS * 2 * FINE_SHARE * self.cost()
 
+    def best(self) -> Candidate | None:
+        close = tied(self.candidates, self.memory_mb, self.recommendable)
+        return close[0] if close else None
+
     def may_recommend(self, c: Candidate) -> bool:
         return not self.recommendable or c.shape.family.name in self.recommendable
 
-    def best(self) -> Candidate | None:
-        fitting = [
-            c for c in self.candidates
-            if c.status == "measured" and c.rate_at_slo > 0 and c.fits(self.memory_mb)
-            and self.may_recommend(c)
-        ]  # fmt: skip
-        if not fitting:
-            return None
-        top = max(c.rate_at_slo for c in fitting)
-        close = [c for c in fitting if c.rate_at_slo >= (1 - TIE) * top]
-        return min(close, key=lambda c: c.memory_mb or float("inf"))
-
     def measured_kinds(self) -> set[str]:
-        return {c.shape.family.kind for c in self.candidates if c.status in ("measured", "failed")}
+        """Kinds with a measured shape of a server the verdict may recommend (the contrast does not count)."""
+        done = ("measured", "failed")
+        return {c.shape.family.kind for c in self.candidates if c.status in done and self.may_recommend(c)}
 
     def unmeasured_kinds(self) -> list[str]:
-        """The kinds among the candidates with no measured shape (in ``KINDS`` order)."""
-        present = {c.shape.family.kind for c in self.candidates}
+        """The kinds among the recommendable candidates with no measured shape (in ``KINDS`` order)."""
+        present = {c.shape.family.kind for c in self.candidates if self.may_recommend(c)}
         done = self.measured_kinds()
         return [k for k in KINDS if k in present and k not in done]
 
@@ -326,7 +356,10 @@ class Search:
         if contrast is not None and contrast.status == "pending":
             return contrast
         done = self.measured_kinds()
-        return min(pending, key=lambda c: (c.shape.family.kind in done, -c.prediction.rate))
+        return min(
+            pending,
+            key=lambda c: (c.shape.family.kind in done or not self.may_recommend(c), -c.prediction.rate),
+        )
 
     def explore(self, base: Candidate) -> None:
         self.measure_first(base, self.confirm_reserve())
@@ -338,7 +371,7 @@ class Search:
             )
         while (cand := self.next_pending(contrast)) is not None:
             best = self.best()
-            first_of_kind = cand.shape.family.kind not in self.measured_kinds()
+            first_of_kind = self.may_recommend(cand) and cand.shape.family.kind not in self.measured_kinds()
             hopeless = best is not None and cand.prediction.rate < HOPELESS * best.rate_at_slo
             if hopeless and cand is not contrast and not first_of_kind:
                 cand.status = "pruned"
@@ -349,17 +382,12 @@ class Search:
                 continue
             # a kind's first shape comes before the interval rounds: no time is kept back for them
             reserve = 0.0 if first_of_kind else self.confirm_reserve()
-            if not self.affordable(reserve):
-                if first_of_kind:
-                    cand.status, cand.why = (
-                        "not reached",
-                        (cand.why + "; " if cand.why else "") + "time budget spent",
-                    )
-                    continue  # another kind's first shape may still fit
-                for c in self.candidates:
-                    if c.status == "pending":
-                        c.status, c.why = "not reached", (c.why + "; " if c.why else "") + "time budget spent"
-                return
+            if not self.affordable(reserve):  # a kind's first shape, kept no reserve, may still fit
+                cand.status, cand.why = (
+                    "not reached",
+                    (cand.why + "; " if cand.why else "") + "time budget spent",
+                )
+                continue
             self.measure_first(cand, reserve)
 
     def contrast(self) -> Candidate | None:
@@ -454,4 +482,4 @@ def search(
     return s
 
 
-__all__ = ["Candidate", "Round", "Search", "baseline", "predicted", "search"]
+__all__ = ["Candidate", "Round", "Search", "baseline", "predicted", "search", "tied"]
