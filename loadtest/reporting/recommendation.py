@@ -109,7 +109,8 @@ def latency_chart(result: dict) -> bytes:
     ax.set_xlabel("offered arrival rate (req/s)")
     ax.set_ylabel("p95 latency (ms, log)")
     ax.set_title("Latency against arrival rate: top candidates and the baseline")
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     return png(fig)
 
 
@@ -201,13 +202,20 @@ def calibration(result: dict) -> str:
     cal = result["calibration"]
     return (
         "One request of the workload, on the mean weighted by the paths' shares: "
-        f"{cal['app_ms_mean']:.1f} ms inside the app, {cal['cpu_ms_mean']:.2f} ms of it on a CPU "
+        f"{cal['app_ms_mean']:.2f} ms inside the app, {cal['cpu_ms_mean']:.2f} ms of it on a CPU "
         f"(waiting on I/O {cal['io_share']:.0%}; "
         f"{cal.get('runqueue_ms', 0):.1f} ms waiting for a core on this machine, not counted as I/O); the "
         f"server's whole process tree used {cal['server_cpu_ms']:.2f} ms of CPU per request. The model uses "
-        f"the means (Little's law: requests in flight = rate x mean time in the app). Memory (PSS): server "
-        f"base {cal['base_mb']:.0f} MB, a worker process {cal['worker_mb']:.0f} MB, a thread "
-        f"{cal['thread_mb']:.2f} MB."
+        "the means (Little's law: requests in flight = rate x mean time in the app). " + memory_text(cal)
+    )
+
+
+def memory_text(cal: dict) -> str:
+    if cal.get("app_errors"):
+        return "Memory was not measured: the app's own errors ended the run after the first calibration step."
+    return (
+        f"Memory (PSS): server base {cal['base_mb']:.0f} MB, a worker process {cal['worker_mb']:.0f} MB, "
+        f"a thread {cal['thread_mb']:.2f} MB."
     )
 
 
@@ -217,7 +225,7 @@ def path_rows(result: dict) -> list[list[str]]:
         pct = p["app_percentiles_ms"]
         errors = ", ".join(f"{n} x {status}" for status, n in sorted(p["errors"].items())) or "-"
         rows.append(
-            [p["path"], f"{p['weight']:.0%}", str(p["requests"]), f"{p['app_ms_mean']:.1f}",
+            [p["path"], f"{p['weight']:.0%}", str(p["requests"]), f"{p['app_ms_mean']:.2f}",
              f"{p['cpu_ms_mean']:.2f}", *(fmt(pct.get(q), ".1f") for q in ("p50", "p95", "p99")), errors]
         )  # fmt: skip
     return rows

@@ -166,6 +166,13 @@ def kubernetes(result: dict, image: str = IMAGE) -> list[dict]:
     return [deployment, service]
 
 
+class Dumper(yaml.SafeDumper):
+    """YAML without anchors: a label set used twice is written twice, as a person would."""
+
+    def ignore_aliases(self, data) -> bool:
+        return True
+
+
 def write(out: Path, result: dict, image: str = IMAGE) -> list[Path]:
     """``deploy/compose.yml`` and ``deploy/kubernetes.yaml`` beside the record (none without a
     recommendation)."""
@@ -174,8 +181,8 @@ def write(out: Path, result: dict, image: str = IMAGE) -> list[Path]:
     folder = out / "deploy"
     folder.mkdir(parents=True, exist_ok=True)
     files = {
-        folder / "compose.yml": yaml.safe_dump(compose(result, image), sort_keys=False),
-        folder / "kubernetes.yaml": yaml.safe_dump_all(kubernetes(result, image), sort_keys=False),
+        folder / "compose.yml": yaml.dump(compose(result, image), Dumper=Dumper, sort_keys=False),
+        folder / "kubernetes.yaml": yaml.dump_all(kubernetes(result, image), Dumper=Dumper, sort_keys=False),
     }
     for path, text in files.items():
         path.write_text(text, encoding="utf-8")

@@ -72,16 +72,20 @@ def check_one_worker(cal: Calibration, args: TuneArgs) -> None:
 
 def calibration_lines(cal: Calibration) -> list[str]:
     """The calibration as printed: the workload's means, then each path's (CPU never above wall time)."""
+    memory = (
+        "memory not measured (stopped early)"
+        if cal.app_errors
+        else f"base {cal.base_mb:.0f} MB, worker {cal.worker_mb:.0f} MB, thread {cal.thread_mb:.2f} MB"
+    )
     lines = [
-        f"calibrated: in the app CPU {cal.in_app_cpu_s * 1000:.2f} ms of {cal.wall_s * 1000:.1f} ms mean per "
-        f"request (waiting {cal.io_share:.0%}); server CPU {cal.cpu_s * 1000:.2f} ms per request; "
-        f"base {cal.base_mb:.0f} MB, worker {cal.worker_mb:.0f} MB, thread {cal.thread_mb:.2f} MB"
+        f"calibrated: in the app CPU {cal.in_app_cpu_s * 1000:.2f} ms of {cal.wall_s * 1000:.2f} ms mean per "
+        f"request (waiting {cal.io_share:.0%}); server CPU {cal.cpu_s * 1000:.2f} ms per request; {memory}"
     ]
     for p in cal.paths:
         ps = ", ".join(f"p{q:g} {ms:.1f}" for q, ms in p.app_ms.items())
         errors = ", ".join(f"{n} x {status}" for status, n in sorted(p.errors.items()))
         lines.append(
-            f"  {p.name} ({p.weight:.0%} of requests, {p.requests} seen): {p.app_ms_mean:.1f} ms mean in the "
+            f"  {p.name} ({p.weight:.0%} of requests, {p.requests} seen): {p.app_ms_mean:.2f} ms mean in the "
             f"app ({ps} ms), CPU {p.cpu_ms_mean:.2f} ms" + (f"; errors {errors}" if errors else "")
         )
     return lines

@@ -103,7 +103,7 @@ def why(cal: Calibration, rec: Candidate, budget: Budget) -> str:
     )
     if cal.io_share >= IO_BOUND:
         cost = (
-            f"the app waits {cal.io_share:.0%} of each request (CPU {cpu_ms:.1f} ms of {wall_ms:.1f} ms mean)"
+            f"the app waits {cal.io_share:.0%} of each request (CPU {cpu_ms:.2f} ms of {wall_ms:.2f} ms mean)"
         )
         if holds_several(rec):
             process = f"a worker process costs {cal.worker_mb:.0f} MB"
@@ -111,7 +111,7 @@ def why(cal: Calibration, rec: Candidate, budget: Budget) -> str:
         each = f"{cal.worker_mb:.0f} MB each"
         return f"{cost}; {little}: one request per process, so {workers} at {each} hold them"
     share = f"{1 - cal.io_share:.0%}"
-    cost = f"the app computes {share} of each request (CPU {cpu_ms:.1f} ms of {wall_ms:.1f} ms mean)"
+    cost = f"the app computes {share} of each request (CPU {cpu_ms:.2f} ms of {wall_ms:.2f} ms mean)"
     cores = f"{budget.cpus} allowed core{'s' * (budget.cpus > 1)}"
     if holds_several(rec):
         return (
@@ -169,7 +169,7 @@ def binding(
 def margin_text(rec: Candidate, base: Candidate, margin: float | None, within: bool) -> str:
     name = f"the baseline gunicorn sync -w {base.shape.workers}"
     if rec is base:
-        return "That is the baseline itself: no recommendable shape measured beat gunicorn sync (2 x cpus) + 1."
+        return "That is the baseline itself: no recommendable shape measured beat (2 x cpus) + 1 sync."
     if margin is None:
         return (
             f"The baseline (gunicorn sync, {base.shape.workers} workers) met the objectives at no rate tried."

@@ -257,7 +257,7 @@ def test_verdict_cpu():
 
 
 def test_verdict_time_budget_measures_only_the_baseline_and_recommends_nothing():
-    s, v, lab = run(IO, cpus=2, memory_mb=1024, minutes=1)
+    _s, v, lab = run(IO, cpus=2, memory_mb=1024, minutes=1)
     assert set(lab.measured) == {"gunicorn-sync w5 t1"}
     assert v.recommended is None and v.binding.startswith("the time budget")
     assert v.headline[0].startswith("Nothing recommended") and "--minutes" in " ".join(v.headline)
