@@ -27,7 +27,7 @@ from loadtest.tune import search as searching
 from loadtest.tune.budget import TuneArgs
 from loadtest.tune.calibrate import CalibrationError, calibrate
 from loadtest.tune.candidates import WORKER_STEPS, baseline, families
-from loadtest.tune.measure import Session, measure
+from loadtest.tune.measure import EXPECT_MASTER_PORT, Session, measure
 from loadtest.tune.model import Calibration, predict
 from loadtest.tune.recommend import Context, Verdict, against, verdict
 from loadtest.tune.report import document
@@ -95,7 +95,8 @@ def expect_workers_hint(args: TuneArgs) -> str:
     g = args.generator
     return (
         f"waiting for {g.expect} locust worker(s) for each ladder: on each machine run "
-        f"python -m locust -f loadtest/generator/arrivals.py --worker --master-host {g.bind}"
+        f"python -m locust -f loadtest/generator/arrivals.py --worker --master-host {g.bind} "
+        f"--master-port {EXPECT_MASTER_PORT}"
     )
 
 

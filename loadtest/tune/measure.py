@@ -53,6 +53,7 @@ PROGRESS_S = 5.0
 SETTLED_CORES = 0.3  # a server tree using less CPU than this, idle, has finished booting its workers
 SETTLE_SAMPLE_S = 0.5
 SETTLE_TIMEOUT_S = 90.0
+EXPECT_MASTER_PORT = 5557  # locust's default: what workers elsewhere connect to (docker/workers.yml too)
 EXPECT_WAIT_S = 300.0  # how long a master waits for workers from elsewhere before the run is killed
 
 
@@ -102,9 +103,21 @@ def locust_argv(session: Session, rates: list[float], step_s: float, url: str, p
     gen = session.generator
     n = max(gen.distributed, 1)  # one ArrivalUser per locust worker, each sending 1/n of the rate
     if gen.workers:
-        distributed = ["--processes", str(gen.workers)]
+        # a master port of its own: at the default 5557, another locust's workers on this machine join it
+        port = str(processes.free_port())
+        bind = ["--master-bind-host", gen.bind, "--master-bind-port", port]
+        distributed = [
+            "--processes",
+            str(gen.workers),
+            *bind,
+            "--master-host",
+            gen.bind,
+            "--master-port",
+            port,
+        ]
     elif gen.expect:
-        distributed = ["--master", "--expect-workers", str(gen.expect), "--master-bind-host", gen.bind]
+        distributed = ["--master", "--expect-workers", str(gen.expect), "--master-bind-host", gen.bind,
+                       "--master-bind-port", str(EXPECT_MASTER_PORT)]  # fmt: skip
     else:
         distributed = []
     return [

@@ -109,7 +109,9 @@ def test_short_real_run(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     closing = result.stdout.strip().splitlines()
     verdict = closing[closing.index("") + 1 :] if "" in closing else closing
-    assert verdict[0].startswith(("Recommended: python -m gunicorn", "No configuration met")), verdict
+    assert verdict[0].startswith(
+        ("Recommended: python -m gunicorn", "No configuration met", "Nothing recommended")
+    )
     doc = json.loads((out / "recommendation.json").read_text())
     for key in RECOMMENDATION_KEYS:
         assert key in doc["baseline"]
@@ -122,3 +124,24 @@ def test_short_real_run(tmp_path):
     html = (out / "recommendation.html").read_text()
     assert html.count("data:image/png;base64,") == 2
     assert (out / "recommendation.md").read_text().splitlines()[2].startswith(verdict[0][:20])
+    deployed = {p.name for p in (out / "deploy").iterdir()} if (out / "deploy").exists() else set()
+    assert deployed == ({"compose.yml", "kubernetes.yaml"} if doc["recommended"] else set())
+    assert doc["deploy"] == sorted(f"deploy/{name}" for name in deployed)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [(["--generator-workers", "0"], ["--generator-workers"]),
+     (["--generator-workers", "two"], ["worker count"]),
+     (["--generator-workers", "1", "--expect-workers", "1"], ["--generator-workers", "--expect-workers"]),
+     (["--expect-workers", "2", "--master-bind", "0.0.0.0"], ["--master-bind", "0.0.0.0"]),
+     (["--master-bind", "127.0.0.1"], ["--master-bind", "--expect-workers"])],
+)  # fmt: skip
+def test_bad_generator_flags(args, words):
+    assert_one_line_error(tune(*args), *words)
+
+
+def test_generator_workers_need_cores_beside_the_server():
+    cores = len(os.sched_getaffinity(0))
+    result = tune("--cpus", str(cores), "--generator-workers", "1")
+    assert_one_line_error(result, "--generator-workers 1", "0 core(s) left")
