@@ -122,9 +122,18 @@ def run(args: TuneArgs) -> int:
         say(f"generator: a locust master and {args.generator.workers} worker(s) (locust's distributed mode)")
     if args.generator.expect:
         say(expect_workers_hint(args))
-    session = Session(args.app, args.paths, slo, b.cores(), out, args.seed, t0, args.step_s)
-    session.locustfile = args.locustfile
-    session.generator = args.generator
+    session = Session(
+        app=args.app,
+        paths=args.paths,
+        slo=slo,
+        cores=b.cores(),
+        out=out,
+        seed=args.seed,
+        t0=t0,
+        step_s=args.step_s,
+        locustfile=args.locustfile,
+        generator=args.generator,
+    )
     try:
         cal = calibrate(session, say)
         if not cal.app_errors:
