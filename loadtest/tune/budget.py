@@ -45,6 +45,7 @@ from loadtest import targets
 from loadtest.exposure import BIND_ENV, DEFAULT_BIND, MASTER_BIND_ENV, is_loopback, specific_address
 from loadtest.inserver.usage import CGROUP_ROOT, cgroup_cpu_limit, cgroup_dirs, cgroup_paths
 from loadtest.run.plan import UsageError
+from loadtest.tune.candidates import BASELINE_TARGET
 from loadtest.tune.ladder import STEP_S
 from server.oneline import OneLineParser
 
@@ -407,10 +408,11 @@ def check_app(app: str) -> None:
 
 
 def recommendable(named: str | None, servers: list[str]) -> tuple[str, ...]:
-    """What the verdict may recommend: every server named, else all but our own models."""
-    if named is not None:
-        return tuple(servers)
-    return tuple(n for n in servers if targets.TARGETS[n].kind != OUR_SERVERS_KIND)
+    """What the verdict may recommend: every server named, else all but our own models; and the baseline."""
+    chosen = (
+        servers if named is not None else [n for n in servers if targets.TARGETS[n].kind != OUR_SERVERS_KIND]
+    )
+    return tuple(dict.fromkeys([*chosen, BASELINE_TARGET]))
 
 
 def generator_from(workers: int, expect: int, bind: str | None, budget: Budget) -> Generator:
