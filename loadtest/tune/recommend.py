@@ -98,7 +98,8 @@ def why(cal: Calibration, rec: Candidate, budget: Budget) -> str:
     per_process = in_flight / s.workers
     workers = f"{s.workers} worker process{'es' * (s.workers > 1)}"
     little = (
-        f"at {rate_text(rec)} req/s about {in_flight:.1f} requests are in the app at once "
+        f"at {rec.rate_at_slo:,.0f} req/s{' (or more)' if rec.lower_bound else ''} about {in_flight:.1f} "
+        "requests are in the app at once "
         f"(rate x mean time in the app), {per_process:.1f} per process"
     )
     if cal.io_share >= IO_BOUND:

@@ -356,10 +356,13 @@ class Search:
         if contrast is not None and contrast.status == "pending":
             return contrast
         done = self.measured_kinds()
-        return min(
-            pending,
-            key=lambda c: (c.shape.family.kind in done or not self.may_recommend(c), -c.prediction.rate),
-        )
+
+        def order(c: Candidate) -> tuple[bool, bool, float]:
+            """A kind's first shape, then the rest, our own models last; best predicted first."""
+            ours = not self.may_recommend(c)
+            return (c.shape.family.kind in done or ours, ours, -c.prediction.rate)
+
+        return min(pending, key=order)
 
     def explore(self, base: Candidate) -> None:
         self.measure_first(base, self.confirm_reserve())
