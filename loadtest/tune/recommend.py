@@ -244,7 +244,8 @@ def verdict(cands: Sequence[Candidate], base: Candidate, ctx: Context) -> Verdic
     )
     if rec is None or only_baseline:
         limit = binding(cal, slo, cands, budget.memory_mb, only_baseline, budget_note)
-        within = f"{slo.text()} within {budget.cpus} CPU and {budget.memory_mb:.0f} MB"
+        errors = f"errors <= {slo.max_error_rate:.2%}"
+        within = f"{slo.text()} and {errors} within {budget.cpus} CPU and {budget.memory_mb:.0f} MB"
         first = (
             f"Nothing recommended: the {ctx.minutes:g}-minute time budget measured only the baseline."
             if only_baseline

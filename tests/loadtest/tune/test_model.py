@@ -220,3 +220,18 @@ def test_learning_moves_the_bound_behind_the_prediction():
     assert model.predict(shape("gunicorn-sync", 1, 1), cal, 1, P95).rate == pytest.approx(
         model.predict(shape("gunicorn-sync", 1, 1), MIXED, 1, P95).rate
     )  # another target: unchanged
+
+
+def test_a_step_short_of_its_rate_with_quick_answers_is_the_generators_limit():
+    """400 requests due, 100 sent and all answered quickly: the generator, not the server, fell short."""
+    short = ladder.judge(100.0, 4.0, records(0, 100, 10), P95, 0.001)
+    assert ladder.short_of_rate(short, P95)
+    slow = ladder.judge(100.0, 4.0, records(0, 100, 900), P95, 0.001)
+    assert not ladder.short_of_rate(slow, P95)  # answers were slow: the server's queue
+    steps = [ladder.judge(r, 4.0, records(0, int(r * 4), 10), P95, 0.001) for r in (10.0, 20.0)]
+    steps.append(short)
+    short.generator_bound = True
+    rate, best, _ = ladder.rate_at_slo(steps)
+    assert rate == 20.0 and ladder.at_generator_limit(steps, best)
+    steps[-1] = slow
+    assert not ladder.at_generator_limit(steps, ladder.rate_at_slo(steps)[1])
