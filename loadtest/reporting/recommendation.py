@@ -231,6 +231,31 @@ def path_rows(result: dict) -> list[list[str]]:
     return rows
 
 
+def generator_text(result: dict) -> str:
+    g = result.get("generator") or {}
+    how = (
+        f"a locust master and {g['workers']} worker process(es) here"
+        if g.get("workers")
+        else f"a locust master and {g['expect_workers']} worker(s) from elsewhere"
+        if g.get("expect_workers")
+        else "one locust process"
+    )
+    busiest = (
+        f"; its busiest process used at most {g['busiest_share']:.0%} of a core "
+        f"(at {g['busiest_at_rate']:,.0f} req/s offered)"
+        if g.get("busiest_share") is not None
+        else ""
+    )
+    limit = result.get("generator_limit_rps")
+    bound = (
+        f"; {g.get('bound_steps', 0)} step(s) were generator-bound, the generator delivering about "
+        f"{limit:,.0f} req/s there (--generator-workers N raises the limit)"
+        if limit
+        else "; no step was generator-bound"
+    )
+    return f"The load came from {how}{busiest}{bound}."
+
+
 def deploy_text(result: dict) -> str:
     files = result.get("deploy") or []
     if not files:
@@ -266,6 +291,7 @@ def outline(result: dict) -> tuple[Page, dict[str, bytes]]:
         Para(deploy_text(result)),
         Heading("How it was measured"),
         Para(METHOD),
+        Para(generator_text(result)),
     ]
     return Page("Which configuration should I run?", "", blocks, "wsgi-lab tune: recommendation"), charts
 

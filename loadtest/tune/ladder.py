@@ -77,6 +77,7 @@ class Step:
     why: str  # "" when passed, else the first objective missed
     missing: int = 0  # requests the step's rate should have sent that were never recorded
     generator_bound: bool = False  # the generator, not the server, set this step's result
+    generator_busiest: float | None = None  # the busiest locust process's share of a core in the step
 
     @property
     def error_rate(self) -> float:
@@ -93,6 +94,7 @@ class Step:
             "passed": self.passed,
             "why": self.why,
             "generator_bound": self.generator_bound,
+            "generator_busiest": self.generator_busiest,
         }
 
 

@@ -284,6 +284,7 @@ def generator_limits(
     for i, step in enumerate(steps):
         span = step_window(by_step.get(i + ladder.WARMUP_STEPS, []))
         busiest = run.watch.busiest(*span) if span is not None else None
+        step.generator_busiest = busiest
         saturated = busiest is not None and busiest >= SATURATED
         step.generator_bound = saturated or ladder.short_of_rate(step, limits)
         if step.generator_bound and not notes:

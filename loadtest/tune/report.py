@@ -112,6 +112,19 @@ def generator_limit(cands: list[Candidate]) -> float | None:
     return max(limits) if limits else None
 
 
+def generator(args: TuneArgs, cands: list[Candidate]) -> dict:
+    """How the load was generated, and how close it came to its limit (the busiest locust process)."""
+    steps = [s for c in cands for r in c.rounds for s in r.steps if s.generator_busiest is not None]
+    top = max(steps, key=lambda s: s.generator_busiest or 0.0, default=None)
+    return {
+        "workers": args.generator.workers,
+        "expect_workers": args.generator.expect,
+        "busiest_share": top.generator_busiest if top else None,
+        "busiest_at_rate": top.rate if top else None,
+        "bound_steps": sum(1 for c in cands for r in c.rounds for s in r.steps if s.generator_bound),
+    }
+
+
 def document(
     args: TuneArgs,
     cal: Calibration,
@@ -136,7 +149,7 @@ def document(
         "unmeasured_kinds": v.unmeasured,
         "minutes_needed": v.minutes_needed,
         "generator_limit_rps": generator_limit(cands),
-        "generator": {"workers": args.generator.workers, "expect_workers": args.generator.expect},
+        "generator": generator(args, cands),
         "app": args.app,
         "workload": args.workload(),
         "paths": [{"path": p, "weight": w} for p, w in args.paths],
