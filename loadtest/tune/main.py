@@ -94,9 +94,10 @@ def calibration_lines(cal: Calibration) -> list[str]:
 def expect_workers_hint(args: TuneArgs) -> str:
     g = args.generator
     return (
-        f"waiting for {g.expect} locust worker(s) for each ladder: on each machine run "
-        f"python -m locust -f loadtest/generator/arrivals.py --worker --master-host {g.bind} "
-        f"--master-port {EXPECT_MASTER_PORT}"
+        f"waiting for {g.expect} locust worker(s) for each ladder (each ladder is a new master, so keep "
+        f"them restarting): on each machine run  while true; do python -m locust -f "
+        f"loadtest/generator/arrivals.py --worker --master-host {g.bind} --master-port {EXPECT_MASTER_PORT}; "
+        "sleep 1; done"
     )
 
 
