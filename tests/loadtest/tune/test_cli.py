@@ -145,3 +145,21 @@ def test_generator_workers_need_cores_beside_the_server():
     cores = len(os.sched_getaffinity(0))
     result = tune("--cpus", str(cores), "--generator-workers", "1")
     assert_one_line_error(result, "--generator-workers 1", "0 core(s) left")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs a core beside the server's")
+def test_short_real_run_with_locust_workers(tmp_path):
+    """--generator-workers 1: a locust master and a worker (locust's distributed mode) send the ladders."""
+    out = tmp_path / "run"
+    result = tune(
+        "--servers", "gunicorn-gthread", "--path", "/sleep?s=0.01", "--slo", "p95=500ms", "--memory", "1GiB",
+        "--cpus", "1", "--generator-workers", "1", "--minutes", "1", "--step-seconds", "1", "--seed", "7",
+        "--out", str(out), timeout=400,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    doc = json.loads((out / "recommendation.json").read_text())
+    assert doc["generator"]["workers"] == 1 and doc["baseline"]["rate_at_slo"] > 0
+    assert doc["generator"]["busiest_share"] is not None  # the generator's load was measured
+    logs = "".join(p.read_text() for p in (out / "locust").glob("*.locust.log"))
+    assert "1 workers connected" in logs and "Sending spawn jobs of 1 users" in logs

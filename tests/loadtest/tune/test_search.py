@@ -279,3 +279,16 @@ def test_verdict_the_apps_own_errors_stop_before_the_search():
 def args_for(cpus: int) -> TuneArgs:
     return TuneArgs("app:app", [("/sleep?s=0.05", 1.0)], None, Slo({95.0: 200.0}),
                     Budget(cpus, 2**30, "test", "test"), [], 8.0, None, 1)  # fmt: skip
+
+
+def test_the_record_keeps_the_workload_means_and_each_paths_figures(tmp_path):
+    s, v, _ = run(MIXED, cpus=1, memory_mb=768, minutes=8)
+    doc = report.document(args_for(1), MIXED, s.candidates, v, 400.0, (0.5, 0.7))
+    cal = doc["calibration"]
+    assert cal["app_ms_mean"] == MIXED.wall_s * 1000 and cal["cpu_ms_mean"] <= cal["app_ms_mean"]
+    assert 0.7 <= cal["io_share"] <= 1.0
+    assert [(p["path"], p["weight"]) for p in cal["paths"]] == [("/", 0.75), ("/sleep?s=0.1", 0.25)]
+    assert all(p["cpu_ms_mean"] <= p["app_ms_mean"] for p in cal["paths"])
+    rendering.write(tmp_path, doc)
+    md = (tmp_path / "recommendation.md").read_text()
+    assert "| /sleep?s=0.1 | 25% |" in md and "Little's law" in md
