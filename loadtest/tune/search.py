@@ -6,12 +6,13 @@
    best predicted rate (more workers or threads past the bound add memory, not
    capacity).
 2. Measure the folklore baseline first (always, even when it does not fit: the
-   report says so), then the best single-process knee (the contrast that shows
-   what the GIL costs), then one knee of every *kind* (``candidates.KINDS``:
+   report says so), then one knee of every *kind* (``candidates.KINDS``:
    processes, threads, greenlets, native threads) not measured yet, then the
-   other knees, best predicted first, skipping a knee whose prediction is below
-   ``HOPELESS`` of the best rate measured so far (never a kind's first, and no
-   time is kept back for step 5 before every kind has had its first).
+   best single-process knee (the contrast that shows what the GIL costs), then
+   the other knees (our own models last), best predicted first, skipping a knee
+   whose prediction is below ``HOPELESS`` of the best rate measured so far
+   (never a kind's first, and no time is kept back for step 5 before every kind
+   has had its first).
 3. After every measurement the model learns (``model.learn``) and the measured
    family is planned again: a shape that beat its prediction widely raises its
    bigger shapes, whose new knee is measured in turn.
@@ -353,14 +354,12 @@ class Search:
         pending = [c for c in self.candidates if c.status == "pending"]
         if not pending:
             return None
-        if contrast is not None and contrast.status == "pending":
-            return contrast
         done = self.measured_kinds()
 
-        def order(c: Candidate) -> tuple[bool, bool, float]:
-            """A kind's first shape, then the rest, our own models last; best predicted first."""
+        def order(c: Candidate) -> tuple[bool, bool, bool, float]:
+            """A kind's first shape, then the contrast, then the rest (our own models last); best first."""
             ours = not self.may_recommend(c)
-            return (c.shape.family.kind in done or ours, ours, -c.prediction.rate)
+            return (c.shape.family.kind in done or ours, c is not contrast, ours, -c.prediction.rate)
 
         return min(pending, key=order)
 
