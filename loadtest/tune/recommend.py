@@ -60,7 +60,7 @@ def rate_text(c: Candidate) -> str:
 def floor_reason(c: Candidate) -> str:
     if c.at_generator_limit:
         return " -- the load generator's limit here"
-    return " -- every step tried passed" if c.lower_bound else ""
+    return " (every step tried passed)" if c.lower_bound else ""
 
 
 def spans(*cands: Candidate) -> str:
@@ -180,7 +180,7 @@ def margin_text(rec: Candidate, base: Candidate, margin: float | None, within: b
             f"{name} also reached {rate_text(base)} req/s{floor_reason(base)}: the margin is unknown "
             "(raise the generator's limit with --generator-workers)."
         )
-    at_least = "at least " if rec.lower_bound else ""
+    at_least = "At least " if rec.lower_bound else ""
     return (
         f"{at_least}{margin:.1f}x {name} ({rate_text(base)} req/s)"
         + (f" -- but within each other's intervals ({spans(rec, base)})" if within else "")

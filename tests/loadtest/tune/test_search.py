@@ -232,7 +232,7 @@ def test_at_the_generators_limit_every_figure_is_a_lower_bound(tmp_path):
     rec = v.recommended
     assert rec is not None and rec.lower_bound and rec.at_generator_limit
     assert "at least" in v.headline[0] and "the load generator's limit here" in v.headline[0]
-    assert v.headline[1].startswith("at least ") and "x the baseline" in v.headline[1]
+    assert v.headline[1].startswith("At least ") and "x the baseline" in v.headline[1]
     tied = [c for c in s.candidates if c.status == "measured" and c.at_generator_limit]
     assert len(tied) >= 2 and len(v.tied) >= 2
     assert any(line.startswith("Tied at the load generator's limit") and "smaller memory" in line
