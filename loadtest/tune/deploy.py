@@ -29,7 +29,6 @@ import yaml
 from loadtest import targets
 from loadtest.tune.candidates import DEPLOY_BIND
 
-IMAGE = "wsgi-lab:latest"  # docker-compose.yml's image: the lab's app and every server it measures
 NAME = "wsgi-app"
 HEADROOM = 0.25  # Kubernetes memory request = measured peak x (1 + HEADROOM)
 STOP_MARGIN_S = 5
@@ -81,7 +80,7 @@ def memory(result: dict) -> tuple[int, int]:
     return min(request, limit), limit
 
 
-def compose(result: dict, image: str = IMAGE) -> dict:
+def compose(result: dict, image: str = targets.COMPOSE_IMAGE) -> dict:
     rec, cpus = result["recommended"], result["budget"]["cpus"]
     command = shlex.split(rec["command"])
     _, limit = memory(result)
@@ -125,7 +124,7 @@ def annotations(result: dict) -> dict[str, str]:
     }
 
 
-def kubernetes(result: dict, image: str = IMAGE) -> list[dict]:
+def kubernetes(result: dict, image: str = targets.COMPOSE_IMAGE) -> list[dict]:
     rec, cpus = result["recommended"], result["budget"]["cpus"]
     command = shlex.split(rec["command"])
     request, limit = memory(result)
@@ -173,7 +172,7 @@ class Dumper(yaml.SafeDumper):
         return True
 
 
-def write(out: Path, result: dict, image: str = IMAGE) -> list[Path]:
+def write(out: Path, result: dict, image: str = targets.COMPOSE_IMAGE) -> list[Path]:
     """``deploy/compose.yml`` and ``deploy/kubernetes.yaml`` beside the record (none without a
     recommendation)."""
     if result.get("recommended") is None:

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from loadtest import records
+from loadtest import records, targets
 from loadtest.measure import verdicts
 from loadtest.run import environment
 from loadtest.run.local import LocalRunner
@@ -237,7 +237,7 @@ def write(
         earlier = records.load_recommendation(args.against).as_dict()
         result["rerun_check"] = against(earlier, result)
         v.headline.append(f"Rerun: {result['rerun_check']}.")
-    files = deploy.write(out, result, image=args.image or deploy.IMAGE)
+    files = deploy.write(out, result, image=args.image or targets.COMPOSE_IMAGE)
     result["deploy"] = [str(p.relative_to(out)) for p in files]
     records.write_recommendation(out, result)
     rendering.write(out, result)
