@@ -119,3 +119,18 @@ def test_the_compose_file_passes_docker_compose_config(tmp_path):
     assert service["command"] == shlex.split(doc["recommended"]["command"])
     assert service["cpus"] == 2.0 and service["mem_limit"] == str(768 * 2**20)
     assert service["healthcheck"]["test"][:3] == ["CMD", "python", "-c"]
+
+
+def test_the_users_image_and_a_fractional_quota_reach_both_files(tmp_path):
+    """--image names the image the files run (default: the project's); --cpus 1.5 stays 1.5, not 2."""
+    doc = result("gunicorn-gthread", 2, 16)
+    assert deploy.compose(doc)["services"][deploy.NAME]["image"] == targets.COMPOSE_IMAGE
+    doc["budget"]["cpus"] = 1.5
+    deploy.write(tmp_path, doc, image="registry.example/team/shop:1.4")
+    service = yaml.safe_load((tmp_path / "deploy" / "compose.yml").read_text())["services"][deploy.NAME]
+    assert service["image"] == "registry.example/team/shop:1.4" and service["cpus"] == 1.5
+    deployment = next(yaml.safe_load_all((tmp_path / "deploy" / "kubernetes.yaml").read_text()))
+    kubernetes_validate.validate(deployment, K8S_VERSION, strict=True)
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "registry.example/team/shop:1.4"
+    assert container["resources"]["limits"]["cpu"] == "1.5"
