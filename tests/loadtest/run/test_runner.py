@@ -139,9 +139,12 @@ def test_a_target_serves_on_the_host_its_launch_names_and_nowhere_else(tmp_path)
         assert server.url == f"http://127.0.0.2:{server.port}"
         assert server.start() and server.wait_ready(30), server.problem
         assert "127.0.0.2" in server.command_text()
-        with http.client.HTTPConnection("127.0.0.2", server.port, timeout=10) as conn:
+        conn = http.client.HTTPConnection("127.0.0.2", server.port, timeout=10)
+        try:
             conn.request("GET", "/health")
             assert conn.getresponse().status == 200
+        finally:
+            conn.close()
         with pytest.raises(ConnectionRefusedError):
             get(server.port, "/health", timeout=5)
 
