@@ -250,7 +250,10 @@ def measure(session: Session, shape: Shape, rates: list[float]) -> Round:
     if served.run is None or served.watch is None:
         return Round(rates, [], None, None, served.seconds, served.error, box=box_record(served, []))
     result = figures(session, rates, served.run, served.watch, served.seconds)
-    result.box = box_record(served, [step_window(r) for r in ladder.by_step(served.run.records).values()])
+    by_step = ladder.by_step(served.run.records)
+    # one window per judged step, as ``judge_ladder`` numbers them: a step nothing was sent in has none
+    windows = [step_window(by_step.get(i + ladder.WARMUP_STEPS, [])) for i in range(len(rates))]
+    result.box = box_record(served, windows)
     result.error = result.error or served.error
     return result
 
@@ -259,8 +262,8 @@ def box_record(served: Served, windows: list[tuple[float, float] | None]) -> dic
     """What confined the server and what that did: runtime, quota, limit, OOM kills, CPU throttling.
 
     Throttling (the quota's periods, throttled periods, seconds throttled) over the
-    whole ladder and per arrival-rate step, as the runner's counters grew; absent
-    where the runtime imposes no quota.
+    whole ladder and per judged arrival-rate step (aligned with the round's steps),
+    as the runner's counters grew; absent where the runtime imposes no quota.
     """
     if served.envelope is None:
         return {}
