@@ -19,8 +19,8 @@ Bounded: one server at a time, at most ``--in-flight`` requests of ``--sleep`` s
 every process stopped by pid. A target that fails to start is reported (FAILED, with
 the tail of its stderr) and the others still run; the exit status is then 1. The load
 average is printed with each line, since a busy machine stretches every time here.
-What it does not know: why a server behaves so -- docs/measurements/2026-12-01-granian-uwsgi.md says that, with
-these lines as their evidence.
+What it does not know: why a server behaves so -- docs/measurements/2026-12-01-granian-uwsgi.md
+says that, with these lines as their evidence.
 """
 
 from __future__ import annotations

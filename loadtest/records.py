@@ -328,7 +328,7 @@ class Configuration(Record):
     rate_at_slo: float
     p95_ms: float | None
     memory_mb: float | None
-    cpus: int
+    cpus: float  # whole cores, or a fractional CPU quota (--runtime docker --cpus 1.5)
     key: str = ""
     target: str = ""
     rate_at_slo_interval: list[float] | None = None

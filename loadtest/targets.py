@@ -30,6 +30,7 @@ OUR_APP = "app:app"
 # identity headers (see loadtest/inserver/byo.py); the real app comes from LAB_BYO_APP.
 BYO_WRAPPER = "loadtest.inserver.byo:app"
 COMPOSE_PORT = 8000  # every server service listens on this port inside its container
+COMPOSE_IMAGE = "wsgi-lab:latest"  # docker-compose.yml's one image: the app and every server it measures
 
 # options -> requests in flight for ``users`` users (None: unknown)
 Capacity = Callable[[dict[str, int], int], int | None]

@@ -36,7 +36,6 @@ no request itself.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 import os
 import secrets
@@ -47,30 +46,21 @@ from urllib.parse import urlsplit
 from flask import Response, jsonify, redirect, request, session, url_for
 from flask_login import UserMixin, current_user, login_user
 
+from loadtest.exposure import BIND_ENV, DEFAULT_BIND, is_loopback, specific_address
+
 log = logging.getLogger("wsgi-lab")
 
-BIND_ENV = "LAB_BIND_ADDR"
 PASSWORD_ENV = "LAB_UI_PASSWORD"
 LOGIN_ENV = "LAB_UI_LOGIN"
 ANY_HOST_ENV = "LAB_ALLOW_ANY_HOST"
 PUBLIC_HOST_ENV = "LAB_PUBLIC_HOST"
 PUBLISHED_ENV = "LAB_PUBLISHED_PORTS"
-DEFAULT_BIND = "127.0.0.1"  # docker-compose.yml's default for LAB_BIND_ADDR
 LOGIN_PATH = "/wsgi-lab/login"
 PASSWORD_FIELD = "password"
 OPERATOR = "operator"  # the one user id a session can carry
 
 
 # --------------------------------------------------------------------------- settings
-
-
-def is_loopback(hostname: str) -> bool:
-    if hostname.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(hostname.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def flag(name: str, value: str) -> bool | None:
@@ -185,15 +175,6 @@ def from_env(hosts: Mapping[str, str], env: Mapping[str, str] | None = None) -> 
         hosts=dict(hosts),
         published=published_urls(hosts, parse_ports(env.get(PUBLISHED_ENV, "")), public_host),
     )
-
-
-def specific_address(bind_addr: str) -> str:
-    """``bind_addr`` if it names one interface other machines can use (not 0.0.0.0, not loopback)."""
-    try:
-        address = ipaddress.ip_address(bind_addr.strip("[]"))
-    except ValueError:
-        return ""
-    return "" if address.is_unspecified or address.is_loopback else str(address)
 
 
 # --------------------------------------------------------------------------- wiring into locust

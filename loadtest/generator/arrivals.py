@@ -23,6 +23,12 @@ missed a latency objective (``--tune-slo "95=200"``) by more than ``GIVE_UP``
 times: higher rates only queue more.  The paths and their weights come from ``--tune-paths
 "/a:3,/b:1"``.
 
+In locust's distributed mode (``--processes N``, or a master and workers from
+elsewhere) every worker runs one ``ArrivalUser`` sending 1/N of each step's rate
+from its own seed; a worker's user stops when its ladder ends, and the master
+ends the run at ``--run-time`` (a worker quitting early would make the master
+hand its user to another worker, which would walk the ladder again).
+
 Policy choices: arrivals are Poisson (random gaps, as independent clients
 make), seeded by ``--tune-seed``; the runner, not this file, judges each step.
 What this module does not know: which server it loads or what a candidate is.
@@ -40,6 +46,7 @@ import gevent
 from gevent.pool import Pool
 from locust import FastHttpUser, User, constant, events, task
 from locust.exception import StopUser
+from locust.runners import WorkerRunner
 
 from loadtest.catalog import STEP_MARKER as MARKER
 from loadtest.generator import locustfile as _recorder_hooks  # noqa: F401 (registers the identity recorder)
@@ -50,6 +57,7 @@ MAX_OUTSTANDING = 800
 GIVE_UP = 1.5  # a step whose percentile is this many times its objective missed badly
 GIVE_UP_STEPS = 2  # this many badly missed steps in a row end the ladder
 DRAIN_S = 10.0  # after the last step, wait this long at most for the answers still in flight
+SEED_STRIDE = 1_000_003  # worker i draws its arrivals from seed + i x this: no two workers alike
 
 
 def parse_ladder(text: str) -> list[tuple[float, float]]:
@@ -175,7 +183,10 @@ class ArrivalUser(FastHttpUser):
             else Paths(self, options.tune_paths)
         )
         self.slo = {float(q): float(ms) for q, ms in parse_weighted(options.tune_slo.replace("=", ":"))}
-        self.rng = random.Random(options.tune_seed)
+        runner = self.environment.runner
+        index = runner.worker_index if isinstance(runner, WorkerRunner) else 0
+        self.share = 1.0 / max(int(getattr(options, "num_users", 1) or 1), 1)  # of each step's rate
+        self.rng = random.Random(options.tune_seed + SEED_STRIDE * index)
         self.pool = Pool(MAX_OUTSTANDING)
         self.step_ms: dict[int, list[float]] = {}
 
@@ -218,7 +229,7 @@ class ArrivalUser(FastHttpUser):
     def ladder_once(self) -> None:
         missed = 0
         for step, (rate, seconds) in enumerate(self.ladder):
-            self.walk(step, rate, seconds)
+            self.walk(step, rate * self.share, seconds)
             # the first step is the runner's warm-up (a just-started server): never a reason to stop
             missed = missed + 1 if step > 0 and missed_badly(self.step_ms.get(step, []), self.slo) else 0
             if missed >= GIVE_UP_STEPS:
@@ -226,7 +237,7 @@ class ArrivalUser(FastHttpUser):
         self.pool.join(timeout=DRAIN_S)
         self.pool.kill(block=False)
         runner = self.environment.runner
-        if runner is not None:
+        if runner is not None and not isinstance(runner, WorkerRunner):
             gevent.spawn_later(0.1, runner.quit)
         raise StopUser()
 

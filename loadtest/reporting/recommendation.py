@@ -109,8 +109,14 @@ def latency_chart(result: dict) -> bytes:
     ax.set_xlabel("offered arrival rate (req/s)")
     ax.set_ylabel("p95 latency (ms, log)")
     ax.set_title("Latency against arrival rate: top candidates and the baseline")
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     return png(fig)
+
+
+def rate(c: dict) -> str:
+    """'1,979', or '≥ 1,979' for a lower bound (every step passed, or the generator's limit)."""
+    return ("≥ " if c.get("rate_at_slo_lower_bound") else "") + f"{c['rate_at_slo']:,.0f}"
 
 
 def config_rows(result: dict) -> list[list[str]]:
@@ -119,7 +125,7 @@ def config_rows(result: dict) -> list[list[str]]:
         if c is None:
             continue
         ci = c.get("rate_at_slo_interval")
-        rate = fmt(c["rate_at_slo"]) + (f" [{ci[0]:.0f}-{ci[1]:.0f}]" if ci else "")
+        figure = (rate(c) if c["rounds"] else "not measured") + (f" [{ci[0]:.0f}-{ci[1]:.0f}]" if ci else "")
         rows.append(
             [
                 label,
@@ -127,7 +133,7 @@ def config_rows(result: dict) -> list[list[str]]:
                 c["worker_class"],
                 str(c["workers"]),
                 fmt(c["threads"]),
-                rate,
+                figure,
                 fmt(c["p95_ms"]),
                 fmt(c["memory_mb"]) + ("" if c["fits_memory"] else " (over budget)"),
                 c["command"],
@@ -142,7 +148,7 @@ def measured_rate(c: dict) -> str:
         return "-"
     if not c["rate_at_slo"] and c.get("lowest_rate_tried"):
         return f"< {c['lowest_rate_tried']:.0f}"
-    return fmt(c["rate_at_slo"])
+    return rate(c) + ("" if c.get("recommendable", True) else " (contrast)")
 
 
 def candidate_rows(result: dict, statuses: tuple[str, ...]) -> list[list[str]]:
@@ -167,8 +173,13 @@ METHOD = (
     "rate, never waiting for earlier answers) in steps of rising rate. A step meets the objectives "
     "when every percentile is within its limit and the error rate within the budget; the rate at the "
     "objectives is the highest step of the unbroken passing run from the bottom. Memory is the peak "
-    "PSS of the server's process tree. Intervals are min..max over rounds."
+    "PSS of the server's process tree. Intervals are min..max over rounds. A rate marked ≥ is a lower "
+    "bound: every step tried passed, or the load generator (not the server) was at its limit -- a locust "
+    "process saturated its core, or it could not send the target rate (--generator-workers N raises it). "
+    "Our own server models (lab-*) are measured as the contrast and recommended only when --servers "
+    "names them."
 )
+PATH_HEAD = ["Path", "Share", "Seen", "Mean in app (ms)", "CPU (ms)", "p50", "p95", "p99", "Errors"]
 CONFIG_HEAD = ["Role", "Server", "Class", "Workers", "Threads", "Rate at SLO (req/s)", "p95 (ms)",
                "Memory (MB)", "Command"]  # fmt: skip
 CANDIDATE_HEAD = ["Candidate", "Status", "Predicted req/s", "Bound", "Predicted MB", "Measured req/s",
@@ -211,10 +222,69 @@ def runtime_text(result: dict) -> str:
 def calibration(result: dict) -> str:
     cal = result["calibration"]
     return (
-        f"One request: {cal['cpu_ms']:.2f} ms of server CPU, {cal['app_ms']:.1f} ms inside the app "
-        f"(waiting on I/O {cal['io_share']:.0%} of it; {cal.get('runqueue_ms', 0):.1f} ms waiting for a core "
-        f"on this machine, not counted as I/O). Memory (PSS): server base {cal['base_mb']:.0f} MB, "
-        f"a worker process {cal['worker_mb']:.0f} MB, a thread {cal['thread_mb']:.2f} MB."
+        "One request of the workload, on the mean weighted by the paths' shares: "
+        f"{cal['app_ms_mean']:.2f} ms inside the app, {cal['cpu_ms_mean']:.2f} ms of it on a CPU "
+        f"(waiting on I/O {cal['io_share']:.0%}; "
+        f"{cal.get('runqueue_ms', 0):.1f} ms waiting for a core on this machine, not counted as I/O); the "
+        f"server's whole process tree used {cal['server_cpu_ms']:.2f} ms of CPU per request. The model uses "
+        "the means (Little's law: requests in flight = rate x mean time in the app). " + memory_text(cal)
+    )
+
+
+def memory_text(cal: dict) -> str:
+    if cal.get("app_errors"):
+        return "Memory was not measured: the app's own errors ended the run after the first calibration step."
+    return (
+        f"Memory (PSS): server base {cal['base_mb']:.0f} MB, a worker process {cal['worker_mb']:.0f} MB, "
+        f"a thread {cal['thread_mb']:.2f} MB."
+    )
+
+
+def path_rows(result: dict) -> list[list[str]]:
+    rows = []
+    for p in result["calibration"].get("paths", []):
+        pct = p["app_percentiles_ms"]
+        errors = ", ".join(f"{n} x {status}" for status, n in sorted(p["errors"].items())) or "-"
+        rows.append(
+            [p["path"], f"{p['weight']:.0%}", str(p["requests"]), f"{p['app_ms_mean']:.2f}",
+             f"{p['cpu_ms_mean']:.2f}", *(fmt(pct.get(q), ".1f") for q in ("p50", "p95", "p99")), errors]
+        )  # fmt: skip
+    return rows
+
+
+def generator_text(result: dict) -> str:
+    g = result.get("generator") or {}
+    how = (
+        f"a locust master and {g['workers']} worker process(es) here"
+        if g.get("workers")
+        else f"a locust master and {g['expect_workers']} worker(s) from elsewhere"
+        if g.get("expect_workers")
+        else "one locust process"
+    )
+    busiest = (
+        f"; its busiest process used at most {g['busiest_share']:.0%} of a core "
+        f"(at {g['busiest_at_rate']:,.0f} req/s offered)"
+        if g.get("busiest_share") is not None
+        else ""
+    )
+    limit = result.get("generator_limit_rps")
+    bound = (
+        f"; {g.get('bound_steps', 0)} step(s) were generator-bound, the generator delivering about "
+        f"{limit:,.0f} req/s there (--generator-workers N raises the limit)"
+        if limit
+        else "; no step was generator-bound"
+    )
+    return f"The load came from {how}{busiest}{bound}."
+
+
+def deploy_text(result: dict) -> str:
+    files = result.get("deploy") or []
+    if not files:
+        return "No files to deploy: nothing was recommended."
+    return (
+        f"{' and '.join(files)} beside this page run the recommended command with the budget as the "
+        "container's CPU and memory limits (Kubernetes: the memory request is the measured peak plus "
+        "headroom), a health check, and a shutdown grace period matching the server's graceful timeout."
     )
 
 
@@ -230,6 +300,7 @@ def outline(result: dict) -> tuple[Page, dict[str, bytes]]:
         Para(question(result)),
         Heading("Calibration"),
         Para(calibration(result)),
+        Table(PATH_HEAD, path_rows(result)),
         Heading("Measured"),
         Image("rate at the objectives against memory", "rate-vs-memory.png", charts["rate-vs-memory.png"]),
         Image("p95 against arrival rate", "latency-vs-rate.png", charts["latency-vs-rate.png"]),
@@ -237,8 +308,11 @@ def outline(result: dict) -> tuple[Page, dict[str, bytes]]:
         Heading("Pruned without measuring"),
         Para(f"{len(pruned)} shapes: over the memory budget, or no better than their family's knee."),
         Table(CANDIDATE_HEAD, pruned),
+        Heading("Deploy"),
+        Para(deploy_text(result)),
         Heading("How it was measured"),
         Para(METHOD),
+        Para(generator_text(result)),
     ]
     return Page("Which configuration should I run?", "", blocks, "wsgi-lab tune: recommendation"), charts
 

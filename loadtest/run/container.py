@@ -5,7 +5,8 @@ Policy choices:
 - One container per life of a target, from the project's image (``image.py``) or one
   built on it; the command is the target's own, with the image's ``python`` and
   console scripts (``image_argv``), listening on 8000 and published on
-  127.0.0.1:``port`` only. The load generator stays on the host, outside the cgroup.
+  ``launch.host``:``port`` only (loopback unless the caller names one interface). The
+  load generator stays on the host, outside the cgroup.
 - ``Box.cpus`` becomes the CFS quota (``nano_cpus``: 1.5 -> 150000 us per 100000 us),
   ``Box.memory_bytes`` the memory limit, with no swap above it: a shape that does not
   fit is killed by the kernel, as in a deployment. ``launch.cores`` become the
@@ -120,7 +121,7 @@ class ContainerRunner(TargetRunner):
                 nano_cpus=round(self.box.cpus * 1e9),
                 mem_limit=self.box.memory_bytes,
                 memswap_limit=self.box.memory_bytes,
-                ports={f"{PORT}/tcp": ("127.0.0.1", self.port)},
+                ports={f"{PORT}/tcp": (self.launch.host, self.port)},
                 volumes=mounts,
                 user=user,
                 cpuset_cpus=",".join(map(str, self.launch.cores)) if self.launch.cores else None,

@@ -25,9 +25,9 @@ import docker.errors
 from docker.utils.build import exclude_paths
 
 from loadtest.run.engine import EngineError, first_line
+from loadtest.targets import COMPOSE_IMAGE
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGE = "wsgi-lab:latest"
 FINGERPRINT_LABEL = "wsgi-lab.inputs"
 BASE_IMAGE_ENV, DEFAULT_BASE_IMAGE = "LAB_BASE_IMAGE", "python:3.12-slim"  # as docker-compose.yml
 
@@ -52,7 +52,7 @@ def base_image() -> str:
 
 
 def project_image(client: docker.DockerClient, say: Callable[[str], None], root: Path = ROOT) -> str:
-    """``IMAGE``, built from ``root`` unless the engine holds one with the current inputs' fingerprint."""
+    """``COMPOSE_IMAGE``, built from ``root`` unless the engine holds one with the current inputs' hash."""
     base = base_image()
     try:
         base_id = client.images.get(base).id
@@ -60,18 +60,19 @@ def project_image(client: docker.DockerClient, say: Callable[[str], None], root:
         raise EngineError(f"the base image {base} is not on the engine (nothing is pulled)") from None
     wanted = fingerprint(root, base_id)
     try:
-        current = client.images.get(IMAGE)
+        current = client.images.get(COMPOSE_IMAGE)
     except docker.errors.ImageNotFound:
         current = None
     if current is not None and current.labels.get(FINGERPRINT_LABEL) == wanted:
-        return IMAGE
+        return COMPOSE_IMAGE
     say(
-        f"building {IMAGE} from {root / 'Dockerfile'} (its inputs changed or it is missing; minutes at first)"
+        f"building {COMPOSE_IMAGE} from {root / 'Dockerfile'} "
+        "(its inputs changed or it is missing; minutes at first)"
     )
     try:
         client.images.build(
             path=str(root),
-            tag=IMAGE,
+            tag=COMPOSE_IMAGE,
             buildargs={"BASE_IMAGE": base},
             labels={FINGERPRINT_LABEL: wanted},
             rm=True,
@@ -79,12 +80,12 @@ def project_image(client: docker.DockerClient, say: Callable[[str], None], root:
         )
     except docker.errors.BuildError as exc:
         lines = [str(chunk.get("stream", "")).strip() for chunk in exc.build_log if chunk.get("stream")]
-        raise EngineError(f"building {IMAGE} failed: {lines[-1] if lines else exc.msg}") from None
+        raise EngineError(f"building {COMPOSE_IMAGE} failed: {lines[-1] if lines else exc.msg}") from None
     except docker.errors.DockerException as exc:
-        raise EngineError(f"building {IMAGE} failed: {first_line(exc)}") from None
+        raise EngineError(f"building {COMPOSE_IMAGE} failed: {first_line(exc)}") from None
     with contextlib.suppress(docker.errors.APIError):  # earlier builds of ours, now untagged
         client.images.prune(filters={"dangling": True, "label": FINGERPRINT_LABEL})
-    return IMAGE
+    return COMPOSE_IMAGE
 
 
 def user_image(client: docker.DockerClient, name: str) -> str:
@@ -93,7 +94,7 @@ def user_image(client: docker.DockerClient, name: str) -> str:
         client.images.get(name)
     except docker.errors.ImageNotFound:
         raise EngineError(
-            f"no image {name!r} on the engine: build it (FROM {IMAGE}) first; nothing is pulled"
+            f"no image {name!r} on the engine: build it (FROM {COMPOSE_IMAGE}) first; nothing is pulled"
         ) from None
     except docker.errors.DockerException as exc:
         raise EngineError(f"image {name!r}: {first_line(exc)}") from None

@@ -2,6 +2,8 @@
 
 - The root process runs in its own session (``start_new_session``), so it and every
   process it forks are found by the session id, its pid, and none outlives ``stop``.
+- The server listens on ``launch.host`` (``Launch.command``'s default): loopback
+  unless the caller names an interface other machines reach it on.
 - CPU affinity (``launch.cores``) is set in the child before it executes the server,
   so every process it forks or spawns inherits it.
 - Environment: this process's, with PYTHONPATH naming the working directory (a

@@ -40,7 +40,7 @@ class Launch:
     """What to run: one server serving one app, whichever backend runs it.
 
     ``target`` builds the command line for a port (``Target.command``); a backend
-    chooses the interpreter, host and port it runs it with.
+    chooses the interpreter and port it runs it with, and serves it on ``host``.
     """
 
     name: str  # the model's name: LAB_SERVER_MODEL, so every response says which server answered
@@ -50,7 +50,9 @@ class Launch:
     # Any app but the demo one is served through the wrapper that adds the identity headers
     # (LAB_BYO_APP names the real app); False serves ``app`` as given (bench's slowed demo app).
     wrap_byo: bool = True
-    port: int | None = None  # on 127.0.0.1; None: a free port, chosen when the runner is made
+    port: int | None = None  # on ``host``; None: a free port, chosen when the runner is made
+    # Where the target is reached: loopback, or one interface other machines use (tune --expect-workers)
+    host: str = "127.0.0.1"
     cores: tuple[int, ...] | None = None  # CPUs the target may run on (None: the scheduler decides)
     env: Mapping[str, str] = field(default_factory=dict)  # more environment, over the runner's own
     cwd: Path | None = None  # None: this process's working directory (a bring-your-own module there imports)
@@ -66,8 +68,9 @@ class Launch:
         """What the server loads: the app itself, or the wrapper that serves it with identity headers."""
         return targets.BYO_WRAPPER if self.byo else self.app
 
-    def command(self, port: int, host: str = "127.0.0.1") -> list[str]:
-        argv = self.target.command(self.served_app, port, host=host)
+    def command(self, port: int, host: str | None = None) -> list[str]:
+        """The command line serving on ``host`` (default ``self.host``; a container binds all of its own)."""
+        argv = self.target.command(self.served_app, port, host=host or self.host)
         if self.python is not None:
             argv[0] = str(self.python)
         return argv
@@ -131,8 +134,8 @@ class TargetRunner(ABC):
     def _start(self) -> None:
         """Launch the target (returns at once, before it is ready); raise OSError if it cannot be launched.
 
-        It must: serve on 127.0.0.1:``self.port`` (a container publishes its port
-        there); set ``launch.environment()``; apply ``launch.cores`` (and the
+        It must: serve on ``launch.host``:``self.port`` (a container publishes its
+        port there); set ``launch.environment()``; apply ``launch.cores`` (and the
         backend's own limits) before the server's first instruction; send its
         stdout and stderr to ``stdout_log`` / ``stderr_log``, as they come or at the
         latest once it has exited (``stderr_tail`` reads them; a backend may
@@ -207,7 +210,8 @@ class TargetRunner(ABC):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        host = self.launch.host
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
 
     @property
     def stem(self) -> str:

@@ -18,7 +18,15 @@ Defaults, stated once:
   allowed -- and ``--memory`` as its memory limit; ``loadtest/run/container.py``).
 - ``--servers``: every registry target meant for deployment (``DEFAULT_SERVERS``);
   Flask's development server and our one-at-a-time and fork-per-connection
-  modes are demonstrations and join only when named.
+  modes are demonstrations and join only when named.  Our own server models
+  (``lab-*``) are measured as the teaching contrast but recommended only when
+  ``--servers`` names them: a team deploys what it installs from the package index.
+- the generator: one locust process; ``--generator-workers N`` runs locust's
+  own distributed mode here (a master and N workers on the cores not given to
+  the server); ``--expect-workers N`` waits for N workers started elsewhere,
+  the master and the servers bound on ``--master-bind`` (default
+  ``LAB_MASTER_BIND_ADDR``, else ``LAB_BIND_ADDR``, else loopback: the compose
+  stack's exposure rule; any other address must name one interface).
 
 What this module does not know: how anything is measured.
 """
@@ -38,8 +46,10 @@ from pathlib import Path
 import psutil
 
 from loadtest import records, targets
+from loadtest.exposure import BIND_ENV, DEFAULT_BIND, MASTER_BIND_ENV, is_loopback, specific_address
 from loadtest.inserver.usage import CGROUP_ROOT, cgroup_cpu_limit, cgroup_dirs, cgroup_paths
 from loadtest.run.plan import UsageError
+from loadtest.tune.candidates import BASELINE_TARGET
 from loadtest.tune.ladder import STEP_S
 from server.oneline import OneLineParser
 
@@ -51,7 +61,6 @@ DEFAULT_ERROR_RATE = 0.001  # 0.1 %
 DEMO_PATH = "/sleep?s=0.05"
 DEMONSTRATIONS = ("lab-single", "lab-forking", "flask-dev", "flask-dev-nothreads", "flask-dev-processes")
 DEFAULT_SERVERS = tuple(name for name in targets.TARGETS if name not in DEMONSTRATIONS)
-BASELINE_TARGET = "gunicorn-sync"
 SIZE_UNITS = {
     "": 1,
     "b": 1,
@@ -71,6 +80,22 @@ MIN_QUOTA_CPUS = 0.01  # the engine's smallest CPU quota
 # The budget from the environment when no flag gives it: a container runs the
 # search with no limit of its own (the generator must not share the budget).
 CPUS_ENV, MEMORY_ENV = "TUNE_CPUS", "TUNE_MEMORY"
+OUR_SERVERS_KIND = "lab"  # the registry kind of our own server models: recommended only when named
+MAX_GENERATOR_WORKERS = 64
+
+
+@dataclass(frozen=True)
+class Generator:
+    """How the load is generated: one locust process, N local workers, or N workers from elsewhere."""
+
+    workers: int = 0  # locust worker processes started here (0: one plain locust process)
+    expect: int = 0  # locust workers started elsewhere that the master waits for
+    bind: str = DEFAULT_BIND  # the master's and the servers' address when workers come from elsewhere
+
+    @property
+    def distributed(self) -> int:
+        """The number of locust workers (0: not distributed)."""
+        return self.workers or self.expect
 
 
 @dataclass(frozen=True)
@@ -119,6 +144,8 @@ class TuneArgs:
     argv: list[str] = field(default_factory=list)
     runtime: str = "local"  # RUNTIMES: where each candidate runs
     image: str | None = None  # --runtime docker: the user's image (None: the project's, built when needed)
+    recommendable: tuple[str, ...] = ()  # servers the verdict may recommend (empty: every one measured)
+    generator: Generator = field(default_factory=Generator)
 
     def workload(self) -> str:
         if self.locustfile is not None:
@@ -332,7 +359,28 @@ def build_parser() -> argparse.ArgumentParser:
         "image, built from its Dockerfile when needed; nothing is pulled)",
     )
     p.add_argument(
-        "--servers", default=",".join(DEFAULT_SERVERS), help="registry targets to consider, comma-separated"
+        "--servers",
+        default=None,
+        help="registry targets to consider, comma-separated (default: the deployable ones; our own lab-* "
+        "models are measured as the contrast and recommended only when named here)",
+    )
+    p.add_argument(
+        "--generator-workers",
+        type=bounded(int, 1, MAX_GENERATOR_WORKERS, "--generator-workers", "a worker count like 2"),
+        default=0,
+        help="run locust distributed: a master and N worker processes on the cores not given to the server",
+    )
+    p.add_argument(
+        "--expect-workers",
+        type=bounded(int, 1, MAX_GENERATOR_WORKERS, "--expect-workers", "a worker count like 4"),
+        default=0,
+        help="wait for N locust workers started elsewhere (locust -f loadtest/generator/arrivals.py "
+        "--worker --master-host ADDR); the master and the servers bind --master-bind",
+    )
+    p.add_argument(
+        "--master-bind",
+        default=None,
+        help=f"address for --expect-workers (default {MASTER_BIND_ENV}, {BIND_ENV}, {DEFAULT_BIND})",
     )
     p.add_argument(
         "--minutes", type=minutes_arg, default=DEFAULT_MINUTES, help="time budget for the whole search"
@@ -413,6 +461,36 @@ def check_runtime(runtime: str, image: str | None, budget: Budget) -> None:
         raise UsageError(f"--runtime docker: {exc}") from None
 
 
+def recommendable(named: str | None, servers: list[str]) -> tuple[str, ...]:
+    """What the verdict may recommend: every server named, else all but our own models; and the baseline."""
+    chosen = (
+        servers if named is not None else [n for n in servers if targets.TARGETS[n].kind != OUR_SERVERS_KIND]
+    )
+    return tuple(dict.fromkeys([*chosen, BASELINE_TARGET]))
+
+
+def generator_from(workers: int, expect: int, bind: str | None, budget: Budget) -> Generator:
+    """The generator's settings, checked against the cores left beside the server's."""
+    if workers and expect:
+        raise UsageError("give --generator-workers (workers here) or --expect-workers (elsewhere), not both")
+    if bind is not None and not expect:
+        raise UsageError("--master-bind is for --expect-workers (workers on other machines)")
+    if workers:
+        free = len(set(os.sched_getaffinity(0)) - set(budget.cores()))
+        if workers > free:
+            raise UsageError(
+                f"--generator-workers {workers}: {free} core(s) left beside the server's {budget.cpus} "
+                f"(--cpus); give at most {free}" + (" or lower --cpus" if not free else "")
+            )
+    address = (bind or os.environ.get(MASTER_BIND_ENV, "") or os.environ.get(BIND_ENV, "")).strip()
+    address = address or DEFAULT_BIND
+    if expect and not (is_loopback(address) or specific_address(address)):
+        raise UsageError(
+            f"--master-bind {address}: name one interface (like 10.0.0.5) or loopback, not all of them"
+        )
+    return Generator(workers=workers, expect=expect, bind=address if expect else DEFAULT_BIND)
+
+
 def parse(argv: list[str]) -> TuneArgs:
     """The checked arguments; raises UsageError (argparse exits 2 itself for its own checks)."""
     ns = build_parser().parse_args(argv)
@@ -420,11 +498,12 @@ def parse(argv: list[str]) -> TuneArgs:
         raise UsageError(f"--against {ns.against}: no {records.RECOMMENDATION} there")
     if ns.locustfile and ns.path:
         raise UsageError("give the workload as --path or as --locustfile, not both")
-    servers = servers_arg(ns.servers)
+    servers = servers_arg(ns.servers if ns.servers is not None else ",".join(DEFAULT_SERVERS))
+    budget = budget_from(ns.cpus, ns.memory)
+    generator = generator_from(ns.generator_workers, ns.expect_workers, ns.master_bind, budget)
     if ns.image is None:  # an app in the user's own image may import only there
         check_app(ns.app)
     slo = Slo(dict(ns.slo or [(95.0, 250.0)]), ns.max_error_rate)
-    budget = budget_from(ns.cpus, ns.memory)
     check_runtime(ns.runtime, ns.image, budget)
     return TuneArgs(
         app=ns.app,
@@ -441,4 +520,6 @@ def parse(argv: list[str]) -> TuneArgs:
         argv=list(argv),
         runtime=ns.runtime,
         image=ns.image,
+        recommendable=recommendable(ns.servers, servers),
+        generator=generator,
     )

@@ -3,36 +3,41 @@
 Three short runs, all gunicorn (a dependency of the lab, whatever ``--servers`` says):
 
 1. sync, 1 worker, a ladder of low rates (``RATES``): CPU seconds of the server
-   tree per answered request, the time each request spent inside the app (the
-   identity headers' start/end: queueing in the socket does not count), the
-   app's own percentiles, and the PSS of one worker plus its arbiter;
+   tree per answered request; per path (each ``--path``, each request name of a
+   locustfile) the mean wall time and mean CPU time inside the app (the identity
+   headers: queueing in the socket does not count), its percentiles and its
+   error answers; the workload's figures are the means weighted by the paths'
+   shares; and the PSS of one worker plus its arbiter;
 2. sync, 3 workers, a few requests: two more workers' PSS -> one worker's, and
    the arbiter's (base) by difference;
 3. gthread, 1 worker x ``THREADS`` threads, loaded to keep the threads busy: one
    more thread's PSS.
 
-The app's wall time, CPU and run-queue wait (the time its threads waited for a
-core: a busy machine's, not the app's) give its I/O share (``Calibration.io_share``).
+The app's mean wall time, mean CPU and run-queue wait (the time its threads waited
+for a core: a busy machine's, not the app's) give its I/O share (``Calibration.io_share``).
 What this module does not know: what the figures predict (``model``).
 """
 
 from __future__ import annotations
 
-import statistics
-from collections.abc import Callable
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
 
 from loadtest import targets
-from loadtest.measure import stats
+from loadtest.measure import evidence, stats
 from loadtest.tune.candidates import Shape, family
 from loadtest.tune.ladder import requests_only
 from loadtest.tune.measure import Served, Session, app_times_ms, serve_ladder
-from loadtest.tune.model import MIN_THREAD_MB, Calibration
+from loadtest.tune.model import MIN_THREAD_MB, Calibration, PathCost, app_errors
 
 RATES = [2.0, 5.0, 10.0, 20.0, 40.0]
 STEP_S = 2.0
 THREADS = 16
 MAX_THREAD_RATE = 300.0
 MIN_WORKER_MB = 1.0
+PERCENTILES = (50.0, 95.0, 99.0)
+STEP_PREFIX = re.compile(r"^s\d+ ")
 
 
 class CalibrationError(Exception):
@@ -63,19 +68,77 @@ def checked(served: Served, what: str) -> Served:
     return served
 
 
+def path_of(record: dict) -> str:
+    """The path (or the locustfile's request name) without the step prefix the generator adds."""
+    return STEP_PREFIX.sub("", str(record.get("name") or ""), count=1)
+
+
+def error_status(record: dict) -> str | None:
+    """The HTTP status of an error answer from the app (4xx/5xx), else None."""
+    try:
+        status = int(record.get("status") or 0)
+    except (TypeError, ValueError):
+        return None
+    return str(status) if status >= 400 else None
+
+
+def path_cost(name: str, weight: float, records: Sequence[dict], server_cpu_ms: float) -> PathCost:
+    answered = [r for r in records if r.get("ok")]
+    wall = app_times_ms(answered) or [float(r["ms"]) for r in answered] or [0.0]
+    cpus = [c for c in (evidence.cpu_ms(r) for r in answered) if c is not None]
+    wall_mean = sum(wall) / len(wall)
+    cpu_mean = sum(cpus) / len(cpus) if cpus else server_cpu_ms
+    errors = Counter(s for s in (error_status(r) for r in records) if s is not None)
+    return PathCost(
+        name=name,
+        weight=weight,
+        requests=len(records),
+        app_ms_mean=wall_mean,
+        cpu_ms_mean=min(cpu_mean, wall_mean),
+        app_ms={q: stats.percentile(wall, q) or 0.0 for q in PERCENTILES},
+        errors=dict(errors),
+    )
+
+
+def path_costs(records: Sequence[dict], weights: dict[str, float], server_cpu_ms: float) -> list[PathCost]:
+    """Per path: the workload's own weights where it gave them (``--path``), else the shares seen."""
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        groups.setdefault(path_of(r), []).append(r)
+    given = {name: weights[name] for name in groups if name in weights}
+    total = sum(given.values()) if given else len(records)
+    out = []
+    for name, group in groups.items():
+        share = (given.get(name, 0.0) if given else len(group)) / total
+        out.append(path_cost(name, share, group, server_cpu_ms))
+    return sorted(out, key=lambda p: -p.weight)
+
+
+def weighted(paths: Sequence[PathCost], value: Callable[[PathCost], float]) -> float:
+    total = sum(p.weight for p in paths) or 1.0
+    return sum(p.weight * value(p) for p in paths) / total
+
+
 def calibrate(session: Session, say: Callable[[str], None]) -> Calibration:
     sync, gthread = family(targets.TARGETS["gunicorn-sync"]), family(targets.TARGETS["gunicorn-gthread"])
     say("calibrate 1/3: gunicorn sync, 1 worker, low rates: CPU and time per request, a worker's memory")
     one = checked(serve_ladder(session, Shape(sync, 1, 1), RATES, STEP_S), "1 worker")
     assert one.run is not None
-    answered = [r for r in requests_only(one.run.records) if r.get("ok")]
-    in_app = app_times_ms(answered) or [float(r["ms"]) for r in answered]
-    wall_s = statistics.median(in_app) / 1000.0
+    records = requests_only(one.run.records)
+    answered = [r for r in records if r.get("ok")]
     cpu = cpu_seconds(one)
-    cpu_s = max(cpu / len(answered), 1e-5) if cpu is not None else wall_s
-    app_ms = {q: stats.percentile(in_app, q) or 0.0 for q in (50.0, 95.0, 99.0)}
+    in_app = app_times_ms(answered) or [float(r["ms"]) for r in answered]
+    cpu_s = max(cpu / len(answered), 1e-5) if cpu is not None else sum(in_app) / len(in_app) / 1000.0
+    paths = path_costs(records, dict(session.paths), cpu_s * 1000.0)
+    wall_s = max(weighted(paths, lambda p: p.app_ms_mean) / 1000.0, 1e-6)
+    app_cpu_s = weighted(paths, lambda p: p.cpu_ms_mean) / 1000.0
+    app_ms = {q: stats.percentile(in_app, q) or 0.0 for q in PERCENTILES}
     queue_s = one.runqueue_s / len(answered) if one.runqueue_s is not None else 0.0
     mem1 = peak_mb(one) or 0.0
+    stop = app_errors(paths, session.slo.max_error_rate)
+    if stop:  # no shape fixes the app's own errors: nothing more to spend the budget on
+        return Calibration(cpu_s, wall_s, app_ms, mem1, 0.0, 0.0, queue_s=queue_s, app_cpu_s=app_cpu_s,
+                           paths=paths, app_errors=stop)  # fmt: skip
 
     say("calibrate 2/3: gunicorn sync, 3 workers: memory of a worker process")
     three = checked(serve_ladder(session, Shape(sync, 3, 1), [5.0], STEP_S), "3 workers")
@@ -85,4 +148,14 @@ def calibrate(session: Session, say: Callable[[str], None]) -> Calibration:
     rate = min(THREADS / max(wall_s, 1e-3) * 0.7, 0.8 / cpu_s, MAX_THREAD_RATE)
     threads = checked(serve_ladder(session, Shape(gthread, 1, THREADS), [rate], STEP_S * 1.5), "threads")
     thread = max(((peak_mb(threads) or mem1) - mem1) / (THREADS - 1), MIN_THREAD_MB)
-    return Calibration(cpu_s, wall_s, app_ms, max(mem1 - worker, 0.0), worker, thread, queue_s=queue_s)
+    return Calibration(
+        cpu_s=cpu_s,
+        wall_s=wall_s,
+        app_ms=app_ms,
+        base_mb=max(mem1 - worker, 0.0),
+        worker_mb=worker,
+        thread_mb=thread,
+        queue_s=queue_s,
+        app_cpu_s=app_cpu_s,
+        paths=paths,
+    )

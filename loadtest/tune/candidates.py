@@ -34,6 +34,12 @@ WORKER_STEPS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64)
 THREAD_STEPS = (1, 2, 4, 8, 16, 32, 64, 128)
 PROBE_USERS = 10_000  # a user count no fixed pool reaches: capacity that equals it grows per connection
 DEPLOY_BIND = "0.0.0.0:8000"
+BASELINE_TARGET = "gunicorn-sync"  # the folklore baseline: sync workers, (2 x cores) + 1
+# How a shape holds more requests at once: the kinds the search measures at least once each.
+KINDS = ("processes", "threads", "greenlets", "native threads")
+NATIVE_THREADED = ("granian",)  # servers whose own (Rust/C) threads own the sockets
+GREENLET_CLASSES = ("gevent", "eventlet")
+FORKING_CLASSES = ("forking",)  # a process per connection: processes, however many connections
 
 
 def flag_in(args: tuple[str, ...], flags: tuple[str, ...]) -> str | None:
@@ -112,6 +118,17 @@ class Family:
             return "threads"
         return "per-connection" if self.per_connection else "processes"
 
+    @property
+    def kind(self) -> str:
+        """Which of ``KINDS`` holds this family's requests in flight."""
+        if self.server in NATIVE_THREADED:
+            return "native threads"
+        if self.worker_class in GREENLET_CLASSES:
+            return "greenlets"
+        if self.worker_class in FORKING_CLASSES:
+            return "processes"
+        return "threads" if self.thread_flag or self.per_connection else "processes"
+
 
 def family(target: Target) -> Family:
     per_connection = target.capacity(PROBE_USERS) == PROBE_USERS
@@ -138,10 +155,6 @@ class Shape:
         if self.family.thread_flag and self.threads is not None:
             t = with_count(t, self.family.thread_flag, self.threads)
         return replace(t, name=self.family.name)
-
-    def command(self, app: str, port: int) -> list[str]:
-        """The command that runs this shape locally, serving ``app`` (possibly the BYO wrapper)."""
-        return self.target().command(app, port)
 
     def deploy_command(self, app: str) -> str:
         """The command line to deploy with: the user's own app, bound on all interfaces."""
@@ -180,7 +193,7 @@ def families(names: list[str]) -> list[Family]:
 
 def baseline(cpus: float) -> Shape:
     """gunicorn's folklore: sync workers, (2 x cores) + 1 (a 1.5-core quota: 4)."""
-    return Shape(family(targets.TARGETS["gunicorn-sync"]), round(2 * cpus) + 1, 1)
+    return Shape(family(targets.TARGETS[BASELINE_TARGET]), round(2 * cpus) + 1, 1)
 
 
 def neighbours(shape: Shape, max_workers: int) -> list[Shape]:

@@ -13,7 +13,11 @@ The figure of merit, ``rate_at_slo``, is the highest passing rate below the
 first two failing steps in a row.  A failing step overloads the server and its
 queue spills into the next; if that next, higher step still passes, the failure
 was noise (a busy machine's stall), not capacity, and the ladder goes on.  When
-the top step passes, the figure is a floor (``topped_out``).  The first step of
+the top step passes, the figure is a floor (``topped_out``).  A step is
+*generator-bound* when the load generator, not the server, set its result: a
+locust process saturated its core, or requests went missing while the answered
+ones met every objective (the server answered quickly what it was sent); a
+figure at such a step, or just below one, is a lower bound set by the generator.  The first step of
 every ladder is a warm-up (``WARMUP``): sent, recorded, never judged -- a server
 just started pays for lazy imports and new threads there.
 
@@ -71,6 +75,9 @@ class Step:
     rps: float  # successful answers per second
     passed: bool
     why: str  # "" when passed, else the first objective missed
+    missing: int = 0  # requests the step's rate should have sent that were never recorded
+    generator_bound: bool = False  # the generator, not the server, set this step's result
+    generator_busiest: float | None = None  # the busiest locust process's share of a core in the step
 
     @property
     def error_rate(self) -> float:
@@ -86,6 +93,8 @@ class Step:
             "rps": self.rps,
             "passed": self.passed,
             "why": self.why,
+            "generator_bound": self.generator_bound,
+            "generator_busiest": self.generator_busiest,
         }
 
 
@@ -144,7 +153,14 @@ def judge(
             if value is None or value > limit:
                 why = f"p{q:g} {value:.0f} ms > {limit:g} ms" if value is not None else f"no p{q:g}"
                 break
-    return Step(rate, seconds, total, failures, p_ms, ok / seconds, not why, why)
+    return Step(rate, seconds, total, failures, p_ms, ok / seconds, not why, why, missing)
+
+
+def short_of_rate(step: Step, limits: dict[float, float]) -> bool:
+    """Requests went missing while those answered met every objective: the generator did not send them."""
+    return step.missing > 0 and all(
+        step.p_ms.get(q) is not None and step.p_ms[q] <= ms for q, ms in limits.items()
+    )
 
 
 def judge_ladder(
@@ -176,3 +192,11 @@ def rate_at_slo(steps: Sequence[Step]) -> tuple[float, Step | None, bool]:
         elif i + 1 >= len(steps) or not steps[i + 1].passed:
             return (best.rate if best else 0.0), best, False
     return (best.rate if best else 0.0), best, best is not None
+
+
+def at_generator_limit(steps: Sequence[Step], best: Step | None) -> bool:
+    """Whether the figure's step, or the first failing step above it, was generator-bound."""
+    if best is None:
+        return False
+    i = steps.index(best)
+    return best.generator_bound or (i + 1 < len(steps) and steps[i + 1].generator_bound)

@@ -2,9 +2,10 @@
 
 Progress goes to stdout as it happens (what is measured now, the time budget
 left); when the run ends, the recommendation comes first in the closing block,
-then where the files are.  Bad arguments: one line, exit 2 (``budget.parse``);
-a budget below one worker's measured memory is reported the same way, after
-calibration measured it.
+then where the files are (``deploy/`` beside the record when one is recommended).
+An app that answers errors by itself ends the run after calibration, with that
+verdict.  Bad arguments: one line, exit 2 (``budget.parse``); a budget below one
+worker's measured memory is reported the same way, after calibration measured it.
 """
 
 from __future__ import annotations
@@ -16,21 +17,21 @@ import sys
 import time
 from pathlib import Path
 
-from loadtest import records
+from loadtest import records, targets
 from loadtest.measure import verdicts
 from loadtest.run import environment
 from loadtest.run.local import LocalRunner
 from loadtest.run.plan import UsageError
 from loadtest.run.runner import RunnerFactory
 from loadtest.tune import budget as budget_args
-from loadtest.tune import runtime
+from loadtest.tune import deploy, runtime
 from loadtest.tune import search as searching
 from loadtest.tune.budget import TuneArgs
 from loadtest.tune.calibrate import CalibrationError, calibrate
 from loadtest.tune.candidates import WORKER_STEPS, baseline, families
-from loadtest.tune.measure import Session, measure
-from loadtest.tune.model import Calibration
-from loadtest.tune.recommend import Verdict, against, verdict
+from loadtest.tune.measure import EXPECT_MASTER_PORT, Session, measure
+from loadtest.tune.model import Calibration, predict
+from loadtest.tune.recommend import Context, Verdict, against, verdict
 from loadtest.tune.report import document
 
 MODULE = "loadtest.tune"
@@ -71,6 +72,37 @@ def check_one_worker(cal: Calibration, args: TuneArgs) -> None:
         )
 
 
+def calibration_lines(cal: Calibration) -> list[str]:
+    """The calibration as printed: the workload's means, then each path's (CPU never above wall time)."""
+    memory = (
+        "memory not measured (stopped early)"
+        if cal.app_errors
+        else f"base {cal.base_mb:.0f} MB, worker {cal.worker_mb:.0f} MB, thread {cal.thread_mb:.2f} MB"
+    )
+    lines = [
+        f"calibrated: in the app CPU {cal.in_app_cpu_s * 1000:.2f} ms of {cal.wall_s * 1000:.2f} ms mean per "
+        f"request (waiting {cal.io_share:.0%}); server CPU {cal.cpu_s * 1000:.2f} ms per request; {memory}"
+    ]
+    for p in cal.paths:
+        ps = ", ".join(f"p{q:g} {ms:.1f}" for q, ms in p.app_ms.items())
+        errors = ", ".join(f"{n} x {status}" for status, n in sorted(p.errors.items()))
+        lines.append(
+            f"  {p.name} ({p.weight:.0%} of requests, {p.requests} seen): {p.app_ms_mean:.2f} ms mean in the "
+            f"app ({ps} ms), CPU {p.cpu_ms_mean:.2f} ms" + (f"; errors {errors}" if errors else "")
+        )
+    return lines
+
+
+def expect_workers_hint(args: TuneArgs) -> str:
+    g = args.generator
+    return (
+        f"waiting for {g.expect} locust worker(s) for each ladder (each ladder is a new master, so keep "
+        f"them restarting): on each machine run  while true; do python -m locust -f "
+        f"loadtest/generator/arrivals.py --worker --master-host {g.bind} --master-port {EXPECT_MASTER_PORT}; "
+        "sleep 1; done"
+    )
+
+
 def run(args: TuneArgs, runner: RunnerFactory = LocalRunner) -> int:
     t0 = time.monotonic()
     deadline = t0 + args.minutes * 60.0 - WRITE_ALLOWANCE_S
@@ -89,60 +121,99 @@ def run(args: TuneArgs, runner: RunnerFactory = LocalRunner) -> int:
         f"{b.memory_mb:.0f} MiB (from {b.memory_source}); {args.minutes:g} min; "
         f"load average {load_before or 0:.1f}"
     )
-    session = Session(args.app, args.paths, slo, b.cores(), out, args.seed, t0, args.step_s)
-    session.locustfile = args.locustfile
-    session.runner = runner
+    if args.generator.workers:
+        say(f"generator: a locust master and {args.generator.workers} worker(s) (locust's distributed mode)")
+    if args.generator.expect:
+        say(expect_workers_hint(args))
+    session = Session(
+        app=args.app,
+        paths=args.paths,
+        slo=slo,
+        cores=b.cores(),
+        out=out,
+        seed=args.seed,
+        t0=t0,
+        step_s=args.step_s,
+        locustfile=args.locustfile,
+        generator=args.generator,
+        runner=runner,
+    )
     try:
         cal = calibrate(session, say)
-        check_one_worker(cal, args)
+        if not cal.app_errors:
+            check_one_worker(cal, args)
     except CalibrationError as exc:
         print(f"python -m loadtest.tune: error: {exc}", file=sys.stderr, flush=True)
         return 1
     except UsageError as exc:
         print(f"python -m loadtest.tune: error: {exc}", file=sys.stderr, flush=True)
         return 2
-    say(
-        f"calibrated: CPU {cal.cpu_s * 1000:.2f} ms and {cal.wall_s * 1000:.1f} ms in the app per request "
-        f"(waiting {cal.io_share:.0%}); base {cal.base_mb:.0f} MB, worker {cal.worker_mb:.0f} MB, "
-        f"thread {cal.thread_mb:.2f} MB"
-    )
-    top = max_workers(cal, b.memory_mb)
-    cands = searching.predicted(families(args.servers), cal, b.cpus, slo.limits, b.memory_mb, top)
-    pending = [c for c in cands if c.status == "pending"]
-    say(
-        f"{len(cands)} shapes predicted, {len(cands) - len(pending)} pruned; "
-        f"measuring up to {len(pending) + 1}"
-    )
+    for line in calibration_lines(cal):
+        say(line)
+    base_shape = baseline(b.cpus)
+    if cal.app_errors:
+        say(f"stopping: {cal.app_errors}")
+        cands = [
+            searching.Candidate(base_shape, predict(base_shape, cal, b.cpus, slo.limits), is_baseline=True)
+        ]
+        cands[0].status, cands[0].why = "not reached", "not measured: the app's own errors end the run"
+        unmeasured: tuple[str, ...] = ()
+        needed = None
+    else:
+        top = max_workers(cal, b.memory_mb)
+        cands = searching.predicted(families(args.servers), cal, b.cpus, slo.limits, b.memory_mb, top)
+        pending = [c for c in cands if c.status == "pending"]
+        say(
+            f"{len(cands)} shapes predicted, {len(cands) - len(pending)} pruned; "
+            f"measuring up to {len(pending) + 1}"
+        )
 
-    def measured(shape, rates):
-        session.status = f"[tune, budget {args.minutes * 60:.0f} s]   {shape.key}:"
-        return measure(session, shape, rates)
+        def measured(shape, rates):
+            session.status = f"[tune, budget {args.minutes * 60:.0f} s]   {shape.key}:"
+            return measure(session, shape, rates)
 
-    s = searching.search(
-        cands,
-        baseline(b.cpus),
-        measured,
-        time.monotonic,
-        deadline,
-        b.memory_mb,
-        top,
-        cal,
-        b.cpus,
-        slo.limits,
-        say,
+        s = searching.search(
+            cands,
+            base_shape=base_shape,
+            measure=measured,
+            clock=time.monotonic,
+            deadline=deadline,
+            memory_mb=b.memory_mb,
+            max_workers=top,
+            cal=cal,
+            cpus=b.cpus,
+            limits=slo.limits,
+            say=say,
+            recommendable=args.recommendable,
+        )
+        cands = s.candidates
+        unmeasured = tuple(s.unmeasured_kinds())
+        extra = s.seconds_for_unmeasured()
+        needed = math.ceil((args.minutes * 60.0 + extra) / 60.0) if unmeasured else None
+    base = next(c for c in cands if c.is_baseline)
+    ctx = Context(
+        cal=cal,
+        budget=b,
+        slo=slo,
+        app=args.app,
+        minutes=args.minutes,
+        recommendable=args.recommendable,
+        unmeasured=unmeasured,
+        minutes_needed=needed,
     )
-    base = next(c for c in s.candidates if c.is_baseline)
-    v = verdict(s.candidates, base, cal, b, slo, args.app)
+    v = verdict(cands, base, ctx)
     caution = busy_machine(load_before, environment.load_average())
     if caution:
         v.headline.append(caution)
     wall = time.monotonic() - t0
     finished = dt.datetime.now(dt.UTC)
-    write(out, args, cal, s, v, wall, started, finished, load_before)
+    files = write(out, args, cal, cands, v, wall, (started, finished), load_before)
     print()
     for line in v.headline:
         print(line)
     print(f"wrote {environment.shown(out / 'recommendation.md')} and .html, .json ({wall:.0f} s)", flush=True)
+    for path in files:
+        print(f"wrote {environment.shown(path)}", flush=True)
     return 0
 
 
@@ -150,21 +221,24 @@ def write(
     out: Path,
     args: TuneArgs,
     cal: Calibration,
-    s: searching.Search,
+    cands: list[searching.Candidate],
     v: Verdict,
     wall: float,
-    started: dt.datetime,
-    finished: dt.datetime,
+    times: tuple[dt.datetime, dt.datetime],
     load_before: float | None,
-) -> None:
+) -> list[Path]:
+    """recommendation.json, .md, .html, env.json, rerun.sh; the deploy files (returned), if any."""
     from loadtest.reporting import recommendation as rendering
 
+    started, finished = times
     load_after = environment.load_average()
-    result = document(args, cal, s.candidates, v, wall, (load_before, load_after))
+    result = document(args, cal, cands, v, wall, (load_before, load_after))
     if args.against is not None:
         earlier = records.load_recommendation(args.against).as_dict()
         result["rerun_check"] = against(earlier, result)
         v.headline.append(f"Rerun: {result['rerun_check']}.")
+    files = deploy.write(out, result, image=args.image or targets.COMPOSE_IMAGE)
+    result["deploy"] = [str(p.relative_to(out)) for p in files]
     records.write_recommendation(out, result)
     rendering.write(out, result)
     plan = {"seed": args.seed, "time_budget_s": args.minutes * 60.0}
@@ -179,6 +253,7 @@ def write(
     rerun_argv = [*without_against(args.argv), "--against", str(out.resolve())]
     env["rerun"] = environment.write_rerun(out, rerun_argv, args.seed, module=MODULE)
     records.write_env(out, env, indent=1)
+    return files
 
 
 def without_against(argv: list[str]) -> list[str]:

@@ -9,6 +9,14 @@
   cores; with ``--cpus`` covering every core it runs unpinned and competes with the
   server (the report records the generator's CPU and the load average). Other
   processes on the machine are not kept off either set.
+- ``--generator-workers N`` runs locust's own distributed mode (``--processes N``:
+  a master and N workers, one ``ArrivalUser`` each sending 1/N of every step's
+  rate); ``--expect-workers N`` makes this locust a master that waits for N
+  workers started elsewhere, with the server bound where they can reach it
+  (``Launch.host``: the generator's bind address, loopback otherwise).
+- A step is generator-bound (``ladder.Step.generator_bound``) when a locust
+  process saturated its core during it (``verdicts.SATURATED``), or when
+  requests went missing while the answered ones met every objective.
 - Memory is the peak of the server's memory samples during the ladder (PSS of a
   local tree, the cgroup's charge of a container); CPU is the server's cores used
   during the step that set the figure.
@@ -30,11 +38,11 @@ import psutil
 
 from loadtest.measure.cpuwatch import Reading, Watch
 from loadtest.measure.verdicts import SATURATED
-from loadtest.run import locustrun
+from loadtest.run import locustrun, processes
 from loadtest.run.local import LocalRunner
 from loadtest.run.runner import Envelope, Launch, RunnerFactory, TargetRunner
 from loadtest.tune import ladder
-from loadtest.tune.budget import MiB, Slo
+from loadtest.tune.budget import Generator, MiB, Slo
 from loadtest.tune.candidates import Shape
 from loadtest.tune.search import Round
 
@@ -47,7 +55,9 @@ MIN_TIMEOUT_S = 5.0
 PROGRESS_S = 5.0
 SETTLED_CORES = 0.3  # a server tree using less CPU than this, idle, has finished booting its workers
 SETTLE_SAMPLE_S = 0.5
-SETTLE_TIMEOUT_S = 90.0  # a live progress line this often while a ladder runs
+SETTLE_TIMEOUT_S = 90.0
+EXPECT_MASTER_PORT = 5557  # locust's default: what workers elsewhere connect to (docker/workers.yml too)
+EXPECT_WAIT_S = 300.0  # how long a master waits for workers from elsewhere before the run is killed
 
 
 @dataclass
@@ -64,6 +74,7 @@ class Session:
     step_s: float = ladder.STEP_S
     locustfile: Path | None = None  # the workload as the team's user classes instead of paths
     runner: RunnerFactory = LocalRunner  # what starts each candidate (--runtime)
+    generator: Generator = field(default_factory=Generator)
     serial: int = 0
     status: str = ""  # prefix of progress lines (what is measured, time left)
 
@@ -80,9 +91,29 @@ def locust_argv(session: Session, rates: list[float], step_s: float, url: str, p
     ladder_arg = ",".join(f"{r:g}:{step_s:g}" for r in ladder.offered(rates))
     paths_arg = ",".join(f"{p}:{w:g}" for p, w in session.paths)
     users = ["--tune-user-file", str(session.locustfile)] if session.locustfile else []
+    gen = session.generator
+    n = max(gen.distributed, 1)  # one ArrivalUser per locust worker, each sending 1/n of the rate
+    if gen.workers:
+        # a master port of its own: at the default 5557, another locust's workers on this machine join it
+        port = str(processes.free_port())
+        bind = ["--master-bind-host", gen.bind, "--master-bind-port", port]
+        distributed = [
+            "--processes",
+            str(gen.workers),
+            *bind,
+            "--master-host",
+            gen.bind,
+            "--master-port",
+            port,
+        ]
+    elif gen.expect:
+        distributed = ["--master", "--expect-workers", str(gen.expect), "--master-bind-host", gen.bind,
+                       "--master-bind-port", str(EXPECT_MASTER_PORT)]  # fmt: skip
+    else:
+        distributed = []
     return [
-        sys.executable, "-m", "locust", "-f", str(ARRIVALS), "--headless", "--only-summary",
-        "--users", "1", "--spawn-rate", "1", "--run-time", f"{run_time(session, rates, step_s)}s",
+        sys.executable, "-m", "locust", "-f", str(ARRIVALS), "--headless", "--only-summary", *distributed,
+        "--users", str(n), "--spawn-rate", str(n), "--run-time", f"{run_time(session, rates, step_s)}s",
         "--host", url, "--csv", str(prefix),
         "--identity-file", f"{prefix}.identity.jsonl",
         "--tune-ladder", ladder_arg, "--tune-paths", paths_arg, "--tune-slo", session.slo.generator_arg(),
@@ -171,6 +202,7 @@ def serve_ladder(session: Session, shape: Shape, rates: list[float], step_s: flo
         log_dir=session.out / "logs",
         app=session.app,
         cores=tuple(session.cores),
+        host=session.generator.bind,  # loopback unless workers from elsewhere must reach the server
         stem=session.next_stem(shape),
     )
     with session.runner(launch) as server:
@@ -185,6 +217,8 @@ def serve_ladder(session: Session, shape: Shape, rates: list[float], step_s: flo
         try:
             argv = locust_argv(session, rates, step_s, server.url, prefix)
             duration = run_time(session, rates, step_s)
+            if session.generator.expect:
+                duration += int(EXPECT_WAIT_S)
             run = locustrun.run_argv(
                 argv,
                 prefix,
@@ -216,7 +250,10 @@ def measure(session: Session, shape: Shape, rates: list[float]) -> Round:
     if served.run is None or served.watch is None:
         return Round(rates, [], None, None, served.seconds, served.error, box=box_record(served, []))
     result = figures(session, rates, served.run, served.watch, served.seconds)
-    result.box = box_record(served, [step_window(r) for r in ladder.by_step(served.run.records).values()])
+    by_step = ladder.by_step(served.run.records)
+    # one window per judged step, as ``judge_ladder`` numbers them: a step nothing was sent in has none
+    windows = [step_window(by_step.get(i + ladder.WARMUP_STEPS, [])) for i in range(len(rates))]
+    result.box = box_record(served, windows)
     result.error = result.error or served.error
     return result
 
@@ -225,8 +262,8 @@ def box_record(served: Served, windows: list[tuple[float, float] | None]) -> dic
     """What confined the server and what that did: runtime, quota, limit, OOM kills, CPU throttling.
 
     Throttling (the quota's periods, throttled periods, seconds throttled) over the
-    whole ladder and per arrival-rate step, as the runner's counters grew; absent
-    where the runtime imposes no quota.
+    whole ladder and per judged arrival-rate step (aligned with the round's steps),
+    as the runner's counters grew; absent where the runtime imposes no quota.
     """
     if served.envelope is None:
         return {}
@@ -256,23 +293,39 @@ def figures(
     steps = ladder.judge_ladder(
         rates, session.step_s, run.records, session.slo.limits, session.slo.max_error_rate
     )
+    notes = generator_limits(steps, run, session.slo.limits)
     _, step, _ = ladder.rate_at_slo(steps)
-    notes = []
     cpu = None
     if step is not None:
         index = steps.index(step) + ladder.WARMUP_STEPS
         span = step_window(ladder.by_step(run.records).get(index, []))
         if span is not None:
             cpu = watch.cores(*span)
-            busiest = run.watch.busiest(*span)
-            if busiest is not None and busiest >= SATURATED:
-                notes.append(
-                    f"generator saturated at {step.rate:g} req/s (busiest locust process {busiest:.0%})"
-                )
     peak = max((m[1] for m in watch.memory), default=None)
     if not any(r.get("start") for r in run.records):
         notes.append("no identity headers: in-app times unknown")
     return Round(rates, steps, peak / MiB if peak else None, cpu, seconds, "", notes)
+
+
+def generator_limits(
+    steps: list[ladder.Step], run: locustrun.LocustRun, limits: dict[float, float]
+) -> list[str]:
+    """Mark each generator-bound step (see the module's policy); a note for the first of them."""
+    by_step = ladder.by_step(run.records)
+    notes: list[str] = []
+    for i, step in enumerate(steps):
+        span = step_window(by_step.get(i + ladder.WARMUP_STEPS, []))
+        busiest = run.watch.busiest(*span) if span is not None else None
+        step.generator_busiest = busiest
+        saturated = busiest is not None and busiest >= SATURATED
+        step.generator_bound = saturated or ladder.short_of_rate(step, limits)
+        if step.generator_bound and not notes:
+            notes.append(
+                f"generator saturated at {step.rate:g} req/s (busiest locust process {busiest:.0%})"
+                if saturated
+                else f"generator short of {step.rate:g} req/s: {step.missing} requests never sent"
+            )
+    return notes
 
 
 def app_times_ms(records: list[dict]) -> list[float]:

@@ -1,30 +1,37 @@
 """The recommendation, its margin over the baseline, the sentence why -- or the honest verdict.  Pure.
 
 - Recommended: the measured candidate with the highest rate at the objectives
-  whose measured memory fits the budget; rates within ``search.TIE`` of each
-  other are a tie, and the smaller memory wins.
+  whose measured memory fits the budget, among the servers it may recommend
+  (our own models only when ``--servers`` named them); candidates the
+  measurements cannot separate (``search.tied``: within ``TIE``, inside one
+  ladder step, or floors) are a tie, named as such, and the smaller memory wins.
+- A figure set by the load generator (or with every step passing) is a lower
+  bound: "at least", in the headline, the margin and the record.
 - Margin: its rate over the baseline's.  When their intervals (from several
   rounds) overlap, the text says the two are within each other's intervals.
-- Why: from the calibration -- an app that waits (I/O share >= ``IO_BOUND``)
-  gains capacity from threads at a thread's memory; an app that computes gains
-  only from processes, one core each.
-- Nothing meets the objectives: the binding limit is the app's own latency
-  (alone on the server it misses them), memory (a candidate met them but does
-  not fit), else CPU (no candidate met them even at the lowest rate tried).
+- Why: from the recommended shape and the same figures -- requests in flight
+  at its rate (Little's law: rate x mean time in the app), per process, and
+  what holds them (threads, greenlets, or one process each).
+- The binding limit, when nothing is recommended, the first that holds: the app's
+  own errors (seen in calibration: the run stops there), the app's own latency,
+  memory (a shape over the budget, or one the OOM killer struck under a memory
+  limit), the time budget (only the baseline measured), the app's errors under
+  load, else CPU.
 
 What this module does not know: how figures were measured or rendered.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from loadtest.measure.stats import overlap
 from loadtest.tune.budget import Budget, Slo
 from loadtest.tune.candidates import THREAD_STEPS, WORKER_STEPS
 from loadtest.tune.model import Calibration, app_misses
-from loadtest.tune.search import TIE, Candidate
+from loadtest.tune.search import TIE, Candidate, tied
 
 IO_BOUND = 0.5
 
@@ -36,23 +43,32 @@ class Verdict:
     margin: float | None  # recommended rate / baseline rate
     within_intervals: bool
     why: str
-    binding: str  # "" when something is recommended, else app latency | memory | cpu
+    binding: str  # "" when something is recommended, else what limited the run
     headline: list[str]
+    tied: list[Candidate] = field(default_factory=list)  # the recommended and those it could not be told from
+    unmeasured: list[str] = field(default_factory=list)  # kinds the time budget did not reach
+    minutes_needed: float | None = None  # --minutes that would measure them
+
+    @property
+    def lower_bound(self) -> bool:
+        return self.recommended is not None and self.recommended.lower_bound
+
+
+def rate_text(c: Candidate) -> str:
+    """'1,979' or 'at least 1,979': the figure, a floor when the ladder or the generator set it."""
+    return f"{'at least ' if c.lower_bound else ''}{c.rate_at_slo:,.0f}"
+
+
+def floor_reason(c: Candidate) -> str:
+    if c.at_generator_limit:
+        return " -- the load generator's limit here"
+    return " (every step tried passed)" if c.lower_bound else ""
 
 
 def spans(*cands: Candidate) -> str:
     """'0-608 vs 47-53 req/s': the rounds' ranges of the rate at the objectives."""
     ranges = [c.interval or (c.rate_at_slo, c.rate_at_slo) for c in cands]
     return " vs ".join(f"{lo:.0f}-{hi:.0f}" for lo, hi in ranges) + " req/s"
-
-
-def pick(cands: Sequence[Candidate], memory_mb: float) -> Candidate | None:
-    fitting = [c for c in cands if c.status == "measured" and c.rate_at_slo > 0 and c.fits(memory_mb)]
-    if not fitting:
-        return None
-    top = max(c.rate_at_slo for c in fitting)
-    close = [c for c in fitting if c.rate_at_slo >= (1 - TIE) * top]
-    return min(close, key=lambda c: (c.memory_mb or float("inf"), c.shape.workers))
 
 
 def describe(c: Candidate) -> str:
@@ -63,28 +79,81 @@ def describe(c: Candidate) -> str:
 
 def lanes(rec: Candidate, thread_mb: float) -> str:
     """What holds one more request in the recommended shape, and what it costs (a thread was calibrated)."""
-    if rec.shape.family.worker_class == "gevent":
-        return f"greenlets add capacity at less than a thread's {thread_mb:.1f} MB each"
-    return f"threads add capacity at {thread_mb:.1f} MB each"
+    kind = rec.shape.family.kind
+    if kind == "greenlets":
+        return f"greenlets hold them at less than a thread's {thread_mb:.1f} MB each"
+    if kind == "native threads":
+        return f"{rec.shape.family.server}'s threads hold them at about {thread_mb:.1f} MB each"
+    return f"threads hold them at {thread_mb:.1f} MB each"
+
+
+def holds_several(rec: Candidate) -> bool:
+    """Whether one process of the shape holds more than one request at once."""
+    return rec.shape.threads is None or rec.shape.threads > 1
 
 
 def why(cal: Calibration, rec: Candidate, budget: Budget) -> str:
+    """One sentence from the recommended shape and the same figures the table shows."""
+    s = rec.shape
+    cpu_ms, wall_ms = cal.in_app_cpu_s * 1000.0, cal.wall_s * 1000.0
+    in_flight = rec.rate_at_slo * cal.wall_s
+    per_process = in_flight / s.workers
+    workers = f"{s.workers} worker process{'es' * (s.workers > 1)}"
+    little = (
+        f"at {rec.rate_at_slo:,.0f} req/s{' (or more)' if rec.lower_bound else ''} about {in_flight:.1f} "
+        "requests are in the app at once "
+        f"(rate x mean time in the app), {per_process:.1f} per process"
+    )
     if cal.io_share >= IO_BOUND:
+        cost = (
+            f"the app waits {cal.io_share:.0%} of each request (CPU {cpu_ms:.2f} ms of {wall_ms:.2f} ms mean)"
+        )
+        if holds_several(rec):
+            process = f"a worker process costs {cal.worker_mb:.0f} MB"
+            return f"{cost}; {little}: {lanes(rec, cal.thread_mb)}, while {process}"
+        each = f"{cal.worker_mb:.0f} MB each"
+        return f"{cost}; {little}: one request per process, so {workers} at {each} hold them"
+    share = f"{1 - cal.io_share:.0%}"
+    cost = f"the app computes {share} of each request (CPU {cpu_ms:.2f} ms of {wall_ms:.2f} ms mean)"
+    cores = f"{budget.cpus} allowed core{'s' * (budget.cpus > 1)}"
+    if holds_several(rec):
         return (
-            f"the app waits {cal.io_share:.0%} of each request (CPU {cal.cpu_s * 1000:.1f} ms of "
-            f"{cal.wall_s * 1000:.0f} ms), so {lanes(rec, cal.thread_mb)} "
-            f"while a worker process costs {cal.worker_mb:.0f} MB"
+            f"{cost}; {little}: Python runs on one core per process (the GIL), so {workers} use the "
+            f"{cores} and {lanes(rec, cal.thread_mb)} while the rest of each request waits"
         )
     return (
-        f"the app computes {1 - cal.io_share:.0%} of each request (CPU {cal.cpu_s * 1000:.1f} ms of "
-        f"{cal.wall_s * 1000:.1f} ms), so only processes add capacity "
-        "-- one core of Python each, by the GIL -- "
-        f"and {rec.shape.workers} worker{'s' * (rec.shape.workers > 1)} use the {budget.cpus} allowed "
-        f"core{'s' * (budget.cpus > 1)}"
+        f"{cost}, so only processes add capacity -- one core of Python each, by the GIL -- "
+        f"and {workers} use the {cores}"
     )
 
 
-def binding(cal: Calibration, slo: Slo, cands: Sequence[Candidate], memory_mb: float) -> str:
+def lowest_step_errors(cands: Sequence[Candidate]) -> str:
+    """The error verdict of the lowest step tried, when error answers (not latency) failed it."""
+    for c in cands:
+        for r in c.rounds:
+            if r.steps and r.steps[0].why.startswith("errors") and "unanswered" not in r.steps[0].why:
+                return f"{c.key} at {r.steps[0].rate:g} req/s: {r.steps[0].why}"
+    return ""
+
+
+def time_budget(unmeasured: Sequence[str], minutes: float | None) -> str:
+    """'greenlets, native threads not measured; --minutes 12 would measure one shape of each'."""
+    if not unmeasured:
+        return ""
+    more = f"; --minutes {math.ceil(minutes)} would measure one shape of each" if minutes else ""
+    return f"not measured within the time budget: {', '.join(unmeasured)}{more}"
+
+
+def binding(
+    cal: Calibration,
+    slo: Slo,
+    cands: Sequence[Candidate],
+    memory_mb: float,
+    only_baseline: bool,
+    budget_note: str,
+) -> str:
+    if cal.app_errors:
+        return cal.app_errors
     if app_misses(cal, slo.limits):
         own = ", ".join(f"p{q:g} {cal.app_ms.get(q, 0):.0f} ms" for q in sorted(slo.limits))
         return f"the app's own latency: alone on the server it takes {own} ({slo.text()})"
@@ -96,50 +165,131 @@ def binding(cal: Calibration, slo: Slo, cands: Sequence[Candidate], memory_mb: f
     if killed:
         keys = ", ".join(c.key for c in killed)
         return f"memory: the OOM killer killed {keys} at the {memory_mb:.0f} MiB limit"
+    if only_baseline:
+        return f"the time budget: it measured only the baseline ({budget_note or 'nothing else reached'})"
+    errors = lowest_step_errors(cands)
+    if errors:
+        return f"the app's errors under load: {errors}"
     return "CPU: no candidate met the objectives even at the lowest arrival rate tried"
 
 
-def verdict(
-    cands: Sequence[Candidate], base: Candidate, cal: Calibration, budget: Budget, slo: Slo, app: str
-) -> Verdict:
-    rec = pick(cands, budget.memory_mb)
-    base_fits = base.fits(budget.memory_mb)
+def margin_text(rec: Candidate, base: Candidate, margin: float | None, within: bool) -> str:
+    name = f"the baseline gunicorn sync -w {base.shape.workers}"
+    if rec is base:
+        return "That is the baseline itself: no recommendable shape measured beat (2 x cpus) + 1 sync."
+    if margin is None:
+        return (
+            f"The baseline (gunicorn sync, {base.shape.workers} workers) met the objectives at no rate tried."
+        )
+    if rec.lower_bound and base.lower_bound:
+        return (
+            f"{name} also reached {rate_text(base)} req/s{floor_reason(base)}: the margin is unknown "
+            "(raise the generator's limit with --generator-workers)."
+        )
+    at_least = "At least " if rec.lower_bound else ""
+    return (
+        f"{at_least}{margin:.1f}x {name} ({rate_text(base)} req/s)"
+        + (f" -- but within each other's intervals ({spans(rec, base)})" if within else "")
+        + "."
+    )
+
+
+def recommendable(c: Candidate, names: Sequence[str]) -> bool:
+    return not names or c.shape.family.name in names
+
+
+def contrast_text(cands: Sequence[Candidate], rec: Candidate | None, names: Sequence[str]) -> str:
+    """Our own model measured above the recommendation: shown as the contrast, not recommended."""
+    ours = [c for c in cands if c.status == "measured" and not recommendable(c, names) and c.rate_at_slo > 0]
+    best = max(ours, key=lambda c: c.rate_at_slo, default=None)
+    if best is None or (rec is not None and best.rate_at_slo <= rec.rate_at_slo):
+        return ""
+    return (
+        f"Our own {best.key} reached {rate_text(best)} req/s: the teaching contrast, not recommended "
+        f"(name {best.shape.family.name} in --servers to allow it)."
+    )
+
+
+def tie_text(close: Sequence[Candidate]) -> str:
+    if len(close) < 2:
+        return ""
+    if all(c.at_generator_limit for c in close):
+        how = "at the load generator's limit"
+    else:
+        how = f"within {TIE:.0%} or one ladder step of each other"
+    names = ", ".join(f"{c.key} ({rate_text(c)} req/s, {c.memory_mb or 0:.0f} MB)" for c in close)
+    return f"Tied {how}: {names}; the tie is broken by the smaller memory, so {close[0].key}."
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the verdict needs besides the candidates: the budget, the objectives, what was left out."""
+
+    cal: Calibration
+    budget: Budget
+    slo: Slo
+    app: str
+    minutes: float = 0.0
+    recommendable: tuple[str, ...] = ()
+    unmeasured: tuple[str, ...] = ()
+    minutes_needed: float | None = None
+
+
+def verdict(cands: Sequence[Candidate], base: Candidate, ctx: Context) -> Verdict:
+    budget, slo, cal = ctx.budget, ctx.slo, ctx.cal
+    close = tied(cands, budget.memory_mb, ctx.recommendable)
+    rec = close[0] if close else None
+    budget_note = time_budget(ctx.unmeasured, ctx.minutes_needed)
+    others = [c for c in cands if c is not base and c.rounds and recommendable(c, ctx.recommendable)]
+    only_baseline = bool(base.rounds) and not others and not cal.app_errors
+    used = f"it used {base.memory_mb or 0:.0f} MB"
     base_note = (
         ""
-        if base_fits
-        else (
-            f" (the baseline does not fit in {budget.memory_mb:.0f} MB: it used {base.memory_mb or 0:.0f} MB)"
-        )
+        if base.fits(budget.memory_mb)
+        else f" (the baseline does not fit in {budget.memory_mb:.0f} MB: {used})"
     )
-    if rec is None:
-        limit = binding(cal, slo, cands, budget.memory_mb)
-        headline = [
-            f"No configuration met {slo.text()} within {budget.cpus} CPU and {budget.memory_mb:.0f} MB.",
-            f"The binding limit is {limit}.{base_note}",
-        ]
-        return Verdict(None, base, None, False, "", limit, headline)
+    if rec is None or only_baseline:
+        limit = binding(cal, slo, cands, budget.memory_mb, only_baseline, budget_note)
+        errors = f"errors <= {slo.max_error_rate:.2%}"
+        within = f"{slo.text()} and {errors} within {budget.cpus} CPU and {budget.memory_mb:.0f} MB"
+        first = (
+            f"Nothing recommended: the {ctx.minutes:g}-minute time budget measured only the baseline."
+            if only_baseline
+            else f"No configuration met {within}."
+        )
+        headline = [first, f"The binding limit is {limit}.{base_note}"]
+        if cal.app_errors:
+            headline.append("Tune stopped after calibration: no server shape fixes the app's own errors.")
+        elif only_baseline and base.rate_at_slo > 0:
+            headline.append(
+                f"The baseline gunicorn sync -w {base.shape.workers} met the objectives up to "
+                f"{rate_text(base)} req/s{floor_reason(base)}; nothing else was measured, "
+                "so nothing is recommended."
+            )
+        if contrast_text(cands, None, ctx.recommendable):
+            headline.append(contrast_text(cands, None, ctx.recommendable))
+        return Verdict(
+            None, base, None, False, "", limit, headline, [], list(ctx.unmeasured), ctx.minutes_needed
+        )
     margin = rec.rate_at_slo / base.rate_at_slo if base.rate_at_slo > 0 else None
     within = rec is not base and overlap(rec.interval, base.interval) and len(rec.rates()) > 1
     reason = why(cal, rec, budget)
     mem = f"{rec.memory_mb:.0f} MB" if rec.memory_mb is not None else "memory unknown"
     first = (
-        f"Recommended: {rec.shape.deploy_command(app)} -- {rec.rate_at_slo:.0f} req/s at {slo.text()}, {mem}."
+        f"Recommended: {rec.shape.deploy_command(ctx.app)} -- {rate_text(rec)} req/s{floor_reason(rec)}, "
+        f"at {slo.text()}, {mem}."
     )
-    if rec is base:
-        second = "That is the baseline itself: nothing measured beat gunicorn sync (2 x cpus) + 1."
-    elif margin is None:
-        second = (
-            f"The baseline (gunicorn sync, {base.shape.workers} workers) met the objectives at no rate tried."
-        )
-    else:
-        second = (
-            f"{margin:.1f}x the baseline gunicorn sync -w {base.shape.workers} "
-            f"({base.rate_at_slo:.0f} req/s)"
-            + (f" -- but within each other's intervals ({spans(rec, base)})" if within else "")
-            + "."
-        )
-    headline = [first, second + base_note, f"Why: {reason}."]
-    return Verdict(rec, base, margin, within, reason, "", headline)
+    headline = [first, margin_text(rec, base, margin, within) + base_note]
+    if tie_text(close):
+        headline.append(tie_text(close))
+    headline.append(f"Why: {reason}.")
+    if contrast_text(cands, rec, ctx.recommendable):
+        headline.append(contrast_text(cands, rec, ctx.recommendable))
+    if budget_note:
+        headline.append(budget_note[0].upper() + budget_note[1:] + ".")
+    return Verdict(
+        rec, base, margin, within, reason, "", headline, close, list(ctx.unmeasured), ctx.minutes_needed
+    )
 
 
 def one_step(a: int | None, b: int | None, steps: Sequence[int]) -> bool:

@@ -3,7 +3,12 @@
 ``recommended`` and ``baseline`` carry what a deployer needs (``server``,
 ``worker_class``, ``workers``, ``threads``, ``command``, ``rate_at_slo``,
 ``p95_ms``, ``memory_mb``, ``cpus``) plus the interval and rounds behind the
-figure; ``candidates`` lists every shape predicted, measured or pruned, with why.
+figure, and ``rate_at_slo_lower_bound`` when the figure is a floor (every step
+passed, or the load generator's limit: ``generator_limit_rps`` at the top);
+``candidates`` lists every shape predicted, measured or pruned, with why,
+and what confined it (``runtime``, ``cpu_quota``, ``memory_limit_mb``, CPU
+throttling, ``oom_kills``: ``envelope_fields``); ``calibration`` the
+workload's mean costs and each path's.
 """
 
 from __future__ import annotations
@@ -11,20 +16,23 @@ from __future__ import annotations
 from loadtest.tune.budget import TuneArgs
 from loadtest.tune.model import Calibration
 from loadtest.tune.recommend import Verdict
-from loadtest.tune.search import Candidate
+from loadtest.tune.search import Candidate, Round
 
 
-def configuration(c: Candidate, app: str, cpus: int, memory_mb: float) -> dict:
+def configuration(c: Candidate, app: str, cpus: float, memory_mb: float) -> dict:
     step = c.at_slo()
     return {
         "key": c.key,
         "target": c.shape.family.name,
         "server": c.shape.family.server,
         "worker_class": c.shape.family.worker_class,
+        "kind": c.shape.family.kind,
         "workers": c.shape.workers,
         "threads": c.shape.threads,
         "command": c.shape.deploy_command(app),
         "rate_at_slo": c.rate_at_slo,
+        "rate_at_slo_lower_bound": c.lower_bound,
+        "at_generator_limit": c.at_generator_limit,
         "rate_at_slo_interval": list(c.interval) if c.interval and len(c.rates()) > 1 else None,
         "rounds": len(c.rates()),
         "p95_ms": step.p_ms.get(95.0) if step else None,
@@ -35,12 +43,32 @@ def configuration(c: Candidate, app: str, cpus: int, memory_mb: float) -> dict:
     }
 
 
-def candidate(c: Candidate, app: str, cpus: int, memory_mb: float) -> dict:
+def measurement(r: Round) -> dict:
+    return {
+        "rates": r.rates,
+        "rate_at_slo": r.figure()[0],
+        "topped_out": r.figure()[2],
+        "lower_bound": r.lower_bound,
+        "at_generator_limit": r.at_generator_limit,
+        "generator_limit_rps": r.generator_limit,
+        "memory_mb": r.memory_mb,
+        "server_cpu_cores": r.cpu_cores,
+        "seconds": r.seconds,
+        "error": r.error,
+        "notes": r.notes,
+        "steps": [s.as_dict() for s in r.steps],
+        "box": r.box,
+    }
+
+
+def candidate(c: Candidate, args: TuneArgs) -> dict:
+    b = args.budget
     out = {
-        **configuration(c, app, cpus, memory_mb),
+        **configuration(c, args.app, b.cpus, b.memory_mb),
         "status": c.status,
         "why": c.why,
         "baseline": c.is_baseline,
+        "recommendable": not args.recommendable or c.shape.family.name in args.recommendable,
         "predicted_rate": c.prediction.rate,
         "predicted_bound": c.prediction.bound,
         "predicted_memory_mb": c.prediction.memory_mb,
@@ -49,21 +77,7 @@ def candidate(c: Candidate, app: str, cpus: int, memory_mb: float) -> dict:
     }
     out |= envelope_fields(c)
     if c.rounds:
-        out["measurements"] = [
-            {
-                "rates": r.rates,
-                "rate_at_slo": r.figure()[0],
-                "topped_out": r.figure()[2],
-                "memory_mb": r.memory_mb,
-                "server_cpu_cores": r.cpu_cores,
-                "seconds": r.seconds,
-                "error": r.error,
-                "notes": r.notes,
-                "steps": [s.as_dict() for s in r.steps],
-                "box": r.box,
-            }
-            for r in c.rounds
-        ]
+        out["measurements"] = [measurement(r) for r in c.rounds]
     return out
 
 
@@ -92,6 +106,54 @@ def envelope_fields(c: Candidate) -> dict:
     }
 
 
+def calibration(cal: Calibration) -> dict:
+    return {
+        "app_ms_mean": cal.wall_s * 1000.0,
+        "cpu_ms_mean": cal.in_app_cpu_s * 1000.0,
+        "io_share": cal.io_share,
+        "server_cpu_ms": cal.cpu_s * 1000.0,
+        "app_percentiles_ms": {f"p{q:g}": v for q, v in cal.app_ms.items()},
+        "paths": [
+            {
+                "path": p.name,
+                "weight": p.weight,
+                "requests": p.requests,
+                "app_ms_mean": p.app_ms_mean,
+                "cpu_ms_mean": p.cpu_ms_mean,
+                "app_percentiles_ms": {f"p{q:g}": v for q, v in p.app_ms.items()},
+                "errors": p.errors,
+            }
+            for p in cal.paths
+        ],
+        "app_errors": cal.app_errors,
+        "runqueue_ms": cal.queue_s * 1000.0,
+        "base_mb": cal.base_mb,
+        "worker_mb": cal.worker_mb,
+        "thread_mb": cal.thread_mb,
+        "memory_scale": cal.scale,
+        "learnt_costs": cal.costs,
+    }
+
+
+def generator_limit(cands: list[Candidate]) -> float | None:
+    """The highest rate the generator delivered when a step found it at its limit."""
+    limits = [r.generator_limit for c in cands for r in c.rounds if r.generator_limit is not None]
+    return max(limits) if limits else None
+
+
+def generator(args: TuneArgs, cands: list[Candidate]) -> dict:
+    """How the load was generated, and how close it came to its limit (the busiest locust process)."""
+    steps = [s for c in cands for r in c.rounds for s in r.steps if s.generator_busiest is not None]
+    top = max(steps, key=lambda s: s.generator_busiest or 0.0, default=None)
+    return {
+        "workers": args.generator.workers,
+        "expect_workers": args.generator.expect,
+        "busiest_share": top.generator_busiest if top else None,
+        "busiest_at_rate": top.rate if top else None,
+        "bound_steps": sum(1 for c in cands for r in c.rounds for s in r.steps if s.generator_bound),
+    }
+
+
 def document(
     args: TuneArgs,
     cal: Calibration,
@@ -108,9 +170,15 @@ def document(
         "recommended": configuration(v.recommended, args.app, b.cpus, b.memory_mb) if v.recommended else None,
         "baseline": configuration(v.baseline, args.app, b.cpus, b.memory_mb),
         "margin": v.margin,
+        "margin_lower_bound": v.lower_bound and not v.baseline.lower_bound,
         "within_intervals": v.within_intervals,
+        "tied": [c.key for c in v.tied] if len(v.tied) > 1 else [],
         "why": v.why,
         "binding": v.binding,
+        "unmeasured_kinds": v.unmeasured,
+        "minutes_needed": v.minutes_needed,
+        "generator_limit_rps": generator_limit(cands),
+        "generator": generator(args, cands),
         "app": args.app,
         "workload": args.workload(),
         "paths": [{"path": p, "weight": w} for p, w in args.paths],
@@ -125,20 +193,10 @@ def document(
             "runtime": args.runtime,
             "image": args.image,
         },
-        "calibration": {
-            "cpu_ms": cal.cpu_s * 1000.0,
-            "app_ms": cal.wall_s * 1000.0,
-            "app_percentiles_ms": {f"p{q:g}": v for q, v in cal.app_ms.items()},
-            "io_share": cal.io_share,
-            "runqueue_ms": cal.queue_s * 1000.0,
-            "base_mb": cal.base_mb,
-            "worker_mb": cal.worker_mb,
-            "thread_mb": cal.thread_mb,
-            "memory_scale": cal.scale,
-        },
+        "calibration": calibration(cal),
         "minutes": args.minutes,
         "wall_s": wall_s,
         "seed": args.seed,
         "load_average": {"before": loads[0], "after": loads[1]},
-        "candidates": [candidate(c, args.app, b.cpus, b.memory_mb) for c in ranked],
+        "candidates": [candidate(c, args) for c in ranked],
     }

@@ -6,17 +6,25 @@
    best predicted rate (more workers or threads past the bound add memory, not
    capacity).
 2. Measure the folklore baseline first (always, even when it does not fit: the
-   report says so), then the best single-process knee (one process of threads:
-   the contrast that shows what the GIL costs, measured whatever its prediction),
-   then the other knees, best predicted first, skipping a knee whose prediction
-   is below ``HOPELESS`` of the best rate measured so far.
-3. Refine around the best measured shape: its grid neighbours (workers a step
+   report says so), then one knee of every *kind* (``candidates.KINDS``:
+   processes, threads, greenlets, native threads) not measured yet, then the
+   best single-process knee (the contrast that shows what the GIL costs), then
+   the other knees (our own models last), best predicted first, skipping a knee
+   whose prediction is below ``HOPELESS`` of the best rate measured so far
+   (never a kind's first, and no time is kept back for step 5 before every kind
+   has had its first).
+3. After every measurement the model learns (``model.learn``) and the measured
+   family is planned again: a shape that beat its prediction widely raises its
+   bigger shapes, whose new knee is measured in turn.
+4. Refine around the best measured shape: its grid neighbours (workers a step
    up or down, threads doubled or halved) while they beat it.
-4. Confirm: more rounds of the best shape and of the baseline, so both have an
+5. Confirm: more rounds of the best shape and of the baseline, so both have an
    interval.
 A measurement is ``measure(shape, rates)``, one ladder on a fresh server; when
-every step passed, a ladder above it follows (the figure was only a floor).
-Time for step 4 is kept back from the start (``confirm_reserve``).
+every step passed, a ladder above it follows (the figure was only a floor) --
+unless the generator was at its limit, which a higher ladder cannot pass.
+Time for step 5 is kept back from the start (``confirm_reserve``).  The kinds the
+budget did not reach are named, with the time that would reach them.
 
 What this module does not know: how a measurement is made (it is handed a
 function), so tests drive it with synthetic measurements and a fake clock.
@@ -31,8 +39,8 @@ from dataclasses import dataclass, field
 
 from loadtest.measure import stats
 from loadtest.tune import ladder
-from loadtest.tune.candidates import Family, Shape, baseline, neighbours, shapes
-from loadtest.tune.model import Calibration, Prediction, learn_memory, predict
+from loadtest.tune.candidates import KINDS, Family, Shape, baseline, neighbours, shapes
+from loadtest.tune.model import Calibration, Prediction, learn, learn_memory, predict
 
 KNEE = 0.97
 HOPELESS = 0.5
@@ -40,7 +48,8 @@ FINE_SHARE = 0.85  # a confirming (fine) ladder costs about this share of a firs
 CONFIRM_ROUNDS = 2  # extra rounds of the best shape and of the baseline
 COST_MARGIN = 1.25  # a measurement may take this much longer than the median so far
 DEFAULT_COST_S = 45.0  # a measurement's cost before one has been timed
-TIE = 0.03  # rates closer than this share are a tie: the smaller memory wins
+FIRST_ROUNDS = 2  # a first measurement may take two ladders (a wide one, then above or below)
+TIE = 0.03  # rates closer than this share are a tie (as are rates a ladder step cannot separate)
 
 
 @dataclass
@@ -58,6 +67,34 @@ class Round:
 
     def figure(self) -> tuple[float, ladder.Step | None, bool]:
         return ladder.rate_at_slo(self.steps)
+
+    @property
+    def at_generator_limit(self) -> bool:
+        """The figure was set by the load generator, not the server: a lower bound."""
+        _, step, _ = self.figure()
+        return ladder.at_generator_limit(self.steps, step)
+
+    @property
+    def lower_bound(self) -> bool:
+        """The figure is a floor: every step passed, or the generator was at its limit."""
+        rate, step, top = self.figure()
+        return rate > 0 and (top or ladder.at_generator_limit(self.steps, step))
+
+    @property
+    def ceiling(self) -> float | None:
+        """The rate of the first failing step above the figure; None when nothing above it failed."""
+        _, step, _ = self.figure()
+        above = self.steps[self.steps.index(step) + 1 :] if step is not None else self.steps
+        return next((s.rate for s in above if not s.passed), None)
+
+    @property
+    def generator_limit(self) -> float | None:
+        """Requests/s the generator delivered at its first generator-bound step, None if never bound."""
+        bound = [s for s in self.steps if s.generator_bound and s.requests]
+        if not bound:
+            return None
+        first = min(bound, key=lambda s: s.rate)
+        return (first.requests - first.missing) / first.seconds
 
 
 @dataclass
@@ -92,14 +129,58 @@ class Candidate:
         values = [r.memory_mb for r in self.rounds if r.memory_mb is not None]
         return max(values) if values else None
 
+    def median_round(self) -> Round | None:
+        rounds = sorted((r for r in self.rounds if not r.error), key=lambda r: r.figure()[0])
+        return rounds[len(rounds) // 2] if rounds else None
+
     def at_slo(self) -> ladder.Step | None:
         """The step of the median round's figure."""
-        figured = sorted((r.figure() for r in self.rounds if not r.error), key=lambda f: f[0])
-        return figured[len(figured) // 2][1] if figured else None
+        r = self.median_round()
+        return r.figure()[1] if r else None
+
+    @property
+    def lower_bound(self) -> bool:
+        """The figure is a floor (``Round.lower_bound`` of the median round)."""
+        r = self.median_round()
+        return r is not None and r.lower_bound
+
+    @property
+    def at_generator_limit(self) -> bool:
+        r = self.median_round()
+        return r is not None and r.at_generator_limit
+
+    def could_reach(self, rate: float) -> bool:
+        """Whether the measurements cannot rule out ``rate``: within ``TIE``, below the first failing
+        step above the figure, or the figure is a floor."""
+        r = self.median_round()
+        if r is None:
+            return False
+        ceiling = r.ceiling
+        return (
+            self.rate_at_slo >= (1 - TIE) * rate
+            or self.lower_bound
+            or (ceiling is not None and ceiling > rate)
+        )
 
     def fits(self, memory_mb: float) -> bool:
         measured = self.memory_mb
         return (measured if measured is not None else self.prediction.memory_mb) <= memory_mb
+
+
+def tied(cands: Sequence[Candidate], memory_mb: float, recommendable: Sequence[str] = ()) -> list[Candidate]:
+    """The best measured candidate and those the measurements cannot separate from it, smallest
+    memory first: the first is the one to recommend (measured, met the objectives, fits, may be
+    recommended)."""
+    fitting = [
+        c for c in cands
+        if c.status == "measured" and c.rate_at_slo > 0 and c.fits(memory_mb)
+        and (not recommendable or c.shape.family.name in recommendable)
+    ]  # fmt: skip
+    if not fitting:
+        return []
+    top = max(fitting, key=lambda c: c.rate_at_slo)
+    close = [c for c in fitting if c is top or c.could_reach(top.rate_at_slo)]
+    return sorted(close, key=lambda c: (c.memory_mb or float("inf"), c.shape.workers))
 
 
 def single_process(shape: Shape) -> bool:
@@ -110,6 +191,33 @@ def single_process(shape: Shape) -> bool:
 Measure = Callable[[Shape, list[float]], Round]
 Clock = Callable[[], float]
 Say = Callable[[str], None]
+
+
+def plan_family(cands: list[Candidate], memory_mb: float) -> None:
+    """Prune all but the family's knee (and what does not fit); measured shapes keep their status."""
+    fitting = [c for c in cands if c.prediction.memory_mb <= memory_mb]
+    for c in cands:
+        if c.status != "measured" and c.status != "failed" and c not in fitting:
+            mb = c.prediction.memory_mb
+            c.status, c.why = "pruned", f"predicted {mb:.0f} MB > budget {memory_mb:.0f} MB"
+    if not fitting:
+        return
+    best = max(c.prediction.rate for c in fitting)
+    knee = min((c for c in fitting if c.prediction.rate >= KNEE * best), key=lambda c: c.prediction.memory_mb)
+    for c in fitting:
+        if c.status in ("measured", "failed"):
+            continue
+        if c is knee:
+            rate, bound = c.prediction.rate, c.prediction.bound
+            c.status = "pending"
+            c.why = f"knee of {c.shape.family.name}: predicted {rate:.0f} req/s ({bound}-bound)"
+        elif c.prediction.rate < knee.prediction.rate * KNEE:
+            c.status, c.why = "pruned", f"predicted {c.prediction.rate:.0f} req/s < knee {knee.key}"
+        else:
+            c.status, c.why = (
+                "pruned",
+                f"no predicted gain over {knee.key} ({knee.prediction.bound}-bound), more memory",
+            )
 
 
 def predicted(
@@ -124,31 +232,7 @@ def predicted(
     out: list[Candidate] = []
     for fam in fams:
         cands = [Candidate(s, predict(s, cal, cpus, limits)) for s in shapes(fam, max_workers)]
-        fitting = [c for c in cands if c.prediction.memory_mb <= memory_mb]
-        for c in cands:
-            if c.prediction.memory_mb > memory_mb:
-                c.status, c.why = (
-                    "pruned",
-                    f"predicted {c.prediction.memory_mb:.0f} MB > budget {memory_mb:.0f} MB",
-                )
-        if not fitting:
-            out += cands
-            continue
-        best = max(c.prediction.rate for c in fitting)
-        knee = min(
-            (c for c in fitting if c.prediction.rate >= KNEE * best), key=lambda c: c.prediction.memory_mb
-        )
-        for c in fitting:
-            if c is knee:
-                rate, bound = c.prediction.rate, c.prediction.bound
-                c.why = f"knee of {fam.name}: predicted {rate:.0f} req/s ({bound}-bound)"
-            elif c.prediction.rate < knee.prediction.rate * KNEE:
-                c.status, c.why = "pruned", f"predicted {c.prediction.rate:.0f} req/s < knee {knee.key}"
-            else:
-                c.status, c.why = (
-                    "pruned",
-                    (f"no predicted gain over {knee.key} ({knee.prediction.bound}-bound), more memory"),
-                )
+        plan_family(cands, memory_mb)
         out += cands
     return out
 
@@ -161,11 +245,12 @@ class Search:
     deadline: float
     memory_mb: float
     max_workers: int
+    cal: Calibration
+    cpus: int
+    limits: dict[float, float]
     say: Say = print
+    recommendable: tuple[str, ...] = ()  # targets the verdict may recommend (empty: all)
     costs: list[float] = field(default_factory=list)
-    cal: Calibration | None = None
-    cpus: int = 1
-    limits: dict[float, float] = field(default_factory=dict)
 
     # --- time
     def left(self) -> float:
@@ -190,12 +275,13 @@ class Search:
         cand.status = "failed" if result.error and not cand.rates() else "measured"
         if result.error:
             cand.why = result.error
-        if self.cal is not None and result.memory_mb is not None:
+        if result.memory_mb is not None:
             learn_memory(self.cal, cand.shape, result.memory_mb, cand.prediction.memory_mb)
         rate, _, top = result.figure()
+        limit = " -- at the load generator's limit: a lower bound" if result.at_generator_limit else ""
         self.say(
-            f"  {cand.key}: {rate:g} req/s at the objectives{' (every step passed)' if top else ''}, "
-            f"{result.memory_mb or 0:.0f} MB"
+            f"  {cand.key}: {'at least ' if result.lower_bound else ''}{rate:g} req/s at the objectives"
+            f"{' (every step passed)' if top else ''}{limit}, {result.memory_mb or 0:.0f} MB"
         )
         return result
 
@@ -204,63 +290,106 @@ class Search:
 
         The second ladder replaces the first only when it found a higher figure
         (a noisy bottom step of the upward ladder must not erase a measured rate).
+        Afterwards the model learns from the figure and the family is planned again.
         """
         guess = max(cand.prediction.rate, ladder.MIN_RATE * 4)
         first = self.run(cand, ladder.first_ladder(guess), cand.why or "promising")
         rate, _, top = first.figure()
-        if first.error or not (top or rate == 0) or not self.affordable(reserve):
+        again = not first.error and (top or rate == 0) and not first.at_generator_limit
+        if again and self.affordable(reserve):
+            if top:
+                second = self.run(cand, ladder.above(rate), "every step passed: higher")
+            else:
+                second = self.run(
+                    cand, ladder.first_ladder(guess * ladder.FIRST_LOW / 2), "no step passed: lower"
+                )
+            keep = second if second.figure()[0] > rate else first
+            cand.rounds = [r for r in cand.rounds if r is keep or (r is not first and r is not second)]
+        self.learn_from(cand)
+
+    def learn_from(self, cand: Candidate) -> None:
+        """Correct the model by the candidate's figure, then re-predict and re-plan its family."""
+        if not cand.rates():
             return
-        if top:
-            second = self.run(cand, ladder.above(rate), "every step passed: higher")
-        else:
-            second = self.run(
-                cand, ladder.first_ladder(guess * ladder.FIRST_LOW / 2), "no step passed: lower"
-            )
-        keep = second if second.figure()[0] > rate else first
-        cand.rounds = [r for r in cand.rounds if r is keep or (r is not first and r is not second)]
+        now = predict(cand.shape, self.cal, self.cpus, self.limits)  # with what was learnt so far
+        factor = learn(self.cal, cand.shape, cand.rate_at_slo, now, cand.lower_bound)
+        if factor is None:
+            return
+        family = [c for c in self.candidates if c.shape.family.name == cand.shape.family.name]
+        for c in family:
+            if c.status not in ("measured", "failed"):
+                c.prediction = predict(c.shape, self.cal, self.cpus, self.limits)
+        before = {c.key for c in family if c.status == "pending"}
+        plan_family(family, self.memory_mb)
+        for c in family:
+            if c.status == "pending" and c.key not in before:
+                c.why = (
+                    f"re-predicted {c.prediction.rate:.0f} req/s after {cand.key} measured "
+                    f"{cand.rate_at_slo:.0f} (predicted {cand.prediction.rate:.0f})"
+                )
+                self.say(f"  learnt: {c.key} {c.why}")
 
     def confirm_reserve(self) -> float:
         """Time kept for the confirming rounds of the best shape and the baseline (shorter ladders)."""
         return CONFIRM_ROUNDS * 2 * FINE_SHARE * self.cost()
 
     def best(self) -> Candidate | None:
-        fitting = [
-            c
-            for c in self.candidates
-            if c.status == "measured" and c.rate_at_slo > 0 and c.fits(self.memory_mb)
-        ]
-        if not fitting:
+        close = tied(self.candidates, self.memory_mb, self.recommendable)
+        return close[0] if close else None
+
+    def may_recommend(self, c: Candidate) -> bool:
+        return not self.recommendable or c.shape.family.name in self.recommendable
+
+    def measured_kinds(self) -> set[str]:
+        """Kinds with a measured shape of a server the verdict may recommend (the contrast does not count)."""
+        done = ("measured", "failed")
+        return {c.shape.family.kind for c in self.candidates if c.status in done and self.may_recommend(c)}
+
+    def unmeasured_kinds(self) -> list[str]:
+        """The kinds among the recommendable candidates with no measured shape (in ``KINDS`` order)."""
+        present = {c.shape.family.kind for c in self.candidates if self.may_recommend(c)}
+        done = self.measured_kinds()
+        return [k for k in KINDS if k in present and k not in done]
+
+    def next_pending(self, contrast: Candidate | None) -> Candidate | None:
+        pending = [c for c in self.candidates if c.status == "pending"]
+        if not pending:
             return None
-        top = max(c.rate_at_slo for c in fitting)
-        close = [c for c in fitting if c.rate_at_slo >= (1 - TIE) * top]
-        return min(close, key=lambda c: c.memory_mb or float("inf"))
+        done = self.measured_kinds()
+
+        def order(c: Candidate) -> tuple[bool, bool, bool, float]:
+            """A kind's first shape, then the contrast, then the rest (our own models last); best first."""
+            ours = not self.may_recommend(c)
+            return (c.shape.family.kind in done or ours, c is not contrast, ours, -c.prediction.rate)
+
+        return min(pending, key=order)
 
     def explore(self, base: Candidate) -> None:
-        reserve = self.confirm_reserve()
-        self.measure_first(base, reserve)
-        queue = sorted(
-            (c for c in self.candidates if c.status == "pending" and c is not base),
-            key=lambda c: -c.prediction.rate,
-        )
+        self.measure_first(base, self.confirm_reserve())
         contrast = self.contrast()
         if contrast is not None:
             contrast.status = "pending"
             contrast.why = (
                 "the contrast: one process of threads (one core of Python), measured whatever its prediction"
             )
-            queue = [contrast, *(c for c in queue if c is not contrast)]
-        for cand in queue:
+        while (cand := self.next_pending(contrast)) is not None:
             best = self.best()
+            first_of_kind = self.may_recommend(cand) and cand.shape.family.kind not in self.measured_kinds()
             hopeless = best is not None and cand.prediction.rate < HOPELESS * best.rate_at_slo
-            if hopeless and cand is not contrast:
+            if hopeless and cand is not contrast and not first_of_kind:
                 cand.status = "pruned"
                 cand.why = (
                     f"predicted {cand.prediction.rate:.0f} req/s < {HOPELESS:g} x measured best "
                     f"{best.rate_at_slo:.0f} ({best.key})"
                 )
                 continue
-            if not self.affordable(self.confirm_reserve()):
-                cand.status, cand.why = "not reached", "time budget spent before its turn"
+            # a kind's first shape comes before the interval rounds: no time is kept back for them
+            reserve = 0.0 if first_of_kind else self.confirm_reserve()
+            if not self.affordable(reserve):  # a kind's first shape, kept no reserve, may still fit
+                cand.status, cand.why = (
+                    "not reached",
+                    (cand.why + "; " if cand.why else "") + "time budget spent",
+                )
                 continue
             self.measure_first(cand, reserve)
 
@@ -296,7 +425,6 @@ class Search:
         for c in self.candidates:
             if c.key == shape.key:
                 return c
-        assert self.cal is not None
         cand = Candidate(shape, predict(shape, self.cal, self.cpus, self.limits))
         self.candidates.append(cand)
         return cand
@@ -309,9 +437,14 @@ class Search:
                     continue
                 self.run(cand, ladder.fine_ladder(rate), "another round, for an interval")
 
+    def seconds_for_unmeasured(self) -> float:
+        """Time one first measurement of each unmeasured kind would take, at the cost seen so far."""
+        return len(self.unmeasured_kinds()) * FIRST_ROUNDS * COST_MARGIN * self.cost()
+
 
 def search(
     candidates: list[Candidate],
+    *,
     base_shape: Shape,
     measure: Measure,
     clock: Clock,
@@ -322,9 +455,20 @@ def search(
     cpus: int,
     limits: dict[float, float],
     say: Say = print,
+    recommendable: tuple[str, ...] = (),
 ) -> Search:
     s = Search(
-        candidates, measure, clock, deadline, memory_mb, max_workers, say, cal=cal, cpus=cpus, limits=limits
+        candidates=candidates,
+        measure=measure,
+        clock=clock,
+        deadline=deadline,
+        memory_mb=memory_mb,
+        max_workers=max_workers,
+        cal=cal,
+        cpus=cpus,
+        limits=limits,
+        say=say,
+        recommendable=recommendable,
     )
     base = s.lookup(base_shape)
     base.is_baseline = True
@@ -341,4 +485,4 @@ def search(
     return s
 
 
-__all__ = ["Candidate", "Round", "Search", "baseline", "predicted", "search"]
+__all__ = ["Candidate", "Round", "Search", "baseline", "predicted", "search", "tied"]

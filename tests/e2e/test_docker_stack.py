@@ -32,13 +32,14 @@ from pathlib import Path
 
 import pytest
 
+from loadtest import targets
 from loadtest.inserver.headers import HEADER_MODEL, IDENTITY_HEADERS
 from tests.support import ROOT, concurrent_sleeps, engine_answers, free_port, stop
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 
 PROJECT = "wsgilab-test"
-IMAGE = "wsgi-lab:latest"
+IMAGE = targets.COMPOSE_IMAGE
 GRACEFUL_TIMEOUT = 5  # LAB_GRACEFUL_TIMEOUT passed to the stack below
 
 # service -> (host-port variable in docker-compose.yml, X-Server-Model it must answer with)

@@ -40,6 +40,12 @@ def test_every_target_has_its_compose_service(name):
     assert default_host_port(service) == target.host_port
 
 
+def test_every_service_runs_the_one_image():
+    """docker-compose.yml's image is ``COMPOSE_IMAGE``: what --runtime docker builds and deploy/ names."""
+    images = {s["image"] for s in SERVICES.values() if "image" in s}
+    assert images == {targets.COMPOSE_IMAGE}
+
+
 def test_lab_hosts_lists_exactly_the_registry():
     for service in ("locust", "locust-worker"):
         hosts = parse_hosts(SERVICES[service]["environment"]["LAB_HOSTS"])

@@ -80,7 +80,7 @@ def box_of(client, tmp_path: Path) -> Iterator:
     run_id = f"test-{uuid.uuid4().hex[:8]}"
 
     def make(cpus: float, memory_bytes: int, app_dir: Path | None = None) -> Box:
-        return Box(image.IMAGE, cpus, memory_bytes, run_id, app_dir)
+        return Box(targets.COMPOSE_IMAGE, cpus, memory_bytes, run_id, app_dir)
 
     yield make
     engine.remove_labelled(client, run_id)
@@ -209,7 +209,9 @@ def test_a_users_image_built_on_ours_serves_its_own_app(client, box_of, tmp_path
     context = tmp_path / "context"
     context.mkdir()
     (context / "small.py").write_text(HOG_APP.replace("400 * 1024 * 1024", "1024"))
-    (context / "Dockerfile").write_text(f"FROM {image.IMAGE}\nCOPY small.py /srv/wsgi-lab/small.py\n")
+    (context / "Dockerfile").write_text(
+        f"FROM {targets.COMPOSE_IMAGE}\nCOPY small.py /srv/wsgi-lab/small.py\n"
+    )
     tag = f"wsgi-lab-test-user:{uuid.uuid4().hex[:8]}"
     client.images.build(path=str(context), tag=tag, rm=True, forcerm=True)
     try:

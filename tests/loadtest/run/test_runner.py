@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import threading
 from pathlib import Path
@@ -130,6 +131,22 @@ def test_another_app_goes_through_the_identity_wrapper_unless_told_not_to(tmp_pa
     with LocalRunner(bare) as server:
         assert server.start() and server.wait_ready(30), server.problem
         assert HEADER_MODEL.lower() not in get(server.port, "/env")[1]
+
+
+def test_a_target_serves_on_the_host_its_launch_names_and_nowhere_else(tmp_path):
+    """``Launch.host`` (tune binds it for locust workers elsewhere): 127.0.0.2 answers, 127.0.0.1 does not."""
+    with LocalRunner(launch(tmp_path, target=targets.TARGETS["lab-threaded"], host="127.0.0.2")) as server:
+        assert server.url == f"http://127.0.0.2:{server.port}"
+        assert server.start() and server.wait_ready(30), server.problem
+        assert "127.0.0.2" in server.command_text()
+        conn = http.client.HTTPConnection("127.0.0.2", server.port, timeout=10)
+        try:
+            conn.request("GET", "/health")
+            assert conn.getresponse().status == 200
+        finally:
+            conn.close()
+        with pytest.raises(ConnectionRefusedError):
+            get(server.port, "/health", timeout=5)
 
 
 def test_a_second_life_keeps_the_first_one_s_logs(tmp_path):

@@ -9,9 +9,13 @@ import sys
 
 import pytest
 
+from loadtest import targets
 from loadtest.run import locustrun
-from loadtest.tune.budget import CPUS_ENV, MEMORY_ENV, MiB, budget_from
-from loadtest.tune.measure import generator_cores
+from loadtest.run.local import LocalRunner
+from loadtest.run.runner import Launch
+from loadtest.tune.budget import CPUS_ENV, MEMORY_ENV, Generator, MiB, Slo, budget_from
+from loadtest.tune.candidates import Shape, family
+from loadtest.tune.measure import Session, generator_cores, serve_ladder
 from tests.support import RECOMMENDATION_KEYS, ROOT, assert_one_line_error, run_module
 
 
@@ -133,7 +137,9 @@ def test_short_real_run(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     closing = result.stdout.strip().splitlines()
     verdict = closing[closing.index("") + 1 :] if "" in closing else closing
-    assert verdict[0].startswith(("Recommended: python -m gunicorn", "No configuration met")), verdict
+    assert verdict[0].startswith(
+        ("Recommended: python -m gunicorn", "No configuration met", "Nothing recommended")
+    )
     doc = json.loads((out / "recommendation.json").read_text())
     for key in RECOMMENDATION_KEYS:
         assert key in doc["baseline"]
@@ -146,3 +152,66 @@ def test_short_real_run(tmp_path):
     html = (out / "recommendation.html").read_text()
     assert html.count("data:image/png;base64,") == 2
     assert (out / "recommendation.md").read_text().splitlines()[2].startswith(verdict[0][:20])
+    deployed = {p.name for p in (out / "deploy").iterdir()} if (out / "deploy").exists() else set()
+    assert deployed == ({"compose.yml", "kubernetes.yaml"} if doc["recommended"] else set())
+    assert doc["deploy"] == sorted(f"deploy/{name}" for name in deployed)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [(["--generator-workers", "0"], ["--generator-workers"]),
+     (["--generator-workers", "two"], ["worker count"]),
+     (["--generator-workers", "1", "--expect-workers", "1"], ["--generator-workers", "--expect-workers"]),
+     (["--expect-workers", "2", "--master-bind", "0.0.0.0"], ["--master-bind", "0.0.0.0"]),
+     (["--master-bind", "127.0.0.1"], ["--master-bind", "--expect-workers"])],
+)  # fmt: skip
+def test_bad_generator_flags(args, words):
+    assert_one_line_error(tune(*args), *words)
+
+
+def test_generator_workers_need_cores_beside_the_server():
+    cores = len(os.sched_getaffinity(0))
+    result = tune("--cpus", str(cores), "--generator-workers", "1")
+    assert_one_line_error(result, "--generator-workers 1", "0 core(s) left")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs a core beside the server's")
+def test_short_real_run_with_locust_workers(tmp_path):
+    """--generator-workers 1: a locust master and a worker (locust's distributed mode) send the ladders."""
+    out = tmp_path / "run"
+    result = tune(
+        "--servers", "gunicorn-gthread", "--path", "/sleep?s=0.01", "--slo", "p95=500ms", "--memory", "1GiB",
+        "--cpus", "1", "--generator-workers", "1", "--minutes", "1", "--step-seconds", "1", "--seed", "7",
+        "--out", str(out), timeout=400,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    doc = json.loads((out / "recommendation.json").read_text())
+    assert doc["generator"]["workers"] == 1 and doc["baseline"]["rate_at_slo"] > 0
+    assert doc["generator"]["busiest_share"] is not None  # the generator's load was measured
+    logs = "".join(p.read_text() for p in (out / "locust").glob("*.locust.log"))
+    assert "1 workers connected" in logs and "Sending spawn jobs of 1 users" in logs
+
+
+def test_the_server_binds_where_workers_from_elsewhere_reach_it(tmp_path):
+    """--expect-workers: the candidate is launched through the runner on the generator's bind address."""
+    launched: list[Launch] = []
+
+    def runner(launch: Launch) -> LocalRunner:
+        launched.append(launch)
+        return LocalRunner(launch)
+
+    session = Session(
+        app="no_such_module_anywhere:app",  # fails at once: the launch is what is checked, not a ladder
+        paths=[("/", 1.0)],
+        slo=Slo({95.0: 200.0}),
+        cores=sorted(os.sched_getaffinity(0))[:1],
+        out=tmp_path,
+        seed=1,
+        runner=runner,
+        generator=Generator(expect=1, bind="127.0.0.2"),
+    )
+    served = serve_ladder(session, Shape(family(targets.TARGETS["gunicorn-sync"]), 1, 1), [5.0], 1.0)
+    assert [launch.host for launch in launched] == ["127.0.0.2"]
+    assert served.run is None and served.error.startswith("failed to start")
+    assert "--bind 127.0.0.2:" in " ".join(launched[0].command(8000))

@@ -8,10 +8,10 @@ import psutil
 import pytest
 
 from loadtest import targets
-from loadtest.tune import candidates, ladder, measure, model
+from loadtest.tune import calibrate, candidates, ladder, measure, model
 from loadtest.tune.candidates import Shape, family
 from loadtest.tune.recommend import against
-from tests.tune_calibrations import CPU, IO
+from tests.tune_calibrations import CPU, IO, MIXED
 
 P95 = {95.0: 200.0}
 
@@ -163,3 +163,75 @@ def test_a_rerun_is_judged_by_shape_then_by_intervals():
     assert far.startswith("another shape") and "within each other's intervals" in far
     apart = against(rec("gunicorn-gthread", 2, 32, 500, [480, 520]), rec("waitress", 1, 64, 300, [280, 310]))
     assert apart.endswith("beyond the intervals")
+
+
+def answer(step: int, path: str, wall_ms: float, cpu_ms: float | None, status: int = 200) -> dict:
+    return {"name": f"s{step} {path}", "ok": status < 400, "status": status, "ms": wall_ms + 1,
+            "start": 100.0, "end": 100.0 + wall_ms / 1000, "cpu_ms": cpu_ms}  # fmt: skip
+
+
+def test_a_mixed_workload_is_calibrated_per_path_on_the_means():
+    """The median of 3 fast : 1 slow is the fast path's; the model must see the slow quarter."""
+    records = [answer(i % 5, "/", 0.5, 0.45) for i in range(300)]
+    records += [answer(i % 5, "/sleep?s=0.1", 101.0, 0.3) for i in range(100)]
+    paths = calibrate.path_costs(records, {"/": 3.0, "/sleep?s=0.1": 1.0}, server_cpu_ms=1.2)
+    assert [(p.name, p.weight, p.requests) for p in paths] == [("/", 0.75, 300), ("/sleep?s=0.1", 0.25, 100)]
+    wall = calibrate.weighted(paths, lambda p: p.app_ms_mean)
+    assert wall == pytest.approx(0.75 * 0.5 + 0.25 * 101.0) and wall > 20 * paths[0].app_ms[50.0]
+    assert paths[1].app_ms[95.0] == pytest.approx(101.0)
+    cal = model.Calibration(**{**MIXED.__dict__, "scale": {}, "costs": {}})
+    assert cal.io_share >= 0.9  # 1 - mean CPU / mean wall
+    threads = model.predict(shape("gunicorn-gthread", 1, 32), cal, cpus=1, limits={95.0: 300.0})
+    sync = model.predict(shape("gunicorn-sync", 3, 1), cal, cpus=1, limits={95.0: 300.0})
+    assert threads.rate >= 5 * sync.rate  # threads pay off: the slow quarter waits
+
+
+def test_cpu_is_never_above_wall_time_and_io_share_stays_within_0_and_1():
+    """A path faster than the server's own CPU per request: the CPU shown is capped at the wall time."""
+    fast = calibrate.path_cost("/", 1.0, [answer(0, "/", 0.5, None)], server_cpu_ms=1.16)
+    assert fast.cpu_ms_mean <= fast.app_ms_mean
+    cal = model.Calibration(cpu_s=0.00116, wall_s=0.0005, app_ms={95.0: 0.6}, base_mb=1, worker_mb=1,
+                            thread_mb=0.1)  # fmt: skip
+    assert cal.in_app_cpu_s <= cal.wall_s and 0.0 <= cal.io_share <= 1.0
+    locust_named = calibrate.path_costs([answer(0, "browse", 5, 1), answer(1, "buy", 5, 1)], {}, 1.0)
+    assert {p.name for p in locust_named} == {"browse", "buy"} and sum(p.weight for p in locust_named) == 1
+
+
+def test_the_apps_own_errors_are_named_with_status_and_share():
+    records = [answer(0, "/", 1.0, 0.5, status=500 if i % 33 == 0 else 200) for i in range(200)]
+    paths = calibrate.path_costs(records, {"/": 1.0}, 1.0)
+    why = model.app_errors(paths, max_error_rate=0.001)
+    assert why.startswith("the app's own errors") and "500" in why and "3.5%" in why and "/" in why
+    assert model.app_errors(paths, max_error_rate=0.05) == ""  # within a generous budget
+    one = calibrate.path_costs([answer(0, "/", 1, 0.5, 503)] + [answer(0, "/", 1, 0.5)] * 99, {}, 1.0)
+    assert model.app_errors(one, 0.001) == ""  # a single error answer is not evidence enough
+
+
+def test_learning_moves_the_bound_behind_the_prediction():
+    cal = model.Calibration(**{**MIXED.__dict__, "scale": {}, "costs": {}})
+    s = shape("gunicorn-gthread", 1, 8)
+    before = model.predict(s, cal, cpus=1, limits=P95)
+    assert model.learn(cal, s, measured=2 * before.rate, predicted=before, floor=False) is not None
+    after = model.predict(s, cal, cpus=1, limits=P95)
+    assert after.rate == pytest.approx(2 * before.rate, rel=0.01)
+    bigger = model.predict(shape("gunicorn-gthread", 1, 64), cal, cpus=1, limits=P95)
+    assert bigger.rate > after.rate  # the family's bigger shapes rise with it
+    assert model.learn(cal, s, measured=after.rate / 2, predicted=after, floor=True) is None  # a floor
+    assert model.predict(shape("gunicorn-sync", 1, 1), cal, 1, P95).rate == pytest.approx(
+        model.predict(shape("gunicorn-sync", 1, 1), MIXED, 1, P95).rate
+    )  # another target: unchanged
+
+
+def test_a_step_short_of_its_rate_with_quick_answers_is_the_generators_limit():
+    """400 requests due, 100 sent and all answered quickly: the generator, not the server, fell short."""
+    short = ladder.judge(100.0, 4.0, records(0, 100, 10), P95, 0.001)
+    assert ladder.short_of_rate(short, P95)
+    slow = ladder.judge(100.0, 4.0, records(0, 100, 900), P95, 0.001)
+    assert not ladder.short_of_rate(slow, P95)  # answers were slow: the server's queue
+    steps = [ladder.judge(r, 4.0, records(0, int(r * 4), 10), P95, 0.001) for r in (10.0, 20.0)]
+    steps.append(short)
+    short.generator_bound = True
+    rate, best, _ = ladder.rate_at_slo(steps)
+    assert rate == 20.0 and ladder.at_generator_limit(steps, best)
+    steps[-1] = slow
+    assert not ladder.at_generator_limit(steps, ladder.rate_at_slo(steps)[1])

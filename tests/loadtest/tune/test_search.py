@@ -8,20 +8,32 @@ from loadtest.reporting import recommendation as rendering
 from loadtest.tune import candidates, ladder, report, search
 from loadtest.tune.budget import Budget, Slo, TuneArgs
 from loadtest.tune.candidates import Shape
-from loadtest.tune.model import Calibration
-from loadtest.tune.recommend import verdict
+from loadtest.tune.model import Calibration, predict
+from loadtest.tune.recommend import Context, verdict
 from tests.support import RECOMMENDATION_KEYS
-from tests.tune_calibrations import CPU, IO
+from tests.tune_calibrations import CPU, IO, MIXED
 
-SERVERS = ["gunicorn-sync", "gunicorn-gthread", "gunicorn-gevent", "waitress", "lab-prefork", "lab-event"]
+SERVERS = ("gunicorn-sync", "gunicorn-gthread", "gunicorn-gevent", "waitress", "lab-prefork", "lab-event")
 COST_S = 30.0
 
 
 class Lab:
-    """A pretend machine: each shape has a true capacity and memory; a measurement costs COST_S."""
+    """A pretend machine: each shape has a true capacity and memory; a measurement costs COST_S.
 
-    def __init__(self, cal: Calibration, cpus: int, slowdown: float = 1.0) -> None:
+    ``generator``: the load generator's limit (req/s): steps above it are short of their rate and
+    marked generator-bound, as ``measure.generator_limits`` marks them.
+    """
+
+    def __init__(
+        self,
+        cal: Calibration,
+        cpus: int,
+        slowdown: float = 1.0,
+        generator: float | None = None,
+        memory_factor: float = 1.0,
+    ) -> None:
         self.cal, self.cpus, self.now, self.slowdown = cal, cpus, 0.0, slowdown
+        self.generator, self.memory_factor = generator, memory_factor
         self.measured: list[str] = []
 
     def capacity(self, shape: Shape) -> float:
@@ -31,49 +43,69 @@ class Lab:
 
     def memory(self, shape: Shape) -> float:
         threads = shape.threads or 10
-        return 25 + shape.workers * (35 + (threads - 1) * 0.3)
+        return (25 + shape.workers * (35 + (threads - 1) * 0.3)) * self.memory_factor
+
+    def step(self, rate: float, cap: float) -> ladder.Step:
+        if self.generator is not None and rate > self.generator:
+            sent = int(self.generator * 4)
+            missing = int(rate * 4) - sent
+            why = f"errors {missing}/{int(rate * 4)}, {missing} unanswered"
+            return ladder.Step(rate, 4.0, int(rate * 4), missing, {95.0: 50.0}, self.generator, False, why,
+                               missing, generator_bound=True)  # fmt: skip
+        ok = rate <= cap
+        return ladder.Step(rate, 4.0, 100, 0, {95.0: 50.0 if ok else 900.0}, rate, ok, "" if ok else "p95")
 
     def measure(self, shape: Shape, rates: list[float]) -> search.Round:
         self.measured.append(shape.key)
         self.now += COST_S
         cap = self.capacity(shape)
-        steps = [
-            ladder.Step(
-                r, 4.0, 100, 0, {95.0: 50.0 if r <= cap else 900.0}, r, r <= cap, "" if r <= cap else "p95"
-            )
-            for r in rates
-        ]
-        return search.Round(rates, steps, self.memory(shape), None, COST_S)
+        return search.Round(rates, [self.step(r, cap) for r in rates], self.memory(shape), None, COST_S)
 
     def clock(self) -> float:
         return self.now
 
 
-def run(cal: Calibration, cpus: int, memory_mb: float, minutes: float, lab: Lab | None = None):
+def run(
+    cal: Calibration,
+    cpus: int,
+    memory_mb: float,
+    minutes: float,
+    lab: Lab | None = None,
+    recommendable: tuple[str, ...] = (),
+    servers: tuple[str, ...] = SERVERS,
+):
     # The search learns memory corrections into its calibration: give it its own, so the shared
     # synthetic IO/CPU stay as declared for every other test (whatever order they run in).
-    cal = replace(cal, scale={})
+    cal = replace(cal, scale={}, costs={})
     lab = lab or Lab(cal, cpus)
     limits = {95.0: 200.0}
-    cands = search.predicted(candidates.families(SERVERS), cal, cpus, limits, memory_mb, 64)
+    cands = search.predicted(candidates.families(list(servers)), cal, cpus, limits, memory_mb, 64)
     s = search.search(
         cands,
-        candidates.baseline(cpus),
-        lab.measure,
-        lab.clock,
-        minutes * 60,
-        memory_mb,
-        64,
-        cal,
-        cpus,
-        limits,
+        base_shape=candidates.baseline(cpus),
+        measure=lab.measure,
+        clock=lab.clock,
+        deadline=minutes * 60,
+        memory_mb=memory_mb,
+        max_workers=64,
+        cal=cal,
+        cpus=cpus,
+        limits=limits,
         say=lambda _line: None,
+        recommendable=recommendable,
     )
     base = next(c for c in s.candidates if c.is_baseline)
-    v = verdict(
-        s.candidates, base, cal, Budget(cpus, memory_mb * 2**20, "test", "test"), Slo(limits), "app:app"
+    ctx = Context(
+        cal=cal,
+        budget=Budget(cpus, memory_mb * 2**20, "test", "test"),
+        slo=Slo(limits),
+        app="app:app",
+        minutes=minutes,
+        recommendable=recommendable,
+        unmeasured=tuple(s.unmeasured_kinds()),
+        minutes_needed=minutes + s.seconds_for_unmeasured() / 60 if s.unmeasured_kinds() else None,
     )
-    return s, v, lab
+    return s, verdict(s.candidates, base, ctx), lab
 
 
 def test_io_bound_recommends_threads_at_three_times_the_baseline():
@@ -141,3 +173,165 @@ def test_the_record_and_its_two_renderings(tmp_path):
     md = (tmp_path / "recommendation.md").read_text().splitlines()
     assert md[0] == "# Which configuration should I run?" and md[2] == v.headline[0]
     assert (tmp_path / "recommendation.html").read_text().count("data:image/png;base64,") == 2
+
+
+DEPLOYABLE = tuple(n for n in SERVERS if not n.startswith("lab-"))
+
+
+def test_mixed_workload_recommends_many_requests_per_process():
+    """3 fast : 1 waiting 100 ms on one core: threads, >= 8 in flight per process, >= 5x the baseline."""
+    _s, v, _ = run(MIXED, cpus=1, memory_mb=768, minutes=8)
+    rec = v.recommended
+    assert rec is not None and v.margin is not None and v.margin >= 5
+    assert rec.rate_at_slo * MIXED.wall_s / rec.shape.workers >= 8  # Little's law, per process
+    assert "only processes add capacity" not in v.why and "per process" in v.why
+
+
+def test_a_shape_that_beats_its_prediction_unprunes_its_familys_bigger_shapes():
+    """The model overestimates CPU 3x: every thread shape is predicted CPU-bound at one low rate."""
+    wrong = replace(MIXED, cpu_s=3 * MIXED.cpu_s, scale={}, costs={})
+    s, v, lab = run(wrong, cpus=1, memory_mb=768, minutes=10, lab=Lab(MIXED, 1))
+    assert any("re-predicted" in c.why for c in s.candidates)
+    first = next(c for c in s.candidates if c.key == lab.measured[1])  # the first shape after the baseline
+    assert v.recommended is not None and v.recommended.rate_at_slo >= 1.5 * first.prediction.rate
+
+
+def test_every_kind_is_measured_before_interval_rounds():
+    s, _, lab = run(IO, cpus=2, memory_mb=1024, minutes=6)
+    kinds = {c.shape.family.kind for c in s.candidates if c.status == "measured"}
+    assert kinds == {"processes", "threads", "greenlets"}  # the kinds of SERVERS
+    confirm = [i for i, key in enumerate(lab.measured) if lab.measured[:i].count(key) >= 1]
+    kind_of = {c.key: c.shape.family.kind for c in s.candidates}
+    firsts = [lab.measured.index(next(k for k in lab.measured if kind_of[k] == kind)) for kind in kinds]
+    assert not confirm or max(firsts) < confirm[-1]
+
+
+def test_the_why_agrees_with_the_recommended_shape():
+    """Never "only processes add capacity" beside a winner that holds more than one request per process."""
+    for cal, cpus in ((IO, 2), (CPU, 2), (MIXED, 1), (CPU, 1)):
+        _s, v, _ = run(cal, cpus=cpus, memory_mb=4096, minutes=8)
+        assert v.recommended is not None
+        several = v.recommended.shape.threads is None or v.recommended.shape.threads > 1
+        assert ("only processes add capacity" in v.why) == (not several and cal.io_share < 0.5), v.why
+        assert "requests are in the app at once" in v.why or not several
+
+
+def test_our_own_models_are_the_contrast_unless_named():
+    """lab-event beats sync workers on an I/O-bound app: measured and shown, recommended only when named."""
+    servers = ("gunicorn-sync", "lab-event")
+    s, v, _ = run(IO, cpus=2, memory_mb=1024, minutes=10, servers=servers, recommendable=("gunicorn-sync",))
+    ours = [c for c in s.candidates if c.shape.family.name == "lab-event" and c.status == "measured"]
+    assert ours and v.recommended is not None and v.recommended.shape.family.name == "gunicorn-sync"
+    assert max(c.rate_at_slo for c in ours) > v.recommended.rate_at_slo
+    _s, named, _ = run(IO, cpus=2, memory_mb=1024, minutes=10, servers=servers, recommendable=servers)
+    assert named.recommended is not None and named.recommended.shape.family.name == "lab-event"
+
+
+def test_at_the_generators_limit_every_figure_is_a_lower_bound(tmp_path):
+    s, v, _ = run(IO, cpus=2, memory_mb=1024, minutes=8, lab=Lab(IO, 2, generator=300.0))
+    rec = v.recommended
+    assert rec is not None and rec.lower_bound and rec.at_generator_limit
+    assert "at least" in v.headline[0] and "the load generator's limit here" in v.headline[0]
+    assert v.headline[1].startswith("At least ") and "x the baseline" in v.headline[1]
+    tied = [c for c in s.candidates if c.status == "measured" and c.at_generator_limit]
+    assert len(tied) >= 2 and len(v.tied) >= 2
+    assert any(line.startswith("Tied at the load generator's limit") and "smaller memory" in line
+               for line in v.headline)  # fmt: skip
+    doc = report.document(args_for(2), IO, s.candidates, v, 400.0, (0.5, 0.7))
+    assert doc["recommended"]["rate_at_slo_lower_bound"] is True and doc["generator_limit_rps"] == 300.0
+    assert any(c["rate_at_slo_lower_bound"] for c in doc["candidates"] if c["key"] != rec.key)
+    rendering.write(tmp_path, doc)
+    assert "≥ " in (tmp_path / "recommendation.md").read_text()
+    # the baseline stays far below the limit: its figure is a measurement, not a floor
+    assert not doc["baseline"]["rate_at_slo_lower_bound"]
+
+
+def test_verdict_memory():
+    _s, v, _ = run(IO, cpus=2, memory_mb=150, minutes=8, lab=Lab(IO, 2, memory_factor=4.0))
+    assert v.recommended is None and v.binding.startswith("memory:")
+
+
+def test_verdict_cpu():
+    _s, v, _ = run(CPU, cpus=2, memory_mb=1024, minutes=4, lab=Lab(CPU, 2, slowdown=0.0))
+    assert v.recommended is None and v.binding.startswith("CPU")
+
+
+def test_verdict_time_budget_measures_only_the_baseline_and_recommends_nothing():
+    _s, v, lab = run(IO, cpus=2, memory_mb=1024, minutes=1)
+    assert set(lab.measured) == {"gunicorn-sync w5 t1"}
+    assert v.recommended is None and v.binding.startswith("the time budget")
+    assert v.headline[0].startswith("Nothing recommended") and "--minutes" in " ".join(v.headline)
+    assert v.unmeasured == ["threads", "greenlets"] and v.minutes_needed and v.minutes_needed > 1
+    assert "Why" not in " ".join(v.headline)
+
+
+def test_verdict_the_apps_own_errors_stop_before_the_search():
+    cal = replace(IO, app_errors="the app's own errors: 6 of 200 answers (3.0%) were errors (/: 6 x 500)")
+    base = search.Candidate(candidates.baseline(2), predict(candidates.baseline(2), cal, 2, {95.0: 200.0}),
+                            is_baseline=True)  # fmt: skip
+    ctx = Context(cal=cal, budget=Budget(2, 2**30, "test", "test"), slo=Slo({95.0: 200.0}), app="app:app")
+    v = verdict([base], base, ctx)
+    text = " ".join(v.headline)
+    assert v.recommended is None and v.binding.startswith("the app's own errors") and "500" in text
+    assert "limit is CPU" not in text and "stopped after calibration" in text
+
+
+def args_for(cpus: int) -> TuneArgs:
+    return TuneArgs("app:app", [("/sleep?s=0.05", 1.0)], None, Slo({95.0: 200.0}),
+                    Budget(cpus, 2**30, "test", "test"), [], 8.0, None, 1)  # fmt: skip
+
+
+def test_the_record_keeps_the_workload_means_and_each_paths_figures(tmp_path):
+    s, v, _ = run(MIXED, cpus=1, memory_mb=768, minutes=8)
+    doc = report.document(args_for(1), MIXED, s.candidates, v, 400.0, (0.5, 0.7))
+    cal = doc["calibration"]
+    assert cal["app_ms_mean"] == MIXED.wall_s * 1000 and cal["cpu_ms_mean"] <= cal["app_ms_mean"]
+    assert 0.7 <= cal["io_share"] <= 1.0
+    assert [(p["path"], p["weight"]) for p in cal["paths"]] == [("/", 0.75), ("/sleep?s=0.1", 0.25)]
+    assert all(p["cpu_ms_mean"] <= p["app_ms_mean"] for p in cal["paths"])
+    rendering.write(tmp_path, doc)
+    md = (tmp_path / "recommendation.md").read_text()
+    assert "| /sleep?s=0.1 | 25% |" in md and "Little's law" in md
+
+
+class OomLab(Lab):
+    """A docker runtime whose memory limit every shape overruns: each is OOM-killed on its first step."""
+
+    def measure(self, shape: Shape, rates: list[float]) -> search.Round:
+        self.measured.append(shape.key)
+        self.now += COST_S
+        box = {
+            "runtime": "docker",
+            "cpu_quota": 1.5,
+            "memory_limit_mb": 100.0,
+            "oom_kills": 2,
+            "oom_killed": True,
+        }
+        why = "killed by the OOM killer (2 kill(s) at 100 MiB)"
+        return search.Round(rates, [], None, None, COST_S, why, box=box)
+
+
+def test_verdict_oom_kills_are_the_memory_limit_and_the_record_counts_them():
+    s, v, lab = run(IO, cpus=2, memory_mb=100, minutes=8, lab=OomLab(IO, 2))
+    assert len(lab.measured) > 1 and all(c.status == "failed" for c in s.candidates if c.rounds)
+    assert v.recommended is None and v.binding.startswith("memory: the OOM killer killed")
+    assert "CPU" not in v.binding
+    doc = report.document(args_for(2), IO, s.candidates, v, 400.0, (0.5, 0.7))
+    killed = [c for c in doc["candidates"] if c.get("oom_kills")]
+    assert killed and all(c["runtime"] == "docker" and c["memory_limit_mb"] == 100.0 for c in killed)
+    assert all(m["box"]["oom_killed"] for c in killed for m in c["measurements"])
+
+
+def test_verdict_the_apps_own_errors_come_before_oom_kills():
+    cal = replace(IO, app_errors="the app's own errors: 6 of 200 answers (3.0%) were errors (/: 6 x 500)")
+    s, _v, _ = run(IO, cpus=2, memory_mb=100, minutes=8, lab=OomLab(IO, 2))
+    base = next(c for c in s.candidates if c.is_baseline)
+    ctx = Context(
+        cal=cal, budget=Budget(2, 100 * 2**20, "test", "test"), slo=Slo({95.0: 200.0}), app="app:app"
+    )
+    v = verdict(s.candidates, base, ctx)
+    assert v.binding.startswith("the app's own errors")
+
+
+def test_a_fractional_cpu_quota_takes_its_rounded_baseline():
+    assert candidates.baseline(1.5).workers == 4 and candidates.baseline(0.5).workers == 2
