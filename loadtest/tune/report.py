@@ -3,7 +3,7 @@
 ``recommended`` and ``baseline`` carry what a deployer needs (``server``,
 ``worker_class``, ``workers``, ``threads``, ``command``, ``rate_at_slo``,
 ``p95_ms``, ``memory_mb``, ``cpus``) plus the interval and rounds behind the
-figure, and ``rate_at_slo_lower_bound`` when the figure is a floor (every step
+figure and what confined it (as each candidate), and ``rate_at_slo_lower_bound`` when the figure is a floor (every step
 passed, or the load generator's limit: ``generator_limit_rps`` at the top);
 ``candidates`` lists every shape predicted, measured or pruned, with why,
 and what confined it (``runtime``, ``cpu_quota``, ``memory_limit_mb``, CPU
@@ -40,6 +40,7 @@ def configuration(c: Candidate, app: str, cpus: float, memory_mb: float) -> dict
         "memory_mb": c.memory_mb,
         "fits_memory": c.fits(memory_mb),
         "cpus": cpus,
+        **envelope_fields(c),
     }
 
 
@@ -75,7 +76,6 @@ def candidate(c: Candidate, args: TuneArgs) -> dict:
         # when no step met the objectives the figure is "below the lowest rate tried", not zero
         "lowest_rate_tried": min((r.rates[0] for r in c.rounds if r.rates), default=None),
     }
-    out |= envelope_fields(c)
     if c.rounds:
         out["measurements"] = [measurement(r) for r in c.rounds]
     return out

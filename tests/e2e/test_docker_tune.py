@@ -147,6 +147,8 @@ def test_runtime_docker_runs_candidates_under_a_quota_and_a_limit(tmp_path: Path
     doc = json.loads((out / "recommendation.json").read_text())
     assert doc["budget"]["cpus"] == 1.5 and doc["budget"]["runtime"] == "docker"
     assert doc["baseline"]["workers"] == 4  # (2 x 1.5) + 1
+    # the baseline is always measured, and what confined it travels with it, as with every candidate
+    assert (doc["baseline"]["runtime"], doc["baseline"]["cpu_quota"]) == ("docker", 1.5)
     measured = [c for c in doc["candidates"] if c.get("measurements")]
     assert measured, doc["candidates"]
     for c in measured:
