@@ -370,7 +370,8 @@ class Search:
         if contrast is not None:
             contrast.status = "pending"
             contrast.why = (
-                "the contrast: one process of threads (one core of Python), measured whatever its prediction"
+                "the contrast: one process (one core of Python, whatever holds its requests), "
+                "measured whatever its prediction"
             )
         while (cand := self.next_pending(contrast)) is not None:
             best = self.best()
