@@ -3,8 +3,9 @@
 ``recommended`` and ``baseline`` carry what a deployer needs (``server``,
 ``worker_class``, ``workers``, ``threads``, ``command``, ``rate_at_slo``,
 ``p95_ms``, ``memory_mb``, ``cpus``) plus the interval and rounds behind the
-figure and what confined it (as each candidate), and ``rate_at_slo_lower_bound`` when the figure is a floor (every step
-passed, or the load generator's limit: ``generator_limit_rps`` at the top);
+figure, what confined it (as each candidate does), and
+``rate_at_slo_lower_bound`` when the figure is a floor (every step passed, or
+the load generator's limit: ``generator_limit_rps`` at the top);
 ``candidates`` lists every shape predicted, measured or pruned, with why,
 and what confined it (``runtime``, ``cpu_quota``, ``memory_limit_mb``, CPU
 throttling, ``oom_kills``: ``envelope_fields``); ``calibration`` the

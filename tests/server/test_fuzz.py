@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 
 from server import fastpath, protocol
 from server.config import Config
-from server.protocol import NEED_DATA, ClientGone, HTTPCore, HTTPError, RequestHead
+from tests import bytes_in
 from tests.support import free_port, lab_server
 
 # Examples per test in each profile: (in-process, over a socket).
@@ -167,37 +167,16 @@ def split(draw, data: st.SearchStrategy[bytes]) -> list[bytes]:
 
 def serve_in_process(pieces: list[bytes], parser: str) -> list[int]:
     """Drive an HTTPCore as a server does, the client closing after the last piece: the statuses."""
-    core = HTTPCore(Config(limit_request_body=10_000, parser=parser))
-    feed = iter([*pieces, b""])
     statuses: list[int] = []
-
-    def more() -> None:
-        data = next(feed, None)
-        assert data is not None, "the core waits for more input after the client closed"
-        core.receive(data)
-
-    try:
-        while True:
-            while (head := core.next_head()) is NEED_DATA:
-                more()
-            if head is None:
-                return statuses
-            assert isinstance(head, RequestHead)
-            while (data := core.next_body()) != b"":
-                if data is NEED_DATA:
-                    more()
-            out = core.response_head(200, b"OK", [(b"Content-Length", b"2")], b"ok") + core.response_end()
-            assert out.startswith(b"HTTP/1.1 200 ")
+    for entry in bytes_in.serve(pieces, Config(limit_request_body=10_000, parser=parser)):
+        if entry[0] == "refused":
+            status, out = entry[1], entry[4]
+            assert status < 500 or status in PROTOCOL_5XX, entry
+            assert out.startswith(b"HTTP/1.1 %d " % status), out[:80]
+            statuses.append(status)
+        elif entry[0] not in ("closed", "gone"):
+            assert entry[3].startswith(b"HTTP/1.1 200 ")
             statuses.append(200)
-            if not core.start_next_cycle():
-                return statuses
-    except HTTPError as exc:
-        assert exc.status < 500 or exc.status in PROTOCOL_5XX, exc
-        out = core.error_response(exc.status, exc.reason)
-        assert out.startswith(b"HTTP/1.1 %d " % exc.status), out[:80]
-        statuses.append(exc.status)
-    except ClientGone:
-        pass
     return statuses
 
 

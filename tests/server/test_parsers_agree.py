@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 
 from server import fastpath
 from server.config import Config
-from server.protocol import NEED_DATA, ClientGone, HTTPCore, HTTPError, RequestHead
+from server.protocol import HTTPCore, HTTPError, RequestHead
+from tests import bytes_in
 
 pytestmark = pytest.mark.skipif(not fastpath.AVAILABLE, reason="httptools is not installed")
 
@@ -155,42 +156,10 @@ def streams(draw) -> tuple[list[bytes], Config]:
 
 
 def serve(pieces: list[bytes], config: Config, parser: str) -> list[tuple]:
-    """Serve the pieces as a server does (the client closing after the last): what each request got."""
-    core = HTTPCore(Config(**{**config.__dict__, "parser": parser}))
-    assert (core._fast is not None) == (parser == "httptools")
-    feed = iter([*pieces, b""])
-    record: list[tuple] = []
-
-    def more() -> None:
-        data = next(feed, None)
-        assert data is not None, "the core waits for more input after the client closed"
-        core.receive(data)
-
-    try:
-        while True:
-            while (head := core.next_head()) is NEED_DATA:
-                more()
-            if head is None:
-                return [*record, ("closed",)]
-            assert isinstance(head, RequestHead)
-            request = (head.method, head.target, head.http_version, head.headers, head.content_length)
-            continued = core.continue_response()
-            body = b""
-            while (data := core.next_body()) != b"":
-                if data is NEED_DATA:
-                    more()
-                else:
-                    body += data
-            headers = [(b"Date", b"-"), (b"Content-Length", b"2")]
-            out = core.response_head(200, b"OK", headers, b"ok") + core.response_end()
-            record.append((request, continued, body, out, core.start_next_cycle()))
-            if not record[-1][-1]:
-                return record
-    except HTTPError as exc:
-        record.append(("refused", exc.status, exc.reason, core.input_pending))
-    except ClientGone as exc:
-        record.append(("gone", str(exc)))
-    return record
+    """What each request got with ``parser`` (``tests.bytes_in.serve``), checking the parser really ran."""
+    config = Config(**{**config.__dict__, "parser": parser})
+    assert (HTTPCore(config)._fast is not None) == (parser == "httptools")
+    return bytes_in.serve(pieces, config)
 
 
 @AGREE
