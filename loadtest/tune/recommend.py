@@ -95,7 +95,10 @@ def holds_several(rec: Candidate) -> bool:
 def why(cal: Calibration, rec: Candidate, budget: Budget) -> str:
     """One sentence from the recommended shape and the same figures the table shows."""
     s = rec.shape
-    cpu_ms, wall_ms = cal.in_app_cpu_s * 1000.0, cal.wall_s * 1000.0
+    cpu_ms, wall_ms, queued_ms = cal.in_app_cpu_s * 1000.0, cal.wall_s * 1000.0, cal.queue_s * 1000.0
+    # the run-queue wait is neither I/O nor the app's CPU (io_share leaves it out): named when it shows
+    queued = f" and {queued_ms:.2f} ms waiting for a core" if queued_ms >= 0.005 else ""
+    spent = f"CPU {cpu_ms:.2f} ms{queued} of {wall_ms:.2f} ms mean"
     in_flight = rec.rate_at_slo * cal.wall_s
     per_process = in_flight / s.workers
     workers = f"{s.workers} worker process{'es' * (s.workers > 1)}"
@@ -105,16 +108,14 @@ def why(cal: Calibration, rec: Candidate, budget: Budget) -> str:
         f"(rate x mean time in the app), {per_process:.1f} per process"
     )
     if cal.io_share >= IO_BOUND:
-        cost = (
-            f"the app waits {cal.io_share:.0%} of each request (CPU {cpu_ms:.2f} ms of {wall_ms:.2f} ms mean)"
-        )
+        cost = f"the app waits {cal.io_share:.0%} of each request ({spent})"
         if holds_several(rec):
             process = f"a worker process costs {cal.worker_mb:.0f} MB"
             return f"{cost}; {little}: {lanes(rec, cal.thread_mb)}, while {process}"
         each = f"{cal.worker_mb:.0f} MB each"
         return f"{cost}; {little}: one request per process, so {workers} at {each} hold them"
     share = f"{1 - cal.io_share:.0%}"
-    cost = f"the app computes {share} of each request (CPU {cpu_ms:.2f} ms of {wall_ms:.2f} ms mean)"
+    cost = f"the app computes {share} of each request ({spent})"
     cores = f"{budget.cpus} allowed core{'s' * (budget.cpus > 1)}"
     if holds_several(rec):
         return (
@@ -123,7 +124,7 @@ def why(cal: Calibration, rec: Candidate, budget: Budget) -> str:
         )
     return (
         f"{cost}, so only processes add capacity -- one core of Python each, by the GIL -- "
-        f"and {workers} use the {cores}"
+        f"and {workers} {'use' if s.workers > 1 else 'uses'} the {cores}"
     )
 
 

@@ -335,3 +335,12 @@ def test_verdict_the_apps_own_errors_come_before_oom_kills():
 
 def test_a_fractional_cpu_quota_takes_its_rounded_baseline():
     assert candidates.baseline(1.5).workers == 4 and candidates.baseline(0.5).workers == 2
+
+
+def test_the_why_names_the_wait_for_a_core_it_leaves_out_of_the_io_share():
+    """io_share leaves run-queue time out, so the sentence names it: "computes 100%" then adds up."""
+    queued = Calibration(**{**CPU.__dict__, "app_cpu_s": 0.00119, "queue_s": 0.00004, "wall_s": 0.00123})
+    assert queued.io_share == 0.0
+    _s, v, _ = run(queued, cpus=1, memory_mb=4096, minutes=8)
+    assert v.recommended is not None
+    assert "computes 100% of each request (CPU 1.19 ms and 0.04 ms waiting for a core of 1.23 ms" in v.why
