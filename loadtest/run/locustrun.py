@@ -23,6 +23,7 @@ from pathlib import Path
 
 from loadtest.measure import evidence
 from loadtest.measure.cpuwatch import Watch
+from loadtest.measure.round_record import num
 from loadtest.registry.catalog import SCENARIO_CLASSES
 from loadtest.run.processes import pinned_to, tail
 
@@ -55,13 +56,6 @@ class LocustRun:
     warned: bool  # locust printed its own CPU warning
     watch: Watch  # the locust process tree's CPU
     processes: int
-
-
-def num(value, cast=float):
-    try:
-        return cast(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def read_aggregated(stats_csv: Path) -> dict:

@@ -35,6 +35,7 @@ from pathlib import Path
 import psutil
 
 from loadtest.inserver.tree import Sampler, read_each
+from loadtest.measure.round_record import num
 from loadtest.measure.verdicts import load_busy
 from loadtest.registry.targets import TARGETS
 from loadtest.run import locustrun
@@ -186,8 +187,8 @@ def soak_one(mode: str, args: argparse.Namespace, out: Path) -> tuple[Verdict, l
         finally:
             sampler.stop()
         alive = server.alive()
-    failures = int(locustrun.num(stats.get("Failure Count"), int) or 0)
-    requests = int(locustrun.num(stats.get("Request Count"), int) or 0)
+    failures = int(num(stats.get("Failure Count"), int) or 0)
+    requests = int(num(stats.get("Request Count"), int) or 0)
     samples = under_load(sampler.samples, locustrun.load_started(out / f"{mode}_stats_history.csv"), seconds)
     verdict = judge(samples, failures, requests)
     if not alive:
