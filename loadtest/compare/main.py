@@ -45,12 +45,12 @@ from loadtest.inserver.usage import USAGE_PATH
 from loadtest.measure import round_record, rows
 from loadtest.measure.cpuwatch import Watch
 from loadtest.registry import records, targets
+from loadtest.registry.paths import PROJECT_ROOT
 from loadtest.registry.records import ComparisonRow
 from loadtest.run import environment, locustrun, processes, slow
 from loadtest.run.plan import Plan, UsageError, build_parser, make_plan
 from loadtest.run.pool import Pool
 
-ROOT = Path(__file__).resolve().parents[2]
 GENERATOR_HEAVY = ("hello", "mixed")
 # Before each run, one GET /health must come back: a server that queues requests (one at a time,
 # a fixed pool) still owes the requests locust abandoned when the previous run stopped, and the
@@ -218,7 +218,7 @@ def write_env(
     out = plan.out
     finished = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     loads = (load_before, environment.load_average())
-    locustfile = str(locustrun.LOCUSTFILE.relative_to(ROOT))
+    locustfile = str(locustrun.LOCUSTFILE.relative_to(PROJECT_ROOT))
     env = environment.environment(started, finished, plan.as_dict(), plan.argv, loads, locustfile)
     env["server_python"] = str(plan.python) if plan.venv else sys.executable
     env["server_interpreters"] = {r.target: r.interpreter or {} for r in results or []}

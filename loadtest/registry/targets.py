@@ -21,8 +21,9 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 
 OUR_APP = "app:app"
@@ -116,6 +117,16 @@ def uwsgi_capacity(options: dict[str, int], _users: int) -> int:
     return options.get("processes", 1) * per_process
 
 
+class Role(StrEnum):
+    """What a target is to the lab besides its concurrency model (``Target.roles``)."""
+
+    OURS = "ours"  # our own server (server/): what make bench's goals and native ratios judge
+    NATIVE = "native"  # its protocol work is not Python (Rust, C): make bench's near-limit anchors
+    DEMONSTRATION = "demonstration"  # shows a model's limit (one at a time, a fork per connection,
+    # the dev server): compared, never offered by make tune unless named
+    BASELINE = "baseline"  # the folklore shape a recommendation is measured against (sync workers)
+
+
 @dataclass(frozen=True)
 class Target:
     name: str
@@ -125,6 +136,7 @@ class Target:
     kind: str  # lab | gunicorn | flask-dev | waitress | granian | uwsgi: how the command line is built
     options: tuple[str, ...]
     capacity_rule: Capacity
+    roles: frozenset[Role] = frozenset()
     extra: tuple[str, ...] = field(default=())  # per-run override, appended to options
 
     @property
@@ -223,6 +235,7 @@ REGISTRY: tuple[Target, ...] = (
         "lab",
         ("--mode", "single"),
         fixed(1),
+        roles=frozenset({Role.OURS, Role.DEMONSTRATION}),
     ),
     Target(
         "lab-threaded",
@@ -232,6 +245,7 @@ REGISTRY: tuple[Target, ...] = (
         "lab",
         ("--mode", "threaded"),
         per_user,
+        roles=frozenset({Role.OURS}),
     ),
     Target(
         "lab-forking",
@@ -241,6 +255,7 @@ REGISTRY: tuple[Target, ...] = (
         "lab",
         ("--mode", "forking"),
         per_user,
+        roles=frozenset({Role.OURS, Role.DEMONSTRATION}),
     ),
     Target(
         "gunicorn-sync",
@@ -250,6 +265,7 @@ REGISTRY: tuple[Target, ...] = (
         "gunicorn",
         ("--worker-class", "sync", "--workers", "4", *GRACEFUL),
         counted("workers", default=1),
+        roles=frozenset({Role.BASELINE}),
     ),
     Target(
         "gunicorn-gthread",
@@ -268,6 +284,7 @@ REGISTRY: tuple[Target, ...] = (
         "flask-dev",
         (),
         per_user,
+        roles=frozenset({Role.DEMONSTRATION}),
     ),
     Target(
         "flask-dev-nothreads",
@@ -277,6 +294,7 @@ REGISTRY: tuple[Target, ...] = (
         "flask-dev",
         ("--no-threads",),
         fixed(1),
+        roles=frozenset({Role.DEMONSTRATION}),
     ),
     Target(
         "lab-prefork",
@@ -286,6 +304,7 @@ REGISTRY: tuple[Target, ...] = (
         "lab",
         ("--mode", "prefork", "-w", "4"),
         counted("workers", default=1),
+        roles=frozenset({Role.OURS}),
     ),
     Target(
         "lab-event",
@@ -295,6 +314,7 @@ REGISTRY: tuple[Target, ...] = (
         "lab",
         ("--mode", "event"),
         counted("threads", default=8),
+        roles=frozenset({Role.OURS}),
     ),
     Target(
         "gunicorn-gevent",
@@ -322,6 +342,7 @@ REGISTRY: tuple[Target, ...] = (
         "flask-dev",
         ("--processes", "4"),
         counted("processes", default=1),
+        roles=frozenset({Role.DEMONSTRATION}),
     ),
     Target(
         "granian",
@@ -332,6 +353,7 @@ REGISTRY: tuple[Target, ...] = (
         "granian",
         GRANIAN,
         granian_capacity,
+        roles=frozenset({Role.NATIVE}),
     ),
     Target(
         "uwsgi",
@@ -342,6 +364,7 @@ REGISTRY: tuple[Target, ...] = (
         "uwsgi",
         UWSGI,
         uwsgi_capacity,
+        roles=frozenset({Role.NATIVE}),
     ),
 )
 TARGETS: dict[str, Target] = {t.name: t for t in REGISTRY}
@@ -393,6 +416,11 @@ BENCH_VARIANTS: dict[str, Target] = {
 
 def lookup(name: str) -> Target | None:
     return TARGETS.get(name) or BENCH_VARIANTS.get(name)
+
+
+def with_role(role: Role, names: Iterable[str] = TARGETS) -> tuple[str, ...]:
+    """Those of ``names`` (targets or bench variants; default: the registry) that have ``role``, in order."""
+    return tuple(name for name in names if (target := lookup(name)) is not None and role in target.roles)
 
 
 def capacity(name: str, users: int) -> int | None:

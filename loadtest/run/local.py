@@ -20,21 +20,19 @@ import contextlib
 import os
 import signal
 import subprocess
-from pathlib import Path
 
 import psutil
 
 from loadtest.inserver.tree import members
 from loadtest.measure.cpuwatch import Reading, tree_reading
+from loadtest.registry.paths import PROJECT_ROOT
 from loadtest.run import processes
 from loadtest.run.runner import Launch, TargetRunner
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def local_env(launch: Launch) -> dict[str, str]:
     env = {**os.environ, **launch.environment()}
-    paths = [str(launch.cwd or os.getcwd()), str(ROOT), env.get("PYTHONPATH", "")]
+    paths = [str(launch.cwd or os.getcwd()), str(PROJECT_ROOT), env.get("PYTHONPATH", "")]
     env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     return env
 

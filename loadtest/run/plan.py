@@ -24,6 +24,7 @@ from loadtest.registry.catalog import (
     parse_hosts,
 )
 from loadtest.run.processes import port_free
+from loadtest.run.runner import START_TIMEOUT_S
 from server.oneline import OneLineParser
 
 MAX_DURATION_S = 3600
@@ -211,7 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--app", default=targets.OUR_APP, help="MODULE:APP to serve instead of the demo app")
     add("--hosts", help="name=url,... of servers already running (no local start)")
     add("--port", type=port_arg, help="serve every local target on this port, one at a time")
-    add("--startup-timeout", type=positive_float, default=30.0, help="seconds a target gets to answer")
+    add(
+        "--startup-timeout",
+        type=positive_float,
+        default=START_TIMEOUT_S,
+        help="seconds a target gets to answer",
+    )
     add(
         "--venv",
         type=Path,

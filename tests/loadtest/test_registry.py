@@ -199,3 +199,23 @@ def test_new_servers_start_from_the_registry_and_serve_from_their_workers(tmp_pa
 def test_full_story_has_granian_and_uwsgi_and_the_default_does_not():
     assert {"granian", "uwsgi"} <= set(STORIES["full"]["targets"])
     assert not {"granian", "uwsgi"} & set(STORIES["default"]["targets"])
+
+
+def test_roles_are_the_registrys_and_agree_with_their_kinds():
+    """Our own servers are the ``lab`` kind; bench's anchors and tune's baseline are read from the roles."""
+    from loadtest.bench.goals import NATIVE, OURS
+    from loadtest.registry.targets import BENCH_VARIANTS, TARGETS, Role, with_role
+
+    every = {**TARGETS, **BENCH_VARIANTS}
+    assert {n for n, t in every.items() if Role.OURS in t.roles} == {
+        n for n, t in every.items() if t.kind == "lab"
+    }
+    assert NATIVE == ("granian", "uwsgi")
+    assert OURS == (
+        "lab-single", "lab-single-h11", "lab-threaded", "lab-threaded-pinned", "lab-forking",
+        "lab-prefork-w2", "lab-event",
+    )  # fmt: skip
+    assert with_role(Role.BASELINE) == ("gunicorn-sync",)
+    assert with_role(Role.DEMONSTRATION) == (
+        "lab-single", "lab-forking", "flask-dev", "flask-dev-nothreads", "flask-dev-processes",
+    )  # fmt: skip
