@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.request
 from pathlib import Path
 
@@ -161,6 +162,16 @@ def usage_of(port: int) -> dict:
         return json.loads(r.read())
 
 
+def wait_for_boots(stderr_log, workers: int, timeout: float) -> int:
+    """Workers gunicorn says it booted ("Booting worker with pid"), waiting up to ``timeout`` for them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        booted = stderr_log.read_text(errors="replace").count("Booting worker with pid")
+        if booted >= workers or time.monotonic() > deadline:
+            return booted
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize("name", ["gunicorn-sync", "lab-forking"])
 def test_usage_endpoint_reports_the_whole_tree_from_its_session_leader(tmp_path, name):
     """Served by a worker or a forked child, the root is the process compare started (its session leader)."""
@@ -171,6 +182,9 @@ def test_usage_endpoint_reports_the_whole_tree_from_its_session_leader(tmp_path,
         Launch(name=name, target=target, log_dir=tmp_path, env={"PATH": ""}, cwd=ROOT)
     ) as server:
         assert server.start() and server.wait_ready(30), server.problem
+        if name == "gunicorn-sync":  # the first answer may come before the second worker has booted
+            booted = wait_for_boots(server.stderr_log, 2, timeout=30)
+            assert booted == 2, server.stderr_tail()
         first = usage_of(server.port)
         with urllib.request.urlopen(f"{server.url}/cpu?ms=200", timeout=10) as r:
             r.read()
