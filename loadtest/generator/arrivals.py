@@ -49,7 +49,7 @@ from locust.exception import StopUser
 from locust.runners import WorkerRunner
 
 from loadtest.generator import locustfile as _recorder_hooks  # noqa: F401 (registers the identity recorder)
-from loadtest.registry.catalog import STEP_MARKER as MARKER
+from loadtest.registry.steps import STEP_MARKER as MARKER
 
 log = logging.getLogger("wsgi-lab.tune")
 

@@ -70,13 +70,13 @@ from loadtest.inserver.headers import (
     HEADER_THREAD,
 )
 from loadtest.measure import evidence
-from loadtest.registry.catalog import (
+from loadtest.registry.error_kinds import error_kind
+from loadtest.registry.hosts import parse_hosts
+from loadtest.registry.scenarios import (
     SCENARIO_CLASSES,
     SLOW_CLIENTS,
     SLOW_HEAD_START_S,
     SLOW_NORMAL_TIMEOUT_S,
-    error_kind,
-    parse_hosts,
 )
 
 log = logging.getLogger("wsgi-lab")
@@ -336,7 +336,7 @@ def set_slow_clients(environment, **_kwargs) -> None:
     SlowClient.fixed_count = option(environment, "slow_clients", SLOW_CLIENTS)
 
 
-# Scenario names used by `python -m loadtest.compare --scenario` (kept in catalog.py).
+# Scenario names used by `python -m loadtest.compare --scenario` (kept in registry/scenarios.py).
 assert all(name in globals() for names in SCENARIO_CLASSES.values() for name in names.split())
 
 

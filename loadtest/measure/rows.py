@@ -30,7 +30,7 @@ from dataclasses import fields
 
 from loadtest.measure import evidence, stats, verdicts
 from loadtest.measure.round_record import BUCKETS, EXACT
-from loadtest.registry.catalog import ERROR_KINDS
+from loadtest.registry.error_kinds import ERROR_KINDS
 from loadtest.registry.records import ComparisonRow
 
 # A measured io rate this far above the model's own ceiling is a bias (io_efficiency withheld).

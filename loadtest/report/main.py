@@ -16,7 +16,7 @@ from pathlib import Path
 from loadtest.measure import evidence, stats
 from loadtest.measure.rows import median_of, restat
 from loadtest.registry import records as records_file
-from loadtest.registry.catalog import ERROR_KINDS
+from loadtest.registry.error_kinds import ERROR_KINDS
 from loadtest.registry.records import ComparisonRow, RunError, SlowRow, Summary
 from loadtest.reporting import comparison, document
 from loadtest.reporting.charts import (

@@ -24,8 +24,8 @@ from pathlib import Path
 from loadtest.measure import evidence
 from loadtest.measure.cpuwatch import Watch
 from loadtest.measure.round_record import num
-from loadtest.registry.catalog import SCENARIO_CLASSES
 from loadtest.registry.paths import PROJECT_ROOT
+from loadtest.registry.scenarios import SCENARIO_CLASSES
 from loadtest.run.processes import pinned_to, tail
 
 LOCUSTFILE = PROJECT_ROOT / "loadtest" / "generator" / "locustfile.py"

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from loadtest.registry import targets
-from loadtest.registry.catalog import (
+from loadtest.registry.hosts import parse_hosts
+from loadtest.registry.scenarios import (
     SCENARIO_CLASSES,
     SLOW_CLIENTS,
     SLOW_HEAD_START_S,
     SLOW_NORMAL_TIMEOUT_S,
-    parse_hosts,
 )
 from loadtest.run.processes import port_free
 from loadtest.run.runner import START_TIMEOUT_S

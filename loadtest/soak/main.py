@@ -206,24 +206,9 @@ def write_samples(path: Path, samples: list[Sample]) -> None:
 
 
 def plot(path: Path, runs: dict[str, list[Sample]]) -> None:
-    import matplotlib
+    from loadtest.reporting import soak_chart  # matplotlib is slow to import: only once a soak has run
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (rss_ax, fd_ax) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True)
-    for mode, samples in runs.items():
-        t = [s.t / 60 for s in samples]
-        rss_ax.plot(t, [s.rss / MB for s in samples], label=mode)
-        fd_ax.plot(t, [s.fds for s in samples], label=mode)
-    rss_ax.set_ylabel("RSS of the process tree (MB)")
-    fd_ax.set_ylabel("open fds (process tree)")
-    fd_ax.set_xlabel("minutes under load")
-    rss_ax.legend(loc="upper left", fontsize="small")
-    rss_ax.set_title("wsgi-lab soak: mixed locust load per mode")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    soak_chart.write(path, runs)
 
 
 def report(path: Path, args: argparse.Namespace, verdicts: dict[str, Verdict], load: tuple) -> None:

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from loadtest.measure import stats
-from loadtest.registry.catalog import STEP_MARKER
+from loadtest.registry.steps import STEP_MARKER
 
 STEP_S = 4.0
 MISSING_SIGMAS = 4.0

@@ -134,6 +134,9 @@ def test_lab_single_then_gunicorn_sync_each_named_in_the_header(
     assert ui.header_host() == servers["lab-single"]
     ui.stop_test()
     ui.new_test()
+    # The New-test form ticks every user class until the wsgi-lab script proposes the ones that ran:
+    # started before that, a SlowNormalUser runs too ("slow / @ gunicorn-sync" in the stats).
+    ui.wait_for_classes(["IoUser"])
     row = run_from_the_form(ui, "gunicorn-sync", servers, min_responses=16)
     assert ui.header_host() == servers["gunicorn-sync"]
     assert (row["processes"], row["thread lanes"]) == ("4", "4")  # -w 4: four sync workers

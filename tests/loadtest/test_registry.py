@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from loadtest.registry import targets
-from loadtest.registry.catalog import parse_hosts
+from loadtest.registry.hosts import parse_hosts
 from loadtest.run.local import LocalRunner
 from loadtest.run.plan import STORIES
 from loadtest.run.runner import Launch
