@@ -56,6 +56,9 @@ def ui(browser, servers, tmp_path) -> Iterator[LocustPage]:
 def run_from_the_form(ui: LocustPage, target: str, servers: dict[str, str], min_responses: int) -> dict:
     ui.pick(target)
     assert ui.field("host") == servers[target]
+    # The form's user classes are ticked by the wsgi-lab script after the form appears: started
+    # before it is done, another class runs too (a "slow / @ gunicorn-sync" row in the stats).
+    ui.wait_for_classes(["IoUser"])
     ui.start()
     row = ui.wsgi_lab_row(target, min_responses)
     assert ui.header_host() == servers[target]
@@ -134,9 +137,6 @@ def test_lab_single_then_gunicorn_sync_each_named_in_the_header(
     assert ui.header_host() == servers["lab-single"]
     ui.stop_test()
     ui.new_test()
-    # The New-test form ticks every user class until the wsgi-lab script proposes the ones that ran:
-    # started before that, a SlowNormalUser runs too ("slow / @ gunicorn-sync" in the stats).
-    ui.wait_for_classes(["IoUser"])
     row = run_from_the_form(ui, "gunicorn-sync", servers, min_responses=16)
     assert ui.header_host() == servers["gunicorn-sync"]
     assert (row["processes"], row["thread lanes"]) == ("4", "4")  # -w 4: four sync workers
