@@ -4,14 +4,15 @@ Each entry: its name (also the ``X-Server-Model`` it reports and the name the
 compose file's ``LAB_HOSTS`` uses), a one-line explanation, the compose service
 and host port that run it in Docker, how to start it locally, and the rule for
 its *capacity* -- how many requests it can have in flight, which is what caps
-I/O-bound throughput.
+I/O-bound throughput -- and its ``roles`` (``Role``: ours, native, demonstration,
+baseline), which bench and tune read instead of lists of their own.
 
 Capacity is derived from the options the target actually runs with, so an
 override (``--target-args 'gunicorn-sync=--workers 1'``, appended to the
 registry's options; the last value of an option wins) re-derives it.
 
 ``BENCH_VARIANTS`` are the same servers with other options, for ``make bench``
-(``loadtest/bench/main.py``): not in compose, not in a default comparison.
+(``loadtest/bench/``): not in compose, not in a default comparison.
 
 ``tests/loadtest/test_registry.py`` checks docker-compose.yml against this registry.
 """
