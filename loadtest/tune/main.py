@@ -4,7 +4,7 @@ Progress goes to stdout as it happens (what is measured now, the time budget
 left); when the run ends, the recommendation comes first in the closing block,
 then where the files are (``deploy/`` beside the record when one is recommended).
 An app that answers errors by itself ends the run after calibration, with that
-verdict.  Bad arguments: one line, exit 2 (``budget.parse``); a budget below one
+verdict.  Bad arguments: one line, exit 2 (``cli.parse``); a budget below one
 worker's measured memory is reported the same way, after calibration measured it.
 """
 
@@ -23,16 +23,16 @@ from loadtest.run import environment
 from loadtest.run.local import LocalRunner
 from loadtest.run.plan import UsageError
 from loadtest.run.runner import RunnerFactory
-from loadtest.tune import budget as budget_args
-from loadtest.tune import deploy, runtime
-from loadtest.tune import search as searching
-from loadtest.tune.budget import TuneArgs
+from loadtest.tune import cli, deploy, runtime
 from loadtest.tune.calibrate import CalibrationError, calibrate
+from loadtest.tune.candidate import Candidate, Status
 from loadtest.tune.candidates import WORKER_STEPS, baseline, families
 from loadtest.tune.measure import EXPECT_MASTER_PORT, Session, measure
 from loadtest.tune.model import Calibration, predict
 from loadtest.tune.recommend import Context, Verdict, against, verdict
 from loadtest.tune.report import document
+from loadtest.tune.search import predicted, search
+from loadtest.tune.settings import Settings
 
 MODULE = "loadtest.tune"
 WRITE_ALLOWANCE_S = 15.0  # kept from the time budget for the charts and files at the end
@@ -64,7 +64,7 @@ def max_workers(cal: Calibration, memory_mb: float) -> int:
     return int(max(1, min(math.floor(room), WORKER_STEPS[-1])))
 
 
-def check_one_worker(cal: Calibration, args: TuneArgs) -> None:
+def check_one_worker(cal: Calibration, args: Settings) -> None:
     one = cal.base_mb + cal.worker_mb
     if one > args.budget.memory_mb:
         raise UsageError(
@@ -93,7 +93,7 @@ def calibration_lines(cal: Calibration) -> list[str]:
     return lines
 
 
-def expect_workers_hint(args: TuneArgs) -> str:
+def expect_workers_hint(args: Settings) -> str:
     g = args.generator
     return (
         f"waiting for {g.expect} locust worker(s) for each ladder (each ladder is a new master, so keep "
@@ -103,7 +103,7 @@ def expect_workers_hint(args: TuneArgs) -> str:
     )
 
 
-def run(args: TuneArgs, runner: RunnerFactory = LocalRunner) -> int:
+def run(args: Settings, runner: RunnerFactory = LocalRunner) -> int:
     t0 = time.monotonic()
     deadline = t0 + args.minutes * 60.0 - WRITE_ALLOWANCE_S
     started = dt.datetime.now(dt.UTC)
@@ -153,16 +153,14 @@ def run(args: TuneArgs, runner: RunnerFactory = LocalRunner) -> int:
     base_shape = baseline(b.cpus)
     if cal.app_errors:
         say(f"stopping: {cal.app_errors}")
-        cands = [
-            searching.Candidate(base_shape, predict(base_shape, cal, b.cpus, slo.limits), is_baseline=True)
-        ]
-        cands[0].status, cands[0].why = "not reached", "not measured: the app's own errors end the run"
+        cands = [Candidate(base_shape, predict(base_shape, cal, b.cpus, slo.limits), is_baseline=True)]
+        cands[0].status, cands[0].why = Status.NOT_REACHED, "not measured: the app's own errors end the run"
         unmeasured: tuple[str, ...] = ()
         needed = None
     else:
         top = max_workers(cal, b.memory_mb)
-        cands = searching.predicted(families(args.servers), cal, b.cpus, slo.limits, b.memory_mb, top)
-        pending = [c for c in cands if c.status == "pending"]
+        cands = predicted(families(args.servers), cal, b.cpus, slo.limits, b.memory_mb, top)
+        pending = [c for c in cands if c.status == Status.PENDING]
         say(
             f"{len(cands)} shapes predicted, {len(cands) - len(pending)} pruned; "
             f"measuring up to {len(pending) + 1}"
@@ -172,7 +170,7 @@ def run(args: TuneArgs, runner: RunnerFactory = LocalRunner) -> int:
             session.status = f"[tune, budget {args.minutes * 60:.0f} s]   {shape.key}:"
             return measure(session, shape, rates)
 
-        s = searching.search(
+        s = search(
             cands,
             base_shape=base_shape,
             measure=measured,
@@ -197,7 +195,6 @@ def run(args: TuneArgs, runner: RunnerFactory = LocalRunner) -> int:
         slo=slo,
         app=args.app,
         minutes=args.minutes,
-        recommendable=args.recommendable,
         unmeasured=unmeasured,
         minutes_needed=needed,
     )
@@ -219,9 +216,9 @@ def run(args: TuneArgs, runner: RunnerFactory = LocalRunner) -> int:
 
 def write(
     out: Path,
-    args: TuneArgs,
+    args: Settings,
     cal: Calibration,
-    cands: list[searching.Candidate],
+    cands: list[Candidate],
     v: Verdict,
     wall: float,
     times: tuple[dt.datetime, dt.datetime],
@@ -271,9 +268,9 @@ def without_against(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = budget_args.build_parser()
+    parser = cli.build_parser()
     try:
-        args = budget_args.parse(argv)
+        args = cli.parse(argv)
     except UsageError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
     try:

@@ -42,9 +42,9 @@ from loadtest.run import locustrun, processes
 from loadtest.run.local import LocalRunner
 from loadtest.run.runner import Envelope, Launch, RunnerFactory, TargetRunner
 from loadtest.tune import ladder
-from loadtest.tune.budget import Generator, MiB, Slo
+from loadtest.tune.candidate import Round
 from loadtest.tune.candidates import Shape
-from loadtest.tune.search import Round
+from loadtest.tune.settings import Generator, MiB, Slo
 
 ROOT = Path(__file__).resolve().parents[2]
 ARRIVALS = ROOT / "loadtest" / "generator" / "arrivals.py"

@@ -28,10 +28,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from loadtest.measure.stats import overlap
-from loadtest.tune.budget import Budget, Slo
+from loadtest.tune.candidate import TIE, Candidate, Status
 from loadtest.tune.candidates import THREAD_STEPS, WORKER_STEPS
 from loadtest.tune.model import Calibration, app_misses
-from loadtest.tune.search import TIE, Candidate, tied
+from loadtest.tune.search import tied
+from loadtest.tune.settings import Budget, Slo
 
 IO_BOUND = 0.5
 
@@ -158,7 +159,7 @@ def binding(
     if app_misses(cal, slo.limits):
         own = ", ".join(f"p{q:g} {cal.app_ms.get(q, 0):.0f} ms" for q in sorted(slo.limits))
         return f"the app's own latency: alone on the server it takes {own} ({slo.text()})"
-    over = [c for c in cands if c.status == "measured" and c.rate_at_slo > 0 and not c.fits(memory_mb)]
+    over = [c for c in cands if c.status == Status.MEASURED and c.rate_at_slo > 0 and not c.fits(memory_mb)]
     if over:
         c = min(over, key=lambda c: c.memory_mb or 0)
         return f"memory: {c.key} met the objectives but used {c.memory_mb:.0f} MB > budget {memory_mb:.0f} MB"
@@ -195,13 +196,9 @@ def margin_text(rec: Candidate, base: Candidate, margin: float | None, within: b
     )
 
 
-def recommendable(c: Candidate, names: Sequence[str]) -> bool:
-    return not names or c.shape.family.name in names
-
-
-def contrast_text(cands: Sequence[Candidate], rec: Candidate | None, names: Sequence[str]) -> str:
+def contrast_text(cands: Sequence[Candidate], rec: Candidate | None) -> str:
     """Our own model measured above the recommendation: shown as the contrast, not recommended."""
-    ours = [c for c in cands if c.status == "measured" and not recommendable(c, names) and c.rate_at_slo > 0]
+    ours = [c for c in cands if c.status == Status.MEASURED and not c.recommendable and c.rate_at_slo > 0]
     best = max(ours, key=lambda c: c.rate_at_slo, default=None)
     if best is None or (rec is not None and best.rate_at_slo <= rec.rate_at_slo):
         return ""
@@ -231,17 +228,16 @@ class Context:
     slo: Slo
     app: str
     minutes: float = 0.0
-    recommendable: tuple[str, ...] = ()
     unmeasured: tuple[str, ...] = ()
     minutes_needed: float | None = None
 
 
 def verdict(cands: Sequence[Candidate], base: Candidate, ctx: Context) -> Verdict:
     budget, slo, cal = ctx.budget, ctx.slo, ctx.cal
-    close = tied(cands, budget.memory_mb, ctx.recommendable)
+    close = tied(cands, budget.memory_mb)
     rec = close[0] if close else None
     budget_note = time_budget(ctx.unmeasured, ctx.minutes_needed)
-    others = [c for c in cands if c is not base and c.rounds and recommendable(c, ctx.recommendable)]
+    others = [c for c in cands if c is not base and c.rounds and c.recommendable]
     only_baseline = bool(base.rounds) and not others and not cal.app_errors
     used = f"it used {base.memory_mb or 0:.0f} MB"
     base_note = (
@@ -267,8 +263,8 @@ def verdict(cands: Sequence[Candidate], base: Candidate, ctx: Context) -> Verdic
                 f"{rate_text(base)} req/s{floor_reason(base)}; nothing else was measured, "
                 "so nothing is recommended."
             )
-        if contrast_text(cands, None, ctx.recommendable):
-            headline.append(contrast_text(cands, None, ctx.recommendable))
+        if contrast_text(cands, None):
+            headline.append(contrast_text(cands, None))
         return Verdict(
             None, base, None, False, "", limit, headline, [], list(ctx.unmeasured), ctx.minutes_needed
         )
@@ -284,8 +280,8 @@ def verdict(cands: Sequence[Candidate], base: Candidate, ctx: Context) -> Verdic
     if tie_text(close):
         headline.append(tie_text(close))
     headline.append(f"Why: {reason}.")
-    if contrast_text(cands, rec, ctx.recommendable):
-        headline.append(contrast_text(cands, rec, ctx.recommendable))
+    if contrast_text(cands, rec):
+        headline.append(contrast_text(cands, rec))
     if budget_note:
         headline.append(budget_note[0].upper() + budget_note[1:] + ".")
     return Verdict(
