@@ -174,7 +174,7 @@ def document(
         "within_intervals": v.within_intervals,
         "tied": [c.key for c in v.tied] if len(v.tied) > 1 else [],
         "why": v.why,
-        "binding": v.binding,
+        "binding": v.binding.sentence if v.binding else "",
         "unmeasured_kinds": v.unmeasured,
         "minutes_needed": v.minutes_needed,
         "generator_limit_rps": generator_limit(cands),
