@@ -1,6 +1,6 @@
-"""Tune's records of one search: a candidate shape, its status, and each round measured of it.
+"""Tune's records of one search: a candidate shape, its prediction, its status, and each round measured.
 
-The search (``search.py``) decides a candidate's status and the trials (``measure.py``)
+The search (``search.py``) decides a candidate's status and the trials (``trial.py``)
 make its rounds; both import these types from here, so the measurer does not depend on
 the policy.  ``Status`` is the record's vocabulary (``registry.records``: the renderer
 reads it too).
@@ -18,9 +18,18 @@ from loadtest.measure import stats
 from loadtest.registry.records import Status
 from loadtest.tune import ladder
 from loadtest.tune.candidates import Shape
-from loadtest.tune.model import Prediction
 
 TIE = 0.03  # rates closer than this share are a tie (as are rates a ladder step cannot separate)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What ``model.predict`` expects of a shape before it is measured."""
+
+    rate: float  # req/s at the objectives (0 when the app alone misses them)
+    bound: str  # "slots" | "cpu" | "gil" | "latency"
+    memory_mb: float
+    in_flight: float
 
 
 @dataclass
@@ -34,7 +43,7 @@ class Round:
     seconds: float  # wall time the round took
     error: str = ""  # the server failed to start, was OOM-killed, or the generator failed
     notes: list[str] = field(default_factory=list)
-    box: dict[str, object] = field(default_factory=dict)  # runtime, limits, throttling (measure.box_record)
+    box: dict[str, object] = field(default_factory=dict)  # runtime, limits, throttling (trial.box_record)
 
     def figure(self) -> tuple[float, ladder.Step | None, bool]:
         return ladder.rate_at_slo(self.steps)
@@ -147,4 +156,4 @@ def allow(cands: Iterable[Candidate], names: Sequence[str]) -> None:
         c.recommendable = not names or c.shape.family.name in names
 
 
-__all__ = ["TIE", "Candidate", "Round", "Status", "allow"]
+__all__ = ["TIE", "Candidate", "Prediction", "Round", "Status", "allow"]

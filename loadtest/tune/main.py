@@ -24,15 +24,15 @@ from loadtest.run.local import LocalRunner
 from loadtest.run.plan import UsageError
 from loadtest.run.runner import RunnerFactory
 from loadtest.tune import cli, deploy, runtime
-from loadtest.tune.calibrate import CalibrationError, calibrate
+from loadtest.tune.calibrate import Calibration, CalibrationError, calibrate
 from loadtest.tune.candidate import Candidate, Status
 from loadtest.tune.candidates import WORKER_STEPS, baseline, families
-from loadtest.tune.measure import EXPECT_MASTER_PORT, Session, measure
-from loadtest.tune.model import Calibration, predict
+from loadtest.tune.model import predict
 from loadtest.tune.recommend import Context, Verdict, against, verdict
-from loadtest.tune.report import document
+from loadtest.tune.record import document
 from loadtest.tune.search import predicted, search
 from loadtest.tune.settings import Settings
+from loadtest.tune.trial import EXPECT_MASTER_PORT, Session, measure
 
 MODULE = "loadtest.tune"
 WRITE_ALLOWANCE_S = 15.0  # kept from the time budget for the charts and files at the end

@@ -29,9 +29,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from loadtest.measure.stats import overlap
+from loadtest.tune.calibrate import Calibration
 from loadtest.tune.candidate import TIE, Candidate, Status
 from loadtest.tune.candidates import THREAD_STEPS, WORKER_STEPS
-from loadtest.tune.model import Calibration, app_misses
+from loadtest.tune.model import app_misses
 from loadtest.tune.search import tied
 from loadtest.tune.settings import Budget, Slo
 

@@ -38,9 +38,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from loadtest.tune import ladder
+from loadtest.tune.calibrate import Calibration
 from loadtest.tune.candidate import Candidate, Round, Status, allow
 from loadtest.tune.candidates import KINDS, Family, Shape, baseline, neighbours, shapes
-from loadtest.tune.model import Calibration, learn, learn_memory, predict
+from loadtest.tune.model import learn, learn_memory, predict
 
 KNEE = 0.97
 HOPELESS = 0.5

@@ -15,8 +15,8 @@ from loadtest.run.local import LocalRunner
 from loadtest.run.runner import Launch
 from loadtest.tune.candidates import Shape, family
 from loadtest.tune.cli import CPUS_ENV, MEMORY_ENV, budget_from
-from loadtest.tune.measure import Session, generator_cores, serve_ladder
 from loadtest.tune.settings import Generator, MiB, Slo
+from loadtest.tune.trial import Session, generator_cores, serve_ladder
 from tests.support import RECOMMENDATION_KEYS, ROOT, assert_one_line_error, run_module
 
 

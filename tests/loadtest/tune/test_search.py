@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from loadtest.reporting import recommendation as rendering
-from loadtest.tune import candidate, candidates, ladder, report, search
+from loadtest.tune import candidate, candidates, ladder, record, search
+from loadtest.tune.calibrate import Calibration
 from loadtest.tune.candidate import Status
 from loadtest.tune.candidates import Shape
-from loadtest.tune.model import Calibration, predict
+from loadtest.tune.model import predict
 from loadtest.tune.recommend import BindingKind, Context, verdict
 from loadtest.tune.settings import Budget, Settings, Slo
 from tests.support import RECOMMENDATION_KEYS
@@ -22,7 +23,7 @@ class Lab:
     """A pretend machine: each shape has a true capacity and memory; a measurement costs COST_S.
 
     ``generator``: the load generator's limit (req/s): steps above it are short of their rate and
-    marked generator-bound, as ``measure.generator_limits`` marks them.
+    marked generator-bound, as ``trial.generator_limits`` marks them.
     """
 
     def __init__(
@@ -164,7 +165,7 @@ def test_the_record_and_its_two_renderings(tmp_path):
     s, v, _ = run(IO, cpus=2, memory_mb=1024, minutes=8)
     args = Settings("app:app", [("/sleep?s=0.05", 1.0)], None, Slo({95.0: 200.0}),
                     Budget(2, 2**30, "test", "test"), [], 8.0, None, 1)  # fmt: skip
-    doc = report.document(args, IO, s.candidates, v, 400.0, (0.5, 0.7))
+    doc = record.document(args, IO, s.candidates, v, 400.0, (0.5, 0.7))
     for role in ("recommended", "baseline"):
         assert all(k in doc[role] for k in RECOMMENDATION_KEYS)
     assert doc["baseline"]["workers"] == 5 and doc["margin"] == v.margin
@@ -237,7 +238,7 @@ def test_at_the_generators_limit_every_figure_is_a_lower_bound(tmp_path):
     assert len(tied) >= 2 and len(v.tied) >= 2
     assert any(line.startswith("Tied at the load generator's limit") and "smaller memory" in line
                for line in v.headline)  # fmt: skip
-    doc = report.document(args_for(2), IO, s.candidates, v, 400.0, (0.5, 0.7))
+    doc = record.document(args_for(2), IO, s.candidates, v, 400.0, (0.5, 0.7))
     assert doc["recommended"]["rate_at_slo_lower_bound"] is True and doc["generator_limit_rps"] == 300.0
     assert any(c["rate_at_slo_lower_bound"] for c in doc["candidates"] if c["key"] != rec.key)
     rendering.write(tmp_path, doc)
@@ -283,7 +284,7 @@ def args_for(cpus: int) -> Settings:
 
 def test_the_record_keeps_the_workload_means_and_each_paths_figures(tmp_path):
     s, v, _ = run(MIXED, cpus=1, memory_mb=768, minutes=8)
-    doc = report.document(args_for(1), MIXED, s.candidates, v, 400.0, (0.5, 0.7))
+    doc = record.document(args_for(1), MIXED, s.candidates, v, 400.0, (0.5, 0.7))
     cal = doc["calibration"]
     assert cal["app_ms_mean"] == MIXED.wall_s * 1000 and cal["cpu_ms_mean"] <= cal["app_ms_mean"]
     assert 0.7 <= cal["io_share"] <= 1.0
@@ -318,7 +319,7 @@ def test_verdict_oom_kills_are_the_memory_limit_and_the_record_counts_them():
         v.recommended is None and v.binding.kind == BindingKind.MEMORY and "OOM killer" in v.binding.sentence
     )
     assert "CPU" not in v.binding.sentence
-    doc = report.document(args_for(2), IO, s.candidates, v, 400.0, (0.5, 0.7))
+    doc = record.document(args_for(2), IO, s.candidates, v, 400.0, (0.5, 0.7))
     killed = [c for c in doc["candidates"] if c.get("oom_kills")]
     assert killed and all(c["runtime"] == "docker" and c["memory_limit_mb"] == 100.0 for c in killed)
     assert all(m["box"]["oom_killed"] for c in killed for m in c["measurements"])

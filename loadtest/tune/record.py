@@ -14,8 +14,8 @@ workload's mean costs and each path's.
 
 from __future__ import annotations
 
+from loadtest.tune.calibrate import Calibration
 from loadtest.tune.candidate import Candidate, Round
-from loadtest.tune.model import Calibration
 from loadtest.tune.recommend import Verdict
 from loadtest.tune.settings import Settings
 
