@@ -20,24 +20,23 @@ What this module does not know: what the figures predict (``model``).
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from loadtest.measure import evidence, stats
 from loadtest.registry import targets
+from loadtest.registry.catalog import parse_step_name
 from loadtest.tune.candidates import Shape, family
 from loadtest.tune.ladder import requests_only
 from loadtest.tune.trial import Served, Session, app_times_ms, serve_ladder
 
 RATES = [2.0, 5.0, 10.0, 20.0, 40.0]
-STEP_S = 2.0
+CALIBRATION_STEP_S = 2.0  # calibration's steps: shorter than a search ladder's (ladder.STEP_S)
 THREADS = 16
 MAX_THREAD_RATE = 300.0
 MIN_WORKER_MB = 1.0
 PERCENTILES = (50.0, 95.0, 99.0)
-STEP_PREFIX = re.compile(r"^s\d+ ")
 MIN_THREAD_MB = 0.1  # a thread measured below this is noise: predictions count at least this much
 
 
@@ -142,7 +141,9 @@ def checked(served: Served, what: str) -> Served:
 
 def path_of(record: dict) -> str:
     """The path (or the locustfile's request name) without the step prefix the generator adds."""
-    return STEP_PREFIX.sub("", str(record.get("name") or ""), count=1)
+    name = str(record.get("name") or "")
+    parsed = parse_step_name(name)
+    return parsed[1] if parsed else name
 
 
 def error_status(record: dict) -> str | None:
@@ -194,7 +195,7 @@ def weighted(paths: Sequence[PathCost], value: Callable[[PathCost], float]) -> f
 def calibrate(session: Session, say: Callable[[str], None]) -> Calibration:
     sync, gthread = family(targets.TARGETS["gunicorn-sync"]), family(targets.TARGETS["gunicorn-gthread"])
     say("calibrate 1/3: gunicorn sync, 1 worker, low rates: CPU and time per request, a worker's memory")
-    one = checked(serve_ladder(session, Shape(sync, 1, 1), RATES, STEP_S), "1 worker")
+    one = checked(serve_ladder(session, Shape(sync, 1, 1), RATES, CALIBRATION_STEP_S), "1 worker")
     assert one.run is not None
     records = requests_only(one.run.records)
     answered = [r for r in records if r.get("ok")]
@@ -213,12 +214,14 @@ def calibrate(session: Session, say: Callable[[str], None]) -> Calibration:
                            paths=paths, app_errors=stop)  # fmt: skip
 
     say("calibrate 2/3: gunicorn sync, 3 workers: memory of a worker process")
-    three = checked(serve_ladder(session, Shape(sync, 3, 1), [5.0], STEP_S), "3 workers")
+    three = checked(serve_ladder(session, Shape(sync, 3, 1), [5.0], CALIBRATION_STEP_S), "3 workers")
     worker = max(((peak_mb(three) or mem1) - mem1) / 2.0, MIN_WORKER_MB)
 
     say(f"calibrate 3/3: gunicorn gthread, 1 worker x {THREADS} threads, busy: memory of a thread")
     rate = min(THREADS / max(wall_s, 1e-3) * 0.7, 0.8 / cpu_s, MAX_THREAD_RATE)
-    threads = checked(serve_ladder(session, Shape(gthread, 1, THREADS), [rate], STEP_S * 1.5), "threads")
+    threads = checked(
+        serve_ladder(session, Shape(gthread, 1, THREADS), [rate], CALIBRATION_STEP_S * 1.5), "threads"
+    )
     thread = max(((peak_mb(threads) or mem1) - mem1) / (THREADS - 1), MIN_THREAD_MB)
     return Calibration(
         cpu_s=cpu_s,

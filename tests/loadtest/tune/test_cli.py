@@ -36,12 +36,14 @@ def test_bad_slo(slo):
 
 
 @pytest.mark.parametrize(
-    ("flag", "value"),
-    [("--memory", "lots"), ("--memory", "12parsecs"), ("--cpus", "0"), ("--cpus", "999"), ("--minutes", "0"),
-     ("--path", "no-slash"), ("--max-error-rate", "150%"), ("--locustfile", "/no/such/file.py")],
+    ("flag", "value", "problem"),
+    [("--memory", "lots", "bad size"), ("--memory", "12parsecs", "bad size"), ("--cpus", "0", "above 0"),
+     ("--cpus", "999", "at most"), ("--minutes", "0", "0.5 to 240"), ("--path", "no-slash", "bad path"),
+     ("--max-error-rate", "150%", "under 100%"), ("--locustfile", "/no/such/file.py", "no locustfile")],
 )  # fmt: skip
-def test_bad_budget_and_workload(flag, value):
-    assert_one_line_error(tune(flag, value), flag.lstrip("-").split("-")[0])
+def test_bad_budget_and_workload(flag, value, problem):
+    """The one line names the flag, the value given and what is wrong with it."""
+    assert_one_line_error(tune(flag, value), f"argument {flag}:", repr(value), problem)
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import psutil
 import pytest
 
 from loadtest.registry import targets
+from loadtest.registry.catalog import parse_step_name, step_name
 from loadtest.tune import calibrate, candidates, ladder, model, trial
 from loadtest.tune.candidates import Shape, family
 from loadtest.tune.recommend import against
@@ -92,11 +93,15 @@ def test_io_share():
     assert IO.io_share == pytest.approx(0.98) and CPU.io_share == 0.0
     starved = calibrate.Calibration(**{**CPU.__dict__, "wall_s": 0.040, "queue_s": 0.030, "scale": {}})
     assert starved.io_share == 0.0  # waiting for a core on a busy machine is not I/O
+
+
+def test_the_run_queue_wait_is_read_on_this_platform():
+    """``runqueue_seconds`` (the wait ``queue_s`` is made of) reads this process's schedstat."""
     assert trial.runqueue_seconds([psutil.Process()]) is not None
 
 
 def records(step: int, n: int, ms: float, failed: int = 0) -> list[dict]:
-    return [{"name": f"s{step} /x", "t": 1.0 + i, "ms": ms, "ok": i >= failed} for i in range(n)]
+    return [{"name": step_name(step, "/x"), "t": 1.0 + i, "ms": ms, "ok": i >= failed} for i in range(n)]
 
 
 def test_ladder_judges_each_step_after_the_warm_up():
@@ -166,7 +171,7 @@ def test_a_rerun_is_judged_by_shape_then_by_intervals():
 
 
 def answer(step: int, path: str, wall_ms: float, cpu_ms: float | None, status: int = 200) -> dict:
-    return {"name": f"s{step} {path}", "ok": status < 400, "status": status, "ms": wall_ms + 1,
+    return {"name": step_name(step, path), "ok": status < 400, "status": status, "ms": wall_ms + 1,
             "start": 100.0, "end": 100.0 + wall_ms / 1000, "cpu_ms": cpu_ms}  # fmt: skip
 
 
@@ -235,3 +240,12 @@ def test_a_step_short_of_its_rate_with_quick_answers_is_the_generators_limit():
     assert rate == 20.0 and ladder.at_generator_limit(steps, best)
     steps[-1] = slow
     assert not ladder.at_generator_limit(steps, ladder.rate_at_slo(steps)[1])
+
+
+def test_the_step_name_is_read_back_as_written():
+    """The generator's record names (``catalog.step_name``) and what the ladder and calibration read."""
+    assert parse_step_name(step_name(12, "/a b?c=1")) == (12, "/a b?c=1")
+    assert ladder.step_of({"name": step_name(3, "/x")}) == 3
+    assert calibrate.path_of({"name": step_name(3, "/x")}) == "/x"
+    assert parse_step_name("/x") is None and parse_step_name("sx /x") is None
+    assert calibrate.path_of({"name": "GET users"}) == "GET users"  # a name the generator did not make

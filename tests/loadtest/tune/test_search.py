@@ -143,7 +143,9 @@ def test_small_time_budget_marks_candidates_not_reached():
 def test_baseline_over_memory_is_said_and_not_recommended():
     _s, v, _ = run(IO, cpus=2, memory_mb=150, minutes=8)
     assert v.baseline.memory_mb is not None and v.baseline.memory_mb > 150
-    assert v.recommended is not v.baseline
+    # something that fits is recommended, and it is not the baseline (None would pass "is not")
+    assert v.recommended is not None and v.recommended is not v.baseline
+    assert v.recommended.memory_mb is not None and v.recommended.memory_mb <= 150
     assert any("baseline does not fit" in line for line in v.headline)
 
 
