@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
 import subprocess
 import sys
@@ -11,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.registry import workload
+from loadtest.registry import targets, workload
+from loadtest.tune import calibrate
+from loadtest.tune.budget import Slo
+from loadtest.tune.candidates import Shape, family
+from loadtest.tune.ladder import requests_only
+from loadtest.tune.measure import Session, serve_ladder
+from loadtest.tune.model import app_errors
 from loadtest.tune.traffic import TrafficError, accesslog, har
 from tests.support import ROOT
 
@@ -179,3 +186,44 @@ def test_workload_round_trips_and_expects_no_5xx(tmp_path):
     assert back == w
     assert back.expected_by_name() == {"/a": {404, 410}, "POST /b": {410}}
     assert back.weights() == [("/a", 3.0), ("POST /b", 1.0)]
+
+
+def replayed(tmp_path: Path, work: workload.Workload) -> list[dict]:
+    """The per-request records of one short ladder of ``work`` against the demo app (gunicorn sync 1x1)."""
+    session = Session(
+        app=targets.OUR_APP,
+        paths=work.weights(),
+        slo=Slo({95.0: 500.0}),
+        cores=sorted(os.sched_getaffinity(0))[:1],
+        out=tmp_path,
+        seed=3,
+        workload=work,
+    )
+    served = serve_ladder(session, Shape(family(targets.TARGETS["gunicorn-sync"]), 1, 1), [20.0, 20.0], 1.5)
+    assert served.run is not None, served.error
+    return requests_only(served.run.records)
+
+
+@pytest.mark.slow
+def test_expected_answers_are_no_errors_in_the_generator_or_calibration(tmp_path):
+    """A recorded 404 is the path's normal answer: ok in the records, no app error in calibration."""
+    requests = (
+        workload.Request("/", 3.0),
+        workload.Request("/nope", 1.0, expect=(404,)),
+        workload.Request("/echo", 1.0, "POST", (("Content-Type", "text/plain"),), "hello"),
+    )
+    records = replayed(tmp_path / "a", workload.Workload(requests))
+    by_name: dict[str, list[dict]] = {}
+    for r in records:
+        by_name.setdefault(calibrate.path_of(r), []).append(r)
+    assert set(by_name) == {"/", "/nope", "POST /echo"}
+    assert {r["status"] for r in by_name["/nope"]} == {404} and all(r["ok"] for r in by_name["/nope"])
+    assert {r["status"] for r in by_name["POST /echo"]} == {200}
+    costs = calibrate.path_costs(records, dict(workload.Workload(requests).weights()), 1.0)
+    assert all(not p.errors for p in costs)
+    assert app_errors(costs, 0.001) == ""
+
+    unexpected = replayed(tmp_path / "b", workload.Workload((requests[0], workload.Request("/nope", 1.0))))
+    costs = calibrate.path_costs(unexpected, {"/": 3.0, "/nope": 1.0}, 1.0)
+    assert next(p for p in costs if p.name == "/nope").errors["404"] > 0
+    assert "the app's own errors" in app_errors(costs, 0.001)
