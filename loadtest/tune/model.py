@@ -27,6 +27,8 @@ What this module does not know: how anything is measured.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 
 from loadtest.tune.candidates import Shape
@@ -92,7 +94,8 @@ class Prediction:
 
 
 def slots(shape: Shape) -> float | None:
-    return None if shape.threads is None else float(shape.workers * shape.threads)
+    n = shape.slots
+    return None if n is None else float(n)
 
 
 def capacity(shape: Shape, cal: Calibration, cpus: int) -> tuple[float, str]:
@@ -114,7 +117,7 @@ def app_misses(cal: Calibration, limits: dict[float, float]) -> bool:
 
 
 def memory_mb(shape: Shape, cal: Calibration, in_flight: float) -> float:
-    threads = shape.threads if shape.threads is not None else max(in_flight / shape.workers, 1.0)
+    threads = shape.threads if shape.threads is not None else max(min(in_flight / shape.workers, shape.cap or math.inf), 1.0)
     per_worker = cal.worker_mb + (threads - 1) * max(cal.thread_mb, MIN_THREAD_MB)
     raw = cal.base_mb + shape.workers * per_worker
     return raw * cal.scale.get(shape.family.name, 1.0)
