@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from loadtest.registry import targets
+from loadtest.tune import ladder, search, waits
 from loadtest.tune.candidates import baseline, family, fit, limit_summary, neighbours, shapes
 from loadtest.tune.model import Calibration, predict
+from tests.tune_calibrations import CPU, IO
 
 
 def fam(name: str, limit: int | None = 4):
@@ -68,3 +70,29 @@ def test_summary_and_the_model_see_the_cap():
     free = shapes(fam("gunicorn-gevent", None), 1)[0]
     assert predict(capped, cal, 2, {95.0: 250.0}).rate < predict(free, cal, 2, {95.0: 250.0}).rate
     assert predict(capped, cal, 2, {95.0: 250.0}).bound == "slots"
+
+
+def step(rate: float, app_ms: float | None, failed: dict | None = None) -> ladder.Step:
+    s = ladder.Step(rate, 2.0, 100, 0, {95.0: 50.0}, rate, True, "")
+    s.app_ms, s.failed = app_ms, failed or {}
+    return s
+
+
+def measured(shape, *steps: ladder.Step) -> search.Candidate:
+    c = search.Candidate(shape, predict(shape, IO, 2, {95.0: 250.0}))
+    c.status, c.rounds = "measured", [search.Round([s.rate for s in steps], list(steps), 50.0, 0.5, 10.0)]
+    return c
+
+
+def test_a_shared_wait_inside_the_app_is_named():
+    """Time inside the app growing GROWTH times over its time alone, below the CPU's rate: named, with failures."""
+    alone = IO.wall_s * 1000.0
+    wide = measured(shapes(fam("gunicorn-gthread", None), 1)[-1], step(20, alone), step(40, alone * 5, {"503": 9}))
+    narrow = measured(shapes(fam("gunicorn-gthread", None), 1)[0], step(20, alone * 1.2))
+    found = waits.shared_wait(IO, [narrow, wide], 2)
+    assert found is not None and found.key == wide.key and found.rate == 40
+    text = found.sentence(None)
+    assert "9 x 503" in text and "connection pool" in text and "--max-in-flight N" in text
+    assert "held to --max-in-flight 4" in found.sentence(4)
+    assert waits.shared_wait(IO, [narrow], 2) is None  # a little growth is noise, not a shared wait
+    assert waits.shared_wait(CPU, [wide], 2) is None  # an app that computes waits for the GIL, not a pool
