@@ -132,7 +132,8 @@ class Replay:
     """
 
     def __init__(self, user: ArrivalUser, text: str) -> None:
-        work = workloads.from_dict(json.loads(text)) if text.lstrip().startswith("{") else workloads.read(text)
+        inline = text.lstrip().startswith("{")
+        work = workloads.from_dict(json.loads(text)) if inline else workloads.read(text)
         self.user, self.requests = user, list(work.requests)
         self.weights = [r.weight for r in self.requests]
         self.expected = [work.expected(r) for r in self.requests]

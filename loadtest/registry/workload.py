@@ -60,8 +60,8 @@ class Traffic:
         out = [
             f"{self.source} ({self.format}): {self.lines} read, {self.parsed} parsed, "
             f"{sum(self.skipped.values())} skipped" + (f" ({skipped})" if skipped else ""),
-            f"{self.distinct} distinct requests; the top {self.kept} kept cover {self.kept_share:.1%} of them; "
-            f"busiest minute {rps}",
+            f"{self.distinct} distinct requests; the top {self.kept} kept cover {self.kept_share:.1%} of "
+            f"them; busiest minute {rps}",
         ]
         if self.writes_left_out:
             out.append(f"{self.writes_left_out} writes (not GET/HEAD) left out: --replay-writes replays them")

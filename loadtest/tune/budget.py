@@ -48,9 +48,11 @@ import psutil
 from loadtest.inserver.usage import CGROUP_ROOT, cgroup_cpu_limit, cgroup_dirs, cgroup_paths
 from loadtest.registry import records, targets
 from loadtest.registry.exposure import BIND_ENV, DEFAULT_BIND, MASTER_BIND_ENV, is_loopback, specific_address
+from loadtest.registry.workload import Traffic, Workload
 from loadtest.run.plan import UsageError
 from loadtest.tune.candidates import BASELINE_TARGET
 from loadtest.tune.ladder import STEP_S
+from loadtest.tune.traffic import flags as traffic_flags
 from server.oneline import OneLineParser
 
 MiB = 1024 * 1024
@@ -146,10 +148,16 @@ class TuneArgs:
     image: str | None = None  # --runtime docker: the user's image (None: the project's, built when needed)
     recommendable: tuple[str, ...] = ()  # servers the verdict may recommend (empty: every one measured)
     generator: Generator = field(default_factory=Generator)
+    requests: Workload | None = None  # the workload as requests (None: a locustfile's user classes)
+    traffic: Traffic | None = None  # the recording the requests came from (--access-log, --har)
+    max_in_flight: int | None = None  # the most requests the deployment may hold at once
 
     def workload(self) -> str:
         if self.locustfile is not None:
             return f"the user classes of {self.locustfile}"
+        if self.requests is not None:
+            expect = ", ".join(map(str, self.requests.expect))
+            return self.requests.text() + (f"; expected answers {expect}" if expect else "")
         return ", ".join(f"{p} (weight {w:g})" for p, w in self.paths)
 
 
@@ -403,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seed", type=int, default=None, help="seed of the arrival times (default: random, recorded)"
     )
+    traffic_flags.add_arguments(p)
     return p
 
 
@@ -501,13 +510,14 @@ def parse(argv: list[str]) -> TuneArgs:
     servers = servers_arg(ns.servers if ns.servers is not None else ",".join(DEFAULT_SERVERS))
     budget = budget_from(ns.cpus, ns.memory)
     generator = generator_from(ns.generator_workers, ns.expect_workers, ns.master_bind, budget)
+    given = traffic_flags.resolve(ns, ns.path or [(DEMO_PATH, 1.0)])
     if ns.image is None:  # an app in the user's own image may import only there
         check_app(ns.app)
     slo = Slo(dict(ns.slo or [(95.0, 250.0)]), ns.max_error_rate)
     check_runtime(ns.runtime, ns.image, budget)
     return TuneArgs(
         app=ns.app,
-        paths=[] if ns.locustfile else (ns.path or [(DEMO_PATH, 1.0)]),
+        paths=given.workload.weights() if given.workload else [],
         locustfile=ns.locustfile,
         slo=slo,
         budget=budget,
@@ -522,4 +532,7 @@ def parse(argv: list[str]) -> TuneArgs:
         image=ns.image,
         recommendable=recommendable(ns.servers, servers),
         generator=generator,
+        requests=given.workload,
+        traffic=given.traffic,
+        max_in_flight=given.max_in_flight,
     )

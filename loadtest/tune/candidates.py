@@ -265,7 +265,7 @@ def families(names: list[str], max_in_flight: int | None = None) -> list[Family]
 
 
 def baseline(cpus: float, max_in_flight: int | None = None) -> Shape:
-    """gunicorn's folklore: sync workers, (2 x cores) + 1 (a 1.5-core quota: 4), at most the in-flight limit."""
+    """gunicorn's folklore: sync workers, (2 x cores) + 1 (a 1.5-core quota: 4), at most the limit."""
     workers = round(2 * cpus) + 1
     limited = family(targets.TARGETS[BASELINE_TARGET], max_in_flight)
     return Shape(limited, min(workers, max_in_flight or workers), 1)

@@ -24,11 +24,11 @@ from loadtest.run.local import LocalRunner
 from loadtest.run.plan import UsageError
 from loadtest.run.runner import RunnerFactory
 from loadtest.tune import budget as budget_args
-from loadtest.tune import deploy, runtime
+from loadtest.tune import deploy, runtime, waits
 from loadtest.tune import search as searching
 from loadtest.tune.budget import TuneArgs
 from loadtest.tune.calibrate import CalibrationError, calibrate
-from loadtest.tune.candidates import WORKER_STEPS, baseline, families
+from loadtest.tune.candidates import WORKER_STEPS, baseline, families, limit_summary
 from loadtest.tune.measure import EXPECT_MASTER_PORT, Session, measure
 from loadtest.tune.model import Calibration, predict
 from loadtest.tune.recommend import Context, Verdict, against, verdict
@@ -93,6 +93,15 @@ def calibration_lines(cal: Calibration) -> list[str]:
     return lines
 
 
+def limit_line(limit: dict) -> str:
+    """What --max-in-flight did to the grid, as one line."""
+    return (
+        f"--max-in-flight {limit['max_in_flight']}: {limit['kept']} shapes within it, "
+        f"{limit['capped']} capped (the server's own option), {limit['pruned']} pruned"
+        + (f" (e.g. {'; '.join(limit['examples'][:3])})" if limit["examples"] else "")
+    )
+
+
 def expect_workers_hint(args: TuneArgs) -> str:
     g = args.generator
     return (
@@ -121,6 +130,8 @@ def run(args: TuneArgs, runner: RunnerFactory = LocalRunner) -> int:
         f"{b.memory_mb:.0f} MiB (from {b.memory_source}); {args.minutes:g} min; "
         f"load average {load_before or 0:.1f}"
     )
+    for line in args.traffic.lines_text() if args.traffic else []:
+        say(line)
     if args.generator.workers:
         say(f"generator: a locust master and {args.generator.workers} worker(s) (locust's distributed mode)")
     if args.generator.expect:
@@ -137,6 +148,7 @@ def run(args: TuneArgs, runner: RunnerFactory = LocalRunner) -> int:
         locustfile=args.locustfile,
         generator=args.generator,
         runner=runner,
+        workload=args.requests,
     )
     try:
         cal = calibrate(session, say)
@@ -150,7 +162,8 @@ def run(args: TuneArgs, runner: RunnerFactory = LocalRunner) -> int:
         return 2
     for line in calibration_lines(cal):
         say(line)
-    base_shape = baseline(b.cpus)
+    base_shape = baseline(b.cpus, args.max_in_flight)
+    limit: dict[str, object] = {}
     if cal.app_errors:
         say(f"stopping: {cal.app_errors}")
         cands = [
@@ -161,7 +174,11 @@ def run(args: TuneArgs, runner: RunnerFactory = LocalRunner) -> int:
         needed = None
     else:
         top = max_workers(cal, b.memory_mb)
-        cands = searching.predicted(families(args.servers), cal, b.cpus, slo.limits, b.memory_mb, top)
+        fams = families(args.servers, args.max_in_flight)
+        if args.max_in_flight is not None:
+            limit = limit_summary(fams, top)
+            say(limit_line(limit))
+        cands = searching.predicted(fams, cal, b.cpus, slo.limits, b.memory_mb, top)
         pending = [c for c in cands if c.status == "pending"]
         say(
             f"{len(cands)} shapes predicted, {len(cands) - len(pending)} pruned; "
@@ -202,12 +219,18 @@ def run(args: TuneArgs, runner: RunnerFactory = LocalRunner) -> int:
         minutes_needed=needed,
     )
     v = verdict(cands, base, ctx)
+    shared = waits.shared_wait(cal, cands, b.cpus)
+    if shared is not None:
+        v.headline.append(f"Inside the app: {shared.sentence(args.max_in_flight)}.")
+    if limit:
+        v.headline.append(limit_line(limit)[0].upper() + limit_line(limit)[1:] + ".")
+    extra = {"in_flight_limit": limit or None, "shared_wait": shared.as_dict() if shared else None}
     caution = busy_machine(load_before, environment.load_average())
     if caution:
         v.headline.append(caution)
     wall = time.monotonic() - t0
     finished = dt.datetime.now(dt.UTC)
-    files = write(out, args, cal, cands, v, wall, (started, finished), load_before)
+    files = write(out, args, cal, cands, v, wall, (started, finished), load_before, extra)
     print()
     for line in v.headline:
         print(line)
@@ -226,13 +249,14 @@ def write(
     wall: float,
     times: tuple[dt.datetime, dt.datetime],
     load_before: float | None,
+    extra: dict | None = None,
 ) -> list[Path]:
     """recommendation.json, .md, .html, env.json, rerun.sh; the deploy files (returned), if any."""
     from loadtest.reporting import recommendation as rendering
 
     started, finished = times
     load_after = environment.load_average()
-    result = document(args, cal, cands, v, wall, (load_before, load_after))
+    result = {**document(args, cal, cands, v, wall, (load_before, load_after)), **(extra or {})}
     if args.against is not None:
         earlier = records.load_recommendation(args.against).as_dict()
         result["rerun_check"] = against(earlier, result)

@@ -28,7 +28,6 @@ What this module does not know: how anything is measured.
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass, field
 
 from loadtest.tune.candidates import Shape
@@ -117,7 +116,8 @@ def app_misses(cal: Calibration, limits: dict[float, float]) -> bool:
 
 
 def memory_mb(shape: Shape, cal: Calibration, in_flight: float) -> float:
-    threads = shape.threads if shape.threads is not None else max(min(in_flight / shape.workers, shape.cap or math.inf), 1.0)
+    per_worker_now = min(in_flight / shape.workers, shape.cap or math.inf)  # a cap bounds the greenlets
+    threads = shape.threads if shape.threads is not None else max(per_worker_now, 1.0)
     per_worker = cal.worker_mb + (threads - 1) * max(cal.thread_mb, MIN_THREAD_MB)
     raw = cal.base_mb + shape.workers * per_worker
     return raw * cal.scale.get(shape.family.name, 1.0)

@@ -43,8 +43,8 @@ class SharedWait:
             else "give that limit with --max-in-flight N (e.g. the pool's connections)"
         )
         return (
-            f"something the app's requests share: on {self.key} ({slots}) at {self.rate:g} req/s each request "
-            f"spent {self.app_ms:.0f} ms inside the app against {self.alone_ms:.0f} ms alone"
+            f"something the app's requests share: on {self.key} ({slots}) at {self.rate:g} req/s each "
+            f"request spent {self.app_ms:.0f} ms inside the app against {self.alone_ms:.0f} ms alone"
             + (f", and answers failed ({errors})" if errors else "")
             + f" -- they wait inside the app for each other (a connection pool, a lock); {limit}"
         )
@@ -67,5 +67,6 @@ def shared_wait(cal: Calibration, cands: Sequence[Candidate], cpus: float) -> Sh
                 if step.app_ms is None or step.rate > CPU_ROOM * cpu_rate or step.app_ms < GROWTH * alone_ms:
                     continue
                 if best is None or step.app_ms > best.app_ms:
-                    best = SharedWait(c.key, c.shape.slots, step.rate, step.app_ms, alone_ms, dict(step.failed))
+                    failed = dict(step.failed)
+                    best = SharedWait(c.key, c.shape.slots, step.rate, step.app_ms, alone_ms, failed)
     return best

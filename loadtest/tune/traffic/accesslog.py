@@ -62,8 +62,8 @@ def lines_of(path: Path) -> Iterator[str]:
             gz = path.suffix == ".gz" or raw.read(2) == GZIP_MAGIC
     except OSError as exc:
         raise TrafficError(f"--access-log {path}: {exc.strerror or exc}") from None
-    opened = gzip.open(path, "rt", encoding="utf-8", errors="replace") if gz else None
-    with opened or path.open("r", encoding="utf-8", errors="replace") as f:
+    opener = gzip.open if gz else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as f:
         try:
             for line in f:
                 yield line.rstrip("\r\n")
@@ -127,9 +127,11 @@ def read(path: Path, log_format: str | None = None, top: int = DEFAULT_TOP, repl
         statuses.setdefault(key, Counter())[entry.status] += 1
     if not parsed:
         shown = f"; first line {first_bad[:60]!r}" if first_bad else ""
-        raise TrafficError(f"--access-log {path}: no line parses as the {fmt} format ({read_lines} read{shown})")
+        why = f"no line parses as the {fmt} format ({read_lines} read{shown})"
+        raise TrafficError(f"--access-log {path}: {why}")
     if not counts:
-        raise TrafficError(f"--access-log {path}: no GET or HEAD request in it (--replay-writes replays the rest)")
+        why = "no GET or HEAD request in it (--replay-writes replays the rest)"
+        raise TrafficError(f"--access-log {path}: {why}")
     kept = counts.most_common(top)
     total = sum(counts.values())
     requests = tuple(

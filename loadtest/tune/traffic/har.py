@@ -77,7 +77,8 @@ def read(path: Path, keep_auth: bool = False) -> tuple[Workload, Traffic]:
             skipped["no answer recorded"] += 1
             continue
         body = str((request.get("postData") or {}).get("text") or "")
-        key = (str(request.get("method", "GET")).upper(), target_of(url), headers_of(request, keep_auth), body)
+        method = str(request.get("method", "GET")).upper()
+        key = (method, target_of(url), headers_of(request, keep_auth), body)
         counts[key] += 1
         statuses.setdefault(key, Counter())[status] += 1
     if not counts:

@@ -29,7 +29,9 @@ def test_gevent_is_capped_with_worker_connections():
     command = found[0].target().command("app:app", 8000)
     assert command[command.index("--worker-connections") + 1] == "4"
     _, why = fit(shapes(fam("gunicorn-gevent", None), 1)[0].__class__(fam("gunicorn-gevent"), 2, None))
-    assert why == "capped: a thread or greenlet per connection > --max-in-flight 4; --worker-connections 2 per worker"
+    assert why == (
+        "capped: a thread or greenlet per connection > --max-in-flight 4; --worker-connections 2 per worker"
+    )
 
 
 def test_granian_is_capped_with_backpressure():
@@ -85,9 +87,10 @@ def measured(shape, *steps: ladder.Step) -> search.Candidate:
 
 
 def test_a_shared_wait_inside_the_app_is_named():
-    """Time inside the app growing GROWTH times over its time alone, below the CPU's rate: named, with failures."""
+    """The app's own time GROWTH times its time alone, below the CPU's rate: named, with failures."""
     alone = IO.wall_s * 1000.0
-    wide = measured(shapes(fam("gunicorn-gthread", None), 1)[-1], step(20, alone), step(40, alone * 5, {"503": 9}))
+    widest = shapes(fam("gunicorn-gthread", None), 1)[-1]
+    wide = measured(widest, step(20, alone), step(40, alone * 5, {"503": 9}))
     narrow = measured(shapes(fam("gunicorn-gthread", None), 1)[0], step(20, alone * 1.2))
     found = waits.shared_wait(IO, [narrow, wide], 2)
     assert found is not None and found.key == wide.key and found.rate == 40

@@ -22,11 +22,12 @@ from loadtest.tune.model import app_errors
 from loadtest.tune.traffic import TrafficError, accesslog, har
 from tests.support import ROOT
 
-PATHS = [("/", 200, 50), ("/items?page=2", 200, 25), ("/missing", 404, 15), ("/old", 301, 9), ("/boom", 500, 1)]
+PATHS = [("/", 200, 50), ("/items?page=2", 200, 25), ("/missing", 404, 15), ("/old", 301, 9),
+         ("/boom", 500, 1)]  # fmt: skip
 AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 GARBAGE = [
-    '\\x16\\x03\\x01\\x02\\x00\\x01\\x00\\x01\\xfc\\x03\\x03',  # a TLS hello on the plain port, as nginx logs it
-    '203.0.113.9 - - [08/Dec/2026:03:10:0',  # a line cut short by log rotation
+    "\\x16\\x03\\x01\\x02\\x00\\x01\\x00\\x01\\xfc\\x03\\x03",  # TLS on the plain port, as nginx logs it
+    "203.0.113.9 - - [08/Dec/2026:03:10:0",  # a line cut short by log rotation
     "",
 ]
 
@@ -43,7 +44,7 @@ def line(fmt: str, i: int, target: str, status: int, method: str = "GET") -> str
     return f'{head} "{referer}" "{AGENT}"'
 
 
-def write_log(tmp_path: Path, fmt: str, n: int = 1000, garbage: float = 0.01, name: str = "access.log") -> Path:
+def write_log(tmp_path: Path, fmt: str, n: int = 1000, garbage: float = 0.01, name: str = "a.log") -> Path:
     rng = random.Random(7)
     lines = []
     for i in range(n):
@@ -61,7 +62,9 @@ def write_log(tmp_path: Path, fmt: str, n: int = 1000, garbage: float = 0.01, na
     return path
 
 
-@pytest.mark.parametrize(("fmt", "detected"), [("nginx", "combined"), ("gunicorn", "combined"), ("common", "common")])
+@pytest.mark.parametrize(
+    ("fmt", "detected"), [("nginx", "combined"), ("gunicorn", "combined"), ("common", "common")]
+)
 def test_each_format_detected_and_counted(tmp_path, fmt, detected):
     path = write_log(tmp_path, fmt)
     work, traffic = accesslog.read(path)
@@ -140,7 +143,8 @@ def har_file(tmp_path: Path) -> Path:
             request["postData"] = {"mimeType": "application/json", "text": body}
         return {"request": request, "response": {"status": status}}
 
-    auth = [("Cookie", "session=abc"), ("Authorization", "Bearer t"), ("Accept", "text/html"), (":authority", "x")]
+    auth = [("Cookie", "session=abc"), ("Authorization", "Bearer t"), ("Accept", "text/html"),
+            (":authority", "x")]  # fmt: skip
     entries = [
         entry("GET", "http://127.0.0.1:8000/", 200, auth),
         entry("GET", "http://127.0.0.1:8000/", 200, auth),
@@ -179,7 +183,10 @@ def test_not_a_har(tmp_path):
 
 def test_workload_round_trips_and_expects_no_5xx(tmp_path):
     w = workload.Workload(
-        (workload.Request("/a", 3.0, expect=(404,)), workload.Request("/b", 1.0, "POST", (("X", "1"),), "hi")),
+        (
+            workload.Request("/a", 3.0, expect=(404,)),
+            workload.Request("/b", 1.0, "POST", (("X", "1"),), "hi"),
+        ),
         expect=(410, 503),
     )
     back = workload.read(w.write(tmp_path / "w.json"))
