@@ -26,7 +26,11 @@ from tests.support import ROOT, free_port, stop, wait_for_health
 MIX = [("GET", "/", 40), ("GET", "/sleep?s=0.01", 20), ("GET", "/sleep?s=0.05", 10), ("GET", "/cpu?ms=2", 15),
        ("GET", "/whoami", 5), ("GET", "/missing", 8), ("POST", "/echo", 2)]  # fmt: skip
 GARBAGE = 0.01
-JUNK = ['"\\x16\\x03\\x01\\x00\\xf1\\x01\\x00\\x00\\xed\\x03\\x03" 400 157 "-" "-"', "10.0.0.7 - - [08/Dec/2026:03:1", ""]
+JUNK = [
+    '"\\x16\\x03\\x01\\x00\\xf1\\x01\\x00\\x00\\xed\\x03\\x03" 400 157 "-" "-"',  # TLS sent to the plain port
+    "10.0.0.7 - - [08/Dec/2026:03:1",  # a line cut short
+    "",
+]
 NGINX_CONF = """
 daemon off; master_process off; worker_processes 1; pid {dir}/nginx.pid; error_log {dir}/error.log;
 events {{ worker_connections 64; }}

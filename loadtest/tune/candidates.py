@@ -163,6 +163,8 @@ class Shape:
 
     @property
     def key(self) -> str:
+        if self.threads is None and self.cap:  # a greenlet per connection, at most cap of them
+            return f"{self.family.name} w{self.workers} c{self.cap}"
         t = "conn" if self.threads is None else str(self.threads)
         return f"{self.family.name} w{self.workers} t{t}" + (f" c{self.cap}" if self.cap else "")
 
