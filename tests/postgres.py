@@ -1,11 +1,12 @@
 """A throwaway PostgreSQL cluster for the pool app's tests and measurements (Debian's ``postgresql``).
 
-``cluster(folder)`` runs ``initdb`` and ``pg_ctl start`` from ``/usr/lib/postgresql/<v>/bin`` in
-``folder`` (as the ``postgres`` user when this runs as root: initdb refuses root), listening on
-127.0.0.1 at a free port and on a unix socket in ``folder``, trust authentication, and
-``max_connections`` as given; it stops the cluster on the way out. A fresh cluster each time,
-so starting is idempotent. ``python -m tests.postgres DIR`` starts one and prints its DSN
-until interrupted (for the measurements in docs/measurements).
+``cluster()`` runs ``initdb`` and ``pg_ctl start`` from ``/usr/lib/postgresql/<v>/bin`` in a new
+folder under the system's temporary directory (as the ``postgres`` user when this runs as root:
+initdb refuses root; pytest's own temporary folders are private to root), listening on
+127.0.0.1 at a free port and on a unix socket in that folder, trust authentication, and
+``max_connections`` as given; it stops the cluster and removes the folder on the way out. A
+fresh cluster each time, so starting is idempotent. ``python -m tests.postgres [MAX_CONNECTIONS]``
+starts one and prints its DSN until interrupted (for the measurements in docs/measurements).
 
 ``.ci/run`` installs the package when it is missing and sets ``REQUIRE_POSTGRES=1``: the tests
 then fail instead of skipping when no PostgreSQL is found.
@@ -19,6 +20,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,12 +49,12 @@ def as_owner(argv: list[str]) -> list[str]:
 
 
 @contextmanager
-def cluster(folder: Path, max_connections: int = 20) -> Iterator[str]:
-    """Start a cluster in ``folder``; yields its DSN (host 127.0.0.1, user postgres, db postgres)."""
+def cluster(max_connections: int = 20) -> Iterator[str]:
+    """Start a cluster; yields its DSN (host 127.0.0.1, user postgres, db postgres)."""
     bin_ = bindir()
     if bin_ is None:
         raise RuntimeError("no PostgreSQL here (apt-get install -y postgresql)")
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="wsgi-lab-pg-"))
     data = folder / "data"
     if os.geteuid() == 0:
         owner = pwd.getpwnam(ROOT_USER)
@@ -78,15 +80,13 @@ def cluster(folder: Path, max_connections: int = 20) -> Iterator[str]:
         yield f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
     finally:
         subprocess.run(as_owner([str(bin_ / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]), **quiet)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def main(argv: list[str]) -> int:
-    folder = Path(argv[0] if argv else "/tmp/wsgi-lab-postgres").resolve()
-    if folder.exists():
-        shutil.rmtree(folder)
-    connections = int(argv[1]) if len(argv) > 1 else 20
+    connections = int(argv[0]) if argv else 20
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill stops the cluster too
-    with cluster(folder, connections) as dsn:
+    with cluster(connections) as dsn:
         print(dsn, flush=True)
         try:
             while True:

@@ -25,12 +25,12 @@ POOL, QUERY_S = 2, 0.02
 
 
 @pytest.fixture(scope="module")
-def database(tmp_path_factory) -> Iterator[str]:
+def database() -> Iterator[str]:
     if postgres.bindir() is None:
         if postgres.required():
             pytest.fail(f"{postgres.REQUIRE_ENV} is set but there is no PostgreSQL (apt-get install it)")
         pytest.skip(f"no PostgreSQL here ({postgres.REQUIRE_ENV}=1 makes this a failure)")
-    with postgres.cluster(tmp_path_factory.mktemp("pg"), max_connections=20) as dsn:
+    with postgres.cluster(max_connections=20) as dsn:
         yield dsn
 
 
