@@ -20,7 +20,7 @@ from loadtest.tune.ladder import requests_only
 from loadtest.tune.measure import Session, serve_ladder
 from loadtest.tune.model import app_errors
 from loadtest.tune.traffic import TrafficError, accesslog, har
-from tests.support import ROOT
+from tests.support import ROOT, assert_one_line_error, run_module
 
 PATHS = [("/", 200, 50), ("/items?page=2", 200, 25), ("/missing", 404, 15), ("/old", 301, 9),
          ("/boom", 500, 1)]  # fmt: skip
@@ -234,3 +234,19 @@ def test_expected_answers_are_no_errors_in_the_generator_or_calibration(tmp_path
     costs = calibrate.path_costs(unexpected, {"/": 3.0, "/nope": 1.0}, 1.0)
     assert next(p for p in costs if p.name == "/nope").errors["404"] > 0
     assert "the app's own errors" in app_errors(costs, 0.001)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--expect-status", "503"], ["bad status", "5xx"]),
+        (["--expect-status", "40x"], ["bad status"]),
+        (["--max-in-flight", "0"], ["--max-in-flight", "1 to"]),
+        (["--keep-auth"], ["--keep-auth", "--har"]),
+        (["--log-format", "common"], ["--log-format", "--access-log"]),
+        (["--path", "/a", "--har", "x.har"], ["--path", "--har"]),
+        (["--har", "/no/such.har"], ["--har", "/no/such.har"]),
+    ],
+)
+def test_bad_traffic_flags(args, words):
+    assert_one_line_error(run_module("loadtest.tune", *args, timeout=120), *words)
