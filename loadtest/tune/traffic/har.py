@@ -10,7 +10,9 @@ Policy choices:
 - every method is replayed (a HAR is a recording made on purpose, unlike an access log);
 - identical requests (method, target, headers, body) are one request weighted by their count;
 - a request's recorded statuses from 300 to 499 (a redirect, a 404) are its expected answers;
-  an entry with no answer (status 0: blocked or cancelled) is skipped.
+  an entry with no answer (status 0: blocked or cancelled) is skipped;
+- the busiest minute is counted from the entries' ``startedDateTime`` (the first 16 characters
+  of the ISO time: its clock minute).
 
 Read with the stdlib's json. What this module does not know: how the workload is sent.
 """
@@ -67,6 +69,7 @@ def read(path: Path, keep_auth: bool = False) -> tuple[Workload, Traffic]:
     counts: Counter[tuple] = Counter()
     statuses: dict[tuple, Counter[int]] = {}
     skipped: Counter[str] = Counter()
+    minutes: Counter[str] = Counter()
     for entry in entries:
         request, status = entry.get("request") or {}, int((entry.get("response") or {}).get("status") or 0)
         url = str(request.get("url", ""))
@@ -76,6 +79,9 @@ def read(path: Path, keep_auth: bool = False) -> tuple[Workload, Traffic]:
         if not status:
             skipped["no answer recorded"] += 1
             continue
+        started = str(entry.get("startedDateTime") or "")
+        if len(started) >= 16:
+            minutes[started[:16]] += 1
         body = str((request.get("postData") or {}).get("text") or "")
         method = str(request.get("method", "GET")).upper()
         key = (method, target_of(url), headers_of(request, keep_auth), body)
@@ -104,5 +110,6 @@ def read(path: Path, keep_auth: bool = False) -> tuple[Workload, Traffic]:
         distinct=len(counts),
         kept=len(counts),
         kept_share=1.0,
+        busiest_minute_rps=max(minutes.values()) / 60.0 if minutes else None,
     )
     return Workload(requests), traffic

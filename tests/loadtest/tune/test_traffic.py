@@ -141,7 +141,7 @@ def har_file(tmp_path: Path) -> Path:
         request = {"method": method, "url": url, "headers": [{"name": k, "value": v} for k, v in headers]}
         if body is not None:
             request["postData"] = {"mimeType": "application/json", "text": body}
-        return {"request": request, "response": {"status": status}}
+        return {"request": request, "response": {"status": status}, "startedDateTime": "2026-12-08T03:10:05Z"}
 
     auth = [("Cookie", "session=abc"), ("Authorization", "Bearer t"), ("Accept", "text/html"),
             (":authority", "x")]  # fmt: skip
@@ -166,6 +166,7 @@ def test_har_keeps_methods_bodies_and_drops_auth(tmp_path):
     assert names["/nope?x=1"].expect == (404,)
     assert names["POST /echo"].body == '{"a": 1}'
     assert traffic.skipped == {"another origin than http://127.0.0.1:8000": 1, "no answer recorded": 1}
+    assert traffic.busiest_minute_rps == pytest.approx(4 / 60)  # the 4 answered entries to the origin
 
 
 def test_har_keeps_auth_when_asked(tmp_path):
