@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from loadtest.tune.model import Calibration
-from loadtest.tune.search import Candidate
+from loadtest.tune.calibrate import Calibration
+from loadtest.tune.candidate import Candidate
 
 GROWTH = 3.0
 IO_BOUND = 0.5

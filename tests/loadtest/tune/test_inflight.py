@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from loadtest.registry import targets
-from loadtest.tune import ladder, search, waits
+from loadtest.tune import candidate, ladder, waits
+from loadtest.tune.calibrate import Calibration
 from loadtest.tune.candidates import baseline, family, fit, limit_summary, neighbours, shapes
-from loadtest.tune.model import Calibration, predict
+from loadtest.tune.model import predict
 from tests.tune_calibrations import CPU, IO
 
 
@@ -80,9 +81,12 @@ def step(rate: float, app_ms: float | None, failed: dict | None = None) -> ladde
     return s
 
 
-def measured(shape, *steps: ladder.Step) -> search.Candidate:
-    c = search.Candidate(shape, predict(shape, IO, 2, {95.0: 250.0}))
-    c.status, c.rounds = "measured", [search.Round([s.rate for s in steps], list(steps), 50.0, 0.5, 10.0)]
+def measured(shape, *steps: ladder.Step) -> candidate.Candidate:
+    c = candidate.Candidate(shape, predict(shape, IO, 2, {95.0: 250.0}))
+    c.status, c.rounds = (
+        candidate.Status.MEASURED,
+        [candidate.Round([s.rate for s in steps], list(steps), 50.0, 0.5, 10.0)],
+    )
     return c
 
 

@@ -13,11 +13,12 @@ import pytest
 
 from loadtest.registry import targets
 from loadtest.registry.workload import from_paths
-from loadtest.tune import ladder, search, waits
-from loadtest.tune.budget import Slo
+from loadtest.tune import candidate, ladder, waits
+from loadtest.tune.calibrate import Calibration
 from loadtest.tune.candidates import Shape, family
-from loadtest.tune.measure import Session, serve_ladder
-from loadtest.tune.model import Calibration, predict
+from loadtest.tune.model import predict
+from loadtest.tune.settings import Slo
+from loadtest.tune.trial import Session, serve_ladder
 from tests import postgres
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -34,7 +35,7 @@ def database() -> Iterator[str]:
         yield dsn
 
 
-def measured(tmp_path, dsn: str, threads: int, monkeypatch) -> search.Candidate:
+def measured(tmp_path, dsn: str, threads: int, monkeypatch) -> candidate.Candidate:
     """gunicorn gthread 1 x ``threads`` on the pool app, one ladder above the pool's rate."""
     for var, value in {"PGAPP_DSN": dsn, "PGAPP_POOL": str(POOL), "PGAPP_QUERY_S": str(QUERY_S),
                        "PGAPP_WAIT_S": "0.3"}.items():  # fmt: skip
@@ -53,8 +54,10 @@ def measured(tmp_path, dsn: str, threads: int, monkeypatch) -> search.Candidate:
     served = serve_ladder(session, shape, rates, 2.0)
     assert served.run is not None, served.error
     steps = ladder.judge_ladder(rates, 2.0, served.run.records, session.slo.limits, 0.001)
-    c = search.Candidate(shape, predict(shape, CAL, 1, session.slo.limits), status="measured")
-    c.rounds = [search.Round(rates, steps, None, None, 0.0)]
+    c = candidate.Candidate(
+        shape, predict(shape, CAL, 1, session.slo.limits), status=candidate.Status.MEASURED
+    )
+    c.rounds = [candidate.Round(rates, steps, None, None, 0.0)]
     return c
 
 

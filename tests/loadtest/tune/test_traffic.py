@@ -14,12 +14,12 @@ import pytest
 
 from loadtest.registry import targets, workload
 from loadtest.tune import calibrate
-from loadtest.tune.budget import Slo
+from loadtest.tune.calibrate import app_errors
 from loadtest.tune.candidates import Shape, family
 from loadtest.tune.ladder import requests_only
-from loadtest.tune.measure import Session, serve_ladder
-from loadtest.tune.model import app_errors
+from loadtest.tune.settings import Slo
 from loadtest.tune.traffic import TrafficError, accesslog, har
+from loadtest.tune.trial import Session, serve_ladder
 from tests.support import ROOT, assert_one_line_error, run_module
 
 PATHS = [("/", 200, 50), ("/items?page=2", 200, 25), ("/missing", 404, 15), ("/old", 301, 9),
