@@ -30,6 +30,7 @@ from loadtest.answers.questions import (
     SHORT_EXPERIMENTS,
     SHORT_QUESTIONS,
     SLEEP_S,
+    UNPICTURED,
     Experiment,
     Picture,
     Question,
@@ -83,7 +84,7 @@ def row_doubts(row: ComparisonRow) -> list[str]:
     if verdicts.machine_busy(row.per_round, row.cpu_count):
         peak = verdicts.peak_load(row.per_round)
         doubts.append(f"machine busy: load average {peak:.1f} on {row.cpu_count} cores around the run")
-    elsewhere = verdicts.busy_elsewhere(row)
+    elsewhere = None if row.machine_bound else verdicts.busy_elsewhere(row)  # machine-bound: our own load
     if elsewhere:
         doubts.append(
             f"busy with other work: {elsewhere[0]:.0%} of every core in use, {elsewhere[1]:.2f} of them ours"
@@ -242,7 +243,10 @@ def main(argv: list[str] | None = None) -> int:
         "sleep_s": SLEEP_S,
         "cpu_ms": CPU_MS,
         "experiments": {
-            e.name: {"command": shlex.join(compare_command(e, f"results/rerun-{e.name}")), "results": str(results / e.name)}
+            e.name: {
+                "command": shlex.join(compare_command(e, f"results/rerun-{e.name}")),
+                "results": str(results / e.name),
+            }
             for e in experiments
         },
     }
@@ -257,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         argv,
     )
     run |= {
+        "unpictured": {} if args.short else UNPICTURED,
         "pictures": pictures,
         "verdict": verdict(pictures, failures),
         "run_json": f"{args.out.name}/{RUN_JSON}",

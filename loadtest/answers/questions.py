@@ -87,7 +87,7 @@ QUESTIONS = (
     Question("What does gunicorn -w 4 do?", io("gunicorn-sync", "gunicorn-gthread", "gunicorn-gevent")),
     Question("What does -w 4 do in our server?", io("lab-prefork", "lab-threaded")),
     Question("Do threaded servers queue hello-world requests?", (Picture("hello", "lab-threaded"),)),
-    Question("Why did 10 browser tabs not wait 10 x 10 s?", (Picture(PROBE, PROBE_TARGET),)),
+    Question("Why didn't 10 browser tabs wait 10 x 10 s?", (Picture(PROBE, PROBE_TARGET),)),
     Question(
         "Threads or processes for CPU-bound work?",
         (Picture("cpu", "lab-threaded"), Picture("cpu", "lab-prefork")),
@@ -98,3 +98,14 @@ QUESTIONS = (
 # --short (CI): one server, one picture, so the command cannot rot unseen.
 SHORT_EXPERIMENTS = (Experiment("io", "io", ("flask-dev-nothreads",), ("--sleep-s", str(SLEEP_S))),)
 SHORT_QUESTIONS = (Question(QUESTIONS[0].heading, io("flask-dev-nothreads")),)
+
+# README answers no timeline can show (yet), with the reason the page gives; they keep their own links.
+UNPICTURED = {
+    "Why put nginx in front of gunicorn sync?": (
+        "the slow-clients run (`make compare COMPARE_ARGS='--scenario slow'`) measures held connections, "
+        "and writes no per-request timeline"
+    ),
+    "How many workers / threads for my app?": (
+        "`make tune`'s answer is a recommendation for your app on your machine, not a picture of this run"
+    ),
+}

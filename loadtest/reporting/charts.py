@@ -401,7 +401,7 @@ def probe_chart(runs: list[tuple[str, dict]], metadata: dict[str, str] | None = 
             Patch(facecolor=WAITING_COLOR, label="held back by the browser"),
             Patch(facecolor=COLORS[0], label="on the wire"),
         ],
-        loc="lower right",
+        loc="upper right",
         fontsize=7,
     )
     for ax in axes[-1]:
