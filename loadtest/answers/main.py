@@ -26,6 +26,7 @@ from loadtest.answers.questions import (
     CPU_MS,
     EXPERIMENTS,
     PROBE,
+    PROBE_TARGET,
     QUESTIONS,
     SHORT_EXPERIMENTS,
     SHORT_QUESTIONS,
@@ -62,8 +63,20 @@ def build_parser() -> OneLineParser:
     return p
 
 
-def compare_command(experiment: Experiment, out: str) -> list[str]:
-    return ["python", "-m", "loadtest.compare", *experiment.compare_args(out)]
+def compare_command(experiment: Experiment, out: str, only: tuple[str, ...] = ()) -> list[str]:
+    return ["python", "-m", "loadtest.compare", *experiment.compare_args(out, only)]
+
+
+def rerun_commands(question: Question, experiments: dict[str, Experiment]) -> list[str]:
+    """The commands that repeat a section's pictures: its experiments, on its servers only."""
+    commands = []
+    for name in dict.fromkeys(p.experiment for p in question.pictures):
+        if name == PROBE:
+            commands.append(f"{PROG}  # the browser run comes with the whole run")
+            continue
+        only = tuple(p.target for p in question.pictures if p.experiment == name)
+        commands.append(shlex.join(compare_command(experiments[name], f"results/rerun-{name}", only)))
+    return commands
 
 
 def run_experiment(experiment: Experiment, results: Path) -> list[ComparisonRow]:
@@ -166,7 +179,9 @@ def draw_one(picture: Picture, question: Question, found: dict, run: dict):
     return data, Shown(picture.file, alt, row.answer, [row_numbers(row)], row_doubts(row))
 
 
-def draw_all(questions: tuple[Question, ...], found: dict, out: Path, run: dict):
+def draw_all(
+    questions: tuple[Question, ...], experiments: dict[str, Experiment], found: dict, out: Path, run: dict
+):
     """Every picture into ``out``, stale ones removed: (the page's sections, the pictures, the failures)."""
     from loadtest.reporting.answers import Section
 
@@ -183,8 +198,7 @@ def draw_all(questions: tuple[Question, ...], found: dict, out: Path, run: dict)
             what.file = f"{out.name}/{picture.file}"
             shown.append(what)
             pictures.append({"file": picture.file, "question": question.heading, "doubts": what.doubts})
-        reruns = {run["experiments"][p.experiment]["command"] for p in question.pictures}
-        sections.append(Section(question.heading, shown, sorted(reruns)))
+        sections.append(Section(question.heading, shown, rerun_commands(question, experiments)))
     for stale in set(out.glob("*.png")) - {out / p["file"] for p in pictures}:
         stale.unlink()
     return sections, pictures, failures
@@ -251,15 +265,18 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     if any(p.experiment == PROBE for q in questions for p in q.pictures):
-        run["experiments"][PROBE] = {"command": f"{PROG}  # the browser run comes with the whole run"}
+        run["experiments"][PROBE] = {"command": PROG, "target": PROBE_TARGET, "results": str(results / PROBE)}
     found = collect(experiments, questions, results)
-    sections, pictures, failures = draw_all(questions, found, args.out, run)
+    named = {e.name: e for e in experiments}
+    sections, pictures, failures = draw_all(questions, named, found, args.out, run)
     run["environment"] = environment.machine_record(
         now.isoformat(timespec="seconds"),
         dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         (load_before, environment.load_average()),
         argv,
     )
+    # The commit the code ran at, read before the run: the pictures it wrote make the tree dirty.
+    run["environment"]["git_commit"] = run["commit"]
     run |= {
         "unpictured": {} if args.short else UNPICTURED,
         "pictures": pictures,

@@ -28,12 +28,13 @@ class Experiment:
     targets: tuple[str, ...]
     options: tuple[str, ...] = ()
 
-    def compare_args(self, out: str) -> list[str]:
+    def compare_args(self, out: str, only: tuple[str, ...] = ()) -> list[str]:
+        """compare's flags; ``only``: a subset of the targets (to repeat some pictures alone)."""
         return [
             "--scenario",
             self.scenario,
             "--targets",
-            ",".join(self.targets),
+            ",".join(only or self.targets),
             *COMMON,
             *self.options,
             "--out",
