@@ -20,7 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-from loadtest import records
 from loadtest.answers import probe
 from loadtest.answers.questions import (
     CPU_MS,
@@ -37,7 +36,8 @@ from loadtest.answers.questions import (
     Question,
 )
 from loadtest.measure import evidence, verdicts
-from loadtest.records import ComparisonRow, RunError
+from loadtest.registry import records
+from loadtest.registry.records import ComparisonRow, RunError
 from loadtest.run import environment
 from server.oneline import OneLineParser
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from loadtest import targets
 from loadtest.answers.questions import PROBE_N, PROBE_SECONDS, PROBE_TARGET
+from loadtest.registry import targets
 from loadtest.run.local import LocalRunner
 from loadtest.run.runner import Launch
 

@@ -1,5 +1,5 @@
-"""``python -m loadtest.answers``: the short variant for real (one server, one picture), its flags,
-and the judgement that says when a picture came from a machine too busy to be trusted.
+"""``python -m loadtest.answers``: the short variant for real (one server, one picture), and the
+judgement that says when a picture came from a machine too busy to be trusted.
 
 The short run is compare's own experiment on ``flask-dev-nothreads`` (real servers, real locust):
 ten clients on a 0.5 s sleep, which Flask's 0.12-style server serves one at a time.
@@ -14,8 +14,8 @@ from PIL import Image
 
 from loadtest.answers import main as answers
 from loadtest.answers.questions import SHORT_QUESTIONS
-from loadtest.records import ComparisonRow
-from tests.support import assert_one_line_error, run_module
+from loadtest.registry.records import ComparisonRow
+from tests.support import run_module
 
 pytestmark = pytest.mark.slow
 
@@ -45,10 +45,6 @@ def test_the_short_run_writes_one_picture_named_by_the_run_and_its_page_section(
     # One process, one thread: the row's own sentence and figures say the requests took turns.
     assert "at most 1 in flight" in page
     assert "| `flask-dev-nothreads` |" in page and run["run"] in page
-
-
-def test_a_bad_flag_is_one_line_and_status_2():
-    assert_one_line_error(run_module("loadtest.answers", "--no-such-flag"), "--no-such-flag")
 
 
 def row(load: float, generator_cpu: float = 0.3, error: str = "") -> ComparisonRow:
