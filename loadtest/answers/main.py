@@ -126,6 +126,16 @@ def row_numbers(row: ComparisonRow) -> dict[str, str]:
     }
 
 
+def probe_sentence(runs: list[tuple[str, dict]]) -> str:
+    """What the probe picture shows, from the page's own counts."""
+    parts = [
+        f"{label}, the browser let {r['browserMaxOnWire']} of {r['n']} through at once "
+        f"and the server ran {r['serverMaxInFlight']} at once"
+        for label, r in runs
+    ]
+    return "With " + "; with ".join(parts) + ": the server ran whatever the browser let through."
+
+
 def probe_numbers(label: str, result: dict) -> dict[str, str]:
     return {
         "run": label,
@@ -163,7 +173,7 @@ def draw_one(picture: Picture, question: Question, found: dict, run: dict):
         if "probe" not in found:
             return None, found.get("probe_problem", "the browser run did not happen")
         runs, loads = found["probe"]
-        sentence = " ".join(f"{label}: {result['verdict']}" for label, result in runs)
+        sentence = probe_sentence(runs)
         numbers = [probe_numbers(label, result) for label, result in runs]
         alt = f"/probe in headless Chromium on {picture.target}"
         return charts.probe_chart(runs, meta), Shown(

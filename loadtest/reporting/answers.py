@@ -75,7 +75,7 @@ def page(sections: list[Section], run: dict) -> str:
         "",
         run["verdict"],
         "",
-        *(f"Not pictured: *{q}* -- {why}." for q, why in run.get("unpictured", {}).items()),
+        *(f"- Not pictured: *{q}* -- {why}." for q, why in run.get("unpictured", {}).items()),
         "",
         f"Command: `{run['command']}`. Environment, versions and every experiment's command line: "
         f"[`answers/run.json`]({run['run_json']}).",
