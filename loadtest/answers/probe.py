@@ -14,8 +14,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from loadtest.answers.questions import PROBE_N, PROBE_SECONDS, PROBE_TARGET
+from loadtest.answers.questions import PROBE_N, PROBE_SECONDS, PROBE_TARGET, SETTLE_S
 from loadtest.registry import targets
+from loadtest.run import environment
 from loadtest.run.local import LocalRunner
 from loadtest.run.runner import Launch
 
@@ -83,6 +84,7 @@ def run(log_dir: Path) -> list[tuple[str, dict]]:
     with LocalRunner(launch) as server:
         if not (server.start() and server.wait_ready(30)):
             raise ProbeError(f"{PROBE_TARGET}: {server.problem}")
+        environment.settle(SETTLE_S)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
