@@ -57,7 +57,10 @@ def build_parser() -> OneLineParser:
     )
     p.add_argument("--short", action="store_true", help="one server, one picture (what CI runs)")
     p.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help="pictures and run.json; the page is <out>.md"
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="pictures and run.json (PNGs there this run did not write are removed); the page is <out>.md",
     )
     p.add_argument("--results", type=Path, help="the runs' directories (default results/answers-<UTC time>)")
     return p

@@ -50,7 +50,13 @@ def section(s: Section) -> list[str]:
     lines = [f"## {s.heading}", ""]
     for p in s.pictures:
         lines += [f"![{p.alt}]({p.file})", "", p.sentence, ""]
-        lines += [f'!!! warning "Not to be trusted as it stands"\n    {d}\n' for d in p.doubts]
+        if p.doubts:
+            lines += [
+                '!!! warning "Not to be trusted as it stands"',
+                "",
+                *(f"    - {d}" for d in p.doubts),
+                "",
+            ]
     lines += [*table([n for p in s.pictures for n in p.numbers]), ""]
     lines += ["Rerun: `make answers`, or this experiment alone:", "", "```sh", *s.rerun, "```", ""]
     return lines
