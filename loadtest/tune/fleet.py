@@ -85,12 +85,12 @@ class Plan:
 
     def headline(self) -> str:
         r = self.replica
-        each = f"at least {r.rate:,.0f}" if r.lower_bound else f"{r.rate:,.0f}"
+        each = f"{r.rate:,.0f} req/s or more" if r.lower_bound else f"{r.rate:,.0f} req/s"
         interval = f" [{r.interval[0]:,.0f}-{r.interval[1]:,.0f}]" if r.interval else ""
         count = f"at most {self.replicas}" if self.upper_bound else str(self.replicas)
         text = (
             f"To serve {self.target_rps:,.0f} req/s at {self.slo}: {count} replicas of {r.shape}, "
-            f"each measured at {each} req/s{interval}, planned at {self.utilisation:.0%}"
+            f"each measured at {each}{interval}, planned at {self.utilisation:.0%}"
         )
         if self.upper_bound:
             text += " (a replica's rate is a floor, so the count is an upper bound)"

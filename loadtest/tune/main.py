@@ -237,7 +237,7 @@ def write(
         earlier = records.load_recommendation(args.against).as_dict()
         result["rerun_check"] = against(earlier, result)
         v.headline.append(f"Rerun: {result['rerun_check']}.")
-    files = deploy.write(out, result, image=args.image or targets.COMPOSE_IMAGE)
+    files = deploy.write(out, result, deploy.Options(image=args.image or targets.COMPOSE_IMAGE))
     result["deploy"] = [str(p.relative_to(out)) for p in files]
     records.write_recommendation(out, result)
     rendering.write(out, result)

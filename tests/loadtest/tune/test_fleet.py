@@ -28,7 +28,7 @@ def test_a_floor_makes_the_count_an_upper_bound_and_says_so():
     p = fleet.plan(2000, replica(lower_bound=True, interval=None), slo="p95 <= 250 ms")
     assert p.upper_bound and p.replicas == 5
     text = p.headline()
-    assert "at most 5 replicas" in text and "at least 640 req/s" in text and "upper bound" in text
+    assert "at most 5 replicas" in text and "measured at 640 req/s or more" in text and "upper bound" in text
     assert "[" not in text  # no interval: one round is a point
 
 
