@@ -50,6 +50,8 @@ from loadtest.registry import records, targets
 from loadtest.registry.exposure import BIND_ENV, DEFAULT_BIND, MASTER_BIND_ENV, is_loopback, specific_address
 from loadtest.run.plan import UsageError
 from loadtest.tune.candidates import BASELINE_TARGET
+from loadtest.tune.deploy import DEFAULT_NAMESPACE
+from loadtest.tune.fleet import DEFAULT_UTILISATION
 from loadtest.tune.ladder import STEP_S
 from server.oneline import OneLineParser
 
@@ -146,6 +148,10 @@ class TuneArgs:
     image: str | None = None  # --runtime docker: the user's image (None: the project's, built when needed)
     recommendable: tuple[str, ...] = ()  # servers the verdict may recommend (empty: every one measured)
     generator: Generator = field(default_factory=Generator)
+    target_rps: float | None = None  # plan replicas for this rate (fleet.py); None: no plan
+    utilisation: float = DEFAULT_UTILISATION
+    max_replicas: int | None = None
+    namespace: str = DEFAULT_NAMESPACE
 
     def workload(self) -> str:
         if self.locustfile is not None:
@@ -231,6 +237,18 @@ def bounded(cast: type, low: float, high: float, flag: str, example: str) -> Cal
 
 minutes_arg = bounded(float, MIN_MINUTES, MAX_MINUTES, "--minutes", "minutes like 8 or 2.5")
 step_seconds = bounded(float, MIN_STEP_S, MAX_STEP_S, "--step-seconds", "seconds like 4")
+target_rps_arg = bounded(float, 0.001, 1e9, "--target-rps", "a rate like 2000")
+utilisation_arg = bounded(float, 0.05, 1.0, "--utilisation", "a share like 0.7")
+max_replicas_arg = bounded(int, 1, 10_000, "--max-replicas", "a replica count like 10")
+
+
+def namespace_arg(text: str) -> str:
+    """A Kubernetes namespace: a DNS-1123 label (lower-case letters, digits, '-'; at most 63)."""
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", text):
+        raise argparse.ArgumentTypeError(
+            f"bad namespace {text!r}: lower-case letters, digits and '-', at most 63, like shop-prod"
+        )
+    return text
 
 
 def cpus_arg(text: str) -> float:
@@ -403,6 +421,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seed", type=int, default=None, help="seed of the arrival times (default: random, recorded)"
     )
+    p.add_argument(
+        "--target-rps",
+        type=target_rps_arg,
+        default=None,
+        help="plan replicas of the recommended shape for this rate (req/s) in the headline and deploy files",
+    )
+    p.add_argument(
+        "--utilisation",
+        type=utilisation_arg,
+        default=None,
+        help=f"share of a replica's measured rate it is planned at (default {DEFAULT_UTILISATION:g})",
+    )
+    p.add_argument(
+        "--max-replicas",
+        type=max_replicas_arg,
+        default=None,
+        help="the autoscaler's ceiling (default: twice the planned replicas)",
+    )
+    p.add_argument(
+        "--namespace",
+        type=namespace_arg,
+        default=DEFAULT_NAMESPACE,
+        help=f"the Kubernetes namespace of deploy/kubernetes.yaml (default {DEFAULT_NAMESPACE})",
+    )
     return p
 
 
@@ -505,6 +547,9 @@ def parse(argv: list[str]) -> TuneArgs:
         check_app(ns.app)
     slo = Slo(dict(ns.slo or [(95.0, 250.0)]), ns.max_error_rate)
     check_runtime(ns.runtime, ns.image, budget)
+    if ns.target_rps is None and (ns.utilisation is not None or ns.max_replicas is not None):
+        flag = "--utilisation" if ns.utilisation is not None else "--max-replicas"
+        raise UsageError(f"{flag} plans replicas: give the rate to plan for with --target-rps")
     return TuneArgs(
         app=ns.app,
         paths=[] if ns.locustfile else (ns.path or [(DEMO_PATH, 1.0)]),
@@ -522,4 +567,8 @@ def parse(argv: list[str]) -> TuneArgs:
         image=ns.image,
         recommendable=recommendable(ns.servers, servers),
         generator=generator,
+        target_rps=ns.target_rps,
+        utilisation=ns.utilisation if ns.utilisation is not None else DEFAULT_UTILISATION,
+        max_replicas=ns.max_replicas,
+        namespace=ns.namespace,
     )

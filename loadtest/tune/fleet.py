@@ -163,3 +163,28 @@ def replica_of(recommended: dict, measurements: list[dict] | None = None) -> Rep
         cpu_cores=sorted(cores)[len(cores) // 2] if cores else None,
         cpus=float(recommended["cpus"]),
     )
+
+
+def for_record(
+    result: dict,
+    target_rps: float,
+    *,
+    utilisation: float = DEFAULT_UTILISATION,
+    max_replicas: int | None = None,
+    source: str = "--target-rps",
+) -> Plan | None:
+    """The plan for recommendation.json's recommended shape; None when nothing was recommended."""
+    rec = result.get("recommended")
+    if rec is None:
+        return None
+    rounds = next(
+        (c.get("measurements") for c in result.get("candidates") or [] if c.get("key") == rec["key"]), []
+    )
+    return plan(
+        target_rps,
+        replica_of(rec, rounds),
+        slo=slo_text(result["slo"]),
+        utilisation=utilisation,
+        max_replicas=max_replicas,
+        source=source,
+    )

@@ -24,7 +24,7 @@ from loadtest.run.local import LocalRunner
 from loadtest.run.plan import UsageError
 from loadtest.run.runner import RunnerFactory
 from loadtest.tune import budget as budget_args
-from loadtest.tune import deploy, runtime
+from loadtest.tune import deploy, fleet, runtime
 from loadtest.tune import search as searching
 from loadtest.tune.budget import TuneArgs
 from loadtest.tune.calibrate import CalibrationError, calibrate
@@ -237,7 +237,16 @@ def write(
         earlier = records.load_recommendation(args.against).as_dict()
         result["rerun_check"] = against(earlier, result)
         v.headline.append(f"Rerun: {result['rerun_check']}.")
-    files = deploy.write(out, result, deploy.Options(image=args.image or targets.COMPOSE_IMAGE))
+    planned = plan_fleet(args, result)
+    if planned is not None:
+        result["fleet"] = planned.as_dict()
+        v.headline.insert(0, planned.headline())
+    elif args.target_rps is not None:
+        v.headline.append(
+            f"No replicas planned for {args.target_rps:,.0f} req/s: no shape met the objectives."
+        )
+    opts = deploy.Options(image=args.image or targets.COMPOSE_IMAGE, namespace=args.namespace)
+    files = deploy.write(out, result, opts)
     result["deploy"] = [str(p.relative_to(out)) for p in files]
     records.write_recommendation(out, result)
     rendering.write(out, result)
@@ -254,6 +263,15 @@ def write(
     env["rerun"] = environment.write_rerun(out, rerun_argv, args.seed, module=MODULE)
     records.write_env(out, env, indent=1)
     return files
+
+
+def plan_fleet(args: TuneArgs, result: dict) -> fleet.Plan | None:
+    """Replicas for ``--target-rps``; None without a target or a rate at the objectives."""
+    if args.target_rps is None or not (result.get("recommended") or {}).get("rate_at_slo"):
+        return None
+    return fleet.for_record(
+        result, args.target_rps, utilisation=args.utilisation, max_replicas=args.max_replicas
+    )
 
 
 def without_against(argv: list[str]) -> list[str]:

@@ -88,3 +88,32 @@ def test_the_plan_reads_from_a_recommendation_and_round_trips_as_json():
     assert data["replicas"] == 5 and data["replica"]["interval"] == [600.0, 660.0]
     assert data["source"] == "the access log's busiest minute" and data["headline"] == p.headline()
     assert fleet.shape_text("gunicorn", "gevent", 4, None) == "gunicorn gevent -w 4"
+
+
+def test_the_plan_of_a_record_and_the_pages_words_for_it():
+    from loadtest.reporting import recommendation as rendering
+
+    record = {
+        "slo": {"p95_ms": 250.0},
+        "recommended": {
+            "key": "gunicorn-gthread w2 t8",
+            "server": "gunicorn",
+            "worker_class": "gthread",
+            "workers": 2,
+            "threads": 8,
+            "rate_at_slo": 640.0,
+            "rate_at_slo_interval": [600.0, 660.0],
+            "cpus": 2,
+        },
+        "candidates": [
+            {"key": "other", "measurements": [{"server_cpu_cores": 0.1}]},
+            {"key": "gunicorn-gthread w2 t8", "measurements": [{"server_cpu_cores": 1.6}]},
+        ],
+    }
+    p = fleet.for_record(record, 2000, max_replicas=9)
+    assert p is not None and p.replicas == 5 and p.replica.cpu_cores == 1.6 and p.cpu_target_percent == 56
+    text = rendering.fleet_text({**record, "fleet": p.as_dict()})
+    assert text.startswith(p.headline()) and "from 5 to 9 replicas at 56 % CPU" in text
+    assert "holds 2,240 req/s" in text  # 5 x 448
+    assert rendering.fleet_text(record) == ""
+    assert fleet.for_record({**record, "recommended": None}, 2000) is None
