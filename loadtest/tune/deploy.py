@@ -78,6 +78,12 @@ class Options:
     uid: int = IMAGE_UID
     namespace: str = DEFAULT_NAMESPACE
     env_file: str | None = None  # compose's env_file; in Kubernetes, the ConfigMap made from it
+    env_names: tuple[str, ...] = ()  # variables tune ran with (--env): named, their values never written
+
+    @property
+    def env_reference(self) -> str | None:
+        """The env file the files refer to (the team's, else ``<name>.env``); None: no environment."""
+        return self.env_file or (f"{NAME}.env" if self.env_names else None)
 
     @property
     def ours(self) -> bool:
@@ -183,8 +189,8 @@ def compose(result: dict, opts: Options = Options()) -> dict:
         "restart": "unless-stopped",
         "deploy": {"replicas": replicas(result)},
     }
-    if opts.env_file:
-        service["env_file"] = [opts.env_file]
+    if opts.env_reference:
+        service["env_file"] = [opts.env_reference]
     return {"name": NAME, "services": {NAME: service}}
 
 
@@ -272,7 +278,7 @@ def container(result: dict, opts: Options) -> dict:
         "securityContext": context,
         "volumeMounts": [{"name": "tmp", "mountPath": TMP}],
     }
-    if opts.env_file:
+    if opts.env_reference:
         out["envFrom"] = [{"configMapRef": {"name": ENV_CONFIGMAP}}]
     return out
 
@@ -371,9 +377,11 @@ def header(result: dict, opts: Options) -> str:
         lines.append(result["fleet"]["headline"])
     if opts.ours:
         lines.append(f"The image {opts.image} is the project's demo: use your team's, pinned by digest.")
-    if opts.env_file:
+    if opts.env_reference:
+        names = f" ({', '.join(opts.env_names)})" if opts.env_names else ""
         lines.append(
-            f"Environment: the ConfigMap {ENV_CONFIGMAP} (kubectl create configmap --from-env-file)."
+            f"Environment{names}: the ConfigMap {ENV_CONFIGMAP}, made with kubectl create configmap "
+            f"{ENV_CONFIGMAP} --from-env-file={opts.env_reference}"
         )
     return "".join(f"# {line}\n" for line in lines)
 

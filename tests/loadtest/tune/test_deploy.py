@@ -224,6 +224,20 @@ def test_the_pod_is_restricted_probed_and_drained(tmp_path):
     kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
 
 
+def test_the_environment_is_referenced_never_written(tmp_path):
+    doc = result("gunicorn-gthread", 2, 8)
+    opts = deploy.Options(env_names=("SHOP_DB_URL", "SHOP_MODE"))
+    deploy.write(tmp_path, doc, opts)
+    compose_text = (tmp_path / "deploy" / "compose.yml").read_text()
+    kube_text = (tmp_path / "deploy" / "kubernetes.yaml").read_text()
+    service = yaml.safe_load(compose_text)["services"][deploy.NAME]
+    assert service["env_file"] == [f"{deploy.NAME}.env"] and "environment" not in service
+    (c,) = next(yaml.safe_load_all(kube_text))["spec"]["template"]["spec"]["containers"]
+    assert c["envFrom"] == [{"configMapRef": {"name": deploy.ENV_CONFIGMAP}}] and "env" not in c
+    assert "SHOP_DB_URL, SHOP_MODE" in kube_text.splitlines()[2]  # named in the header, for the ConfigMap
+    assert "envFrom" not in str(deploy.container(doc, deploy.Options()))
+
+
 def test_the_uid_is_the_project_images():
     assert f"--uid {deploy.IMAGE_UID} " in (ROOT / "Dockerfile").read_text()
 
