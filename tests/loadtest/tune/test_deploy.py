@@ -17,7 +17,7 @@ import yaml
 from loadtest.registry import targets
 from loadtest.tune import deploy, fleet
 from loadtest.tune.candidates import Shape, family
-from tests.support import ROOT
+from tests.support import ROOT, engine_answers
 
 K8S_VERSION = "1.30.0"  # a version every maintained cluster has passed
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
@@ -284,3 +284,60 @@ def test_the_docs_state_every_exception_with_its_reason():
         assert stated and stated.group(1).replace("`", "") == reason, (
             f"docs/tune.md states {check_id} otherwise"
         )
+
+
+@pytest.fixture(scope="module")
+def project_image() -> str:
+    """The project's image on a real engine (built when its inputs changed), as the container tests use it."""
+    if not engine_answers() or not compose_works():
+        if os.environ.get("REQUIRE_DOCKER", "") not in ("", "0"):
+            pytest.fail("REQUIRE_DOCKER is set but no Docker engine answers")
+        pytest.skip("no Docker engine")
+    from loadtest.run import engine, image
+
+    client = engine.connect()
+    try:
+        return image.project_image(client, print)
+    finally:
+        client.close()
+
+
+@pytest.mark.slow
+def test_the_compose_file_serves_read_only_and_non_root(tmp_path, project_image):
+    """The restricted settings do not break the server: every replica turns healthy, as uid 10001, on a
+    read-only root filesystem (gunicorn's heartbeat in /dev/shm). No host port is published here."""
+    doc = planned(result("gunicorn-gthread", 2, 4, app=targets.OUR_APP), 1000)
+    doc["budget"]["cpus"] = 0.5
+    deploy.write(tmp_path, doc, deploy.Options(image=project_image))
+    folder = tmp_path / "deploy"
+    (folder / "no-ports.yml").write_text(f"services:\n  {deploy.NAME}:\n    ports: !reset []\n")
+    project = f"wsgilab-deploytest-{os.getpid()}"
+    base = [
+        "docker",
+        "compose",
+        "-p",
+        project,
+        "-f",
+        str(folder / "compose.yml"),
+        "-f",
+        str(folder / "no-ports.yml"),
+    ]
+    try:
+        up = subprocess.run(
+            [*base, "up", "-d", "--wait", "--wait-timeout", "120"],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert up.returncode == 0, up.stderr[-2000:]
+        ps = subprocess.run([*base, "ps", "--format", "json"], capture_output=True, text=True, timeout=60)
+        states = [json.loads(line) for line in ps.stdout.splitlines() if line.strip()]
+        assert len(states) == doc["fleet"]["replicas"] and all(s["Health"] == "healthy" for s in states)
+        probe = "open('/probe', 'w')"
+        run = [*base, "exec", "-T", deploy.NAME]
+        whoami = subprocess.run([*run, "id", "-u"], capture_output=True, text=True, timeout=60)
+        assert whoami.stdout.strip() == str(deploy.IMAGE_UID)
+        write = subprocess.run([*run, "python", "-c", probe], capture_output=True, text=True, timeout=60)
+        assert write.returncode != 0 and "Read-only file system" in write.stderr
+    finally:
+        subprocess.run([*base, "down", "-t", "5"], capture_output=True, timeout=120)
