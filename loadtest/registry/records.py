@@ -352,7 +352,7 @@ class Fleet(Record):
     max_replicas: int
     utilisation: float
     headline: str
-    source: str = "--target-rps"
+    source: str = ""  # where the target rate came from
     slo: str = ""
     capped: bool = False
     upper_bound: bool = False

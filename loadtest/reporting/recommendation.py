@@ -306,9 +306,9 @@ def fleet_text(result: dict) -> str:
         else "; no CPU was measured at the rate, so no autoscaler is written"
     )
     return (
-        f"{plan['headline']} The target is {plan['source']}; each replica is planned at "
+        f"{plan['headline']} The target rate is {plan['source']}; each replica is planned at "
         f"{plan['planned_rps']:,.0f} req/s ({plan['utilisation']:.0%} of {rate}), so the fleet holds "
-        f"{plan['served_rps']:,.0f} req/s{cpu}."
+        f"{'at least ' if plan.get('upper_bound') else ''}{plan['served_rps']:,.0f} req/s{cpu}."
     )
 
 

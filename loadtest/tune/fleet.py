@@ -16,6 +16,7 @@ import math
 from dataclasses import asdict, dataclass
 
 DEFAULT_UTILISATION = 0.7
+SOURCE_FLAG = "the one given with --target-rps"
 MAX_REPLICAS_FACTOR = 2  # the autoscaler's ceiling when --max-replicas is not given: twice the plan
 MIN_CPU_TARGET, MAX_CPU_TARGET = 10, 95  # an autoscaler target outside these never or always scales
 
@@ -39,7 +40,7 @@ class Replica:
 @dataclass(frozen=True)
 class Plan:
     target_rps: float
-    source: str  # where the target came from: "--target-rps", "the access log's busiest minute"
+    source: str  # where the target came from: SOURCE_FLAG, "the access log's busiest minute"
     slo: str  # "p95 <= 250 ms"
     utilisation: float
     replica: Replica
@@ -125,7 +126,7 @@ def plan(
     slo: str,
     utilisation: float = DEFAULT_UTILISATION,
     max_replicas: int | None = None,
-    source: str = "--target-rps",
+    source: str = SOURCE_FLAG,
 ) -> Plan:
     if target_rps <= 0:
         raise PlanError(f"the target rate must be positive, not {target_rps:g}")
@@ -171,7 +172,7 @@ def for_record(
     *,
     utilisation: float = DEFAULT_UTILISATION,
     max_replicas: int | None = None,
-    source: str = "--target-rps",
+    source: str = SOURCE_FLAG,
 ) -> Plan | None:
     """The plan for recommendation.json's recommended shape; None when nothing was recommended."""
     rec = result.get("recommended")
