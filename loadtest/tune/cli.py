@@ -54,6 +54,7 @@ from loadtest.tune.deploy import DEFAULT_NAMESPACE
 from loadtest.tune.fleet import DEFAULT_UTILISATION
 from loadtest.tune.ladder import STEP_S
 from loadtest.tune.settings import DEFAULT_ERROR_RATE, Budget, Generator, MiB, Settings, Slo
+from loadtest.tune.traffic import flags as traffic_flags
 from server.oneline import OneLineParser
 
 MIN_STEP_S, MAX_STEP_S = 1.0, 60.0
@@ -257,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for add in (add_workload, add_objectives, add_budget, add_runtime, add_generator, add_run, add_fleet):
         add(p)
+    traffic_flags.add_arguments(p)  # the workload from a recording, expected answers, --max-in-flight
     return p
 
 
@@ -499,16 +501,20 @@ def parse(argv: list[str]) -> Settings:
     servers = servers_arg(ns.servers if ns.servers is not None else ",".join(DEFAULT_SERVERS))
     budget = budget_from(ns.cpus, ns.memory)
     generator = generator_from(ns.generator_workers, ns.expect_workers, ns.master_bind, budget)
+    given = traffic_flags.resolve(ns, ns.path or [(DEMO_PATH, 1.0)])
     if ns.image is None:  # an app in the user's own image may import only there
         check_app(ns.app)
     slo = Slo(dict(ns.slo or [(95.0, 250.0)]), ns.max_error_rate)
     check_runtime(ns.runtime, ns.image, budget)
-    if ns.target_rps is None and (ns.utilisation is not None or ns.max_replicas is not None):
+    recorded = given.traffic is not None and given.traffic.busiest_minute_rps is not None
+    if ns.target_rps is None and not recorded and (ns.utilisation is not None or ns.max_replicas is not None):
         flag = "--utilisation" if ns.utilisation is not None else "--max-replicas"
-        raise UsageError(f"{flag} plans replicas: give the rate to plan for with --target-rps")
+        raise UsageError(
+            f"{flag} plans replicas: give the rate to plan for with --target-rps (or --access-log, --har)"
+        )
     return Settings(
         app=ns.app,
-        paths=[] if ns.locustfile else (ns.path or [(DEMO_PATH, 1.0)]),
+        paths=given.workload.weights() if given.workload else [],
         locustfile=ns.locustfile,
         slo=slo,
         budget=budget,
@@ -527,4 +533,7 @@ def parse(argv: list[str]) -> Settings:
         utilisation=ns.utilisation if ns.utilisation is not None else DEFAULT_UTILISATION,
         max_replicas=ns.max_replicas,
         namespace=ns.namespace,
+        workload=given.workload,
+        traffic=given.traffic,
+        max_in_flight=given.max_in_flight,
     )

@@ -166,6 +166,18 @@ def replica_of(recommended: dict, measurements: list[dict] | None = None) -> Rep
     )
 
 
+def target(
+    target_rps: float | None, busiest_minute_rps: float | None, recording: str = ""
+) -> tuple[float, str] | None:
+    """The rate to plan for and where it came from: ``--target-rps``, else a recording's busiest minute."""
+    if target_rps is not None:
+        return target_rps, SOURCE_FLAG
+    if busiest_minute_rps:
+        what = "the HAR recording's" if recording == "har" else "the access log's"
+        return busiest_minute_rps, f"{what} busiest minute ({busiest_minute_rps:,.1f} req/s)"
+    return None
+
+
 def for_record(
     result: dict,
     target_rps: float,

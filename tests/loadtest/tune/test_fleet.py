@@ -117,3 +117,30 @@ def test_the_plan_of_a_record_and_the_pages_words_for_it():
     assert "holds 2,240 req/s" in text  # 5 x 448
     assert rendering.fleet_text(record) == ""
     assert fleet.for_record({**record, "recommended": None}, 2000) is None
+
+
+def test_the_target_is_the_flag_else_the_recordings_busiest_minute():
+    assert fleet.target(2000, 350.0, "combined") == (2000, fleet.SOURCE_FLAG)
+    assert fleet.target(None, 350.0, "combined") == (350.0, "the access log's busiest minute (350.0 req/s)")
+    assert fleet.target(None, 12.5, "har")[1].startswith("the HAR recording's busiest minute")
+    assert fleet.target(None, None, "combined") is None and fleet.target(None, 0.0) is None
+
+
+def test_an_access_log_plans_for_its_busiest_minute(tmp_path):
+    """No --target-rps: the busiest clock minute of --access-log is the rate, and the plan says so."""
+    from loadtest.tune import cli, main
+
+    line = '127.0.0.1 - - [08/Dec/2026:03:{m:02d}:{s:02d} +0000] "GET / HTTP/1.1" 200 12 "-" "curl/8"\n'
+    log = tmp_path / "access.log"
+    log.write_text("".join(line.format(m=m, s=s % 60) for m, n in ((10, 90), (11, 30)) for s in range(n)))
+    settings = cli.parse(["--access-log", str(log), "--max-replicas", "4", "--utilisation", "0.5"])
+    assert settings.target_rps is None and settings.traffic.busiest_minute_rps == 1.5  # 90 in 03:10
+    record = {
+        "slo": {"p95_ms": 250.0},
+        "recommended": {"key": "k", "server": "gunicorn", "worker_class": "gthread", "workers": 1,
+                        "threads": 4, "rate_at_slo": 1.0, "cpus": 1},
+        "candidates": [],
+    }  # fmt: skip
+    p = main.plan_fleet(settings, record)
+    assert p is not None and p.source.startswith("the access log's busiest minute (1.5 req/s)")
+    assert (p.needed, p.replicas, p.max_replicas) == (3, 3, 4)  # 1.5 / (1.0 x 0.5)
