@@ -284,9 +284,33 @@ def deploy_text(result: dict) -> str:
     if not files:
         return "No files to deploy: nothing was recommended."
     return (
-        f"{' and '.join(files)} beside this page run the recommended command with the budget as the "
-        "container's CPU and memory limits (Kubernetes: the memory request is the measured peak plus "
-        "headroom), a health check, and a shutdown grace period matching the server's graceful timeout."
+        f"{' and '.join(files)} beside this page run the recommended command as a team runs it in "
+        "production (the server's own default timeouts) with the budget as each replica's CPU and memory "
+        "limits (Kubernetes: the memory request is the measured peak plus headroom), health checks "
+        "(startup, readiness, liveness), a pause before SIGTERM and a grace period covering the server's "
+        "graceful timeout, a disruption budget of one pod at a time, and the Pod Security Standards' "
+        "restricted profile (non-root, read-only root filesystem, no capabilities, seccomp RuntimeDefault)."
+    )
+
+
+def fleet_text(result: dict) -> str:
+    """The replicas plan in words, with the autoscaler it sets (empty without --target-rps)."""
+    plan = result.get("fleet")
+    if not plan:
+        return ""
+    replica = plan["replica"]
+    rate = f"{replica['rate']:,.0f} req/s"
+    cpu = (
+        f"; the autoscaler scales from {plan['replicas']} to {plan['max_replicas']} replicas at "
+        f"{plan['cpu_target_percent']} % CPU: {plan['cpu_at_plan']:.2f} of the {replica['cpus']:g} cores "
+        f"requested, the cores measured at {rate} ({replica['cpu_cores']:.2f}) scaled to the planned rate"
+        if plan.get("cpu_target_percent") is not None
+        else "; no CPU was measured at the rate, so no autoscaler is written"
+    )
+    return (
+        f"{plan['headline']} The target rate is {plan['source']}; each replica is planned at "
+        f"{plan['planned_rps']:,.0f} req/s ({plan['utilisation']:.0%} of {rate}), so the fleet holds "
+        f"{'at least ' if plan.get('upper_bound') else ''}{plan['served_rps']:,.0f} req/s{cpu}."
     )
 
 
@@ -339,6 +363,7 @@ def outline(result: dict) -> tuple[Page, dict[str, bytes]]:
         Para(f"{len(pruned)} shapes: over the memory budget, or no better than their family's knee."),
         Table(CANDIDATE_HEAD, pruned),
         Heading("Deploy"),
+        *([Para(fleet_text(result))] if result.get("fleet") else []),
         Para(deploy_text(result)),
         Heading("How it was measured"),
         Para(METHOD),

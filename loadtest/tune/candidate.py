@@ -44,6 +44,7 @@ class Round:
     error: str = ""  # the server failed to start, was OOM-killed, or the generator failed
     notes: list[str] = field(default_factory=list)
     box: dict[str, object] = field(default_factory=dict)  # runtime, limits, throttling (trial.box_record)
+    start_s: float | None = None  # seconds the server took to answer its first request
 
     def figure(self) -> tuple[float, ladder.Step | None, bool]:
         return ladder.rate_at_slo(self.steps)

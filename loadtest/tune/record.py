@@ -64,6 +64,7 @@ def measurement(r: Round) -> dict:
         "notes": r.notes,
         "steps": [s.as_dict() for s in r.steps],
         "box": r.box,
+        "start_s": r.start_s,
     }
 
 
