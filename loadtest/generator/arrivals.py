@@ -13,8 +13,8 @@ delayed.
 
 The load is a ladder of steps (``--tune-ladder "20:4,40:4"``: rate req/s :
 seconds), walked once; each request's name starts with its step (``s0 /path``),
-so the runner slices the per-request records (written by ``locustfile.py``'s
-recorder, imported here for its hooks) by step without aligning clocks; a
+so the runner slices the per-request records (``recorder.py``'s, installed here
+with ``--identity-file``) by step without aligning clocks; a
 record named ``s<step> __step__`` marks each step's start, for workloads whose
 requests carry their own names (``--tune-user-file``: the team's own locust
 user classes, see ``UserFile``).  After a
@@ -48,7 +48,7 @@ from locust import FastHttpUser, User, constant, events, task
 from locust.exception import StopUser
 from locust.runners import WorkerRunner
 
-from loadtest.generator import locustfile as _recorder_hooks  # noqa: F401 (registers the identity recorder)
+from loadtest.generator import process, recorder
 from loadtest.registry.catalog import STEP_MARKER as MARKER
 
 log = logging.getLogger("wsgi-lab.tune")
@@ -78,6 +78,10 @@ def parse_weighted(text: str) -> list[tuple[str, float]]:
             path, _, weight = item.rpartition(":")
             out.append((path, float(weight)))
     return out
+
+
+process.install()
+recorder.install()
 
 
 @events.init_command_line_parser.add_listener
