@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 
 import gevent
+from gevent import getcurrent
 from locust import events
 
 from loadtest.generator.process import gathers, option, sends
@@ -47,6 +48,7 @@ FLUSH_INTERVAL_S = 1.0
 # beyond that the web UI could run for hours and eat memory for a timeline
 # nobody can read anyway.  Dropped records are counted and logged.
 MAX_RECORDS = int(os.environ.get("LAB_IDENTITY_MAX_RECORDS", "500000"))
+NO_HEADERS: dict[str, str] = {}
 KEYS = (
     *("t", "ms", "ok", "name", "model", "pid", "thread", "start", "end", "status", "error", "user"),
     *("cpu_ms", "lane_kind", "lane_id"),
@@ -62,30 +64,34 @@ class Recorder:
         self.dropped = 0
         self.flusher: gevent.Greenlet | None = None
         self.environment = None
+        self.sender = f"{os.getpid()}."  # set again at init: locust --processes forks after the import
+        self.written: int | None = None  # how many records the last write held
 
     # --- where requests happen (local runner or worker)
     def on_request(self, name, start_time, response_time, response, exception, **_kw) -> None:
-        headers = getattr(response, "headers", None) or {}
-        ok = exception is None
+        """One record per request, as little work as it takes: this runs in the generator's hot path."""
+        headers = getattr(response, "headers", None) or NO_HEADERS
+        get = headers.get
         status = getattr(response, "status_code", None) or None
+        answered = exception is None and status is not None and 200 <= status < 300
         self.pending.append(
             [
                 round(start_time, 6),
                 round(response_time, 3),
-                ok,
+                exception is None,
                 name,
-                headers.get(HEADER_MODEL),
-                headers.get(HEADER_PID),
-                headers.get(HEADER_THREAD),
-                headers.get(HEADER_START),
-                headers.get(HEADER_END),
+                get(HEADER_MODEL),
+                get(HEADER_PID),
+                get(HEADER_THREAD),
+                get(HEADER_START),
+                get(HEADER_END),
                 status,
-                error_kind(status, exception),
+                "" if answered else error_kind(status, exception),
                 # the user (greenlet) that sent it: which requests belong to one closed loop
-                f"{os.getpid()}.{id(gevent.getcurrent()):x}",
-                headers.get(HEADER_CPU),
-                headers.get(HEADER_LANE_KIND),
-                headers.get(HEADER_LANE_ID),
+                f"{self.sender}{id(getcurrent()):x}",
+                get(HEADER_CPU),
+                get(HEADER_LANE_KIND),
+                get(HEADER_LANE_ID),
             ]
         )
 
@@ -120,6 +126,7 @@ class Recorder:
             for row in self.as_dicts():
                 fh.write(json.dumps(row, separators=(",", ":")) + "\n")
         tmp.replace(target)
+        self.written = len(self.records)
 
     def summary_line(self) -> str:
         facts = evidence.facts(self.as_dicts())
@@ -134,6 +141,7 @@ class Recorder:
     # --- locust's events (install() adds them)
     def on_init(self, environment, **_kw) -> None:
         self.environment = environment
+        self.sender = f"{os.getpid()}."
         if environment.runner is not None and gathers(environment):
             environment.runner.register_message(MESSAGE_TYPE, self.on_batch)
         if environment.runner is not None and sends(environment):
@@ -141,7 +149,7 @@ class Recorder:
 
     def on_test_start(self, environment, **_kw) -> None:
         if gathers(environment):
-            self.records, self.dropped = [], 0
+            self.records, self.dropped, self.written = [], 0, None
         if sends(environment):
             self.pending = []
             if self.flusher is None or self.flusher.dead:
@@ -164,7 +172,7 @@ class Recorder:
         environment = self.environment
         if environment is not None and environment.runner is not None and gathers(environment):
             path = option(environment, "identity_file", "")
-            if path:
+            if path and self.written != len(self.records):  # the local runner's file is complete already
                 self.write(path)
 
 
