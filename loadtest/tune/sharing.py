@@ -66,8 +66,8 @@ class Sharing:
             else "its CPU was not measured"
         )
         return (
-            f"The load generator ran on the server's {self.cores} cores: {used}, so every rate here is {MARK}. "
-            f"Ways out: {WAYS_OUT}."
+            f"The load generator ran on the server's {self.cores} cores: {used}, so every rate here is "
+            f"{MARK}. Ways out: {WAYS_OUT}."
         )
 
     def as_dict(self) -> dict:
