@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadtest.tune.cpufit import fit
+from loadtest.tune.cpufit import fit, points, warm
 
 
 def test_idle_work_is_left_out_of_the_cost_per_request():
@@ -31,3 +31,20 @@ def test_noise_below_zero_idle_refits_through_the_origin():
 )
 def test_points_that_cannot_say_give_no_fit(points):
     assert fit(points) is None
+
+
+def test_the_warm_up_step_is_left_out_of_the_means_and_the_points():
+    by_step = {
+        0: [{"t": 0.0, "ok": True, "name": "s0 /"}, {"t": 1.0, "ok": True, "name": "s0 /"}],
+        1: [{"t": 10.0 + i / 10, "ok": True} for i in range(11)],  # 11 answers over 1 s
+        2: [{"t": 20.0 + i / 20, "ok": i % 2 == 0} for i in range(21)],  # 11 of 21 answered over 1 s
+    }
+    assert len(warm(by_step, 1)) == 32
+    seen = []
+
+    def cores(start, end):
+        seen.append((start, end))
+        return 0.25
+
+    assert points(by_step, 1, cores) == [(pytest.approx(11.0), 0.25), (pytest.approx(11.0), 0.25)]
+    assert seen == [(10.0, 11.0), (20.0, 21.0)]
