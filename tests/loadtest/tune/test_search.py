@@ -412,8 +412,8 @@ def test_a_shared_machine_marks_the_headline_and_the_record(tmp_path):
     rec, base = floor_and_measured(418.0, 200.0)
     rec.rounds[0].steps[1].generator_busiest = 0.85
     sharing = Sharing.of(2, 0, 2)
-    ctx = Context(cal=CPU, budget=Budget(2, 1024 * 2**20, "test", "test"), slo=Slo({95.0: 200.0}), app="app:app",
-                  sharing=sharing)  # fmt: skip
+    ctx = Context(cal=CPU, budget=Budget(2, 1024 * 2**20, "test", "test"), slo=Slo({95.0: 200.0}),
+                  app="app:app", sharing=sharing)  # fmt: skip
     v = verdict([rec, base], base, ctx)
     assert MARK in v.headline[0]
     assert any("85% of a core" in line and "--expect-workers" in line for line in v.headline)
