@@ -302,11 +302,13 @@ def verdict(cands: Sequence[Candidate], base: Candidate, ctx: Context) -> Verdic
         elif only_baseline and base.rate_at_slo > 0:
             headline.append(
                 f"The baseline gunicorn sync -w {base.shape.workers} met the objectives up to "
-                f"{rate_text(base)} req/s{floor_reason(base)}; nothing else was measured, "
-                "so nothing is recommended."
+                f"{ctx.sharing.mark(f'{rate_text(base)} req/s')}{floor_reason(base)}; nothing else was "
+                "measured, so nothing is recommended."
             )
         if contrast_text(cands, None):
             headline.append(contrast_text(cands, None))
+        if ctx.sharing.shared:
+            headline.append(ctx.sharing.after(*generator_peak(cands)))
         return Verdict(
             None, base, None, False, "", limit, headline, [], list(ctx.unmeasured), ctx.minutes_needed
         )
