@@ -89,9 +89,8 @@ class Candidate:
     # may the verdict recommend it: every server when --servers named none but our own models
     # (cli.recommendable); search.search marks each candidate (allow), nothing else decides it
     recommendable: bool = True
-    stopped: Stop | None = (
-        None  # why a ladder whose top passed went no higher (search); None: nothing stopped it
-    )
+    # why a ladder whose top passed went no higher (search.extend); None: nothing stopped it
+    stopped: Stop | None = None
 
     @property
     def key(self) -> str:
