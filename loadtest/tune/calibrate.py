@@ -241,6 +241,8 @@ def calibrate(session: Session, say: Callable[[str], None]) -> Calibration:
     paths = path_costs(records, dict(session.paths), cpu_s * 1000.0)
     wall_s = max(weighted(paths, lambda p: p.app_ms_mean) / 1000.0, 1e-6)
     app_cpu_s = weighted(paths, lambda p: p.cpu_ms_mean) / 1000.0
+    # the whole tree cannot use less CPU per request than the app's own code did: a fit below it is noise
+    cpu_s = max(cpu_s, app_cpu_s)
     app_ms = {q: stats.percentile(in_app, q) or 0.0 for q in PERCENTILES}
     queue_s = one.runqueue_s / len(answered) if one.runqueue_s is not None else 0.0
     mem1 = peak_mb(one) or 0.0
