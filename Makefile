@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv checkov-venv test lint docs bench compare diff browser clean fuzz soak tune answers
+.PHONY: venv checkov-venv test lint docs bench compare diff browser clean fuzz soak tune answers generator-ceiling
 
 venv: $(STAMP)
 
@@ -52,6 +52,10 @@ soak: venv
 
 bench: venv
 	$(PY) -m loadtest.bench $(BENCH_ARGS)
+
+# One locust process's requests per core against a trivial server (granian): docs/measurements/2026-12-08-generator-ceiling.md.
+generator-ceiling: venv
+	$(PY) -m loadtest.bench.generator $(CEILING_ARGS)
 
 compare: venv
 	$(PY) -m loadtest.compare --story default $(COMPARE_ARGS)

@@ -34,6 +34,7 @@ from loadtest.tune.recommend import Context, Verdict, against, verdict
 from loadtest.tune.record import document
 from loadtest.tune.search import predicted, search
 from loadtest.tune.settings import Settings
+from loadtest.tune.sharing import Sharing
 from loadtest.tune.trial import EXPECT_MASTER_PORT, Session, measure
 
 MODULE = "loadtest.tune"
@@ -190,6 +191,9 @@ def prepare(args: Settings) -> Start:
         say(f"generator: a locust master and {args.generator.workers} worker(s) (locust's distributed mode)")
     if args.generator.expect:
         say(expect_workers_hint(args))
+    warning = Sharing.of(b.cpus, args.generator.expect).before()
+    if warning:
+        say(f"caution: {warning}")
     return Start(t0, deadline, started, out, load_before, say)
 
 
@@ -282,6 +286,7 @@ def conclude(args: Settings, cal: Calibration, found: Searched, start: Start) ->
         minutes=args.minutes,
         unmeasured=found.unmeasured,
         minutes_needed=found.minutes_needed,
+        sharing=Sharing.of(args.budget.cpus, args.generator.expect),
     )
     v = verdict(found.cands, base, ctx)
     shared = waits.shared_wait(cal, found.cands, args.budget.cpus)
