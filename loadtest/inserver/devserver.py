@@ -6,21 +6,23 @@ lets bring-your-own apps (Flask or not) run under the ``flask-dev`` targets.
 
 from __future__ import annotations
 
+import argparse
+
 from werkzeug.serving import run_simple
 
-from loadtest.inserver.byo import load_app
-from server.oneline import OneLineParser
+from .byo import load_app
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = OneLineParser(prog="python -m loadtest.inserver.devserver", description=__doc__)
+    # plain argparse: the runner writes these options, and this module runs in a team's environment too
+    parser = argparse.ArgumentParser(prog="python -m loadtest.inserver.devserver", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--no-threads", action="store_true", help="threaded=False (Flask 0.12 default)")
     parser.add_argument(
         "--processes", type=int, default=1, help="fork a process per request, at most N at once (default 1)"
     )
-    parser.add_argument("app", help="MODULE:APP")
+    parser.add_argument("app", help="the app, as gunicorn takes it")
     args = parser.parse_args(argv)
     if args.processes < 1:
         parser.error(f"--processes must be at least 1, got {args.processes}")
