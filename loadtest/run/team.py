@@ -95,7 +95,7 @@ def team_from(
     try:
         spec = AppSpec.parse(app)
     except AppSpecError as exc:
-        raise TeamError(f"--app: {exc}") from None
+        raise TeamError(f"--{exc}") from None
     if chdir is not None and not chdir.is_dir():
         raise TeamError(f"--chdir {chdir}: not a directory")
     if venv is not None and not os.access(venv / "bin" / "python", os.X_OK):
@@ -132,7 +132,8 @@ def check_app(team: Team, shim: Shim) -> None:
         lines = [ln.strip() for ln in done.stderr.splitlines() if ln.strip()]
         last = lines[-1] if lines else f"exit {done.returncode}"
         _, _, why = last.partition("AppSpecError: ")
-        raise TeamError(f"--app {team.app}: {why or last}")
+        why = (why or last).removeprefix(f"app {team.app}: ")
+        raise TeamError(f"--app {team.app}: {why}")
 
 
 def child_env(team: Team, shim: Shim) -> dict[str, str]:

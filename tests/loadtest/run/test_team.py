@@ -107,8 +107,7 @@ def test_a_factory_that_raises_is_one_line_naming_it(project):
     with pytest.raises(team.TeamError) as caught:
         team.check_app(settings, shim.staged())
     assert str(caught.value) == (
-        "--app app:create_app(fail=True): app app:create_app(fail=True): "
-        "the factory raised RuntimeError: SECRET_KEY is unset"
+        "--app app:create_app(fail=True): the factory raised RuntimeError: SECRET_KEY is unset"
     )
 
 
