@@ -80,7 +80,9 @@ def check_readable(client: docker.DockerClient, image: str, app_dir: Path, user:
 
 
 def present(client: docker.DockerClient, image: str, modules: Iterable[str]) -> set[str]:
-    code = "import importlib.util as u, json, sys; print(json.dumps([m for m in sys.argv[1:] if u.find_spec(m)]))"
+    code = (
+        "import importlib.util as u, json, sys;print(json.dumps([m for m in sys.argv[1:] if u.find_spec(m)]))"
+    )
     try:
         return set(
             json.loads(probe(client, image, ["python", "-c", code, *modules]).strip().splitlines()[-1])
