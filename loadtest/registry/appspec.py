@@ -111,7 +111,7 @@ class AppSpec:
         """How server ``kind`` takes this app directly (options then the app), None where it cannot.
 
         gunicorn takes every form as written; granian a bare factory with ``--factory``,
-        waitress with ``--call``; uWSGI and the dev server no factory. A None is served
+        waitress with ``--call``, uWSGI as ``module:factory()``; the dev server none. A None is served
         through the identity wrapper, which calls the factory itself (and finds a lone
         module's ``application`` or ``app``).
         """
@@ -124,7 +124,9 @@ class AppSpec:
             return [self.canonical()]
         if self.args or self.kwargs:
             return None
-        return {"granian": ["--factory", bare], "waitress": ["--call", bare]}.get(kind)
+        return {"granian": ["--factory", bare], "waitress": ["--call", bare], "uwsgi": [bare + "()"]}.get(
+            kind
+        )
 
 
 def literal_call(text: str, call: str) -> tuple[tuple[Any, ...], tuple[tuple[str, Any], ...]]:

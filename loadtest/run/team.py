@@ -191,12 +191,12 @@ def pinned(distribution: str) -> str:
 def servers_in_venv(team: Team, names: list[str], say) -> list[str]:
     """The targets the venv can run; each skipped one said with its install line; TeamError if none."""
     missing = missing_servers(team, names)
-    for name, line in missing.items():
-        say(f"skipped {name}: not installed in {team.venv} ({line})")
     kept = [n for n in names if n not in missing]
     if not kept:
         raise TeamError(
             f"--venv {team.venv}: none of the servers is installed there "
             f"(e.g. {team.venv}/bin/pip install {pinned('gunicorn')})"
         )
+    for name, line in missing.items():
+        say(f"skipped {name}: not installed in {team.venv} ({line})")
     return kept

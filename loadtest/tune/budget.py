@@ -37,8 +37,6 @@ import argparse
 import math
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +47,8 @@ from loadtest.inserver.usage import CGROUP_ROOT, cgroup_cpu_limit, cgroup_dirs, 
 from loadtest.registry import records, targets
 from loadtest.registry.exposure import BIND_ENV, DEFAULT_BIND, MASTER_BIND_ENV, is_loopback, specific_address
 from loadtest.run.plan import UsageError
+from loadtest.run.team import Team
+from loadtest.tune import project
 from loadtest.tune.candidates import BASELINE_TARGET
 from loadtest.tune.ladder import STEP_S
 from server.oneline import OneLineParser
@@ -146,6 +146,8 @@ class TuneArgs:
     image: str | None = None  # --runtime docker: the user's image (None: the project's, built when needed)
     recommendable: tuple[str, ...] = ()  # servers the verdict may recommend (empty: every one measured)
     generator: Generator = field(default_factory=Generator)
+    team: Team = field(default_factory=Team)  # --chdir, --env, --env-file, --venv and the parsed --app
+    image_added: list[str] = field(default_factory=list)  # what --runtime docker added to --image
 
     def workload(self) -> str:
         if self.locustfile is not None:
@@ -311,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Measure your WSGI app and recommend server, worker class, workers and threads "
         "that meet a latency objective within a CPU and memory budget.",
     )
-    p.add_argument("--app", default=targets.OUR_APP, help="MODULE:APP to serve (default: the demo app)")
+    project.add_arguments(p)
     p.add_argument(
         "--path",
         action="append",
@@ -416,29 +418,6 @@ def servers_arg(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def check_app(app: str) -> None:
-    """Import ``app`` in a child process (the runner imports no user code); a one-line error if it fails."""
-    if app == targets.OUR_APP:
-        return
-    if not re.fullmatch(r"[\w.]+:[\w.]+", app):
-        raise UsageError(f"--app {app!r}: expected MODULE:APP, like myproject.wsgi:application")
-    code = "import sys; from loadtest.inserver.byo import load_app; load_app(sys.argv[1])"
-    env = {**os.environ, "LAB_BYO_APP": targets.OUR_APP}
-    done = subprocess.run(
-        [sys.executable, "-c", code, app],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        cwd=os.getcwd(),
-    )
-    if done.returncode != 0:
-        lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip()]
-        raise UsageError(
-            f"--app {app}: cannot import it: {lines[-1] if lines else 'exit ' + str(done.returncode)}"
-        )
-
-
 def check_runtime(runtime: str, image: str | None, budget: Budget) -> None:
     """The flags the runtime cannot honour, and for docker an engine that answers (and ``--image`` on it)."""
     if runtime == "local":
@@ -501,10 +480,14 @@ def parse(argv: list[str]) -> TuneArgs:
     servers = servers_arg(ns.servers if ns.servers is not None else ",".join(DEFAULT_SERVERS))
     budget = budget_from(ns.cpus, ns.memory)
     generator = generator_from(ns.generator_workers, ns.expect_workers, ns.master_bind, budget)
-    if ns.image is None:  # an app in the user's own image may import only there
-        check_app(ns.app)
-    slo = Slo(dict(ns.slo or [(95.0, 250.0)]), ns.max_error_rate)
-    check_runtime(ns.runtime, ns.image, budget)
+    try:
+        team, servers = project.team_from(ns, servers, lambda line: print(f"[tune] {line}", flush=True))
+        slo = Slo(dict(ns.slo or [(95.0, 250.0)]), ns.max_error_rate)
+        check_runtime(ns.runtime, ns.image, budget)
+        if ns.runtime == "docker":
+            project.check_in_image(team, ns.image)
+    except project.ProjectError as exc:
+        raise UsageError(str(exc)) from None
     return TuneArgs(
         app=ns.app,
         paths=[] if ns.locustfile else (ns.path or [(DEMO_PATH, 1.0)]),
@@ -522,4 +505,5 @@ def parse(argv: list[str]) -> TuneArgs:
         image=ns.image,
         recommendable=recommendable(ns.servers, servers),
         generator=generator,
+        team=team,
     )

@@ -137,6 +137,7 @@ def run(args: TuneArgs, runner: RunnerFactory = LocalRunner) -> int:
         locustfile=args.locustfile,
         generator=args.generator,
         runner=runner,
+        team=args.team,
     )
     try:
         cal = calibrate(session, say)

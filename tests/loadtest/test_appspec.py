@@ -111,7 +111,8 @@ def test_each_server_gets_the_form_it_takes():
     assert factory.server_form("gunicorn") == ["m:make()"]
     assert factory.server_form("granian") == ["--factory", "m:make"]
     assert factory.server_form("waitress") == ["--call", "m:make"]
-    assert factory.server_form("uwsgi") is None  # served through the wrapper, which calls it
+    assert factory.server_form("uwsgi") == ["m:make()"]
+    assert factory.server_form("flask-dev") is None  # served through the wrapper, which calls it
     assert with_args.server_form("gunicorn") == ["m:make('x')"] and with_args.server_form("granian") is None
     assert AppSpec.parse("mysite.wsgi:application").server_form("uwsgi") == ["mysite.wsgi:application"]
     assert AppSpec.parse("mysite.wsgi").server_form("gunicorn") is None  # it may be app, not application
