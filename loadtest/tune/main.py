@@ -24,7 +24,7 @@ from loadtest.run.local import LocalRunner
 from loadtest.run.plan import UsageError
 from loadtest.run.runner import RunnerFactory
 from loadtest.tune import budget as budget_args
-from loadtest.tune import deploy, runtime
+from loadtest.tune import deploy, project, runtime
 from loadtest.tune import search as searching
 from loadtest.tune.budget import TuneArgs
 from loadtest.tune.calibrate import CalibrationError, calibrate
@@ -121,6 +121,7 @@ def run(args: TuneArgs, runner: RunnerFactory = LocalRunner) -> int:
         f"{b.memory_mb:.0f} MiB (from {b.memory_source}); {args.minutes:g} min; "
         f"load average {load_before or 0:.1f}"
     )
+    say(project.describe(args.team))
     if args.generator.workers:
         say(f"generator: a locust master and {args.generator.workers} worker(s) (locust's distributed mode)")
     if args.generator.expect:

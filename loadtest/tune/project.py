@@ -92,3 +92,23 @@ def check_in_image(team: teams.Team, image: str | None) -> None:
         raise ProjectError(f"--runtime docker: {why}") from None
     finally:
         client.close()
+
+
+def record(team: teams.Team, added: list[str]) -> dict:
+    """What the page and the record say of the project: names and paths, never a variable's value."""
+    return {
+        "chdir": str(team.cwd),
+        "env": sorted(team.env),
+        "env_file": str(team.env_file) if team.env_file else None,
+        "venv": str(team.venv) if team.venv else None,
+        "python": str(team.python),
+        "image_added": list(added),
+    }
+
+
+def describe(team: teams.Team) -> str:
+    """One line for the run's start: where the app imports from and with what."""
+    variables = ", ".join(sorted(team.env)) or "none"
+    source = f" (from {team.env_file} and --env)" if team.env_file else ""
+    python = f"{team.python} (--venv)" if team.venv else f"{team.python} (wsgi-lab's own)"
+    return f"project: {team.cwd}; python {python}; variables {variables}{source}"

@@ -14,6 +14,7 @@ workload's mean costs and each path's.
 
 from __future__ import annotations
 
+from loadtest.tune import project
 from loadtest.tune.budget import TuneArgs
 from loadtest.tune.model import Calibration
 from loadtest.tune.recommend import Verdict
@@ -181,6 +182,7 @@ def document(
         "generator_limit_rps": generator_limit(cands),
         "generator": generator(args, cands),
         "app": args.app,
+        "project": project.record(args.team, args.image_added),
         "workload": args.workload(),
         "paths": [{"path": p, "weight": w} for p, w in args.paths],
         "locustfile": str(args.locustfile) if args.locustfile else None,
