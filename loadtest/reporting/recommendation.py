@@ -207,7 +207,11 @@ def project_text(result: dict) -> str:
         return ""
     variables = ", ".join(p["env"]) or "none"
     source = f" (from {p['env_file']} and --env)" if p.get("env_file") else ""
-    venv = f" (the virtualenv {p['venv']})" if p.get("venv") else ""
+    venv = (
+        f" (the virtualenv {p['venv']})"
+        if p.get("venv") and result["budget"].get("runtime") == "local"
+        else ""
+    )
     text = (
         f" The app imported from {p['chdir']} with {p['python']}{venv}; its variables: {variables}{source}."
     )

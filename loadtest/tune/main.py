@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from loadtest.measure import verdicts
-from loadtest.registry import records, targets
+from loadtest.registry import records
 from loadtest.run import environment
 from loadtest.run.local import LocalRunner
 from loadtest.run.plan import UsageError
@@ -121,7 +121,7 @@ def run(args: TuneArgs, runner: RunnerFactory = LocalRunner) -> int:
         f"{b.memory_mb:.0f} MiB (from {b.memory_source}); {args.minutes:g} min; "
         f"load average {load_before or 0:.1f}"
     )
-    say(project.describe(args.team))
+    say(project.describe(args.team, args.runtime))
     if args.generator.workers:
         say(f"generator: a locust master and {args.generator.workers} worker(s) (locust's distributed mode)")
     if args.generator.expect:
@@ -239,7 +239,7 @@ def write(
         earlier = records.load_recommendation(args.against).as_dict()
         result["rerun_check"] = against(earlier, result)
         v.headline.append(f"Rerun: {result['rerun_check']}.")
-    files = deploy.write(out, result, image=args.image or targets.COMPOSE_IMAGE)
+    files = deploy.write(out, result, image=project.deploy_image(args.team, args.image))
     result["deploy"] = [str(p.relative_to(out)) for p in files]
     records.write_recommendation(out, result)
     rendering.write(out, result)

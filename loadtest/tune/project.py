@@ -20,6 +20,14 @@ from loadtest.registry import targets
 from loadtest.run import team as teams
 from loadtest.run.shim import staged
 
+# What the deploy files name without --image for a team's app: our image lacks their app.
+TEAM_IMAGE_NEEDED = "<your image: this app and its dependencies (wsgi-lab's image lacks them)>"
+
+
+def deploy_image(team: teams.Team, image: str | None) -> str:
+    """The image the deploy files name: the team's, ours for the demo, else a plain statement."""
+    return image or (targets.COMPOSE_IMAGE if team.app.demo else TEAM_IMAGE_NEEDED)
+
 
 class ProjectError(ValueError):
     """One line for the user, exit 2."""
@@ -94,21 +102,23 @@ def check_in_image(team: teams.Team, image: str | None) -> None:
         client.close()
 
 
-def record(team: teams.Team, added: list[str]) -> dict:
+def record(team: teams.Team, added: list[str], runtime: str = "local") -> dict:
     """What the page and the record say of the project: names and paths, never a variable's value."""
     return {
         "chdir": str(team.cwd),
         "env": sorted(team.env),
         "env_file": str(team.env_file) if team.env_file else None,
         "venv": str(team.venv) if team.venv else None,
-        "python": str(team.python),
+        "python": str(team.python) if runtime == "local" else "the image's python",
         "image_added": list(added),
     }
 
 
-def describe(team: teams.Team) -> str:
+def describe(team: teams.Team, runtime: str = "local") -> str:
     """One line for the run's start: where the app imports from and with what."""
     variables = ", ".join(sorted(team.env)) or "none"
     source = f" (from {team.env_file} and --env)" if team.env_file else ""
     python = f"{team.python} (--venv)" if team.venv else f"{team.python} (wsgi-lab's own)"
+    if runtime != "local":
+        python = "the image's"
     return f"project: {team.cwd}; python {python}; variables {variables}{source}"

@@ -182,7 +182,7 @@ def document(
         "generator_limit_rps": generator_limit(cands),
         "generator": generator(args, cands),
         "app": args.app,
-        "project": project.record(args.team, args.image_added),
+        "project": project.record(args.team, args.image_added, args.runtime),
         "workload": args.workload(),
         "paths": [{"path": p, "weight": w} for p, w in args.paths],
         "locustfile": str(args.locustfile) if args.locustfile else None,
