@@ -97,7 +97,7 @@ def check_in_image(team: teams.Team, image: str | None) -> None:
         )
     except engine.EngineError as exc:
         why = str(exc).partition("AppSpecError: ")[2].removeprefix(f"app {team.app}: ") or str(exc)
-        raise ProjectError(f"--runtime docker: {why}") from None
+        raise ProjectError(f"--app {team.app} in {image}: {why}") from None
     finally:
         client.close()
 
