@@ -44,8 +44,10 @@ class AppSpec:
     text: str = field(default="", compare=False)
 
     @classmethod
-    def parse(cls, text: str) -> AppSpec:
-        """The spec in ``text``; AppSpecError naming what is wrong."""
+    def parse(cls, text: str | AppSpec) -> AppSpec:
+        """The spec in ``text`` (a spec already parsed is itself); AppSpecError naming what is wrong."""
+        if isinstance(text, AppSpec):
+            return text
         text = text.strip()
         if text == DEMO:
             return cls("app", "app", demo=True, text=DEMO)

@@ -17,6 +17,7 @@ What this module does not know: what is measured with the runner.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,7 +25,7 @@ from collections.abc import Callable, Iterator
 from loadtest.run.local import ROOT, LocalRunner
 from loadtest.run.runner import RunnerFactory
 from loadtest.run.shim import staged
-from loadtest.tune.budget import MiB, TuneArgs
+from loadtest.tune.settings import MiB, Settings
 
 
 class RuntimeUnavailable(Exception):
@@ -32,10 +33,11 @@ class RuntimeUnavailable(Exception):
 
 
 @contextlib.contextmanager
-def runners(args: TuneArgs, say: Callable[[str], None]) -> Iterator[RunnerFactory]:
-    """The runner factory ``args.runtime`` asks for; RuntimeUnavailable if it cannot be had."""
+def runners(args: Settings, say: Callable[[str], None]) -> Iterator[tuple[RunnerFactory, Settings]]:
+    """The runner factory ``args.runtime`` asks for, and the settings as it leaves them (servers a
+    team's image cannot run dropped, what was added to it named); RuntimeUnavailable if it cannot be had."""
     if args.runtime == "local":
-        yield LocalRunner
+        yield LocalRunner, args
         return
     from loadtest.run import engine, image, teamimage  # the docker SDK only when it is asked for
     from loadtest.run.container import Box, ContainerRunner
@@ -51,10 +53,13 @@ def runners(args: TuneArgs, say: Callable[[str], None]) -> Iterator[RunnerFactor
         raise RuntimeUnavailable(f"--runtime docker: {exc}") from None
     for name, line in prepared.skipped.items():
         say(f"skipped {name}: its server is not in {args.image} ({line})")
-    args.servers = [n for n in args.servers if n not in prepared.skipped]
     if not team.app.demo:
         prepared.added.append(f"the identity wrapper, staged as {staged().package}, mounted read-only")
-    args.image_added = prepared.added
+    args = dataclasses.replace(
+        args,
+        servers=[n for n in args.servers if n not in prepared.skipped],
+        image_added=tuple(prepared.added),
+    )
     for line in prepared.added:
         say(f"added to the image: {line}")
     box = Box(
@@ -72,7 +77,7 @@ def runners(args: TuneArgs, say: Callable[[str], None]) -> Iterator[RunnerFactor
         f"label {engine.RUN_LABEL}={box.run_id}"
     )
     try:
-        yield functools.partial(ContainerRunner, box=box, client=client)
+        yield functools.partial(ContainerRunner, box=box, client=client), args
     finally:
         removed = engine.remove_labelled(client, box.run_id)
         if removed:
