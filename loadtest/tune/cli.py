@@ -1,8 +1,10 @@
 """The command line of ``make tune``: flags parsed and checked into ``settings.Settings``.
 
 Every bad value is one line naming the problem, exit status 2, before anything
-starts (``UsageError`` for checks argparse cannot make; ``--app`` is imported in
-a child process so that a broken app is a one-line answer too).
+starts (``UsageError`` for checks argparse cannot make; ``--app`` -- any spec
+gunicorn takes -- is imported, a factory called, in the team's interpreter,
+directory and environment, or in their image, so that a broken app is a one-line
+answer too: ``tune/project.py`` holds those flags and checks).
 
 Defaults, stated once:
 
@@ -14,9 +16,11 @@ Defaults, stated once:
   the machine has available now.
 - ``--runtime``: ``local`` (each candidate a process tree pinned to ``--cpus``
   whole cores) or ``docker`` (each candidate in its own container from the
-  project's image, or ``--image``, under ``--cpus`` as a CFS quota -- fractional
+  project's image, or the team's ``--image``, under ``--cpus`` as a CFS quota -- fractional
   allowed -- and ``--memory`` as its memory limit; ``loadtest/run/container.py``).
-- ``--servers``: every registry target meant for deployment (``DEFAULT_SERVERS``);
+- ``--app``: ``demo``, wsgi-lab's own demo app (``app:app`` is a team's module).
+- ``--servers``: every registry target meant for deployment (``DEFAULT_SERVERS``),
+  less those ``--venv`` (or ``--image``) lacks, each said with the line that adds it;
   Flask's development server and our one-at-a-time and fork-per-connection
   modes are demonstrations and join only when named.  Our own server models
   (``lab-*``) are measured as the teaching contrast but recommended only when
