@@ -331,9 +331,7 @@ def test_verdict_the_apps_own_errors_come_before_oom_kills():
     cal = replace(IO, app_errors="the app's own errors: 6 of 200 answers (3.0%) were errors (/: 6 x 500)")
     s, _v, _ = run(IO, cpus=2, memory_mb=100, minutes=8, lab=OomLab(IO, 2))
     base = next(c for c in s.candidates if c.is_baseline)
-    ctx = Context(
-        cal=cal, budget=Budget(2, 100 * 2**20, "test", "test"), slo=Slo({95.0: 200.0}), app="demo"
-    )
+    ctx = Context(cal=cal, budget=Budget(2, 100 * 2**20, "test", "test"), slo=Slo({95.0: 200.0}), app="demo")
     v = verdict(s.candidates, base, ctx)
     assert v.binding.kind == BindingKind.APP_ERRORS
 
