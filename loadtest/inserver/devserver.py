@@ -13,9 +13,16 @@ from werkzeug.serving import run_simple
 from .byo import load_app
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """server.oneline's rule (a bad flag is one line, exit 2) without importing ``server``, which a
+    team's environment lacks or has as its own module."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def main(argv: list[str] | None = None) -> None:
-    # plain argparse: the runner writes these options, and this module runs in a team's environment too
-    parser = argparse.ArgumentParser(prog="python -m loadtest.inserver.devserver", description=__doc__)
+    parser = OneLineParser(prog="python -m loadtest.inserver.devserver", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--no-threads", action="store_true", help="threaded=False (Flask 0.12 default)")
