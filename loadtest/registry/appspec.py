@@ -17,7 +17,7 @@ from __future__ import annotations
 import ast
 import importlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 DEMO = "demo"  # the demo app's own name on the command line (--app demo, or no --app)
@@ -100,6 +100,13 @@ class AppSpec:
         if not callable(obj):
             raise AppSpecError(f"app {self}: {type(obj).__name__} object is not a WSGI callable")
         return obj
+
+    def resolved(self) -> AppSpec:
+        """A lone module's spec with the attribute it was found under (its ``application`` or ``app``)."""
+        if self.demo or self.attr is not None:
+            return self
+        module = importlib.import_module(self.module)
+        return replace(self, attr=next(n for n in FALLBACK_ATTRS if hasattr(module, n)))
 
     def find(self, module: Any) -> Any:
         names = (self.attr,) if self.attr else FALLBACK_ATTRS

@@ -21,7 +21,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 
@@ -110,14 +110,15 @@ def team_from(
     )
 
 
-def check_app(team: Team, shim: Shim) -> None:
-    """Import the app (and call its factory) as a candidate will; TeamError with the app's own last line."""
+def check_app(team: Team, shim: Shim) -> AppSpec:
+    """Import the app (and call its factory) as a candidate will: the spec with a lone module's
+    attribute found (``application`` or ``app``); TeamError with the app's own last line."""
     if team.app.demo:
-        return
+        return team.app
     code = (
         "import sys; from importlib import import_module; "
-        f"spec = import_module('{shim.package}.registry.appspec'); "
-        "spec.AppSpec.parse(sys.argv[1]).load()"
+        f"spec = import_module('{shim.package}.registry.appspec').AppSpec.parse(sys.argv[1]); "
+        "spec.load(); print(spec.resolved().attr)"
     )
     done = subprocess.run(
         [str(team.python), "-c", code, str(team.app)],
@@ -134,6 +135,8 @@ def check_app(team: Team, shim: Shim) -> None:
         _, _, why = last.partition("AppSpecError: ")
         why = (why or last).removeprefix(f"app {team.app}: ")
         raise TeamError(f"--app {team.app}: {why}")
+    found = done.stdout.strip().splitlines()
+    return replace(team.app, attr=found[-1]) if team.app.attr is None and found else team.app
 
 
 def child_env(team: Team, shim: Shim) -> dict[str, str]:

@@ -443,7 +443,7 @@ def parse(argv: list[str]) -> Settings:
         slo = Slo(dict(ns.slo or [(95.0, 250.0)]), ns.max_error_rate)
         check_runtime(ns.runtime, ns.image, budget)
         if ns.runtime == "docker":
-            project.check_in_image(team, ns.image)
+            team = project.check_in_image(team, ns.image)
     except project.ProjectError as exc:
         raise UsageError(str(exc)) from None
     return Settings(

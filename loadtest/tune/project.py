@@ -13,6 +13,7 @@ What this module does not know: what is measured.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,17 +63,17 @@ def team_from(ns: argparse.Namespace, servers: list[str], say: Callable[[str], N
         team = teams.team_from(ns.app, ns.chdir, ns.env, ns.env_file, ns.venv)
         if ns.runtime == "local":  # in a container: check_in_image
             servers = teams.servers_in_venv(team, servers, say)
-            teams.check_app(team, staged())
+            team = dataclasses.replace(team, app=teams.check_app(team, staged()))
     except teams.TeamError as exc:
         raise ProjectError(str(exc)) from None
     return team, servers
 
 
-def check_in_image(team: teams.Team, image: str | None) -> None:
+def check_in_image(team: teams.Team, image: str | None) -> teams.Team:
     """--runtime docker: the app's directory readable by the uid every container runs as, then the
     app imported (a factory called) in a container of ``image``, as a candidate will."""
     if team.app.demo:
-        return
+        return team
     from loadtest.run import engine, teamimage  # the docker SDK only when it is asked for
     from loadtest.run import image as images
     from loadtest.run.container import APP_MOUNT, SHIM_MOUNT, Box
@@ -80,10 +81,13 @@ def check_in_image(team: teams.Team, image: str | None) -> None:
     client = engine.connect()
     image = image or images.project_image(client, lambda line: print(f"[tune] {line}", flush=True))
     shim = staged()
-    code = f"import sys, {shim.package}.registry.appspec as a; a.AppSpec.parse(sys.argv[1]).load()"
+    code = (
+        f"import sys, {shim.package}.registry.appspec as a; s = a.AppSpec.parse(sys.argv[1]); "
+        "s.load(); print(s.resolved().attr)"
+    )
     try:
         teamimage.check_readable(client, image, team.cwd, Box.user())
-        teamimage.probe(
+        out = teamimage.probe(
             client,
             image,
             ["python", "-c", code, str(team.app)],
@@ -100,6 +104,9 @@ def check_in_image(team: teams.Team, image: str | None) -> None:
         raise ProjectError(f"--app {team.app} in {image}: {why}") from None
     finally:
         client.close()
+    found = out.strip().splitlines()
+    attr = found[-1] if found and team.app.attr is None else team.app.attr
+    return dataclasses.replace(team, app=dataclasses.replace(team.app, attr=attr))
 
 
 def record(team: teams.Team, added: list[str], runtime: str = "local") -> dict:

@@ -157,3 +157,10 @@ def _version(name: str) -> str:
     from importlib import metadata
 
     return metadata.version(name)
+
+
+def test_a_lone_module_is_resolved_to_the_attribute_it_has(project):
+    """``--app app``: the check says which name it found, so the deploy command names app:app."""
+    checked = team.check_app(team.team_from("app", project, [], None, None), shim.staged())
+    assert (checked.module, checked.attr, str(checked)) == ("app", "app", "app")
+    assert checked.server_form("gunicorn") == ["app:app"]
