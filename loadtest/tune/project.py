@@ -20,6 +20,7 @@ from pathlib import Path
 from loadtest.registry import targets
 from loadtest.run import team as teams
 from loadtest.run.shim import staged
+from loadtest.tune.candidates import BASELINE_TARGET
 
 # What the deploy files name without --image for a team's app: our image lacks their app.
 TEAM_IMAGE_NEEDED = "<your image: this app and its dependencies (wsgi-lab's image lacks them)>"
@@ -62,6 +63,12 @@ def team_from(ns: argparse.Namespace, servers: list[str], say: Callable[[str], N
     try:
         team = teams.team_from(ns.app, ns.chdir, ns.env, ns.env_file, ns.venv)
         if ns.runtime == "local":  # in a container: check_in_image
+            missing = teams.missing_servers(team, [BASELINE_TARGET])
+            if missing:  # calibration and the baseline run gunicorn: nothing is measured without it
+                raise ProjectError(
+                    f"--venv {team.venv}: tune calibrates with gunicorn and measures its baseline; "
+                    f"{missing[BASELINE_TARGET]}"
+                )
             servers = teams.servers_in_venv(team, servers, say)
             team = dataclasses.replace(team, app=teams.check_app(team, staged()))
     except teams.TeamError as exc:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from loadtest.run.local import ROOT, LocalRunner
 from loadtest.run.runner import RunnerFactory
 from loadtest.run.shim import staged
+from loadtest.tune.candidates import BASELINE_TARGET
 from loadtest.tune.settings import MiB, Settings
 
 
@@ -46,7 +47,9 @@ def runners(args: Settings, say: Callable[[str], None]) -> Iterator[tuple[Runner
     try:
         client = engine.connect()
         if args.image:
-            prepared = teamimage.prepare(client, image.user_image(client, args.image), args.servers, say)
+            # calibration and the baseline run gunicorn sync, whatever --servers names
+            names = list(dict.fromkeys([BASELINE_TARGET, *args.servers]))
+            prepared = teamimage.prepare(client, image.user_image(client, args.image), names, say)
         else:
             prepared = teamimage.Prepared(image.project_image(client, say))
     except engine.EngineError as exc:
