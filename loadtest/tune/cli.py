@@ -55,6 +55,7 @@ from loadtest.tune import project
 from loadtest.tune.candidates import BASELINE_TARGET
 from loadtest.tune.ladder import STEP_S
 from loadtest.tune.settings import DEFAULT_ERROR_RATE, Budget, Generator, MiB, Settings, Slo
+from loadtest.tune.traffic import flags as traffic_flags
 from server.oneline import OneLineParser
 
 MIN_STEP_S, MAX_STEP_S = 1.0, 60.0
@@ -246,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for add in (add_workload, add_objectives, add_budget, add_runtime, add_generator, add_run):
         add(p)
+    traffic_flags.add_arguments(p)  # the workload from a recording, expected answers, --max-in-flight
     return p
 
 
@@ -438,6 +440,7 @@ def parse(argv: list[str]) -> Settings:
     servers = servers_arg(ns.servers if ns.servers is not None else ",".join(DEFAULT_SERVERS))
     budget = budget_from(ns.cpus, ns.memory)
     generator = generator_from(ns.generator_workers, ns.expect_workers, ns.master_bind, budget)
+    given = traffic_flags.resolve(ns, ns.path or [(DEMO_PATH, 1.0)])
     try:
         team, servers = project.team_from(ns, servers, lambda line: print(f"[tune] {line}", flush=True))
         slo = Slo(dict(ns.slo or [(95.0, 250.0)]), ns.max_error_rate)
@@ -448,7 +451,7 @@ def parse(argv: list[str]) -> Settings:
         raise UsageError(str(exc)) from None
     return Settings(
         app=team.app,
-        paths=[] if ns.locustfile else (ns.path or [(DEMO_PATH, 1.0)]),
+        paths=given.workload.weights() if given.workload else [],
         locustfile=ns.locustfile,
         slo=slo,
         budget=budget,
@@ -463,6 +466,9 @@ def parse(argv: list[str]) -> Settings:
         image=ns.image,
         recommendable=recommendable(ns.servers, servers),
         generator=generator,
+        workload=given.workload,
+        traffic=given.traffic,
+        max_in_flight=given.max_in_flight,
         chdir=team.chdir,
         env=team.env,
         env_file=team.env_file,

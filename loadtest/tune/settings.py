@@ -17,6 +17,7 @@ from pathlib import Path
 
 from loadtest.registry.appspec import AppSpec
 from loadtest.registry.exposure import DEFAULT_BIND
+from loadtest.registry.workload import Traffic, Workload
 from loadtest.run.team import Team
 from loadtest.tune.ladder import STEP_S
 
@@ -90,6 +91,9 @@ class Settings:
     image: str | None = None  # --runtime docker: the user's image (None: the project's, built when needed)
     recommendable: tuple[str, ...] = ()  # servers the verdict may recommend (empty: every one measured)
     generator: Generator = field(default_factory=Generator)
+    workload: Workload | None = None  # the requests and their expected answers (None: a locustfile's)
+    traffic: Traffic | None = None  # the recording the requests came from (--access-log, --har)
+    max_in_flight: int | None = None  # the most requests the deployment may hold at once (--max-in-flight)
     # The team's project (loadtest/run/team.py): the record and the deploy files take the variables'
     # names and the file's path, never a value.
     chdir: Path | None = None  # --chdir: where the app imports from (None: the current directory)
@@ -106,7 +110,10 @@ class Settings:
     def team(self) -> Team:
         return Team(self.app, self.chdir, self.env, self.env_file, self.venv)
 
-    def workload(self) -> str:
+    def workload_text(self) -> str:
         if self.locustfile is not None:
             return f"the user classes of {self.locustfile}"
+        if self.workload is not None:
+            expect = ", ".join(map(str, self.workload.expect))
+            return self.workload.text() + (f"; expected answers {expect}" if expect else "")
         return ", ".join(f"{p} (weight {w:g})" for p, w in self.paths)
