@@ -41,6 +41,11 @@ WORKER_STEPS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64)
 THREAD_STEPS = (1, 2, 4, 8, 16, 32, 64, 128)
 PROBE_USERS = 10_000  # a user count no fixed pool reaches: capacity that equals it grows per connection
 DEPLOY_BIND = "0.0.0.0:8000"
+# Options the registry sets for measuring (quick stops between candidates), not for production:
+# the deploy command leaves them out, so the server's own default timeouts apply.
+MEASURING_ONLY = (targets.GRACEFUL[:2], targets.GRANIAN[4:6])
+# gunicorn's heartbeat files: in memory, so the root filesystem can be read-only.
+GUNICORN_TMP = ("--worker-tmp-dir", "/dev/shm")
 BASELINE_TARGET = "gunicorn-sync"  # the folklore baseline: sync workers, (2 x cores) + 1
 # How a shape holds more requests at once: the kinds the search measures at least once each.
 KINDS = ("processes", "threads", "greenlets", "native threads")
@@ -200,7 +205,24 @@ class Shape:
             argv = ["python", "-m", *argv[2:]]
         elif Path(argv[0]).parent == Path(sys.executable).parent:
             argv = [Path(argv[0]).name, *argv[1:]]  # a console script of this environment (uwsgi)
-        return shlex.join(argv)
+        return shlex.join(production(argv, self.family.server))
+
+
+def production(argv: list[str], server: str) -> list[str]:
+    """The command as a team runs it: without the registry's measuring-only options; gunicorn's
+    worker heartbeat files in /dev/shm (a read-only root filesystem). Applying it twice changes nothing."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if tuple(argv[i : i + 2]) in MEASURING_ONLY:
+            i += 2
+            continue
+        out.append(argv[i])
+        i += 1
+    if server == "gunicorn" and GUNICORN_TMP[0] not in out:
+        app = next((j for j in range(len(out) - 1, 0, -1) if not out[j].startswith("-")), len(out))
+        out[app:app] = list(GUNICORN_TMP)
+    return out
 
 
 def grid(f: Family, max_workers: int) -> list[Shape]:

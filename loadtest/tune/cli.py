@@ -53,6 +53,8 @@ from loadtest.registry.exposure import BIND_ENV, DEFAULT_BIND, MASTER_BIND_ENV, 
 from loadtest.run.plan import UsageError
 from loadtest.tune import project
 from loadtest.tune.candidates import BASELINE_TARGET
+from loadtest.tune.deploy import DEFAULT_NAMESPACE
+from loadtest.tune.fleet import DEFAULT_UTILISATION
 from loadtest.tune.ladder import STEP_S
 from loadtest.tune.settings import DEFAULT_ERROR_RATE, Budget, Generator, MiB, Settings, Slo
 from loadtest.tune.traffic import flags as traffic_flags
@@ -165,6 +167,18 @@ def bounded(cast: type, low: float, high: float, flag: str, example: str) -> Cal
 
 minutes_arg = bounded(float, MIN_MINUTES, MAX_MINUTES, "--minutes", "minutes like 8 or 2.5")
 step_seconds = bounded(float, MIN_STEP_S, MAX_STEP_S, "--step-seconds", "seconds like 4")
+target_rps_arg = bounded(float, 0.001, 1e9, "--target-rps", "a rate like 2000")
+utilisation_arg = bounded(float, 0.05, 1.0, "--utilisation", "a share like 0.7")
+max_replicas_arg = bounded(int, 1, 10_000, "--max-replicas", "a replica count like 10")
+
+
+def namespace_arg(text: str) -> str:
+    """A Kubernetes namespace: a DNS-1123 label (lower-case letters, digits, '-'; at most 63)."""
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", text):
+        raise argparse.ArgumentTypeError(
+            f"bad namespace {text!r}: lower-case letters, digits and '-', at most 63, like shop-prod"
+        )
+    return text
 
 
 def cpus_arg(text: str) -> float:
@@ -245,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Measure your WSGI app and recommend server, worker class, workers and threads "
         "that meet a latency objective within a CPU and memory budget.",
     )
-    for add in (add_workload, add_objectives, add_budget, add_runtime, add_generator, add_run):
+    for add in (add_workload, add_objectives, add_budget, add_runtime, add_generator, add_run, add_fleet):
         add(p)
     traffic_flags.add_arguments(p)  # the workload from a recording, expected answers, --max-in-flight
     return p
@@ -368,6 +382,34 @@ def add_run(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_fleet(p: argparse.ArgumentParser) -> None:
+    """A fleet of the recommended shape: replicas for a target rate, the autoscaler, the namespace."""
+    p.add_argument(
+        "--target-rps",
+        type=target_rps_arg,
+        default=None,
+        help="plan replicas of the recommended shape for this rate (req/s) in the headline and deploy files",
+    )
+    p.add_argument(
+        "--utilisation",
+        type=utilisation_arg,
+        default=None,
+        help=f"share of a replica's measured rate it is planned at (default {DEFAULT_UTILISATION:g})",
+    )
+    p.add_argument(
+        "--max-replicas",
+        type=max_replicas_arg,
+        default=None,
+        help="the autoscaler's ceiling (default: twice the planned replicas)",
+    )
+    p.add_argument(
+        "--namespace",
+        type=namespace_arg,
+        default=DEFAULT_NAMESPACE,
+        help=f"the Kubernetes namespace of deploy/kubernetes.yaml (default {DEFAULT_NAMESPACE})",
+    )
+
+
 def servers_arg(text: str) -> list[str]:
     names = [s.strip() for s in text.split(",") if s.strip()]
     unknown = [n for n in names if n not in targets.TARGETS]
@@ -449,6 +491,12 @@ def parse(argv: list[str]) -> Settings:
             team = project.check_in_image(team, ns.image)
     except project.ProjectError as exc:
         raise UsageError(str(exc)) from None
+    recorded = given.traffic is not None and given.traffic.busiest_minute_rps is not None
+    if ns.target_rps is None and not recorded and (ns.utilisation is not None or ns.max_replicas is not None):
+        flag = "--utilisation" if ns.utilisation is not None else "--max-replicas"
+        raise UsageError(
+            f"{flag} plans replicas: give the rate to plan for with --target-rps (or --access-log, --har)"
+        )
     return Settings(
         app=team.app,
         paths=given.workload.weights() if given.workload else [],
@@ -466,6 +514,10 @@ def parse(argv: list[str]) -> Settings:
         image=ns.image,
         recommendable=recommendable(ns.servers, servers),
         generator=generator,
+        target_rps=ns.target_rps,
+        utilisation=ns.utilisation if ns.utilisation is not None else DEFAULT_UTILISATION,
+        max_replicas=ns.max_replicas,
+        namespace=ns.namespace,
         workload=given.workload,
         traffic=given.traffic,
         max_in_flight=given.max_in_flight,

@@ -22,14 +22,6 @@ from loadtest.run import team as teams
 from loadtest.run.shim import staged
 from loadtest.tune.candidates import BASELINE_TARGET
 
-# What the deploy files name without --image for a team's app: our image lacks their app.
-TEAM_IMAGE_NEEDED = "<your image: this app and its dependencies (wsgi-lab's image lacks them)>"
-
-
-def deploy_image(team: teams.Team, image: str | None) -> str:
-    """The image the deploy files name: the team's, ours for the demo, else a plain statement."""
-    return image or (targets.COMPOSE_IMAGE if team.app.demo else TEAM_IMAGE_NEEDED)
-
 
 class ProjectError(ValueError):
     """One line for the user, exit 2."""

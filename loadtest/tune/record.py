@@ -21,6 +21,7 @@ from loadtest.tune.calibrate import Calibration
 from loadtest.tune.candidate import Candidate, Round
 from loadtest.tune.recommend import Verdict
 from loadtest.tune.settings import Settings
+from loadtest.tune.sharing import Sharing
 
 
 def configuration(c: Candidate, app: str, cpus: float, memory_mb: float) -> dict:
@@ -65,6 +66,7 @@ def measurement(r: Round) -> dict:
         "notes": r.notes,
         "steps": [s.as_dict() for s in r.steps],
         "box": r.box,
+        "start_s": r.start_s,
     }
 
 
@@ -81,6 +83,8 @@ def candidate(c: Candidate, args: Settings) -> dict:
         "predicted_memory_mb": c.prediction.memory_mb,
         # when no step met the objectives the figure is "below the lowest rate tried", not zero
         "lowest_rate_tried": min((r.rates[0] for r in c.rounds if r.rates), default=None),
+        # the rate is the server's share of a machine shared with the load generator (sharing.py)
+        "shared_machine": Sharing.of(b.cpus, args.generator.expect).shared,
     }
     if c.rounds:
         out["measurements"] = [measurement(r) for r in c.rounds]
@@ -186,6 +190,7 @@ def document(
         "minutes_needed": v.minutes_needed,
         "generator_limit_rps": generator_limit(cands),
         "generator": generator(args, cands),
+        "shared_machine": Sharing.of(b.cpus, args.generator.expect).as_dict(),
         "app": app,
         "project": project.record(args.team, args.image_added, args.runtime),
         "workload": args.workload_text(),

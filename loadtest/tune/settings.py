@@ -19,6 +19,8 @@ from loadtest.registry.appspec import AppSpec
 from loadtest.registry.exposure import DEFAULT_BIND
 from loadtest.registry.workload import Traffic, Workload
 from loadtest.run.team import Team
+from loadtest.tune.deploy import DEFAULT_NAMESPACE
+from loadtest.tune.fleet import DEFAULT_UTILISATION
 from loadtest.tune.ladder import STEP_S
 
 MiB = 1024 * 1024
@@ -91,6 +93,10 @@ class Settings:
     image: str | None = None  # --runtime docker: the user's image (None: the project's, built when needed)
     recommendable: tuple[str, ...] = ()  # servers the verdict may recommend (empty: every one measured)
     generator: Generator = field(default_factory=Generator)
+    target_rps: float | None = None  # plan replicas for this rate (fleet.py); None: no plan
+    utilisation: float = DEFAULT_UTILISATION  # a replica is planned at this share of its measured rate
+    max_replicas: int | None = None  # the autoscaler's ceiling (None: fleet.MAX_REPLICAS_FACTOR x the plan)
+    namespace: str = DEFAULT_NAMESPACE  # deploy/kubernetes.yaml's
     workload: Workload | None = None  # the requests and their expected answers (None: a locustfile's)
     traffic: Traffic | None = None  # the recording the requests came from (--access-log, --har)
     max_in_flight: int | None = None  # the most requests the deployment may hold at once (--max-in-flight)

@@ -184,6 +184,7 @@ class Served:
     error: str = ""
     runqueue_s: float | None = None  # seconds the server tree's threads waited for a core during the ladder
     envelope: Envelope | None = None  # what confined the server (runtime, quota, limit, OOM kills)
+    start_s: float | None = None  # seconds from start to its first HTTP answer (deploy's startup probe)
 
 
 def runqueue_seconds(procs: list[psutil.Process]) -> float | None:
@@ -232,6 +233,7 @@ def serve_ladder(session: Session, shape: Shape, rates: list[float], step_s: flo
             why = f"{server.problem}; {server.stderr_tail(1)}"
             server.stop()
             return Served(None, None, time.monotonic() - started, why, envelope=server.envelope())
+        start_s = time.monotonic() - started
         settle(server)
         queued_before = runqueue_seconds(server.processes())
         watch = Watch(server.usage, memory_every=MEMORY_EVERY).start()
@@ -255,7 +257,7 @@ def serve_ladder(session: Session, shape: Shape, rates: list[float], step_s: flo
         queued_after = runqueue_seconds(server.processes())
     queued = None if queued_before is None or queued_after is None else max(queued_after - queued_before, 0.0)
     envelope = server.envelope()  # after the stop: the OOM kills of the whole life
-    return Served(run, watch, time.monotonic() - started, oom_error(envelope), queued, envelope)
+    return Served(run, watch, time.monotonic() - started, oom_error(envelope), queued, envelope, start_s)
 
 
 def oom_error(envelope: Envelope) -> str:
@@ -276,6 +278,7 @@ def measure(session: Session, shape: Shape, rates: list[float]) -> Round:
     # one window per judged step, as ``judge_ladder`` numbers them: a step nothing was sent in has none
     windows = [step_window(ladder.judged(by_step, i)) for i in range(len(rates))]
     result.box = box_record(served, windows)
+    result.start_s = served.start_s
     result.error = result.error or served.error
     return result
 

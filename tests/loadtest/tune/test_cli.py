@@ -247,3 +247,17 @@ def test_the_server_binds_where_workers_from_elsewhere_reach_it(tmp_path):
     assert [launch.host for launch in launched] == ["127.0.0.2"]
     assert served.run is None and served.error.startswith("failed to start")
     assert "--bind 127.0.0.2:" in " ".join(launched[0].command(8000))
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [(["--target-rps", "0"], ["--target-rps"]),
+     (["--target-rps", "lots"], ["a rate like 2000"]),
+     (["--target-rps", "2000", "--utilisation", "1.5"], ["--utilisation"]),
+     (["--target-rps", "2000", "--max-replicas", "0"], ["--max-replicas"]),
+     (["--namespace", "Shop_Prod"], ["namespace", "Shop_Prod"]),
+     (["--utilisation", "0.5"], ["--utilisation", "--target-rps"]),
+     (["--max-replicas", "4"], ["--max-replicas", "--target-rps"])],
+)  # fmt: skip
+def test_bad_fleet_flags(args, words):
+    assert_one_line_error(tune(*args), *words)
