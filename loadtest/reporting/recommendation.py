@@ -222,8 +222,29 @@ def question(result: dict) -> str:
         f"{b['memory_mb']:.0f} MB ({b['memory_source']}); time budget {result['minutes']:g} min, "
         f"took {result['wall_s']:.0f} s; load average {fmt(loads['before'], '.1f')} before, "
         f"{fmt(loads['after'], '.1f')} after (other work on the machine makes figures noisy)."
+        + project_text(result)
         + runtime_text(result)
     )
+
+
+def project_text(result: dict) -> str:
+    """Where the app imported from, with which python and variables (names only), what the image gained."""
+    p = result.get("project")
+    if not p:
+        return ""
+    variables = ", ".join(p["env"]) or "none"
+    source = f" (from {p['env_file']} and --env)" if p.get("env_file") else ""
+    venv = (
+        f" (the virtualenv {p['venv']})"
+        if p.get("venv") and result["budget"].get("runtime") == "local"
+        else ""
+    )
+    text = (
+        f" The app imported from {p['chdir']} with {p['python']}{venv}; its variables: {variables}{source}."
+    )
+    if p.get("image_added"):
+        text += f" Added to the team's image: {'; '.join(p['image_added'])}."
+    return text
 
 
 def runtime_text(result: dict) -> str:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from loadtest.registry import targets
+from loadtest.registry.appspec import AppSpec
 from loadtest.registry.targets import Target
 
 PROCESS_FLAGS = ("-w", "--workers", "--processes")
@@ -190,9 +191,16 @@ class Shape:
         return replace(t, name=self.family.name)
 
     def deploy_command(self, app: str) -> str:
-        """The command line to deploy with: the user's own app, bound on all interfaces."""
+        """The command line to deploy with: the user's own app as this server takes it, on all interfaces.
+
+        A factory with arguments, which only gunicorn calls itself, is named by its module:attr
+        (the page says the server needs a module that calls it).
+        """
         host, port = DEPLOY_BIND.split(":")
-        argv = self.target().command(app, int(port), host=host)
+        spec = AppSpec.parse(app)
+        form = spec.server_form(self.family.server) or [spec.importable]
+        target = self.target().with_args(shlex.join(form[:-1])) if len(form) > 1 else self.target()
+        argv = target.command(form[-1], int(port), host=host)
         if argv[:2] == [sys.executable, "-m"]:
             argv = ["python", "-m", *argv[2:]]
         elif Path(argv[0]).parent == Path(sys.executable).parent:

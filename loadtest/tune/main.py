@@ -25,7 +25,7 @@ from loadtest.run import environment
 from loadtest.run.local import LocalRunner
 from loadtest.run.plan import UsageError
 from loadtest.run.runner import RunnerFactory
-from loadtest.tune import cli, deploy, fleet, runtime, waits
+from loadtest.tune import cli, deploy, fleet, project, runtime, waits
 from loadtest.tune.calibrate import Calibration, CalibrationError, calibrate
 from loadtest.tune.candidate import Candidate, Status
 from loadtest.tune.candidates import WORKER_STEPS, baseline, families, limit_summary
@@ -185,6 +185,7 @@ def prepare(args: Settings) -> Start:
         f"{b.memory_mb:.0f} MiB (from {b.memory_source}); {args.minutes:g} min; "
         f"load average {load_before or 0:.1f}"
     )
+    say(project.describe(args.team, args.runtime))
     for line in args.traffic.lines_text() if args.traffic else []:
         say(line)
     if args.generator.workers:
@@ -200,7 +201,7 @@ def prepare(args: Settings) -> Start:
 def session_for(args: Settings, start: Start, runner: RunnerFactory) -> Session:
     """One session for calibration and every trial: the same cores, seed and generator throughout."""
     return Session(
-        app=args.app,
+        app=str(args.app),
         paths=args.paths,
         slo=args.slo,
         cores=args.budget.cores(),
@@ -211,6 +212,7 @@ def session_for(args: Settings, start: Start, runner: RunnerFactory) -> Session:
         locustfile=args.locustfile,
         generator=args.generator,
         runner=runner,
+        team=args.team,
         workload=args.workload,
     )
 
@@ -282,7 +284,7 @@ def conclude(args: Settings, cal: Calibration, found: Searched, start: Start) ->
         cal=cal,
         budget=args.budget,
         slo=args.slo,
-        app=args.app,
+        app=str(args.app),
         minutes=args.minutes,
         unmeasured=found.unmeasured,
         minutes_needed=found.minutes_needed,
@@ -339,7 +341,12 @@ def write(
         v.headline.append(
             f"No replicas planned for {args.target_rps:,.0f} req/s: no shape met the objectives."
         )
-    opts = deploy.Options(image=args.image or targets.COMPOSE_IMAGE, namespace=args.namespace)
+    opts = deploy.Options(
+        image=args.image or targets.COMPOSE_IMAGE,
+        namespace=args.namespace,
+        env_file=str(args.env_file) if args.env_file else None,
+        env_names=tuple(sorted(args.env)),
+    )
     files = deploy.write(out, result, opts)
     result["deploy"] = [str(p.relative_to(out)) for p in files]
     records.write_recommendation(out, result)
@@ -395,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
     try:
-        with runtime.runners(args, lambda line: print(f"[tune] {line}", flush=True)) as runner:
+        with runtime.runners(args, lambda line: print(f"[tune] {line}", flush=True)) as (runner, args):
             return run(args, runner)
     except runtime.RuntimeUnavailable as exc:
         parser.exit(1, f"{parser.prog}: error: {exc}\n")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from loadtest.tune import project
 from loadtest.tune.calibrate import Calibration
 from loadtest.tune.candidate import Candidate, Round
 from loadtest.tune.recommend import Verdict
@@ -72,7 +73,7 @@ def measurement(r: Round) -> dict:
 def candidate(c: Candidate, args: Settings) -> dict:
     b = args.budget
     out = {
-        **configuration(c, args.app, b.cpus, b.memory_mb),
+        **configuration(c, str(args.app), b.cpus, b.memory_mb),
         "status": c.status,
         "why": c.why,
         "baseline": c.is_baseline,
@@ -171,12 +172,14 @@ def document(
     wall_s: float,
     loads: tuple[float | None, float | None],
 ) -> dict:
-    b = args.budget
+    b, app = args.budget, str(args.app)
     ranked = sorted(cands, key=lambda c: (c.status.rank, -c.rate_at_slo, -c.prediction.rate))
     return {
         "headline": v.headline,
-        "recommended": configuration(v.recommended, args.app, b.cpus, b.memory_mb) if v.recommended else None,
-        "baseline": configuration(v.baseline, args.app, b.cpus, b.memory_mb),
+        "recommended": configuration(v.recommended, str(args.app), b.cpus, b.memory_mb)
+        if v.recommended
+        else None,
+        "baseline": configuration(v.baseline, str(args.app), b.cpus, b.memory_mb),
         "margin": v.margin,
         "margin_lower_bound": v.lower_bound and not v.baseline.lower_bound,
         "within_intervals": v.within_intervals,
@@ -188,7 +191,8 @@ def document(
         "generator_limit_rps": generator_limit(cands),
         "generator": generator(args, cands),
         "shared_machine": Sharing.of(b.cpus, args.generator.expect).as_dict(),
-        "app": args.app,
+        "app": app,
+        "project": project.record(args.team, args.image_added, args.runtime),
         "workload": args.workload_text(),
         "paths": [{"path": p, "weight": w} for p, w in args.paths],
         "locustfile": str(args.locustfile) if args.locustfile else None,

@@ -44,6 +44,8 @@ from loadtest.registry.workload import Workload
 from loadtest.run import locustrun, processes
 from loadtest.run.local import LocalRunner
 from loadtest.run.runner import START_TIMEOUT_S, Envelope, Launch, RunnerFactory, TargetRunner
+from loadtest.run.shim import staged
+from loadtest.run.team import Team
 from loadtest.tune import ladder
 from loadtest.tune.candidate import Round
 from loadtest.tune.candidates import Shape
@@ -78,6 +80,7 @@ class Session:
     workload: Workload | None = None  # the workload as requests (methods, headers, bodies, expected answers)
     runner: RunnerFactory = LocalRunner  # what starts each candidate (--runtime)
     generator: Generator = field(default_factory=Generator)
+    team: Team = field(default_factory=Team)  # the app's directory, environment and interpreter
     serial: int = 0
     status: str = ""  # prefix of progress lines (what is measured, time left)
 
@@ -219,6 +222,10 @@ def serve_ladder(session: Session, shape: Shape, rates: list[float], step_s: flo
         cores=tuple(session.cores),
         host=session.generator.bind,  # loopback unless workers from elsewhere must reach the server
         stem=session.next_stem(shape),
+        cwd=session.team.chdir,
+        env=session.team.env,
+        python=session.team.python if session.team.venv else None,
+        shim=None if session.team.app.demo else staged(),
     )
     with session.runner(launch) as server:
         if not (server.start() and server.wait_ready(START_TIMEOUT_S)):

@@ -102,7 +102,7 @@ def run(
         cal=cal,
         budget=Budget(cpus, memory_mb * 2**20, "test", "test"),
         slo=Slo(limits),
-        app="app:app",
+        app="demo",
         minutes=minutes,
         unmeasured=tuple(s.unmeasured_kinds()),
         minutes_needed=minutes + s.seconds_for_unmeasured() / 60 if s.unmeasured_kinds() else None,
@@ -166,7 +166,7 @@ def test_one_single_process_candidate_is_measured_as_the_contrast():
 def test_the_record_and_its_two_renderings(tmp_path):
     """recommendation.json's keys, and the Markdown and HTML made from it, on a synthetic search."""
     s, v, _ = run(IO, cpus=2, memory_mb=1024, minutes=8)
-    args = Settings("app:app", [("/sleep?s=0.05", 1.0)], None, Slo({95.0: 200.0}),
+    args = Settings("demo", [("/sleep?s=0.05", 1.0)], None, Slo({95.0: 200.0}),
                     Budget(2, 2**30, "test", "test"), [], 8.0, None, 1)  # fmt: skip
     doc = record.document(args, IO, s.candidates, v, 400.0, (0.5, 0.7))
     for role in ("recommended", "baseline"):
@@ -273,7 +273,7 @@ def test_verdict_the_apps_own_errors_stop_before_the_search():
     cal = replace(IO, app_errors="the app's own errors: 6 of 200 answers (3.0%) were errors (/: 6 x 500)")
     base = candidate.Candidate(candidates.baseline(2), predict(candidates.baseline(2), cal, 2, {95.0: 200.0}),
                             is_baseline=True)  # fmt: skip
-    ctx = Context(cal=cal, budget=Budget(2, 2**30, "test", "test"), slo=Slo({95.0: 200.0}), app="app:app")
+    ctx = Context(cal=cal, budget=Budget(2, 2**30, "test", "test"), slo=Slo({95.0: 200.0}), app="demo")
     v = verdict([base], base, ctx)
     text = " ".join(v.headline)
     assert v.recommended is None and v.binding.kind == BindingKind.APP_ERRORS and "500" in text
@@ -281,7 +281,7 @@ def test_verdict_the_apps_own_errors_stop_before_the_search():
 
 
 def args_for(cpus: int) -> Settings:
-    return Settings("app:app", [("/sleep?s=0.05", 1.0)], None, Slo({95.0: 200.0}),
+    return Settings("demo", [("/sleep?s=0.05", 1.0)], None, Slo({95.0: 200.0}),
                     Budget(cpus, 2**30, "test", "test"), [], 8.0, None, 1)  # fmt: skip
 
 
@@ -332,9 +332,7 @@ def test_verdict_the_apps_own_errors_come_before_oom_kills():
     cal = replace(IO, app_errors="the app's own errors: 6 of 200 answers (3.0%) were errors (/: 6 x 500)")
     s, _v, _ = run(IO, cpus=2, memory_mb=100, minutes=8, lab=OomLab(IO, 2))
     base = next(c for c in s.candidates if c.is_baseline)
-    ctx = Context(
-        cal=cal, budget=Budget(2, 100 * 2**20, "test", "test"), slo=Slo({95.0: 200.0}), app="app:app"
-    )
+    ctx = Context(cal=cal, budget=Budget(2, 100 * 2**20, "test", "test"), slo=Slo({95.0: 200.0}), app="demo")
     v = verdict(s.candidates, base, ctx)
     assert v.binding.kind == BindingKind.APP_ERRORS
 
