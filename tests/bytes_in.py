@@ -9,6 +9,8 @@ tests read the same record.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from server.config import Config
 from server.protocol import NEED_DATA, ClientGone, HTTPCore, HTTPError, RequestHead
 
@@ -30,16 +32,48 @@ def outcome(data: bytes, config: Config | None = None, **options) -> tuple[int, 
     return ACCEPTED
 
 
-def serve(pieces: list[bytes], config: Config) -> list[tuple]:
-    """What each request of the stream got, in order, ending with how the connection ended.
+@dataclass(frozen=True)
+class Served:
+    """A request the core read whole and answered 200."""
 
-    A served request is ``(request, 100-continue bytes, body, response bytes, keep-alive)``;
-    the last entry is ``("closed",)``, ``("refused", status, reason, input pending, error
-    response bytes)`` or ``("gone", why)``.
-    """
+    request: tuple  # method, target, HTTP version, headers, Content-Length, as the head said them
+    continued: bytes  # the 100 Continue the core owed, else b""
+    body: bytes
+    response: bytes
+    keep_alive: bool  # whether the connection went on to a next request
+
+
+@dataclass(frozen=True)
+class Closed:
+    """The client closed between requests."""
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The core refused a request: the error it raised and the answer it wrote."""
+
+    status: int
+    reason: str
+    pending: bool  # input the core had not read when it refused
+    response: bytes
+
+
+@dataclass(frozen=True)
+class Gone:
+    """The client went away mid-request."""
+
+    why: str
+
+
+Entry = Served | Closed | Refused | Gone
+
+
+def serve(pieces: list[bytes], config: Config) -> list[Entry]:
+    """What each request of the stream got, in order (``Served``), ending with how the connection
+    ended (``Closed``, ``Refused`` or ``Gone``, unless the last request closed it)."""
     core = HTTPCore(config)
     feed = iter([*pieces, b""])
-    record: list[tuple] = []
+    record: list[Entry] = []
 
     def more() -> None:
         data = next(feed, None)
@@ -51,7 +85,7 @@ def serve(pieces: list[bytes], config: Config) -> list[tuple]:
             while (head := core.next_head()) is NEED_DATA:
                 more()
             if head is None:
-                return [*record, ("closed",)]
+                return [*record, Closed()]
             assert isinstance(head, RequestHead)
             request = (head.method, head.target, head.http_version, head.headers, head.content_length)
             continued = core.continue_response()
@@ -63,14 +97,13 @@ def serve(pieces: list[bytes], config: Config) -> list[tuple]:
                     body += data
             headers = [(b"Date", b"-"), (b"Content-Length", b"2")]
             out = core.response_head(200, b"OK", headers, b"ok") + core.response_end()
-            record.append((request, continued, body, out, core.start_next_cycle()))
-            if not record[-1][-1]:
+            served = Served(request, continued, body, out, core.start_next_cycle())
+            record.append(served)
+            if not served.keep_alive:
                 return record
     except HTTPError as exc:
         pending = core.input_pending
-        record.append(
-            ("refused", exc.status, exc.reason, pending, core.error_response(exc.status, exc.reason))
-        )
+        record.append(Refused(exc.status, exc.reason, pending, core.error_response(exc.status, exc.reason)))
     except ClientGone as exc:
-        record.append(("gone", str(exc)))
+        record.append(Gone(str(exc)))
     return record

@@ -169,13 +169,12 @@ def serve_in_process(pieces: list[bytes], parser: str) -> list[int]:
     """Drive an HTTPCore as a server does, the client closing after the last piece: the statuses."""
     statuses: list[int] = []
     for entry in bytes_in.serve(pieces, Config(limit_request_body=10_000, parser=parser)):
-        if entry[0] == "refused":
-            status, out = entry[1], entry[4]
-            assert status < 500 or status in PROTOCOL_5XX, entry
-            assert out.startswith(b"HTTP/1.1 %d " % status), out[:80]
-            statuses.append(status)
-        elif entry[0] not in ("closed", "gone"):
-            assert entry[3].startswith(b"HTTP/1.1 200 ")
+        if isinstance(entry, bytes_in.Refused):
+            assert entry.status < 500 or entry.status in PROTOCOL_5XX, entry
+            assert entry.response.startswith(b"HTTP/1.1 %d " % entry.status), entry.response[:80]
+            statuses.append(entry.status)
+        elif isinstance(entry, bytes_in.Served):
+            assert entry.response.startswith(b"HTTP/1.1 200 ")
             statuses.append(200)
     return statuses
 

@@ -155,7 +155,7 @@ def streams(draw) -> tuple[list[bytes], Config]:
     return pieces, config
 
 
-def serve(pieces: list[bytes], config: Config, parser: str) -> list[tuple]:
+def serve(pieces: list[bytes], config: Config, parser: str) -> list[bytes_in.Entry]:
     """What each request got with ``parser`` (``tests.bytes_in.serve``), checking the parser really ran."""
     config = Config(**{**config.__dict__, "parser": parser})
     assert (HTTPCore(config)._fast is not None) == (parser == "httptools")
