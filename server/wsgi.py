@@ -1,10 +1,10 @@
 """PEP 3333: the environ, ``wsgi.input``, ``start_response`` / ``write`` and running the app.
 
-This module turns a :class:`~server.protocol.RequestHead` into an environ and
-the application's answer into calls on a :class:`~server.protocol.CoreDriver` (the blocking
+This module turns a :class:`~server.http.events.RequestHead` into an environ and
+the application's answer into calls on a :class:`~server.http.driver.CoreDriver` (the blocking
 :class:`~server.connection.HTTPConnection` or an event-mode connection).
 It owns the WSGI rules (header timing, ``exc_info``, ``close()``); HTTP framing
-stays in :mod:`server.protocol`.  It knows no sockets, threads or processes.
+stays in :mod:`server.http`.  It knows no sockets, threads or processes.
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from server.protocol import CoreDriver, HTTPError, RequestHead
+from server.http.driver import CoreDriver
+from server.http.errors import HTTPError
+from server.http.events import RequestHead
+from server.http.grammar import TOKEN
 
 WSGIApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
@@ -26,7 +29,6 @@ HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers"}
     | {"transfer-encoding", "upgrade"}
 )
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _STATUS = re.compile(r"([2-9][0-9][0-9]) ([^\r\n]*)")
 
 
@@ -34,7 +36,7 @@ class WSGIInput:
     """``wsgi.input``: the request body as a file, ending exactly where the body ends.
 
     ``read_chunk`` returns the next piece of body (b"" at its end); whether the
-    body is framed by Content-Length or chunked is h11's business, so an app can
+    body is framed by Content-Length or chunked is the HTTP core's business, so an app can
     never read into the next pipelined request.
     """
 
@@ -124,7 +126,7 @@ def connection_environ(
     }
 
 
-# Header name as h11 gives it (lower-case bytes) -> its environ key, made once per distinct name.
+# Header name as the cores give it (lower-case bytes) -> its environ key, made once per distinct name.
 # Names are the client's choice, so the cache is bounded; past the bound a key is simply computed.
 _ENVIRON_KEYS: dict[bytes, str | None] = {
     b"content-type": "CONTENT_TYPE",
@@ -202,7 +204,7 @@ def _header_name(name: Any, value: Any) -> tuple[bytes, bool]:
     if type(name) is str and (known := _HEADER_NAMES.get(name)) is not None:
         return known
     raw = _latin1(name, "header name")
-    if not _TOKEN.fullmatch(name):
+    if not TOKEN.fullmatch(name):
         raise ValueError(f"invalid header {name!r}: {value!r}")
     lower = name.lower()
     if lower in HOP_BY_HOP:

@@ -1,6 +1,6 @@
 """The protocol tests' entry points: bytes in, what the server answers out, no socket.
 
-``outcome`` feeds a whole request to the sans-IO core (``server/protocol.py``) and reads
+``outcome`` feeds a whole request to a sans-IO core (``server/http/``) and reads
 the head and every body piece, so a refusal anywhere in the request is its answer.
 ``serve`` drives the core as a server does over a stream cut into pieces (the client closing
 after the last) and records what each request got: the fuzz and the parsers' differential
@@ -10,14 +10,16 @@ tests read the same record.
 from __future__ import annotations
 
 from server.config import Config
-from server.protocol import NEED_DATA, ClientGone, HTTPCore, HTTPError, RequestHead
+from server.http import new_core
+from server.http.errors import ClientGone, HTTPError
+from server.http.events import NEED_DATA, RequestHead
 
 ACCEPTED = (200, "")  # what outcome() returns when the head and the whole body are accepted
 
 
 def outcome(data: bytes, config: Config | None = None, **options) -> tuple[int, str]:
     """(status, reason) the server answers ``data`` with: a ``Config`` or its options as keywords."""
-    core = HTTPCore(config or Config(**options))
+    core = new_core(config or Config(**options))
     core.receive(data)
     core.receive(b"")
     try:
@@ -37,7 +39,7 @@ def serve(pieces: list[bytes], config: Config) -> list[tuple]:
     the last entry is ``("closed",)``, ``("refused", status, reason, input pending, error
     response bytes)`` or ``("gone", why)``.
     """
-    core = HTTPCore(config)
+    core = new_core(config)
     feed = iter([*pieces, b""])
     record: list[tuple] = []
 

@@ -65,7 +65,10 @@ from enum import Enum
 from server.base import FD_EXHAUSTED, BaseServer
 from server.config import EVENT_THREADS
 from server.connection import LINGER_SECONDS, log_access, serve_request
-from server.protocol import NEED_DATA, ClientGone, CoreDriver, HTTPCore, HTTPError
+from server.http import new_core
+from server.http.driver import CoreDriver
+from server.http.errors import ClientGone, HTTPError
+from server.http.events import NEED_DATA
 from server.quickio import RECV_SIZE, recv_now, send_now
 from server.wsgi import connection_environ
 
@@ -103,7 +106,7 @@ class Connection(CoreDriver):
         self.peer = peer
         self.remote = f"{peer[0]}:{peer[1]}" if peer else "-"
         self.server = server
-        self.core = HTTPCore(server.config)
+        self.core = new_core(server.config)
         self.environ = connection_environ(
             sock.getsockname(), peer, server.config.server_software, True, False
         )
@@ -379,7 +382,7 @@ class EventServer(BaseServer):
     def _parse_body(self, conn: Connection) -> None:
         try:
             while (data := conn.core.next_body()) is not NEED_DATA:
-                if not data:  # the end of the body (h11's EndOfMessage): the request is complete
+                if not data:  # the end of the body : the request is complete
                     if conn.body is not None:
                         conn.body.seek(0)
                     self._submit(conn)

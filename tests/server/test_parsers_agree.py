@@ -1,4 +1,4 @@
-"""h11 and the httptools fast path are the same server: the same bytes in give the same outcome out.
+"""Our core over llhttp and the h11 reference core are one server: the same bytes in, the same outcome out.
 
 A differential test in h11's style (bytes in, events out, no socket): hypothesis
 builds request streams from the pieces parsers disagree on -- line ends, folds,
@@ -19,12 +19,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server import fastpath
+from server import config as config_module
 from server.config import Config
-from server.protocol import HTTPCore, HTTPError, RequestHead
+from server.http import new_core
+from server.http.core import LlhttpCore
+from server.http.errors import HTTPError
+from server.http.events import RequestHead
+from server.http.reference import H11Core
 from tests import bytes_in
 
-pytestmark = pytest.mark.skipif(not fastpath.AVAILABLE, reason="httptools is not installed")
+pytestmark = pytest.mark.skipif(not config_module.HTTPTOOLS, reason="httptools is not installed")
 
 EXAMPLES = {"ci": 600, "fuzz": 20_000}
 AGREE = settings(
@@ -158,20 +162,20 @@ def streams(draw) -> tuple[list[bytes], Config]:
 def serve(pieces: list[bytes], config: Config, parser: str) -> list[tuple]:
     """What each request got with ``parser`` (``tests.bytes_in.serve``), checking the parser really ran."""
     config = Config(**{**config.__dict__, "parser": parser})
-    assert (HTTPCore(config)._fast is not None) == (parser == "httptools")
+    assert type(new_core(config)) is (LlhttpCore if parser == "httptools" else H11Core)
     return bytes_in.serve(pieces, config)
 
 
 @AGREE
 @given(streams())
-def test_both_parsers_give_the_same_outcome(stream):
+def test_both_cores_give_the_same_outcome(stream):
     pieces, config = stream
     assert serve(pieces, config, "httptools") == serve(pieces, config, "h11")
 
 
-def test_the_fast_path_reads_an_ordinary_request_itself():
-    """It is a fast path, not a forwarder: a plain keep-alive GET never reaches h11's parser."""
-    core = HTTPCore(Config(parser="httptools"))
+def test_our_core_serves_an_ordinary_connection_itself():
+    """It is a core, not a forwarder: plain keep-alive GETs never reach h11."""
+    core = new_core(Config(parser="httptools"))
     for _ in range(3):
         core.receive(b"GET /x?y HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n")
         head = core.next_head()
@@ -179,7 +183,7 @@ def test_the_fast_path_reads_an_ordinary_request_itself():
         core.response_head(200, b"OK", [(b"Content-Length", b"0")])
         core.response_end()
         assert core.start_next_cycle()
-    assert core._fast is not None and core.h11.trailing_data == (b"", False)
+    assert type(core) is LlhttpCore
 
 
 @pytest.mark.parametrize(
@@ -191,9 +195,9 @@ def test_the_fast_path_reads_an_ordinary_request_itself():
         b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",  # chunked: h11
     ],
 )
-def test_what_llhttp_reads_differently_goes_to_h11(data):
-    core = HTTPCore(Config(parser="httptools"))
+def test_what_our_core_does_not_take_goes_to_the_reference(data):
+    core = new_core(Config(parser="httptools"))
     core.receive(data)
     with contextlib.suppress(HTTPError):
         core.next_head()
-    assert core._fast is None  # handed over: h11 and the policy gave the answer
+    assert type(core) is H11Core  # handed over: h11 and the policy gave the answer
