@@ -9,12 +9,17 @@ tests read the same record.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 from server.config import Config
 from server.http import new_core
 from server.http.errors import ClientGone, HTTPError
 from server.http.events import NEED_DATA, RequestHead
 
 ACCEPTED = (200, "")  # what outcome() returns when the head and the whole body are accepted
+# A response's Date is the clock's, not the core's: two runs a second apart must still agree.
+_DATE = re.compile(rb"\r\nDate: [^\r]*\r\n")
 
 
 def outcome(data: bytes, config: Config | None = None, **options) -> tuple[int, str]:
@@ -32,10 +37,24 @@ def outcome(data: bytes, config: Config | None = None, **options) -> tuple[int, 
     return ACCEPTED
 
 
-def serve(pieces: list[bytes], config: Config) -> list[tuple]:
+@dataclass(frozen=True)
+class Answer:
+    """The response ``serve`` gives every request, and whether it reads the body first."""
+
+    status: int = 200
+    reason: bytes = b"OK"
+    headers: tuple[tuple[bytes, bytes], ...] = ((b"Date", b"-"), (b"Content-Length", b"2"))
+    chunks: tuple[bytes, ...] = (b"ok",)
+    close: bool = False
+    read_body: bool = True  # False: answer first, then drain what is left (as a server ending a cycle)
+
+
+def serve(pieces: list[bytes], config: Config, answer: Answer = Answer()) -> list[tuple]:
     """What each request of the stream got, in order, ending with how the connection ended.
 
-    A served request is ``(request, 100-continue bytes, body, response bytes, keep-alive)``;
+    A served request is ``(request, 100-continue bytes, body, response bytes, keep-alive)``
+    (with ``read_body`` False, the body is what was read before answering -- nothing -- and the
+    keep-alive entry is ``(response done, body unread, 100 never sent, drained, next cycle)``);
     the last entry is ``("closed",)``, ``("refused", status, reason, input pending, error
     response bytes)`` or ``("gone", why)``.
     """
@@ -56,23 +75,32 @@ def serve(pieces: list[bytes], config: Config) -> list[tuple]:
                 return [*record, ("closed",)]
             assert isinstance(head, RequestHead)
             request = (head.method, head.target, head.http_version, head.headers, head.content_length)
-            continued = core.continue_response()
+            continued = core.continue_response() if answer.read_body else b""
             body = b""
-            while (data := core.next_body()) != b"":
+            while answer.read_body and (data := core.next_body()) != b"":
                 if data is NEED_DATA:
                     more()
                 else:
                     body += data
-            headers = [(b"Date", b"-"), (b"Content-Length", b"2")]
-            out = core.response_head(200, b"OK", headers, b"ok") + core.response_end()
-            record.append((request, continued, body, out, core.start_next_cycle()))
-            if not record[-1][-1]:
+            first, *rest = answer.chunks or (b"",)
+            out = core.response_head(answer.status, answer.reason, list(answer.headers), first, answer.close)
+            out += b"".join(core.response_data(chunk) for chunk in rest) + core.response_end()
+            if answer.read_body:
+                keep = core.start_next_cycle()
+            else:
+                keep = (core.response_done, core.body_unread, core.body_may_never_come)
+                if keep[0] and keep[1] and not keep[2]:
+                    while (drained := core.discard_body(8)) is NEED_DATA:
+                        more()
+                    keep += (drained,)
+                keep += (core.start_next_cycle(),)
+            record.append((request, continued, body, _DATE.sub(b"\r\nDate: -\r\n", out), keep))
+            if not (keep if answer.read_body else keep[-1]):
                 return record
     except HTTPError as exc:
         pending = core.input_pending
-        record.append(
-            ("refused", exc.status, exc.reason, pending, core.error_response(exc.status, exc.reason))
-        )
+        answer = _DATE.sub(b"\r\nDate: -\r\n", core.error_response(exc.status, exc.reason))
+        record.append(("refused", exc.status, exc.reason, pending, answer))
     except ClientGone as exc:
         record.append(("gone", str(exc)))
     return record

@@ -140,9 +140,28 @@ def clean_requests(draw) -> bytes:
     return b"%s %s HTTP/%s\r\n%s\r\n%s" % (method, target, version, lines, body)
 
 
+# Responses whose framing each core decides on its own: Content-Length, chunked or close-delimited
+# (by the request's version), none for HEAD / 204 / 304, ``Connection: close``, the app's own Date
+# and Server, a list-form or zero-padded Content-Length -- read first or answered before the body.
+ANSWERS = [
+    bytes_in.Answer(),
+    bytes_in.Answer(headers=((b"Content-Type", b"text/plain"),), chunks=(b"ab", b"", b"cd")),
+    bytes_in.Answer(headers=(), chunks=()),
+    bytes_in.Answer(status=204, reason=b"No Content", headers=(), chunks=()),
+    bytes_in.Answer(status=304, reason=b"Not Modified", headers=((b"Content-Length", b"5"),), chunks=()),
+    bytes_in.Answer(close=True),
+    bytes_in.Answer(headers=((b"X-A", b"a b"),), chunks=(b"x",), close=True),
+    bytes_in.Answer(status=500, reason=b"Oops", headers=((b"Server", b"me"), (b"Date", b"d"))),
+    bytes_in.Answer(headers=((b"content-length", b"02"), (b"Content-Length", b"02"))),
+    bytes_in.Answer(headers=((b"Content-Length", b"2, 2"),)),
+    bytes_in.Answer(read_body=False),
+    bytes_in.Answer(headers=(), chunks=(b"abc",), read_body=False),
+]
+
+
 @st.composite
-def streams(draw) -> tuple[list[bytes], Config]:
-    """One to three requests, cut into the pieces in which they arrive, and limits near their sizes."""
+def streams(draw) -> tuple[list[bytes], Config, bytes_in.Answer]:
+    """One to three requests, cut into the pieces in which they arrive, limits near their sizes, an answer."""
     odd = st.builds(lambda head, body: head + body, heads(), bodies())
     requests = draw(st.lists(st.one_of(clean_requests(), clean_requests(), odd), min_size=1, max_size=3))
     raw = b"".join(requests)
@@ -156,21 +175,21 @@ def streams(draw) -> tuple[list[bytes], Config]:
         limit_request_field_size=draw(st.sampled_from([8190, 8190, 20, 30, 45, 50])),
         limit_request_body=draw(st.sampled_from([0, 100, 4, 5])),
     )
-    return pieces, config
+    return pieces, config, draw(st.sampled_from(ANSWERS))
 
 
-def serve(pieces: list[bytes], config: Config, parser: str) -> list[tuple]:
-    """What each request got with ``parser`` (``tests.bytes_in.serve``), checking the parser really ran."""
+def serve(pieces: list[bytes], config: Config, answer: bytes_in.Answer, parser: str) -> list[tuple]:
+    """What each request got with ``parser`` (``tests.bytes_in.serve``), checking that core really ran."""
     config = Config(**{**config.__dict__, "parser": parser})
     assert type(new_core(config)) is (LlhttpCore if parser == "httptools" else H11Core)
-    return bytes_in.serve(pieces, config)
+    return bytes_in.serve(pieces, config, answer)
 
 
 @AGREE
 @given(streams())
 def test_both_cores_give_the_same_outcome(stream):
-    pieces, config = stream
-    assert serve(pieces, config, "httptools") == serve(pieces, config, "h11")
+    pieces, config, answer = stream
+    assert serve(pieces, config, answer, "httptools") == serve(pieces, config, answer, "h11")
 
 
 def test_our_core_serves_an_ordinary_connection_itself():
