@@ -80,6 +80,9 @@ class LlhttpCore:
         self.head: RequestHead | None = None
         self._method = b""
         self.length = self.remaining = 0  # the request's Content-Length, and its bytes still to come
+        # The body's end was read (h11's EndOfMessage): at the head for no body, else when next_body
+        # answers b"" -- not with its last bytes, so a drain stopped there leaves the client unfinished.
+        self._body_done = False
         self.sent_100 = False
         self._waiting_100 = False  # the client asked for 100 Continue and has sent no body yet
         self._keep_alive = True
@@ -145,6 +148,7 @@ class LlhttpCore:
         self.head = head
         self._method = method
         self.length = self.remaining = head.content_length or 0
+        self._body_done = not self.remaining
         self._http11 = version == b"1.1"
         if not self._http11:
             self._keep_alive = False  # h11 keeps no HTTP/1.0 connection alive
@@ -195,6 +199,7 @@ class LlhttpCore:
         """
         remaining = self.remaining
         if not remaining:
+            self._body_done = True
             return b""
         buffer = self.buffer
         if not buffer:
@@ -341,7 +346,7 @@ class LlhttpCore:
     @property
     def body_unread(self) -> bool:
         """The response is done but the client is still (or may still be) sending the request body."""
-        return self.head is not None and self.remaining > 0
+        return self.head is not None and not self._body_done
 
     @property
     def body_may_never_come(self) -> bool:
@@ -367,7 +372,7 @@ class LlhttpCore:
 
     def start_next_cycle(self) -> bool:
         """True, with the state reset for the next request, if both sides finished this one cleanly."""
-        if not self.response_done or self.remaining:
+        if not self.response_done or not self._body_done:
             return False
         self._new_cycle()
         return True
