@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from loadtest.measure import stats
-from loadtest.records import ComparisonRow
+from loadtest.registry.records import ComparisonRow
 
 NO_ERRORS = {"non_2xx": 0, "connection_refused": 0, "connection_reset": 0, "timeout": 0, "other": 0}
 

@@ -46,7 +46,7 @@ from urllib.parse import urlsplit
 from flask import Response, jsonify, redirect, request, session, url_for
 from flask_login import UserMixin, current_user, login_user
 
-from loadtest.exposure import BIND_ENV, DEFAULT_BIND, is_loopback, specific_address
+from loadtest.registry.exposure import BIND_ENV, DEFAULT_BIND, is_loopback, specific_address
 
 log = logging.getLogger("wsgi-lab")
 

@@ -48,8 +48,8 @@ from locust import FastHttpUser, User, constant, events, task
 from locust.exception import StopUser
 from locust.runners import WorkerRunner
 
-from loadtest.catalog import STEP_MARKER as MARKER
 from loadtest.generator import locustfile as _recorder_hooks  # noqa: F401 (registers the identity recorder)
+from loadtest.registry.catalog import STEP_MARKER as MARKER
 
 log = logging.getLogger("wsgi-lab.tune")
 

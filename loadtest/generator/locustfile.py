@@ -58,14 +58,6 @@ import locust.stats
 from locust import FastHttpUser, User, constant, events, task
 from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
-from loadtest.catalog import (
-    SCENARIO_CLASSES,
-    SLOW_CLIENTS,
-    SLOW_HEAD_START_S,
-    SLOW_NORMAL_TIMEOUT_S,
-    error_kind,
-    parse_hosts,
-)
 from loadtest.generator import access, webui
 from loadtest.inserver.headers import (
     HEADER_CPU,
@@ -78,6 +70,14 @@ from loadtest.inserver.headers import (
     HEADER_THREAD,
 )
 from loadtest.measure import evidence
+from loadtest.registry.catalog import (
+    SCENARIO_CLASSES,
+    SLOW_CLIENTS,
+    SLOW_HEAD_START_S,
+    SLOW_NORMAL_TIMEOUT_S,
+    error_kind,
+    parse_hosts,
+)
 
 log = logging.getLogger("wsgi-lab")
 

@@ -52,12 +52,12 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, jsonify, request, send_file
 from werkzeug.datastructures import ImmutableMultiDict
 
-from loadtest import targets
-from loadtest.catalog import SCENARIO_CLASSES
 from loadtest.generator import access
 from loadtest.inserver.usage import USAGE_PATH
 from loadtest.measure import evidence, rounds
-from loadtest.records import ComparisonRow
+from loadtest.registry import targets
+from loadtest.registry.catalog import SCENARIO_CLASSES
+from loadtest.registry.records import ComparisonRow
 
 log = logging.getLogger("wsgi-lab")
 

@@ -8,7 +8,7 @@ at all (``stats.chance_disjoint``); 3 rounds bring it to 10%. A row's verdict fo
 (its kind's ``VERDICT_METRIC``): judging a row on any of several metrics would flag unchanged rows
 by chance far too often. Comparisons and bench runs are judged by this rule alike.
 
-Reads rows through their record types (``loadtest.records``); knows nothing of how a diff is shown.
+Reads rows through their record types (``loadtest.registry.records``); knows nothing of how a diff is shown.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ TOO_FEW = f"fewer than {MIN_ROUNDS} rounds: cannot tell"
 
 
 class Sample(Protocol):
-    """A row of either kind of run, as ``loadtest.records`` types it."""
+    """A row of either kind of run, as ``loadtest.registry.records`` types it."""
 
     @property
     def round_count(self) -> int: ...

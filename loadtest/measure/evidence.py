@@ -31,7 +31,7 @@ from pathlib import Path
 
 from loadtest.inserver.headers import LANE_GREENLET, LANE_THREAD
 from loadtest.measure import verdicts
-from loadtest.records import ComparisonRow
+from loadtest.registry.records import ComparisonRow
 
 # Below this median time inside the app, requests on a threaded server rarely
 # coincide there (the GIL serialises most of it and the headers have µs

@@ -37,8 +37,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from loadtest.catalog import ERROR_KINDS
 from loadtest.measure import evidence, stats
+from loadtest.registry.catalog import ERROR_KINDS
 
 MIN_WINDOW_S = 0.5
 

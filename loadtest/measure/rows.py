@@ -27,9 +27,9 @@ from __future__ import annotations
 import statistics
 from dataclasses import asdict, dataclass, field
 
-from loadtest.catalog import ERROR_KINDS
 from loadtest.measure import evidence, stats, verdicts
-from loadtest.records import ComparisonRow
+from loadtest.registry.catalog import ERROR_KINDS
+from loadtest.registry.records import ComparisonRow
 
 # A measured io rate this far above the model's own ceiling is a bias (io_efficiency withheld).
 ABOVE_CEILING = 1.05

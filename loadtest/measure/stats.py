@@ -33,7 +33,7 @@ import random
 import statistics
 from collections.abc import Callable, Sequence
 
-from loadtest.records import CI_SUFFIX, number
+from loadtest.registry.records import CI_SUFFIX, number
 
 METRICS = (
     "rps",

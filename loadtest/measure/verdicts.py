@@ -24,7 +24,7 @@ import statistics
 from collections.abc import Sequence
 
 from loadtest.measure.stats import number
-from loadtest.records import ComparisonRow
+from loadtest.registry.records import ComparisonRow
 
 BUSY_LOAD = 1.0
 BUSY_MACHINE = 0.9

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from loadtest import records
 from loadtest.measure import change
 from loadtest.measure.change import MIN_CHANGE, MIN_ROUNDS
-from loadtest.records import BenchRun
-from loadtest.targets import lookup
+from loadtest.registry import records
+from loadtest.registry.records import BenchRun
+from loadtest.registry.targets import lookup
 
 VERDICT_METRIC = change.VERDICT_METRIC["bench"]
 COLUMNS = (("cpu_us", "CPU us/req A -> B", 24), ("rps", "req/s A -> B", 26))

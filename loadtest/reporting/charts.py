@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 
 from loadtest.inserver.headers import LANE_GREENLET
 from loadtest.measure import evidence
-from loadtest.records import ComparisonRow
+from loadtest.registry.records import ComparisonRow
 from loadtest.reporting.figures import LABELS, fmt, interval
 
 TIMELINE_MAX_REQUESTS = 3000

@@ -15,9 +15,9 @@ from __future__ import annotations
 import itertools
 import json
 
-from loadtest.catalog import SLOW_NORMAL_TIMEOUT_S
 from loadtest.measure import evidence, stats, verdicts
-from loadtest.records import ComparisonRow, SlowRow
+from loadtest.registry.catalog import SLOW_NORMAL_TIMEOUT_S
+from loadtest.registry.records import ComparisonRow, SlowRow
 from loadtest.reporting.charts import KNEE_SHARE, by_target, knee, sweeps, timeline_key
 from loadtest.reporting.document import Heading, Image, Item, Items, Page, Para, Pre, Table, items
 from loadtest.reporting.figures import (

@@ -8,7 +8,7 @@ with no interval.  No plotting, no documents.
 from __future__ import annotations
 
 from loadtest.measure.stats import number
-from loadtest.records import ComparisonRow
+from loadtest.registry.records import ComparisonRow
 
 LABELS = {"rps": "req/s", "p50_ms": "p50", "p95_ms": "p95", "p99_ms": "p99", "server_cpu_cores": "server CPU"}
 

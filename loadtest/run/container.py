@@ -44,8 +44,8 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
-from loadtest import targets
 from loadtest.measure.cpuwatch import Reading
+from loadtest.registry import targets
 from loadtest.run import engine
 from loadtest.run.processes import STDERR_TAIL_LINES
 from loadtest.run.runner import Envelope, Launch, TargetRunner

@@ -24,8 +24,8 @@ import docker
 import docker.errors
 from docker.utils.build import exclude_paths
 
+from loadtest.registry.targets import COMPOSE_IMAGE
 from loadtest.run.engine import EngineError, first_line
-from loadtest.targets import COMPOSE_IMAGE
 
 ROOT = Path(__file__).resolve().parents[2]
 FINGERPRINT_LABEL = "wsgi-lab.inputs"

@@ -21,9 +21,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtest.catalog import SCENARIO_CLASSES
 from loadtest.measure import evidence
 from loadtest.measure.cpuwatch import Watch
+from loadtest.registry.catalog import SCENARIO_CLASSES
 from loadtest.run.processes import pinned_to, tail
 
 ROOT = Path(__file__).resolve().parents[2]

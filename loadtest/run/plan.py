@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loadtest import targets
-from loadtest.catalog import (
+from loadtest.registry import targets
+from loadtest.registry.catalog import (
     SCENARIO_CLASSES,
     SLOW_CLIENTS,
     SLOW_HEAD_START_S,

@@ -28,8 +28,8 @@ from typing import ClassVar
 
 import psutil
 
-from loadtest import targets
 from loadtest.measure.cpuwatch import Reading
+from loadtest.registry import targets
 from loadtest.run.processes import STDERR_TAIL_LINES, free_port, tail, wait_http
 
 STOP_GRACE_S = 10.0

@@ -33,10 +33,10 @@ from pathlib import Path
 
 import psutil
 
-from loadtest import records
 from loadtest.inserver.tree import Sampler, read_each
 from loadtest.measure import stats
-from loadtest.records import SlowRow
+from loadtest.registry import records
+from loadtest.registry.records import SlowRow
 from loadtest.run import locustrun
 from loadtest.run.plan import Plan
 from loadtest.run.pool import Pool

@@ -45,9 +45,9 @@ from pathlib import Path
 
 import psutil
 
-from loadtest import records, targets
-from loadtest.exposure import BIND_ENV, DEFAULT_BIND, MASTER_BIND_ENV, is_loopback, specific_address
 from loadtest.inserver.usage import CGROUP_ROOT, cgroup_cpu_limit, cgroup_dirs, cgroup_paths
+from loadtest.registry import records, targets
+from loadtest.registry.exposure import BIND_ENV, DEFAULT_BIND, MASTER_BIND_ENV, is_loopback, specific_address
 from loadtest.run.plan import UsageError
 from loadtest.tune.candidates import BASELINE_TARGET
 from loadtest.tune.ladder import STEP_S

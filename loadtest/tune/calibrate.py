@@ -24,8 +24,8 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from loadtest import targets
 from loadtest.measure import evidence, stats
+from loadtest.registry import targets
 from loadtest.tune.candidates import Shape, family
 from loadtest.tune.ladder import requests_only
 from loadtest.tune.measure import Served, Session, app_times_ms, serve_ladder

@@ -24,8 +24,8 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from loadtest import targets
-from loadtest.targets import Target
+from loadtest.registry import targets
+from loadtest.registry.targets import Target
 
 PROCESS_FLAGS = ("-w", "--workers", "--processes")
 THREAD_FLAGS = ("--threads", "--blocking-threads")

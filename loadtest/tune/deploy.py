@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from loadtest import targets
+from loadtest.registry import targets
 from loadtest.tune.candidates import DEPLOY_BIND
 
 NAME = "wsgi-app"

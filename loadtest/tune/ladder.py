@@ -32,8 +32,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from loadtest.catalog import STEP_MARKER
 from loadtest.measure import stats
+from loadtest.registry.catalog import STEP_MARKER
 
 STEP_S = 4.0
 MISSING_SIGMAS = 4.0

@@ -17,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from loadtest import records, targets
 from loadtest.measure import verdicts
+from loadtest.registry import records, targets
 from loadtest.run import environment
 from loadtest.run.local import LocalRunner
 from loadtest.run.plan import UsageError

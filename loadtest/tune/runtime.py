@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from loadtest import targets
+from loadtest.registry import targets
 from loadtest.run.local import LocalRunner
 from loadtest.run.runner import RunnerFactory
 from loadtest.tune.budget import MiB, TuneArgs

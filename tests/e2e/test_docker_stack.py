@@ -32,8 +32,8 @@ from pathlib import Path
 
 import pytest
 
-from loadtest import targets
 from loadtest.inserver.headers import HEADER_MODEL, IDENTITY_HEADERS
+from loadtest.registry import targets
 from tests.support import ROOT, concurrent_sleeps, engine_answers, free_port, stop
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]

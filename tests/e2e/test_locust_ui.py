@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.targets import OUR_APP, TARGETS
+from loadtest.registry.targets import OUR_APP, TARGETS
 from tests.browsing import LocustPage, locust_ui, requests_served
 from tests.support import free_port, lab_server, running
 

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from loadtest import bench, records
-from loadtest import diff as run_diff
+from loadtest.bench import main as bench
+from loadtest.diff import main as run_diff
 from loadtest.measure import change
-from loadtest.records import BenchParameters, BenchRound, BenchRow, BenchRun
+from loadtest.registry import records
+from loadtest.registry.records import BenchParameters, BenchRound, BenchRow, BenchRun
+from loadtest.registry.targets import lookup
 from loadtest.reporting import bench_diff
-from loadtest.targets import lookup
 from tests.support import assert_one_line_error, run_module
 
 SLOWER, FASTER = "significant (worse)", "significant (better)"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest import targets
+from loadtest.registry import targets
 from tests.support import run_module
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from loadtest import diff
+from loadtest.diff import main as diff
 from tests.synthetic_runs import old_row, row, write_run
 
 

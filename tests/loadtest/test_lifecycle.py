@@ -8,7 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from loadtest import lifecycle, targets
+from loadtest.lifecycle import main as lifecycle
+from loadtest.registry import targets
 from tests.support import ROOT
 
 

@@ -1,4 +1,4 @@
-"""loadtest.records: each run file read into its record, written back with its format, old files still load.
+"""loadtest.registry.records: each run file read into its record, written back with its format; old ones load.
 
 Old-format directories are built the way older code wrote them (``tests/synthetic_runs.py``:
 format 1 has no ``format`` key; rows from before rounds have no ``per_round`` or intervals).
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from loadtest import records
-from loadtest.records import ComparisonRow, RunError
+from loadtest.registry import records
+from loadtest.registry.records import ComparisonRow, RunError
 from tests.support import RECOMMENDATION_KEYS, assert_one_line_error, run_module
 from tests.synthetic_runs import env, old_row, row, write_run
 

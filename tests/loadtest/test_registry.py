@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from loadtest import targets
-from loadtest.catalog import parse_hosts
+from loadtest.registry import targets
+from loadtest.registry.catalog import parse_hosts
 from loadtest.run.local import LocalRunner
 from loadtest.run.plan import STORIES
 from loadtest.run.runner import Launch

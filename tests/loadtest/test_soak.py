@@ -10,9 +10,9 @@ import csv
 
 import pytest
 
-from loadtest import soak
 from loadtest.run import locustrun
-from loadtest.soak import MB, Sample, judge
+from loadtest.soak import main as soak
+from loadtest.soak.main import MB, Sample, judge
 
 
 def samples(rss_mb, fds, n: int = 40) -> list[Sample]:

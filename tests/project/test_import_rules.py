@@ -104,7 +104,7 @@ def test_every_loadtest_folder_and_module_has_its_layer():
         ("loadtest/inserver/probe_module.py", "import gevent\n", "inserver"),
         ("loadtest/inserver/probe_module.py", "from server import config\n", "inserver"),
         ("loadtest/inserver/probe_module.py", "from loadtest.measure import stats\n", "loadtest-layers"),
-        ("loadtest/inserver/probe_module.py", "from loadtest import targets\n", "loadtest-layers"),
+        ("loadtest/inserver/probe_module.py", "from loadtest.run import processes\n", "loadtest-layers"),
         ("loadtest/generator/probe_module.py", "import matplotlib\n", "generator"),
         ("loadtest/generator/probe_module.py", "import subprocess\n", "generator"),
         ("loadtest/generator/probe_module.py", "from loadtest.run import processes\n", "loadtest-layers"),
@@ -117,10 +117,10 @@ def test_every_loadtest_folder_and_module_has_its_layer():
         ("loadtest/reporting/probe_module.py", "from loadtest import compare\n", "loadtest-layers"),
         ("loadtest/tune/probe_module.py", "from loadtest.reporting import charts\n", "tune"),
         ("loadtest/tune/probe_module.py", "from loadtest.generator import arrivals\n", "tune"),
-        ("loadtest/soak.py", "from loadtest import lifecycle\n", "loadtest-layers"),
-        ("loadtest/catalog.py", "import psutil\n", "registry"),
-        ("loadtest/targets.py", "from server import oneline\n", "registry"),
-        ("loadtest/catalog.py", "from loadtest.measure import stats\n", "loadtest-layers"),
+        ("loadtest/soak/main.py", "from loadtest import lifecycle\n", "loadtest-layers"),
+        ("loadtest/registry/catalog.py", "import psutil\n", "registry"),
+        ("loadtest/registry/targets.py", "from server import oneline\n", "registry"),
+        ("loadtest/registry/catalog.py", "from loadtest.measure import stats\n", "loadtest-layers"),
     ],
 )
 def test_a_forbidden_import_fails_lint(tree, module, source, contract):
@@ -136,9 +136,12 @@ def test_a_forbidden_import_fails_lint(tree, module, source, contract):
         ("loadtest/reporting/probe_module.py", "import matplotlib\n"),
         ("loadtest/generator/probe_module.py", "import locust\nfrom loadtest.measure import evidence\n"),
         ("loadtest/measure/probe_module.py", "import psutil\nfrom loadtest.inserver import usage\n"),
-        ("loadtest/run/probe_module.py", "from loadtest import targets\nfrom loadtest.measure import rows\n"),
+        (
+            "loadtest/run/probe_module.py",
+            "from loadtest.registry import targets\nfrom loadtest.measure import rows\n",
+        ),
         ("loadtest/tune/probe_module.py", "from loadtest.run import processes\n"),
-        ("loadtest/compare.py", "from loadtest.reporting import figures\n"),
+        ("loadtest/compare/main.py", "from loadtest.reporting import figures\n"),
         ("app/probe_module.py", "from loadtest.inserver import usage\n"),
     ],
 )
@@ -149,14 +152,12 @@ def test_an_allowed_import_passes(tree, module, source):
 
 
 def test_the_run_record_is_importable_from_every_process_folder_and_imports_none(tree):
-    """loadtest/records.py (the run record, stdlib only) sits below every other loadtest module."""
-    if not (tree / "loadtest/records.py").exists():
-        plant(tree, "loadtest/records.py", '"""The run record."""\nimport json\n')
+    """loadtest/registry/ (the run record among it, stdlib only) sits below every other loadtest module."""
     for folder in ("inserver", "generator", "measure", "run", "reporting", "tune"):
-        plant(tree, f"loadtest/{folder}/probe_module.py", "from loadtest import records\n")
+        plant(tree, f"loadtest/{folder}/probe_module.py", "from loadtest.registry import records\n")
     status, output = lint_imports(tree)
     assert status == 0, output
-    plant(tree, "loadtest/records.py", "from loadtest.measure import stats\n")
+    plant(tree, "loadtest/registry/records.py", "from loadtest.measure import stats\n")
     status, output = lint_imports(tree)
     assert status == 1, output
     assert "loadtest-layers" in broken(output), output
@@ -166,7 +167,8 @@ def test_the_registry_loads_nothing_but_the_standard_library():
     """Beyond what lint sees: the registry, exposure.py and records.py load no third-party package."""
     heavy = ("locust", "gevent", "matplotlib", "flask", "werkzeug", "psutil", "h11", "numpy")
     code = (
-        "import sys, loadtest.catalog, loadtest.targets, loadtest.exposure, loadtest.records; "
+        "import sys, loadtest.registry.catalog, loadtest.registry.targets, loadtest.registry.exposure, "
+        "loadtest.registry.records; "
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from loadtest.measure import evidence
-from loadtest.records import ComparisonRow
+from loadtest.registry.records import ComparisonRow
 
 
 def answer(name: str, scenario: str, figures: dict) -> str:

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from loadtest import report
 from loadtest.measure import rounds, rows
-from loadtest.records import ComparisonRow
+from loadtest.registry.records import ComparisonRow
+from loadtest.report import main as report
 
 
 def hello_round(app_s: float, threads: int = 16, n: int = 4000, t0: float = 1000.0) -> list[dict]:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from loadtest import diff
+from loadtest.diff import main as diff
 from loadtest.measure import rows, verdicts
-from loadtest.records import ComparisonRow
+from loadtest.registry.records import ComparisonRow
 from loadtest.reporting import comparison
 from tests.synthetic_runs import row
 

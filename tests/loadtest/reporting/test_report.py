@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-from loadtest import report
 from loadtest.measure import stats
 from loadtest.measure.rows import restat
-from loadtest.records import ComparisonRow
+from loadtest.registry.records import ComparisonRow
+from loadtest.report import main as report
 from loadtest.reporting import charts, comparison
 from tests.synthetic_runs import env, old_row, row, typed_row, write_run
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from loadtest import targets
 from loadtest.measure.cpuwatch import Reading
+from loadtest.registry import targets
 from loadtest.run import engine, image
 from loadtest.run.container import Box, ContainerRunner
 from loadtest.run.runner import Launch

@@ -10,9 +10,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from loadtest import targets
 from loadtest.inserver.headers import HEADER_MODEL, HEADER_PID
 from loadtest.measure.cpuwatch import Watch
+from loadtest.registry import targets
 from loadtest.run import processes
 from loadtest.run.local import LocalRunner
 from loadtest.run.runner import Launch

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from loadtest import report
-from loadtest.records import SlowRow
+from loadtest.registry.records import SlowRow
+from loadtest.report import main as report
 from loadtest.run import plan, slow
 from tests.support import run_compare
 

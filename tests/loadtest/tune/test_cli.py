@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from loadtest import targets
+from loadtest.registry import targets
 from loadtest.run import locustrun
 from loadtest.run.local import LocalRunner
 from loadtest.run.runner import Launch

@@ -10,7 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from loadtest import targets
+from loadtest.registry import targets
 from loadtest.tune import deploy
 from loadtest.tune.candidates import Shape, family
 

@@ -7,7 +7,7 @@ import itertools
 import psutil
 import pytest
 
-from loadtest import targets
+from loadtest.registry import targets
 from loadtest.tune import calibrate, candidates, ladder, measure, model
 from loadtest.tune.candidates import Shape, family
 from loadtest.tune.recommend import against

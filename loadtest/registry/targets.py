@@ -11,7 +11,7 @@ override (``--target-args 'gunicorn-sync=--workers 1'``, appended to the
 registry's options; the last value of an option wins) re-derives it.
 
 ``BENCH_VARIANTS`` are the same servers with other options, for ``make bench``
-(``loadtest/bench.py``): not in compose, not in a default comparison.
+(``loadtest/bench/main.py``): not in compose, not in a default comparison.
 
 ``tests/loadtest/test_registry.py`` checks docker-compose.yml against this registry.
 """

@@ -9,7 +9,7 @@ runs (bench.json) are paired by target (``loadtest.reporting.bench_diff``) and w
 Both are judged by one rule, ``loadtest.measure.change`` (minimum rounds, disjoint intervals,
 minimum change, the metric a row's verdict follows); this module pairs rows and renders.
 Rows present in only one run are listed, never dropped. Runs written before rounds existed
-count as one round (``loadtest.records``).
+count as one round (``loadtest.registry.records``).
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from loadtest import records
 from loadtest.measure import change, evidence, stats, verdicts
 from loadtest.measure.change import MIN_CHANGE, MIN_ROUNDS
 from loadtest.measure.rows import restat
-from loadtest.records import ComparisonRow, Environment, RunError
+from loadtest.registry import records
+from loadtest.registry.records import ComparisonRow, Environment, RunError
 from loadtest.reporting import bench_diff, charts, document, figures
 from server.oneline import OneLineParser
 
@@ -329,7 +329,3 @@ def main(argv: list[str] | None = None) -> int:
     print(headline(doc))
     print(f"wrote {out}/diff.html")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

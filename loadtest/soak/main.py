@@ -27,7 +27,6 @@ import argparse
 import csv
 import os
 import statistics
-import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,14 +36,14 @@ import psutil
 
 from loadtest.inserver.tree import Sampler, read_each
 from loadtest.measure.verdicts import load_busy
+from loadtest.registry.targets import TARGETS
 from loadtest.run import locustrun
 from loadtest.run.local import LocalRunner
 from loadtest.run.runner import Launch
-from loadtest.targets import TARGETS
 from server.config import MODES
 from server.oneline import OneLineParser
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RSS_GROWTH_LIMIT = 0.10  # the goal: after warm-up, RSS grows by less than this fraction
 WARMUP_FRACTION = 0.2  # the first part of each run is warm-up (imports, caches, pools filling)
 WINDOW_FRACTION = 0.15  # the first/last window compared, as a fraction of the post-warm-up samples
@@ -303,7 +302,3 @@ def main(argv: list[str] | None = None) -> int:
     report(out / "report.md", args, verdicts, (load_start, os.getloadavg()[0]))
     print(f"soak: report in {out / 'report.md'}")
     return 0 if all(v.met for v in verdicts.values()) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

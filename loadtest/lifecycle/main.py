@@ -38,8 +38,8 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from loadtest import targets
 from loadtest.inserver.headers import HEADER_PID
+from loadtest.registry import targets
 from loadtest.run.environment import ROOT, load_average
 from loadtest.run.local import LocalRunner
 from loadtest.run.runner import Launch, TargetRunner
@@ -252,7 +252,3 @@ def main(argv: list[str] | None = None) -> int:
         failed = failed or bool(row.get("error") or alive.get("error"))
     print(f"server logs: {log_dir}")
     return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

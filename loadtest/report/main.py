@@ -13,11 +13,11 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from loadtest import records as records_file
-from loadtest.catalog import ERROR_KINDS
 from loadtest.measure import evidence, stats
 from loadtest.measure.rows import median_of, restat
-from loadtest.records import ComparisonRow, RunError, SlowRow, Summary
+from loadtest.registry import records as records_file
+from loadtest.registry.catalog import ERROR_KINDS
+from loadtest.registry.records import ComparisonRow, RunError, SlowRow, Summary
 from loadtest.reporting import comparison, document
 from loadtest.reporting.charts import (
     latency_chart,
@@ -173,7 +173,3 @@ def main(argv: list[str] | None = None) -> None:
         parser.exit(2, f"{parser.prog}: error: {args.dir} is not a comparison result: {exc}\n")
     write_all(args.dir, rows, env, slow_rows)
     print(f"wrote {args.dir}/report.html")
-
-
-if __name__ == "__main__":
-    main()

@@ -16,7 +16,7 @@ written in C so it is not the bottleneck.  Policy, stated once:
   server (granian, uWSGI) of the same run.
 - **A run directory** ``results/bench-<UTC time>/`` holds ``bench.json``
   (every round of every target, the medians, the goals), ``env.json`` and
-  ``rerun.sh`` (``loadtest.records`` types them).  ``python -m loadtest.diff A B``
+  ``rerun.sh`` (``loadtest.registry.records`` types them).  ``python -m loadtest.diff A B``
   (alias: ``python -m loadtest.bench --diff A B``) says which targets changed beyond the
   noise by the rule every diff uses (``loadtest.measure.change``).
 - **Proving the diff**: ``--app app.slowed:app`` serves the same app with
@@ -42,17 +42,17 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loadtest import records
 from loadtest.measure import stats
-from loadtest.records import BENCH_METRICS, BenchParameters, BenchRound, BenchRow, BenchRun, RunError
+from loadtest.registry import records
+from loadtest.registry.records import BENCH_METRICS, BenchParameters, BenchRound, BenchRow, BenchRun, RunError
+from loadtest.registry.targets import BENCH_VARIANTS, OUR_APP, TARGETS, Target, lookup
 from loadtest.reporting import bench_diff
 from loadtest.run.environment import load_average, machine_record
 from loadtest.run.local import LocalRunner
 from loadtest.run.runner import Launch
-from loadtest.targets import BENCH_VARIANTS, OUR_APP, TARGETS, Target, lookup
 from server.oneline import OneLineParser
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "results"
 REFERENCE = "flask-dev"  # app.run(): what people actually use, so every req/s ratio is against it
 NATIVE = ("granian", "uwsgi")  # servers whose protocol work is not Python: the near-limit anchors
@@ -420,7 +420,3 @@ def main(argv: list[str] | None = None) -> int:
     print(report(run))
     print(f"\nwrote {out / records.BENCH}; compare two runs with: python -m loadtest.diff RUN_A RUN_B")
     return 1 if any(s.failed and s.rps is None for s in summaries) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

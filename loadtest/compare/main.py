@@ -41,16 +41,16 @@ import time
 import urllib.request
 from pathlib import Path
 
-from loadtest import records, targets
 from loadtest.inserver import usage
 from loadtest.inserver.usage import USAGE_PATH
 from loadtest.measure import rounds, rows
 from loadtest.measure.cpuwatch import Watch
+from loadtest.registry import records, targets
 from loadtest.run import environment, locustrun, processes, slow
 from loadtest.run.plan import Plan, UsageError, build_parser, make_plan
 from loadtest.run.pool import Pool
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GENERATOR_HEAVY = ("hello", "mixed")
 # Before each run, one GET /health must come back: a server that queues requests (one at a time,
 # a fixed pool) still owes the requests locust abandoned when the previous run stopped, and the
@@ -304,7 +304,7 @@ def render(
 ) -> int:
     """report.md/report.html from figures already on disk; 1 if rendering failed."""
     try:
-        from loadtest import report  # matplotlib is slow to import: not for a usage error
+        from loadtest.report import main as report  # matplotlib is slow to import: not for a usage error
 
         report.write_all(out, results, env, slow_rows)
     except Exception as exc:  # any rendering bug: say so, keep the figures
@@ -325,7 +325,3 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
     return run(plan)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
