@@ -215,6 +215,40 @@ def _header_name(name: Any, value: Any) -> tuple[bytes, bool]:
     return checked
 
 
+# A status string or a (name, value) pair already checked -> what start_response makes of it: an app
+# sends the same few on every response.  Bounded, as values may differ per response.
+_STATUSES: dict[str, tuple[int, bytes]] = {}
+_FIELDS: dict[tuple[str, str], tuple[tuple[bytes, bytes], bool]] = {}
+_CHECKED_MAX = 1024
+
+
+def _status(status: Any) -> tuple[int, bytes]:
+    """``"200 OK"`` -> (200, b"OK"), or the error start_response must raise."""
+    known = _STATUSES.get(status) if type(status) is str else None
+    if known is None:
+        match = _STATUS.fullmatch(status) if type(status) is str else None
+        if match is None:
+            raise ValueError(f"status must look like '200 OK', got {status!r}")
+        known = int(match[1]), match[2].encode("latin-1")
+        if len(_STATUSES) < _CHECKED_MAX:
+            _STATUSES[status] = known
+    return known
+
+
+def _field(name: Any, value: Any) -> tuple[tuple[bytes, bytes], bool]:
+    """A response header as latin-1 bytes and whether it is Content-Length; raises as start_response must."""
+    raw_name, is_length = _header_name(name, value)
+    raw_value = _latin1(value, "value of header", name)
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"invalid header {name!r}: {value!r}")
+    if is_length and not value.strip().isdigit():
+        raise ValueError(f"Content-Length must be a number, got {value!r}")
+    checked = (raw_name, raw_value), is_length
+    if len(_FIELDS) < _CHECKED_MAX:
+        _FIELDS[(name, value)] = checked
+    return checked
+
+
 class Response:
     """``start_response`` and ``write`` for one request, and when the head goes out.
 
@@ -246,9 +280,7 @@ class Response:
                 exc_info = None  # break the frame <-> traceback cycle, as PEP 3333 asks
         elif self.headers is not None:
             raise AssertionError("start_response() called again without exc_info")
-        match = _STATUS.fullmatch(status) if type(status) is str else None
-        if match is None:
-            raise ValueError(f"status must look like '200 OK', got {status!r}")
+        code, reason = _status(status)
         if type(headers) is not list:
             raise TypeError(f"response headers must be a list, got {type(headers).__name__}")
         encoded = []
@@ -256,17 +288,14 @@ class Response:
         for item in headers:
             if type(item) is not tuple or len(item) != 2:
                 raise TypeError(f"each header must be a (name, value) tuple, got {item!r}")
-            name, value = item
-            raw_name, is_length = _header_name(name, value)
-            raw_value = _latin1(value, "value of header", name)
-            if "\r" in value or "\n" in value:
-                raise ValueError(f"invalid header {name!r}: {value!r}")
-            if is_length:
-                if not value.strip().isdigit():
-                    raise ValueError(f"Content-Length must be a number, got {value!r}")
-                has_length = True
-            encoded.append((raw_name, raw_value))
-        self.status, self.reason = int(match[1]), match[2].encode("latin-1")
+            try:
+                known = _FIELDS.get(item)
+            except TypeError:  # an unhashable name or value: _field refuses it
+                known = None
+            field, is_length = known or _field(*item)
+            has_length = has_length or is_length
+            encoded.append(field)
+        self.status, self.reason = code, reason
         self.headers = encoded
         self.has_length = has_length
         return self.write
