@@ -30,9 +30,10 @@ DOCS_STRICT ?=
 docs: venv
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --clean $(if $(filter 1,$(DOCS_STRICT)),--strict)
 
-# Property-based fuzzing of request parsing with many more examples than CI runs (tests/server/test_fuzz.py).
+# Property-based fuzzing of request parsing, and the two cores differential test, with many more examples
+# than CI runs (tests/server/test_fuzz.py, tests/server/test_parsers_agree.py).
 fuzz: venv
-	LAB_FUZZ_PROFILE=fuzz $(PY) -m pytest tests/server/test_fuzz.py -p no:cacheprovider -o timeout=3600 $(PYTEST_ARGS)
+	LAB_FUZZ_PROFILE=fuzz $(PY) -m pytest tests/server/test_fuzz.py tests/server/test_parsers_agree.py -p no:cacheprovider -o timeout=3600 $(PYTEST_ARGS)
 
 # Mixed locust load on each lab mode for SOAK_MINUTES (default 10): RSS, fds, failures -> results/soak-<ts>/.
 SOAK_MINUTES ?= 10
