@@ -1,29 +1,19 @@
-"""Our connection core: HTTP/1.1 for one connection, llhttp (httptools) parsing, our state machine deciding.
+"""Our connection core: llhttp (through httptools) parses a request head, our state machine decides the rest.
 
-``--parser auto|httptools``.  httptools reads a request head; this module
-decides the rest, in h11's terms so the two cores are one server: the
-request/response cycle, keep-alive (HTTP/1.0 never, ``Connection: close`` on
-either side ends it), Content-Length framing in, Content-Length / chunked /
-read-until-close framing out (none for HEAD, 204, 304), ``Expect:
-100-continue``, pipelining.  The response head is one join of a precomputed
-status line, the framing fields, a ``Date`` line made once per second and the
-app's checked field lines.
+``--parser auto|httptools``.  It decides, in h11's terms so that both cores are
+one server: the request/response cycle, keep-alive, Content-Length bodies in,
+Content-Length / chunked / close-delimited framing out (none for HEAD, 204,
+304), ``100 Continue``, pipelining.  A response head is one join of a cached
+status line, the framing fields, a per-second ``Date`` line and checked fields.
 
-Policy choices and known limits:
+- A head it does not take as plainly valid (llhttp's errors, a request line
+  outside h11's grammar, a policy refusal, no ``Host`` in HTTP/1.1, any
+  ``Transfer-Encoding``) hands the connection, from that head on, to the
+  reference core: this object becomes an :class:`H11Core` (a one-way
+  ``__class__`` switch at a cycle's start), so no call pays a branch for it.
+- Response framing fields: Content-Length only (:mod:`server.wsgi` refuses the others).
 
-- A head it does not take as plainly valid -- llhttp's errors, a request line
-  outside h11's grammar, a head :mod:`server.http.policy` refuses, no ``Host``
-  in HTTP/1.1, any ``Transfer-Encoding`` -- hands the connection, from that head
-  on, to the reference core (:mod:`server.http.reference`): a refusal's words
-  and a chunked body's framing are then the reference's, byte for byte.  The
-  object becomes an :class:`H11Core` (one-way ``__class__`` switch at a cycle's
-  start, before anything of that request was answered), so no call pays a
-  branch for it.
-- Response framing fields: Content-Length only (PEP 3333 leaves
-  Transfer-Encoding and Connection to the server; :mod:`server.wsgi` refuses them).
-
-What it does NOT know: sockets, timeouts and the clock (beyond ``Date``), WSGI,
-threads or processes.
+What it does NOT know: sockets, timeouts, WSGI, threads or processes.
 """
 
 from __future__ import annotations
