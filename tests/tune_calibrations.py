@@ -7,7 +7,7 @@ app is the fast path's, its mean (what Little's law needs) is 26 ms.
 
 from __future__ import annotations
 
-from loadtest.tune.model import Calibration, PathCost
+from loadtest.tune.calibrate import Calibration, PathCost
 
 IO = Calibration(
     cpu_s=0.001,

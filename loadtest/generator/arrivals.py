@@ -50,6 +50,7 @@ from locust.runners import WorkerRunner
 
 from loadtest.generator import locustfile as _recorder_hooks  # noqa: F401 (registers the identity recorder)
 from loadtest.registry.catalog import STEP_MARKER as MARKER
+from loadtest.registry.catalog import step_name
 
 log = logging.getLogger("wsgi-lab.tune")
 
@@ -114,7 +115,7 @@ class Paths:
 
     def arrival(self, step: int, rng: random.Random) -> tuple[str, Callable[[], None]]:
         path = rng.choices(self.paths, self.weights)[0]
-        return path, lambda: self.user.client.get(path, name=f"s{step} {path}")
+        return path, lambda: self.user.client.get(path, name=step_name(step, path))
 
 
 class UserFile:
@@ -199,7 +200,7 @@ class ArrivalUser(FastHttpUser):
         """A record that is no request: a step's start (``MARKER``), or an arrival with no room (failed)."""
         self.environment.events.request.fire(
             request_type="GET",
-            name=f"s{step} {what}",
+            name=step_name(step, what),
             response_time=0.0,
             response_length=0,
             response=None,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Self
 
@@ -314,6 +315,29 @@ class BenchRun(Record):
 
 
 # --------------------------------------------------------------------------- tune
+
+
+class Status(StrEnum):
+    """A tune candidate's status, as recommendation.json writes it (``candidates[].status``).
+
+    Declared in the order the record ranks its candidates: measured first, pending last.
+    """
+
+    MEASURED = "measured"
+    FAILED = "failed"  # measured, and every round failed (no rate)
+    NOT_REACHED = "not reached"  # the time budget ended first
+    PRUNED = "pruned"  # the prediction ruled it out
+    PENDING = "pending"  # still to be measured (a finished search leaves none)
+
+    @property
+    def tried(self) -> bool:
+        """A measurement was made (it may have failed)."""
+        return self in (Status.MEASURED, Status.FAILED)
+
+    @property
+    def rank(self) -> int:
+        """The record's order of candidates: measured, failed, not reached, pruned, pending."""
+        return list(Status).index(self)
 
 
 @dataclass

@@ -20,6 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from loadtest.registry.records import Status
 from loadtest.reporting import document
 from loadtest.reporting.document import Block, Heading, Image, Page, Para, Table
 
@@ -32,7 +33,7 @@ def fmt(value, spec: str = ".0f") -> str:
 
 
 def measured(result: dict) -> list[dict]:
-    return [c for c in result["candidates"] if c["status"] == "measured"]
+    return [c for c in result["candidates"] if c["status"] == Status.MEASURED]
 
 
 def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -144,14 +145,14 @@ def config_rows(result: dict) -> list[list[str]]:
 
 def measured_rate(c: dict) -> str:
     """The rate at the objectives; "< 224" when not even the lowest step tried met them."""
-    if c["status"] != "measured":
+    if c["status"] != Status.MEASURED:
         return "-"
     if not c["rate_at_slo"] and c.get("lowest_rate_tried"):
         return f"< {c['lowest_rate_tried']:.0f}"
     return rate(c) + ("" if c.get("recommendable", True) else " (contrast)")
 
 
-def candidate_rows(result: dict, statuses: tuple[str, ...]) -> list[list[str]]:
+def candidate_rows(result: dict, statuses: tuple[Status, ...]) -> list[list[str]]:
     return [
         [
             c["key"],
@@ -291,8 +292,8 @@ def deploy_text(result: dict) -> str:
 def outline(result: dict) -> tuple[Page, dict[str, bytes]]:
     """The page, and the chart PNGs by file name (linked from the Markdown, embedded in the HTML)."""
     charts = {"rate-vs-memory.png": rate_memory_chart(result), "latency-vs-rate.png": latency_chart(result)}
-    pruned = candidate_rows(result, ("pruned",))
-    measured_rows = candidate_rows(result, ("measured", "failed", "not reached"))
+    pruned = candidate_rows(result, (Status.PRUNED,))
+    measured_rows = candidate_rows(result, (Status.MEASURED, Status.FAILED, Status.NOT_REACHED))
     blocks: list[Block] = [
         *(Para(line, "strong" if i == 0 else "") for i, line in enumerate(result["headline"])),
         Table(CONFIG_HEAD, config_rows(result)),

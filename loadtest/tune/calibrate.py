@@ -20,24 +20,95 @@ What this module does not know: what the figures predict (``model``).
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from loadtest.measure import evidence, stats
 from loadtest.registry import targets
+from loadtest.registry.catalog import parse_step_name
 from loadtest.tune.candidates import Shape, family
 from loadtest.tune.ladder import requests_only
-from loadtest.tune.measure import Served, Session, app_times_ms, serve_ladder
-from loadtest.tune.model import MIN_THREAD_MB, Calibration, PathCost, app_errors
+from loadtest.tune.trial import Served, Session, app_times_ms, serve_ladder
 
 RATES = [2.0, 5.0, 10.0, 20.0, 40.0]
-STEP_S = 2.0
+CALIBRATION_STEP_S = 2.0  # calibration's steps: shorter than a search ladder's (ladder.STEP_S)
 THREADS = 16
 MAX_THREAD_RATE = 300.0
 MIN_WORKER_MB = 1.0
 PERCENTILES = (50.0, 95.0, 99.0)
-STEP_PREFIX = re.compile(r"^s\d+ ")
+MIN_THREAD_MB = 0.1  # a thread measured below this is noise: predictions count at least this much
+
+
+@dataclass(frozen=True)
+class PathCost:
+    """One path (or locustfile request name) of the workload, measured alone at low rates."""
+
+    name: str
+    weight: float  # share of the workload's requests (sums to 1 over the paths)
+    requests: int
+    app_ms_mean: float  # wall time inside the app
+    cpu_ms_mean: float  # the request's own CPU time inside the app (never above its wall time)
+    app_ms: dict[float, float]  # percentile -> ms inside the app
+    errors: dict[str, int] = field(default_factory=dict)  # HTTP status -> count of error answers
+
+
+@dataclass
+class Calibration:
+    """What one request and one worker of the app cost, measured by ``calibrate``."""
+
+    cpu_s: float  # server CPU seconds per request (the whole tree: the server's own work included)
+    wall_s: float  # mean seconds a request spends in the app, weighted over the workload's paths
+    app_ms: dict[float, float]  # percentile -> ms of the app's own time over the workload
+    base_mb: float  # the server's parent (arbiter) and shared pages
+    worker_mb: float  # one more worker process
+    thread_mb: float  # one more thread in a worker
+    scale: dict[str, float] = field(default_factory=dict)  # target -> measured / predicted memory
+    queue_s: float = 0.0  # seconds per request the server waited for a core (machine busy), not I/O
+    app_cpu_s: float | None = None  # mean CPU seconds inside the app (None: the server's cpu_s stands in)
+    paths: list[PathCost] = field(default_factory=list)
+    costs: dict[str, dict[str, float]] = field(default_factory=dict)  # target -> {"cpu"|"wall": factor}
+    app_errors: str = ""  # why the app's own errors end the run after calibration (``app_errors``)
+
+    @property
+    def in_app_cpu_s(self) -> float:
+        """Mean CPU inside the app, never above the mean wall time (what is printed and judged)."""
+        cpu = self.app_cpu_s if self.app_cpu_s is not None else self.cpu_s
+        return min(cpu, self.wall_s)
+
+    @property
+    def io_share(self) -> float:
+        """1 - mean CPU / mean wall time in the app, run-queue wait not counted as I/O; within [0, 1]."""
+        if self.wall_s <= 0:
+            return 0.0
+        return max(0.0, min(1.0, 1.0 - (self.in_app_cpu_s + self.queue_s) / self.wall_s))
+
+    def cost(self, target: str, what: str) -> float:
+        return self.costs.get(target, {}).get(what, 1.0)
+
+
+MIN_ERROR_EVIDENCE = 3  # error answers needed before the app's own errors end a run (one may be a fluke)
+
+
+def app_errors(paths: list[PathCost], max_error_rate: float) -> str:
+    """Why the app's own error answers, seen alone at low rates, already miss the error budget; else "".
+
+    No server shape fixes an app that answers errors by itself: the search would
+    spend the budget measuring them.
+    """
+    errors = sum(sum(p.errors.values()) for p in paths)
+    total = sum(p.requests for p in paths)
+    if total == 0 or errors < MIN_ERROR_EVIDENCE or errors / total <= max_error_rate:
+        return ""
+    where = "; ".join(
+        f"{p.name}: " + ", ".join(f"{n} x {status}" for status, n in sorted(p.errors.items()))
+        for p in paths
+        if p.errors
+    )
+    return (
+        f"the app's own errors: {errors} of {total} answers ({errors / total:.1%}) were errors with the "
+        f"app alone at low rates ({where}), over the error budget of {max_error_rate:.2%}"
+    )
 
 
 class CalibrationError(Exception):
@@ -70,7 +141,9 @@ def checked(served: Served, what: str) -> Served:
 
 def path_of(record: dict) -> str:
     """The path (or the locustfile's request name) without the step prefix the generator adds."""
-    return STEP_PREFIX.sub("", str(record.get("name") or ""), count=1)
+    name = str(record.get("name") or "")
+    parsed = parse_step_name(name)
+    return parsed[1] if parsed else name
 
 
 def error_status(record: dict) -> str | None:
@@ -122,7 +195,7 @@ def weighted(paths: Sequence[PathCost], value: Callable[[PathCost], float]) -> f
 def calibrate(session: Session, say: Callable[[str], None]) -> Calibration:
     sync, gthread = family(targets.TARGETS["gunicorn-sync"]), family(targets.TARGETS["gunicorn-gthread"])
     say("calibrate 1/3: gunicorn sync, 1 worker, low rates: CPU and time per request, a worker's memory")
-    one = checked(serve_ladder(session, Shape(sync, 1, 1), RATES, STEP_S), "1 worker")
+    one = checked(serve_ladder(session, Shape(sync, 1, 1), RATES, CALIBRATION_STEP_S), "1 worker")
     assert one.run is not None
     records = requests_only(one.run.records)
     answered = [r for r in records if r.get("ok")]
@@ -141,12 +214,14 @@ def calibrate(session: Session, say: Callable[[str], None]) -> Calibration:
                            paths=paths, app_errors=stop)  # fmt: skip
 
     say("calibrate 2/3: gunicorn sync, 3 workers: memory of a worker process")
-    three = checked(serve_ladder(session, Shape(sync, 3, 1), [5.0], STEP_S), "3 workers")
+    three = checked(serve_ladder(session, Shape(sync, 3, 1), [5.0], CALIBRATION_STEP_S), "3 workers")
     worker = max(((peak_mb(three) or mem1) - mem1) / 2.0, MIN_WORKER_MB)
 
     say(f"calibrate 3/3: gunicorn gthread, 1 worker x {THREADS} threads, busy: memory of a thread")
     rate = min(THREADS / max(wall_s, 1e-3) * 0.7, 0.8 / cpu_s, MAX_THREAD_RATE)
-    threads = checked(serve_ladder(session, Shape(gthread, 1, THREADS), [rate], STEP_S * 1.5), "threads")
+    threads = checked(
+        serve_ladder(session, Shape(gthread, 1, THREADS), [rate], CALIBRATION_STEP_S * 1.5), "threads"
+    )
     thread = max(((peak_mb(threads) or mem1) - mem1) / (THREADS - 1), MIN_THREAD_MB)
     return Calibration(
         cpu_s=cpu_s,

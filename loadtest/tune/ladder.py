@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from loadtest.measure import stats
-from loadtest.registry.catalog import STEP_MARKER
+from loadtest.registry.catalog import STEP_MARKER, parse_step_name
 
 STEP_S = 4.0
 MISSING_SIGMAS = 4.0
@@ -99,9 +99,13 @@ class Step:
 
 
 def step_of(record: dict) -> int | None:
-    name = str(record.get("name") or "")
-    head = name.split(" ", 1)[0]
-    return int(head[1:]) if head[:1] == "s" and head[1:].isdigit() else None
+    parsed = parse_step_name(str(record.get("name") or ""))
+    return parsed[0] if parsed else None
+
+
+def judged(by_step: dict[int, list[dict]], i: int) -> list[dict]:
+    """The records of the ``i``-th judged step: the warm-up steps (``WARMUP_STEPS``) come first, unjudged."""
+    return by_step.get(i + WARMUP_STEPS, [])
 
 
 def is_marker(record: dict) -> bool:
@@ -172,10 +176,7 @@ def judge_ladder(
 ) -> list[Step]:
     """The verdict of each judged step (the warm-up steps before them are skipped)."""
     steps = by_step(records)
-    return [
-        judge(rate, seconds, steps.get(i + WARMUP_STEPS, []), limits, max_error_rate)
-        for i, rate in enumerate(rates)
-    ]
+    return [judge(rate, seconds, judged(steps, i), limits, max_error_rate) for i, rate in enumerate(rates)]
 
 
 def offered(rates: Sequence[float]) -> list[float]:

@@ -4,7 +4,7 @@ Progress goes to stdout as it happens (what is measured now, the time budget
 left); when the run ends, the recommendation comes first in the closing block,
 then where the files are (``deploy/`` beside the record when one is recommended).
 An app that answers errors by itself ends the run after calibration, with that
-verdict.  Bad arguments: one line, exit 2 (``budget.parse``); a budget below one
+verdict.  Bad arguments: one line, exit 2 (``cli.parse``); a budget below one
 worker's measured memory is reported the same way, after calibration measured it.
 """
 
@@ -15,6 +15,8 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from loadtest.measure import verdicts
@@ -23,16 +25,16 @@ from loadtest.run import environment
 from loadtest.run.local import LocalRunner
 from loadtest.run.plan import UsageError
 from loadtest.run.runner import RunnerFactory
-from loadtest.tune import budget as budget_args
-from loadtest.tune import deploy, runtime
-from loadtest.tune import search as searching
-from loadtest.tune.budget import TuneArgs
-from loadtest.tune.calibrate import CalibrationError, calibrate
+from loadtest.tune import cli, deploy, runtime
+from loadtest.tune.calibrate import Calibration, CalibrationError, calibrate
+from loadtest.tune.candidate import Candidate, Status
 from loadtest.tune.candidates import WORKER_STEPS, baseline, families
-from loadtest.tune.measure import EXPECT_MASTER_PORT, Session, measure
-from loadtest.tune.model import Calibration, predict
+from loadtest.tune.model import predict
 from loadtest.tune.recommend import Context, Verdict, against, verdict
-from loadtest.tune.report import document
+from loadtest.tune.record import document
+from loadtest.tune.search import predicted, search
+from loadtest.tune.settings import Settings
+from loadtest.tune.trial import EXPECT_MASTER_PORT, Session, measure
 
 MODULE = "loadtest.tune"
 WRITE_ALLOWANCE_S = 15.0  # kept from the time budget for the charts and files at the end
@@ -64,7 +66,7 @@ def max_workers(cal: Calibration, memory_mb: float) -> int:
     return int(max(1, min(math.floor(room), WORKER_STEPS[-1])))
 
 
-def check_one_worker(cal: Calibration, args: TuneArgs) -> None:
+def check_one_worker(cal: Calibration, args: Settings) -> None:
     one = cal.base_mb + cal.worker_mb
     if one > args.budget.memory_mb:
         raise UsageError(
@@ -93,7 +95,7 @@ def calibration_lines(cal: Calibration) -> list[str]:
     return lines
 
 
-def expect_workers_hint(args: TuneArgs) -> str:
+def expect_workers_hint(args: Settings) -> str:
     g = args.generator
     return (
         f"waiting for {g.expect} locust worker(s) for each ladder (each ladder is a new master, so keep "
@@ -103,7 +105,55 @@ def expect_workers_hint(args: TuneArgs) -> str:
     )
 
 
-def run(args: TuneArgs, runner: RunnerFactory = LocalRunner) -> int:
+@dataclass(frozen=True)
+class Start:
+    """What the run fixed before measuring anything: its clock, deadline, directory and the machine's load."""
+
+    t0: float
+    deadline: float
+    started: dt.datetime
+    out: Path
+    load_before: float | None
+    say: Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Searched:
+    """The candidates after the search, and what the time budget left out."""
+
+    cands: list[Candidate]
+    unmeasured: tuple[str, ...] = ()
+    minutes_needed: float | None = None
+
+
+def run(args: Settings, runner: RunnerFactory = LocalRunner) -> int:
+    """Prepare, calibrate, search, conclude, write, render; a calibration failure is one line (exit 1/2)."""
+    start = prepare(args)
+    session = session_for(args, start, runner)
+    try:
+        cal = calibrate_app(args, session, start.say)
+    except CalibrationError as exc:
+        print(f"python -m loadtest.tune: error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except UsageError as exc:
+        print(f"python -m loadtest.tune: error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    found = search_shapes(args, cal, session, start)
+    v = conclude(args, cal, found, start)
+    wall = time.monotonic() - start.t0
+    finished = dt.datetime.now(dt.UTC)
+    files = write(start.out, args, cal, found.cands, v, wall, (start.started, finished), start.load_before)
+    render(v, start.out, files, wall)
+    return 0
+
+
+def prepare(args: Settings) -> Start:
+    """The clock, the deadline and the directory, then what the run was given, before anything runs.
+
+    The deadline keeps ``WRITE_ALLOWANCE_S`` back so the files are written inside ``--minutes``;
+    the budget's sources are said first so a wrong default (a cgroup limit, ``TUNE_CPUS``) is seen
+    before minutes are spent measuring under it.
+    """
     t0 = time.monotonic()
     deadline = t0 + args.minutes * 60.0 - WRITE_ALLOWANCE_S
     started = dt.datetime.now(dt.UTC)
@@ -125,103 +175,116 @@ def run(args: TuneArgs, runner: RunnerFactory = LocalRunner) -> int:
         say(f"generator: a locust master and {args.generator.workers} worker(s) (locust's distributed mode)")
     if args.generator.expect:
         say(expect_workers_hint(args))
-    session = Session(
+    return Start(t0, deadline, started, out, load_before, say)
+
+
+def session_for(args: Settings, start: Start, runner: RunnerFactory) -> Session:
+    """One session for calibration and every trial: the same cores, seed and generator throughout."""
+    return Session(
         app=args.app,
         paths=args.paths,
-        slo=slo,
-        cores=b.cores(),
-        out=out,
+        slo=args.slo,
+        cores=args.budget.cores(),
+        out=start.out,
         seed=args.seed,
-        t0=t0,
+        t0=start.t0,
         step_s=args.step_s,
         locustfile=args.locustfile,
         generator=args.generator,
         runner=runner,
     )
-    try:
-        cal = calibrate(session, say)
-        if not cal.app_errors:
-            check_one_worker(cal, args)
-    except CalibrationError as exc:
-        print(f"python -m loadtest.tune: error: {exc}", file=sys.stderr, flush=True)
-        return 1
-    except UsageError as exc:
-        print(f"python -m loadtest.tune: error: {exc}", file=sys.stderr, flush=True)
-        return 2
+
+
+def calibrate_app(args: Settings, session: Session, say: Callable[[str], None]) -> Calibration:
+    """The app's costs, printed; a budget below one measured worker is a usage error only now.
+
+    The memory check needs calibration's figure, so it cannot be made with the other flags' checks.
+    """
+    cal = calibrate(session, say)
+    if not cal.app_errors:
+        check_one_worker(cal, args)
     for line in calibration_lines(cal):
         say(line)
+    return cal
+
+
+def search_shapes(args: Settings, cal: Calibration, session: Session, start: Start) -> Searched:
+    """Predict every shape, then measure within the time budget (``search.search``).
+
+    An app that answers errors by itself ends the run here with the baseline unmeasured: no
+    server shape fixes it, and measuring would spend the budget on its errors.
+    """
+    b, slo, say = args.budget, args.slo, start.say
     base_shape = baseline(b.cpus)
     if cal.app_errors:
         say(f"stopping: {cal.app_errors}")
-        cands = [
-            searching.Candidate(base_shape, predict(base_shape, cal, b.cpus, slo.limits), is_baseline=True)
-        ]
-        cands[0].status, cands[0].why = "not reached", "not measured: the app's own errors end the run"
-        unmeasured: tuple[str, ...] = ()
-        needed = None
-    else:
-        top = max_workers(cal, b.memory_mb)
-        cands = searching.predicted(families(args.servers), cal, b.cpus, slo.limits, b.memory_mb, top)
-        pending = [c for c in cands if c.status == "pending"]
-        say(
-            f"{len(cands)} shapes predicted, {len(cands) - len(pending)} pruned; "
-            f"measuring up to {len(pending) + 1}"
-        )
+        base = Candidate(base_shape, predict(base_shape, cal, b.cpus, slo.limits), is_baseline=True)
+        base.status, base.why = Status.NOT_REACHED, "not measured: the app's own errors end the run"
+        return Searched([base])
+    top = max_workers(cal, b.memory_mb)
+    cands = predicted(families(args.servers), cal, b.cpus, slo.limits, b.memory_mb, top)
+    pending = [c for c in cands if c.status == Status.PENDING]
+    pruned = len(cands) - len(pending)
+    say(f"{len(cands)} shapes predicted, {pruned} pruned; measuring up to {len(pending) + 1}")
 
-        def measured(shape, rates):
-            session.status = f"[tune, budget {args.minutes * 60:.0f} s]   {shape.key}:"
-            return measure(session, shape, rates)
+    def measured(shape, rates):
+        session.status = f"[tune, budget {args.minutes * 60:.0f} s]   {shape.key}:"
+        return measure(session, shape, rates)
 
-        s = searching.search(
-            cands,
-            base_shape=base_shape,
-            measure=measured,
-            clock=time.monotonic,
-            deadline=deadline,
-            memory_mb=b.memory_mb,
-            max_workers=top,
-            cal=cal,
-            cpus=b.cpus,
-            limits=slo.limits,
-            say=say,
-            recommendable=args.recommendable,
-        )
-        cands = s.candidates
-        unmeasured = tuple(s.unmeasured_kinds())
-        extra = s.seconds_for_unmeasured()
-        needed = math.ceil((args.minutes * 60.0 + extra) / 60.0) if unmeasured else None
-    base = next(c for c in cands if c.is_baseline)
+    s = search(
+        cands,
+        base_shape=base_shape,
+        measure=measured,
+        clock=time.monotonic,
+        deadline=start.deadline,
+        memory_mb=b.memory_mb,
+        max_workers=top,
+        cal=cal,
+        cpus=b.cpus,
+        limits=slo.limits,
+        say=say,
+        recommendable=args.recommendable,
+    )
+    unmeasured = tuple(s.unmeasured_kinds())
+    extra = s.seconds_for_unmeasured()
+    needed = math.ceil((args.minutes * 60.0 + extra) / 60.0) if unmeasured else None
+    return Searched(s.candidates, unmeasured, needed)
+
+
+def conclude(args: Settings, cal: Calibration, found: Searched, start: Start) -> Verdict:
+    """The verdict, with a caution when the machine was busy (its figures are then low and noisy)."""
+    base = next(c for c in found.cands if c.is_baseline)
     ctx = Context(
         cal=cal,
-        budget=b,
-        slo=slo,
+        budget=args.budget,
+        slo=args.slo,
         app=args.app,
         minutes=args.minutes,
-        recommendable=args.recommendable,
-        unmeasured=unmeasured,
-        minutes_needed=needed,
+        unmeasured=found.unmeasured,
+        minutes_needed=found.minutes_needed,
     )
-    v = verdict(cands, base, ctx)
-    caution = busy_machine(load_before, environment.load_average())
+    v = verdict(found.cands, base, ctx)
+    caution = busy_machine(start.load_before, environment.load_average())
     if caution:
         v.headline.append(caution)
-    wall = time.monotonic() - t0
-    finished = dt.datetime.now(dt.UTC)
-    files = write(out, args, cal, cands, v, wall, (started, finished), load_before)
+    return v
+
+
+def render(v: Verdict, out: Path, files: list[Path], wall: float) -> None:
+    """The closing block: the recommendation first (what the user came for), then where the files are."""
     print()
     for line in v.headline:
         print(line)
     print(f"wrote {environment.shown(out / 'recommendation.md')} and .html, .json ({wall:.0f} s)", flush=True)
     for path in files:
         print(f"wrote {environment.shown(path)}", flush=True)
-    return 0
 
 
 def write(
     out: Path,
-    args: TuneArgs,
+    args: Settings,
     cal: Calibration,
-    cands: list[searching.Candidate],
+    cands: list[Candidate],
     v: Verdict,
     wall: float,
     times: tuple[dt.datetime, dt.datetime],
@@ -271,9 +334,9 @@ def without_against(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = budget_args.build_parser()
+    parser = cli.build_parser()
     try:
-        args = budget_args.parse(argv)
+        args = cli.parse(argv)
     except UsageError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
     try:

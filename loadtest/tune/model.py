@@ -22,73 +22,18 @@ Memory: ``base + workers x (worker + (threads - 1) x thread)``; per-connection
 shapes hold as many threads as requests in flight at the predicted rate;
 ``learn_memory`` corrects a target's memory predictions the same way.
 
-What this module does not know: how anything is measured.
+What this module does not know: how anything is measured (``calibrate`` makes the
+``Calibration`` it reads).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+from loadtest.tune.calibrate import MIN_THREAD_MB, Calibration
+from loadtest.tune.candidate import Prediction
 from loadtest.tune.candidates import Shape
 
 UTILISATION = 0.8
-MIN_THREAD_MB = 0.1
 MIN_COST_SCALE, MAX_COST_SCALE = 0.05, 20.0  # a correction beyond these is a broken measurement
-
-
-@dataclass(frozen=True)
-class PathCost:
-    """One path (or locustfile request name) of the workload, measured alone at low rates."""
-
-    name: str
-    weight: float  # share of the workload's requests (sums to 1 over the paths)
-    requests: int
-    app_ms_mean: float  # wall time inside the app
-    cpu_ms_mean: float  # the request's own CPU time inside the app (never above its wall time)
-    app_ms: dict[float, float]  # percentile -> ms inside the app
-    errors: dict[str, int] = field(default_factory=dict)  # HTTP status -> count of error answers
-
-
-@dataclass
-class Calibration:
-    """What one request and one worker of the app cost, measured by ``calibrate``."""
-
-    cpu_s: float  # server CPU seconds per request (the whole tree: the server's own work included)
-    wall_s: float  # mean seconds a request spends in the app, weighted over the workload's paths
-    app_ms: dict[float, float]  # percentile -> ms of the app's own time over the workload
-    base_mb: float  # the server's parent (arbiter) and shared pages
-    worker_mb: float  # one more worker process
-    thread_mb: float  # one more thread in a worker
-    scale: dict[str, float] = field(default_factory=dict)  # target -> measured / predicted memory
-    queue_s: float = 0.0  # seconds per request the server waited for a core (machine busy), not I/O
-    app_cpu_s: float | None = None  # mean CPU seconds inside the app (None: the server's cpu_s stands in)
-    paths: list[PathCost] = field(default_factory=list)
-    costs: dict[str, dict[str, float]] = field(default_factory=dict)  # target -> {"cpu"|"wall": factor}
-    app_errors: str = ""  # why the app's own errors end the run after calibration (``app_errors``)
-
-    @property
-    def in_app_cpu_s(self) -> float:
-        """Mean CPU inside the app, never above the mean wall time (what is printed and judged)."""
-        cpu = self.app_cpu_s if self.app_cpu_s is not None else self.cpu_s
-        return min(cpu, self.wall_s)
-
-    @property
-    def io_share(self) -> float:
-        """1 - mean CPU / mean wall time in the app, run-queue wait not counted as I/O; within [0, 1]."""
-        if self.wall_s <= 0:
-            return 0.0
-        return max(0.0, min(1.0, 1.0 - (self.in_app_cpu_s + self.queue_s) / self.wall_s))
-
-    def cost(self, target: str, what: str) -> float:
-        return self.costs.get(target, {}).get(what, 1.0)
-
-
-@dataclass(frozen=True)
-class Prediction:
-    rate: float  # req/s at the objectives (0 when the app alone misses them)
-    bound: str  # "slots" | "cpu" | "gil" | "latency"
-    memory_mb: float
-    in_flight: float
 
 
 def slots(shape: Shape) -> float | None:
@@ -154,27 +99,3 @@ def learn_memory(cal: Calibration, shape: Shape, measured_mb: float, predicted_m
     base = predicted_mb / cal.scale.get(shape.family.name, 1.0)
     if base > 0 and measured_mb > 0:
         cal.scale[shape.family.name] = measured_mb / base
-
-
-MIN_ERROR_EVIDENCE = 3  # error answers needed before the app's own errors end a run (one may be a fluke)
-
-
-def app_errors(paths: list[PathCost], max_error_rate: float) -> str:
-    """Why the app's own error answers, seen alone at low rates, already miss the error budget; else "".
-
-    No server shape fixes an app that answers errors by itself: the search would
-    spend the budget measuring them.
-    """
-    errors = sum(sum(p.errors.values()) for p in paths)
-    total = sum(p.requests for p in paths)
-    if total == 0 or errors < MIN_ERROR_EVIDENCE or errors / total <= max_error_rate:
-        return ""
-    where = "; ".join(
-        f"{p.name}: " + ", ".join(f"{n} x {status}" for status, n in sorted(p.errors.items()))
-        for p in paths
-        if p.errors
-    )
-    return (
-        f"the app's own errors: {errors} of {total} answers ({errors / total:.1%}) were errors with the "
-        f"app alone at low rates ({where}), over the error budget of {max_error_rate:.2%}"
-    )

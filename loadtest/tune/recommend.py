@@ -12,11 +12,11 @@
 - Why: from the recommended shape and the same figures -- requests in flight
   at its rate (Little's law: rate x mean time in the app), per process, and
   what holds them (threads, greenlets, or one process each).
-- The binding limit, when nothing is recommended, the first that holds: the app's
-  own errors (seen in calibration: the run stops there), the app's own latency,
-  memory (a shape over the budget, or one the OOM killer struck under a memory
-  limit), the time budget (only the baseline measured), the app's errors under
-  load, else CPU.
+- The binding limit (``Binding``: a ``BindingKind`` and its sentence; the record keeps
+  the sentence), when nothing is recommended, the first that holds: the app's own errors
+  (seen in calibration: the run stops there), the app's own latency, memory (a shape
+  over the budget, or one the OOM killer struck under a memory limit), the time budget
+  (only the baseline measured), the app's errors under load, else CPU.
 
 What this module does not know: how figures were measured or rendered.
 """
@@ -26,14 +26,36 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from loadtest.measure.stats import overlap
-from loadtest.tune.budget import Budget, Slo
+from loadtest.tune.calibrate import Calibration
+from loadtest.tune.candidate import TIE, Candidate, Status
 from loadtest.tune.candidates import THREAD_STEPS, WORKER_STEPS
-from loadtest.tune.model import Calibration, app_misses
-from loadtest.tune.search import TIE, Candidate, tied
+from loadtest.tune.model import app_misses
+from loadtest.tune.search import tied
+from loadtest.tune.settings import Budget, Slo
 
 IO_BOUND = 0.5
+
+
+class BindingKind(StrEnum):
+    """What limited a run that recommends nothing, in the order ``binding`` tries them."""
+
+    APP_ERRORS = "app errors"  # the app's own errors, seen in calibration: the run stops there
+    APP_LATENCY = "app latency"  # alone on the server the app misses the objectives
+    MEMORY = "memory"  # a shape met the objectives over the budget, or the OOM killer struck
+    TIME_BUDGET = "time budget"  # only the baseline was measured
+    ERRORS_UNDER_LOAD = "errors under load"  # error answers failed the lowest step tried
+    CPU = "CPU"  # none of the above: no shape met the objectives at the lowest rate tried
+
+
+@dataclass(frozen=True)
+class Binding:
+    """The binding limit: its kind, and the sentence the headline and the record state."""
+
+    kind: BindingKind
+    sentence: str
 
 
 @dataclass
@@ -43,7 +65,7 @@ class Verdict:
     margin: float | None  # recommended rate / baseline rate
     within_intervals: bool
     why: str
-    binding: str  # "" when something is recommended, else what limited the run
+    binding: Binding | None  # None when something is recommended, else what limited the run
     headline: list[str]
     tied: list[Candidate] = field(default_factory=list)  # the recommended and those it could not be told from
     unmeasured: list[str] = field(default_factory=list)  # kinds the time budget did not reach
@@ -152,26 +174,35 @@ def binding(
     memory_mb: float,
     only_baseline: bool,
     budget_note: str,
-) -> str:
+) -> Binding:
     if cal.app_errors:
-        return cal.app_errors
+        return Binding(BindingKind.APP_ERRORS, cal.app_errors)
     if app_misses(cal, slo.limits):
         own = ", ".join(f"p{q:g} {cal.app_ms.get(q, 0):.0f} ms" for q in sorted(slo.limits))
-        return f"the app's own latency: alone on the server it takes {own} ({slo.text()})"
-    over = [c for c in cands if c.status == "measured" and c.rate_at_slo > 0 and not c.fits(memory_mb)]
+        return Binding(
+            BindingKind.APP_LATENCY,
+            f"the app's own latency: alone on the server it takes {own} ({slo.text()})",
+        )
+    over = [c for c in cands if c.status == Status.MEASURED and c.rate_at_slo > 0 and not c.fits(memory_mb)]
     if over:
         c = min(over, key=lambda c: c.memory_mb or 0)
-        return f"memory: {c.key} met the objectives but used {c.memory_mb:.0f} MB > budget {memory_mb:.0f} MB"
+        used = f"{c.key} met the objectives but used {c.memory_mb:.0f} MB > budget {memory_mb:.0f} MB"
+        return Binding(BindingKind.MEMORY, f"memory: {used}")
     killed = [c for c in cands if any(r.box.get("oom_kills") or r.box.get("oom_killed") for r in c.rounds)]
     if killed:
         keys = ", ".join(c.key for c in killed)
-        return f"memory: the OOM killer killed {keys} at the {memory_mb:.0f} MiB limit"
+        return Binding(
+            BindingKind.MEMORY, f"memory: the OOM killer killed {keys} at the {memory_mb:.0f} MiB limit"
+        )
     if only_baseline:
-        return f"the time budget: it measured only the baseline ({budget_note or 'nothing else reached'})"
+        reached = budget_note or "nothing else reached"
+        return Binding(BindingKind.TIME_BUDGET, f"the time budget: it measured only the baseline ({reached})")
     errors = lowest_step_errors(cands)
     if errors:
-        return f"the app's errors under load: {errors}"
-    return "CPU: no candidate met the objectives even at the lowest arrival rate tried"
+        return Binding(BindingKind.ERRORS_UNDER_LOAD, f"the app's errors under load: {errors}")
+    return Binding(
+        BindingKind.CPU, "CPU: no candidate met the objectives even at the lowest arrival rate tried"
+    )
 
 
 def margin_text(rec: Candidate, base: Candidate, margin: float | None, within: bool) -> str:
@@ -195,13 +226,9 @@ def margin_text(rec: Candidate, base: Candidate, margin: float | None, within: b
     )
 
 
-def recommendable(c: Candidate, names: Sequence[str]) -> bool:
-    return not names or c.shape.family.name in names
-
-
-def contrast_text(cands: Sequence[Candidate], rec: Candidate | None, names: Sequence[str]) -> str:
+def contrast_text(cands: Sequence[Candidate], rec: Candidate | None) -> str:
     """Our own model measured above the recommendation: shown as the contrast, not recommended."""
-    ours = [c for c in cands if c.status == "measured" and not recommendable(c, names) and c.rate_at_slo > 0]
+    ours = [c for c in cands if c.status == Status.MEASURED and not c.recommendable and c.rate_at_slo > 0]
     best = max(ours, key=lambda c: c.rate_at_slo, default=None)
     if best is None or (rec is not None and best.rate_at_slo <= rec.rate_at_slo):
         return ""
@@ -231,17 +258,16 @@ class Context:
     slo: Slo
     app: str
     minutes: float = 0.0
-    recommendable: tuple[str, ...] = ()
     unmeasured: tuple[str, ...] = ()
     minutes_needed: float | None = None
 
 
 def verdict(cands: Sequence[Candidate], base: Candidate, ctx: Context) -> Verdict:
     budget, slo, cal = ctx.budget, ctx.slo, ctx.cal
-    close = tied(cands, budget.memory_mb, ctx.recommendable)
+    close = tied(cands, budget.memory_mb)
     rec = close[0] if close else None
     budget_note = time_budget(ctx.unmeasured, ctx.minutes_needed)
-    others = [c for c in cands if c is not base and c.rounds and recommendable(c, ctx.recommendable)]
+    others = [c for c in cands if c is not base and c.rounds and c.recommendable]
     only_baseline = bool(base.rounds) and not others and not cal.app_errors
     used = f"it used {base.memory_mb or 0:.0f} MB"
     base_note = (
@@ -258,7 +284,7 @@ def verdict(cands: Sequence[Candidate], base: Candidate, ctx: Context) -> Verdic
             if only_baseline
             else f"No configuration met {within}."
         )
-        headline = [first, f"The binding limit is {limit}.{base_note}"]
+        headline = [first, f"The binding limit is {limit.sentence}.{base_note}"]
         if cal.app_errors:
             headline.append("Tune stopped after calibration: no server shape fixes the app's own errors.")
         elif only_baseline and base.rate_at_slo > 0:
@@ -267,8 +293,8 @@ def verdict(cands: Sequence[Candidate], base: Candidate, ctx: Context) -> Verdic
                 f"{rate_text(base)} req/s{floor_reason(base)}; nothing else was measured, "
                 "so nothing is recommended."
             )
-        if contrast_text(cands, None, ctx.recommendable):
-            headline.append(contrast_text(cands, None, ctx.recommendable))
+        if contrast_text(cands, None):
+            headline.append(contrast_text(cands, None))
         return Verdict(
             None, base, None, False, "", limit, headline, [], list(ctx.unmeasured), ctx.minutes_needed
         )
@@ -284,12 +310,12 @@ def verdict(cands: Sequence[Candidate], base: Candidate, ctx: Context) -> Verdic
     if tie_text(close):
         headline.append(tie_text(close))
     headline.append(f"Why: {reason}.")
-    if contrast_text(cands, rec, ctx.recommendable):
-        headline.append(contrast_text(cands, rec, ctx.recommendable))
+    if contrast_text(cands, rec):
+        headline.append(contrast_text(cands, rec))
     if budget_note:
         headline.append(budget_note[0].upper() + budget_note[1:] + ".")
     return Verdict(
-        rec, base, margin, within, reason, "", headline, close, list(ctx.unmeasured), ctx.minutes_needed
+        rec, base, margin, within, reason, None, headline, close, list(ctx.unmeasured), ctx.minutes_needed
     )
 
 

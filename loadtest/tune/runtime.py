@@ -22,7 +22,7 @@ from pathlib import Path
 from loadtest.registry import targets
 from loadtest.run.local import LocalRunner
 from loadtest.run.runner import RunnerFactory
-from loadtest.tune.budget import MiB, TuneArgs
+from loadtest.tune.settings import MiB, Settings
 
 
 class RuntimeUnavailable(Exception):
@@ -30,7 +30,7 @@ class RuntimeUnavailable(Exception):
 
 
 @contextlib.contextmanager
-def runners(args: TuneArgs, say: Callable[[str], None]) -> Iterator[RunnerFactory]:
+def runners(args: Settings, say: Callable[[str], None]) -> Iterator[RunnerFactory]:
     """The runner factory ``args.runtime`` asks for; RuntimeUnavailable if it cannot be had."""
     if args.runtime == "local":
         yield LocalRunner

@@ -37,10 +37,11 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from loadtest.measure import stats
 from loadtest.tune import ladder
+from loadtest.tune.calibrate import Calibration
+from loadtest.tune.candidate import Candidate, Round, Status, allow
 from loadtest.tune.candidates import KINDS, Family, Shape, baseline, neighbours, shapes
-from loadtest.tune.model import Calibration, Prediction, learn, learn_memory, predict
+from loadtest.tune.model import learn, learn_memory, predict
 
 KNEE = 0.97
 HOPELESS = 0.5
@@ -49,132 +50,15 @@ CONFIRM_ROUNDS = 2  # extra rounds of the best shape and of the baseline
 COST_MARGIN = 1.25  # a measurement may take this much longer than the median so far
 DEFAULT_COST_S = 45.0  # a measurement's cost before one has been timed
 FIRST_ROUNDS = 2  # a first measurement may take two ladders (a wide one, then above or below)
-TIE = 0.03  # rates closer than this share are a tie (as are rates a ladder step cannot separate)
 
 
-@dataclass
-class Round:
-    """One ladder on a fresh server: what ``measure`` returns."""
-
-    rates: list[float]
-    steps: list[ladder.Step]
-    memory_mb: float | None  # peak PSS of the server tree
-    cpu_cores: float | None  # server cores used at the step of the rate at the objectives
-    seconds: float  # wall time the round took
-    error: str = ""  # the server failed to start, was OOM-killed, or the generator failed
-    notes: list[str] = field(default_factory=list)
-    box: dict[str, object] = field(default_factory=dict)  # runtime, limits, throttling (measure.box_record)
-
-    def figure(self) -> tuple[float, ladder.Step | None, bool]:
-        return ladder.rate_at_slo(self.steps)
-
-    @property
-    def at_generator_limit(self) -> bool:
-        """The figure was set by the load generator, not the server: a lower bound."""
-        _, step, _ = self.figure()
-        return ladder.at_generator_limit(self.steps, step)
-
-    @property
-    def lower_bound(self) -> bool:
-        """The figure is a floor: every step passed, or the generator was at its limit."""
-        rate, step, top = self.figure()
-        return rate > 0 and (top or ladder.at_generator_limit(self.steps, step))
-
-    @property
-    def ceiling(self) -> float | None:
-        """The rate of the first failing step above the figure; None when nothing above it failed."""
-        _, step, _ = self.figure()
-        above = self.steps[self.steps.index(step) + 1 :] if step is not None else self.steps
-        return next((s.rate for s in above if not s.passed), None)
-
-    @property
-    def generator_limit(self) -> float | None:
-        """Requests/s the generator delivered at its first generator-bound step, None if never bound."""
-        bound = [s for s in self.steps if s.generator_bound and s.requests]
-        if not bound:
-            return None
-        first = min(bound, key=lambda s: s.rate)
-        return (first.requests - first.missing) / first.seconds
-
-
-@dataclass
-class Candidate:
-    shape: Shape
-    prediction: Prediction
-    status: str = "pending"  # measured | pruned | not reached | failed
-    why: str = ""
-    rounds: list[Round] = field(default_factory=list)
-    is_baseline: bool = False
-
-    @property
-    def key(self) -> str:
-        return self.shape.key
-
-    def rates(self) -> list[float]:
-        """Rate at the objectives per round (a round that topped out and was extended counts once, above)."""
-        return [r.figure()[0] for r in self.rounds if not r.error]
-
-    @property
-    def rate_at_slo(self) -> float:
-        values = self.rates()
-        return statistics.median(values) if values else 0.0
-
-    @property
-    def interval(self) -> tuple[float, float] | None:
-        ci = stats.bootstrap_ci(self.rates())
-        return (ci[0], ci[1]) if ci else None
-
-    @property
-    def memory_mb(self) -> float | None:
-        values = [r.memory_mb for r in self.rounds if r.memory_mb is not None]
-        return max(values) if values else None
-
-    def median_round(self) -> Round | None:
-        rounds = sorted((r for r in self.rounds if not r.error), key=lambda r: r.figure()[0])
-        return rounds[len(rounds) // 2] if rounds else None
-
-    def at_slo(self) -> ladder.Step | None:
-        """The step of the median round's figure."""
-        r = self.median_round()
-        return r.figure()[1] if r else None
-
-    @property
-    def lower_bound(self) -> bool:
-        """The figure is a floor (``Round.lower_bound`` of the median round)."""
-        r = self.median_round()
-        return r is not None and r.lower_bound
-
-    @property
-    def at_generator_limit(self) -> bool:
-        r = self.median_round()
-        return r is not None and r.at_generator_limit
-
-    def could_reach(self, rate: float) -> bool:
-        """Whether the measurements cannot rule out ``rate``: within ``TIE``, below the first failing
-        step above the figure, or the figure is a floor."""
-        r = self.median_round()
-        if r is None:
-            return False
-        ceiling = r.ceiling
-        return (
-            self.rate_at_slo >= (1 - TIE) * rate
-            or self.lower_bound
-            or (ceiling is not None and ceiling > rate)
-        )
-
-    def fits(self, memory_mb: float) -> bool:
-        measured = self.memory_mb
-        return (measured if measured is not None else self.prediction.memory_mb) <= memory_mb
-
-
-def tied(cands: Sequence[Candidate], memory_mb: float, recommendable: Sequence[str] = ()) -> list[Candidate]:
+def tied(cands: Sequence[Candidate], memory_mb: float) -> list[Candidate]:
     """The best measured candidate and those the measurements cannot separate from it, smallest
     memory first: the first is the one to recommend (measured, met the objectives, fits, may be
     recommended)."""
     fitting = [
         c for c in cands
-        if c.status == "measured" and c.rate_at_slo > 0 and c.fits(memory_mb)
-        and (not recommendable or c.shape.family.name in recommendable)
+        if c.status == Status.MEASURED and c.rate_at_slo > 0 and c.fits(memory_mb) and c.recommendable
     ]  # fmt: skip
     if not fitting:
         return []
@@ -197,25 +81,25 @@ def plan_family(cands: list[Candidate], memory_mb: float) -> None:
     """Prune all but the family's knee (and what does not fit); measured shapes keep their status."""
     fitting = [c for c in cands if c.prediction.memory_mb <= memory_mb]
     for c in cands:
-        if c.status != "measured" and c.status != "failed" and c not in fitting:
+        if not c.status.tried and c not in fitting:
             mb = c.prediction.memory_mb
-            c.status, c.why = "pruned", f"predicted {mb:.0f} MB > budget {memory_mb:.0f} MB"
+            c.status, c.why = Status.PRUNED, f"predicted {mb:.0f} MB > budget {memory_mb:.0f} MB"
     if not fitting:
         return
     best = max(c.prediction.rate for c in fitting)
     knee = min((c for c in fitting if c.prediction.rate >= KNEE * best), key=lambda c: c.prediction.memory_mb)
     for c in fitting:
-        if c.status in ("measured", "failed"):
+        if c.status.tried:
             continue
         if c is knee:
             rate, bound = c.prediction.rate, c.prediction.bound
-            c.status = "pending"
+            c.status = Status.PENDING
             c.why = f"knee of {c.shape.family.name}: predicted {rate:.0f} req/s ({bound}-bound)"
         elif c.prediction.rate < knee.prediction.rate * KNEE:
-            c.status, c.why = "pruned", f"predicted {c.prediction.rate:.0f} req/s < knee {knee.key}"
+            c.status, c.why = Status.PRUNED, f"predicted {c.prediction.rate:.0f} req/s < knee {knee.key}"
         else:
             c.status, c.why = (
-                "pruned",
+                Status.PRUNED,
                 f"no predicted gain over {knee.key} ({knee.prediction.bound}-bound), more memory",
             )
 
@@ -272,7 +156,7 @@ class Search:
         result = self.measure(cand.shape, rates)
         self.costs.append(result.seconds)
         cand.rounds.append(result)
-        cand.status = "failed" if result.error and not cand.rates() else "measured"
+        cand.status = Status.FAILED if result.error and not cand.rates() else Status.MEASURED
         if result.error:
             cand.why = result.error
         if result.memory_mb is not None:
@@ -317,12 +201,12 @@ class Search:
             return
         family = [c for c in self.candidates if c.shape.family.name == cand.shape.family.name]
         for c in family:
-            if c.status not in ("measured", "failed"):
+            if not c.status.tried:
                 c.prediction = predict(c.shape, self.cal, self.cpus, self.limits)
-        before = {c.key for c in family if c.status == "pending"}
+        before = {c.key for c in family if c.status == Status.PENDING}
         plan_family(family, self.memory_mb)
         for c in family:
-            if c.status == "pending" and c.key not in before:
+            if c.status == Status.PENDING and c.key not in before:
                 c.why = (
                     f"re-predicted {c.prediction.rate:.0f} req/s after {cand.key} measured "
                     f"{cand.rate_at_slo:.0f} (predicted {cand.prediction.rate:.0f})"
@@ -334,32 +218,28 @@ class Search:
         return CONFIRM_ROUNDS * 2 * FINE_SHARE * self.cost()
 
     def best(self) -> Candidate | None:
-        close = tied(self.candidates, self.memory_mb, self.recommendable)
+        close = tied(self.candidates, self.memory_mb)
         return close[0] if close else None
-
-    def may_recommend(self, c: Candidate) -> bool:
-        return not self.recommendable or c.shape.family.name in self.recommendable
 
     def measured_kinds(self) -> set[str]:
         """Kinds with a measured shape of a server the verdict may recommend (the contrast does not count)."""
-        done = ("measured", "failed")
-        return {c.shape.family.kind for c in self.candidates if c.status in done and self.may_recommend(c)}
+        return {c.shape.family.kind for c in self.candidates if c.status.tried and c.recommendable}
 
     def unmeasured_kinds(self) -> list[str]:
         """The kinds among the recommendable candidates with no measured shape (in ``KINDS`` order)."""
-        present = {c.shape.family.kind for c in self.candidates if self.may_recommend(c)}
+        present = {c.shape.family.kind for c in self.candidates if c.recommendable}
         done = self.measured_kinds()
         return [k for k in KINDS if k in present and k not in done]
 
     def next_pending(self, contrast: Candidate | None) -> Candidate | None:
-        pending = [c for c in self.candidates if c.status == "pending"]
+        pending = [c for c in self.candidates if c.status == Status.PENDING]
         if not pending:
             return None
         done = self.measured_kinds()
 
         def order(c: Candidate) -> tuple[bool, bool, bool, float]:
             """A kind's first shape, then the contrast, then the rest (our own models last); best first."""
-            ours = not self.may_recommend(c)
+            ours = not c.recommendable
             return (c.shape.family.kind in done or ours, c is not contrast, ours, -c.prediction.rate)
 
         return min(pending, key=order)
@@ -368,17 +248,17 @@ class Search:
         self.measure_first(base, self.confirm_reserve())
         contrast = self.contrast()
         if contrast is not None:
-            contrast.status = "pending"
+            contrast.status = Status.PENDING
             contrast.why = (
                 "the contrast: one process (one core of Python, whatever holds its requests), "
                 "measured whatever its prediction"
             )
         while (cand := self.next_pending(contrast)) is not None:
             best = self.best()
-            first_of_kind = self.may_recommend(cand) and cand.shape.family.kind not in self.measured_kinds()
+            first_of_kind = cand.recommendable and cand.shape.family.kind not in self.measured_kinds()
             hopeless = best is not None and cand.prediction.rate < HOPELESS * best.rate_at_slo
             if hopeless and cand is not contrast and not first_of_kind:
-                cand.status = "pruned"
+                cand.status = Status.PRUNED
                 cand.why = (
                     f"predicted {cand.prediction.rate:.0f} req/s < {HOPELESS:g} x measured best "
                     f"{best.rate_at_slo:.0f} ({best.key})"
@@ -388,7 +268,7 @@ class Search:
             reserve = 0.0 if first_of_kind else self.confirm_reserve()
             if not self.affordable(reserve):  # a kind's first shape, kept no reserve, may still fit
                 cand.status, cand.why = (
-                    "not reached",
+                    Status.NOT_REACHED,
                     (cand.why + "; " if cand.why else "") + "time budget spent",
                 )
                 continue
@@ -415,7 +295,7 @@ class Search:
             tried.add(best.key)
             for shape in neighbours(best.shape, self.max_workers):
                 cand = self.lookup(shape)
-                if cand.status == "measured" or cand.prediction.memory_mb > self.memory_mb:
+                if cand.status == Status.MEASURED or cand.prediction.memory_mb > self.memory_mb:
                     continue
                 if not self.affordable(self.confirm_reserve()):
                     return
@@ -427,6 +307,7 @@ class Search:
             if c.key == shape.key:
                 return c
         cand = Candidate(shape, predict(shape, self.cal, self.cpus, self.limits))
+        allow([cand], self.recommendable)
         self.candidates.append(cand)
         return cand
 
@@ -471,19 +352,23 @@ def search(
         say=say,
         recommendable=recommendable,
     )
+    allow(candidates, recommendable)
     base = s.lookup(base_shape)
     base.is_baseline = True
     base.why = "the folklore baseline: gunicorn sync, (2 x cpus) + 1 workers"
-    if base.status == "pruned":
-        base.status = "pending"
+    if base.status == Status.PRUNED:
+        base.status = Status.PENDING
     s.explore(base)
     s.refine()
     best = s.best()
     s.confirm([base] if best is None or best is base else [best, base])
     for cand in s.candidates:
-        if cand.status == "pending":
-            cand.status, cand.why = "not reached", (cand.why + "; " if cand.why else "") + "time budget spent"
+        if cand.status == Status.PENDING:
+            cand.status, cand.why = (
+                Status.NOT_REACHED,
+                (cand.why + "; " if cand.why else "") + "time budget spent",
+            )
     return s
 
 
-__all__ = ["Candidate", "Round", "Search", "baseline", "predicted", "search", "tied"]
+__all__ = ["Search", "baseline", "predicted", "search", "tied"]

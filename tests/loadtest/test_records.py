@@ -177,7 +177,7 @@ def configuration(**extra) -> dict:
     }
 
 
-RECOMMENDATION_V1 = {  # recommendation.json as make tune writes it today (loadtest/tune/report.py)
+RECOMMENDATION_V1 = {  # recommendation.json as make tune writes it today (loadtest/tune/record.py)
     "headline": ["Run gunicorn gthread, 2 workers x 8 threads."],
     "recommended": configuration(),
     "baseline": configuration(key="gunicorn-sync/5x1", worker_class="sync", workers=5, threads=1),

@@ -5,7 +5,7 @@ and talks to it with raw sockets where the behaviour under test is a socket's
 (a head never finished, a response never read).  Margins are generous: the
 machine has two shared cores.  What every mode must do (keep-alive, pipelining,
 refusals, 408 timeouts, 100 Continue) is tested for this mode too in
-test_server_http.py; this module keeps what only the event design promises.
+test_http.py; this module keeps what only the event design promises.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The HTTP cores in h11's style: bytes in, request heads or statuses out -- no socket, no thread.
 
 The socket-level behaviour (timeouts, draining, lingering) is tested in
-test_server_http.py; these pin the sans-IO core that every mode shares.
+test_http.py; these pin the sans-IO core that every mode shares.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ caught by the same checks.  A refusal is checked by its status and by the start
 of its reason (the text that goes into the log line and the error body), so a
 400 given for some other fault does not pass: where h11 itself refuses first,
 the reason expected is h11's.  That a refusal closes the connection and the
-server serves on is tested over real sockets in test_server_http.py.
+server serves on is tested over real sockets in test_http.py.
 """
 
 from __future__ import annotations

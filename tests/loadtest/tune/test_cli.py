@@ -13,9 +13,10 @@ from loadtest.registry import targets
 from loadtest.run import locustrun
 from loadtest.run.local import LocalRunner
 from loadtest.run.runner import Launch
-from loadtest.tune.budget import CPUS_ENV, MEMORY_ENV, Generator, MiB, Slo, budget_from
 from loadtest.tune.candidates import Shape, family
-from loadtest.tune.measure import Session, generator_cores, serve_ladder
+from loadtest.tune.cli import CPUS_ENV, MEMORY_ENV, budget_from
+from loadtest.tune.settings import Generator, MiB, Slo
+from loadtest.tune.trial import Session, generator_cores, serve_ladder
 from tests.support import RECOMMENDATION_KEYS, ROOT, assert_one_line_error, run_module
 
 
@@ -35,12 +36,14 @@ def test_bad_slo(slo):
 
 
 @pytest.mark.parametrize(
-    ("flag", "value"),
-    [("--memory", "lots"), ("--memory", "12parsecs"), ("--cpus", "0"), ("--cpus", "999"), ("--minutes", "0"),
-     ("--path", "no-slash"), ("--max-error-rate", "150%"), ("--locustfile", "/no/such/file.py")],
+    ("flag", "value", "problem"),
+    [("--memory", "lots", "bad size"), ("--memory", "12parsecs", "bad size"), ("--cpus", "0", "above 0"),
+     ("--cpus", "999", "at most"), ("--minutes", "0", "0.5 to 240"), ("--path", "no-slash", "bad path"),
+     ("--max-error-rate", "150%", "under 100%"), ("--locustfile", "/no/such/file.py", "no locustfile")],
 )  # fmt: skip
-def test_bad_budget_and_workload(flag, value):
-    assert_one_line_error(tune(flag, value), flag.lstrip("-").split("-")[0])
+def test_bad_budget_and_workload(flag, value, problem):
+    """The one line names the flag, the value given and what is wrong with it."""
+    assert_one_line_error(tune(flag, value), f"argument {flag}:", repr(value), problem)
 
 
 @pytest.mark.parametrize(

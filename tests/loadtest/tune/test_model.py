@@ -8,7 +8,8 @@ import psutil
 import pytest
 
 from loadtest.registry import targets
-from loadtest.tune import calibrate, candidates, ladder, measure, model
+from loadtest.registry.catalog import parse_step_name, step_name
+from loadtest.tune import calibrate, candidates, ladder, model, trial
 from loadtest.tune.candidates import Shape, family
 from loadtest.tune.recommend import against
 from tests.tune_calibrations import CPU, IO, MIXED
@@ -80,7 +81,7 @@ def test_memory_prediction_and_learning():
     assert model.memory_mb(s, IO, in_flight=0) == pytest.approx(20 + 2 * (30 + 15 * 0.5))
     per_connection = shape("gunicorn-gevent", 1, None)
     assert model.memory_mb(per_connection, IO, in_flight=11) == pytest.approx(20 + 30 + 10 * 0.5)
-    cal = model.Calibration(**{**IO.__dict__, "scale": {}})
+    cal = calibrate.Calibration(**{**IO.__dict__, "scale": {}})
     model.learn_memory(cal, s, measured_mb=190.0, predicted_mb=95.0)
     assert model.memory_mb(s, cal, 0) == pytest.approx(190.0)
     assert model.memory_mb(shape("gunicorn-sync", 1, 1), cal, 0) == pytest.approx(
@@ -90,13 +91,17 @@ def test_memory_prediction_and_learning():
 
 def test_io_share():
     assert IO.io_share == pytest.approx(0.98) and CPU.io_share == 0.0
-    starved = model.Calibration(**{**CPU.__dict__, "wall_s": 0.040, "queue_s": 0.030, "scale": {}})
+    starved = calibrate.Calibration(**{**CPU.__dict__, "wall_s": 0.040, "queue_s": 0.030, "scale": {}})
     assert starved.io_share == 0.0  # waiting for a core on a busy machine is not I/O
-    assert measure.runqueue_seconds([psutil.Process()]) is not None
+
+
+def test_the_run_queue_wait_is_read_on_this_platform():
+    """``runqueue_seconds`` (the wait ``queue_s`` is made of) reads this process's schedstat."""
+    assert trial.runqueue_seconds([psutil.Process()]) is not None
 
 
 def records(step: int, n: int, ms: float, failed: int = 0) -> list[dict]:
-    return [{"name": f"s{step} /x", "t": 1.0 + i, "ms": ms, "ok": i >= failed} for i in range(n)]
+    return [{"name": step_name(step, "/x"), "t": 1.0 + i, "ms": ms, "ok": i >= failed} for i in range(n)]
 
 
 def test_ladder_judges_each_step_after_the_warm_up():
@@ -166,7 +171,7 @@ def test_a_rerun_is_judged_by_shape_then_by_intervals():
 
 
 def answer(step: int, path: str, wall_ms: float, cpu_ms: float | None, status: int = 200) -> dict:
-    return {"name": f"s{step} {path}", "ok": status < 400, "status": status, "ms": wall_ms + 1,
+    return {"name": step_name(step, path), "ok": status < 400, "status": status, "ms": wall_ms + 1,
             "start": 100.0, "end": 100.0 + wall_ms / 1000, "cpu_ms": cpu_ms}  # fmt: skip
 
 
@@ -179,7 +184,7 @@ def test_a_mixed_workload_is_calibrated_per_path_on_the_means():
     wall = calibrate.weighted(paths, lambda p: p.app_ms_mean)
     assert wall == pytest.approx(0.75 * 0.5 + 0.25 * 101.0) and wall > 20 * paths[0].app_ms[50.0]
     assert paths[1].app_ms[95.0] == pytest.approx(101.0)
-    cal = model.Calibration(**{**MIXED.__dict__, "scale": {}, "costs": {}})
+    cal = calibrate.Calibration(**{**MIXED.__dict__, "scale": {}, "costs": {}})
     assert cal.io_share >= 0.9  # 1 - mean CPU / mean wall
     threads = model.predict(shape("gunicorn-gthread", 1, 32), cal, cpus=1, limits={95.0: 300.0})
     sync = model.predict(shape("gunicorn-sync", 3, 1), cal, cpus=1, limits={95.0: 300.0})
@@ -190,7 +195,7 @@ def test_cpu_is_never_above_wall_time_and_io_share_stays_within_0_and_1():
     """A path faster than the server's own CPU per request: the CPU shown is capped at the wall time."""
     fast = calibrate.path_cost("/", 1.0, [answer(0, "/", 0.5, None)], server_cpu_ms=1.16)
     assert fast.cpu_ms_mean <= fast.app_ms_mean
-    cal = model.Calibration(cpu_s=0.00116, wall_s=0.0005, app_ms={95.0: 0.6}, base_mb=1, worker_mb=1,
+    cal = calibrate.Calibration(cpu_s=0.00116, wall_s=0.0005, app_ms={95.0: 0.6}, base_mb=1, worker_mb=1,
                             thread_mb=0.1)  # fmt: skip
     assert cal.in_app_cpu_s <= cal.wall_s and 0.0 <= cal.io_share <= 1.0
     locust_named = calibrate.path_costs([answer(0, "browse", 5, 1), answer(1, "buy", 5, 1)], {}, 1.0)
@@ -200,15 +205,15 @@ def test_cpu_is_never_above_wall_time_and_io_share_stays_within_0_and_1():
 def test_the_apps_own_errors_are_named_with_status_and_share():
     records = [answer(0, "/", 1.0, 0.5, status=500 if i % 33 == 0 else 200) for i in range(200)]
     paths = calibrate.path_costs(records, {"/": 1.0}, 1.0)
-    why = model.app_errors(paths, max_error_rate=0.001)
+    why = calibrate.app_errors(paths, max_error_rate=0.001)
     assert why.startswith("the app's own errors") and "500" in why and "3.5%" in why and "/" in why
-    assert model.app_errors(paths, max_error_rate=0.05) == ""  # within a generous budget
+    assert calibrate.app_errors(paths, max_error_rate=0.05) == ""  # within a generous budget
     one = calibrate.path_costs([answer(0, "/", 1, 0.5, 503)] + [answer(0, "/", 1, 0.5)] * 99, {}, 1.0)
-    assert model.app_errors(one, 0.001) == ""  # a single error answer is not evidence enough
+    assert calibrate.app_errors(one, 0.001) == ""  # a single error answer is not evidence enough
 
 
 def test_learning_moves_the_bound_behind_the_prediction():
-    cal = model.Calibration(**{**MIXED.__dict__, "scale": {}, "costs": {}})
+    cal = calibrate.Calibration(**{**MIXED.__dict__, "scale": {}, "costs": {}})
     s = shape("gunicorn-gthread", 1, 8)
     before = model.predict(s, cal, cpus=1, limits=P95)
     assert model.learn(cal, s, measured=2 * before.rate, predicted=before, floor=False) is not None
@@ -235,3 +240,12 @@ def test_a_step_short_of_its_rate_with_quick_answers_is_the_generators_limit():
     assert rate == 20.0 and ladder.at_generator_limit(steps, best)
     steps[-1] = slow
     assert not ladder.at_generator_limit(steps, ladder.rate_at_slo(steps)[1])
+
+
+def test_the_step_name_is_read_back_as_written():
+    """The generator's record names (``catalog.step_name``) and what the ladder and calibration read."""
+    assert parse_step_name(step_name(12, "/a b?c=1")) == (12, "/a b?c=1")
+    assert ladder.step_of({"name": step_name(3, "/x")}) == 3
+    assert calibrate.path_of({"name": step_name(3, "/x")}) == "/x"
+    assert parse_step_name("/x") is None and parse_step_name("sx /x") is None
+    assert calibrate.path_of({"name": "GET users"}) == "GET users"  # a name the generator did not make

@@ -1,4 +1,4 @@
-"""The command line of ``make tune``: workload, latency objectives, CPU and memory budget.
+"""The command line of ``make tune``: flags parsed and checked into ``settings.Settings``.
 
 Every bad value is one line naming the problem, exit status 2, before anything
 starts (``UsageError`` for checks argparse cannot make; ``--app`` is imported in
@@ -28,7 +28,8 @@ Defaults, stated once:
   ``LAB_MASTER_BIND_ADDR``, else ``LAB_BIND_ADDR``, else loopback: the compose
   stack's exposure rule; any other address must name one interface).
 
-What this module does not know: how anything is measured.
+What this module does not know: how anything is measured (every consumer takes the
+``Settings`` it returns, never the argparse namespace).
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
@@ -51,13 +51,12 @@ from loadtest.registry.exposure import BIND_ENV, DEFAULT_BIND, MASTER_BIND_ENV, 
 from loadtest.run.plan import UsageError
 from loadtest.tune.candidates import BASELINE_TARGET
 from loadtest.tune.ladder import STEP_S
+from loadtest.tune.settings import DEFAULT_ERROR_RATE, Budget, Generator, MiB, Settings, Slo
 from server.oneline import OneLineParser
 
-MiB = 1024 * 1024
 MIN_STEP_S, MAX_STEP_S = 1.0, 60.0
 DEFAULT_MINUTES = 10.0
 MIN_MINUTES, MAX_MINUTES = 0.5, 240.0
-DEFAULT_ERROR_RATE = 0.001  # 0.1 %
 DEMO_PATH = "/sleep?s=0.05"
 DEMONSTRATIONS = ("lab-single", "lab-forking", "flask-dev", "flask-dev-nothreads", "flask-dev-processes")
 DEFAULT_SERVERS = tuple(name for name in targets.TARGETS if name not in DEMONSTRATIONS)
@@ -82,75 +81,6 @@ MIN_QUOTA_CPUS = 0.01  # the engine's smallest CPU quota
 CPUS_ENV, MEMORY_ENV = "TUNE_CPUS", "TUNE_MEMORY"
 OUR_SERVERS_KIND = "lab"  # the registry kind of our own server models: recommended only when named
 MAX_GENERATOR_WORKERS = 64
-
-
-@dataclass(frozen=True)
-class Generator:
-    """How the load is generated: one locust process, N local workers, or N workers from elsewhere."""
-
-    workers: int = 0  # locust worker processes started here (0: one plain locust process)
-    expect: int = 0  # locust workers started elsewhere that the master waits for
-    bind: str = DEFAULT_BIND  # the master's and the servers' address when workers come from elsewhere
-
-    @property
-    def distributed(self) -> int:
-        """The number of locust workers (0: not distributed)."""
-        return self.workers or self.expect
-
-
-@dataclass(frozen=True)
-class Slo:
-    """Latency objectives: percentile (50/95/99) -> milliseconds, and the error budget."""
-
-    limits: dict[float, float]
-    max_error_rate: float = DEFAULT_ERROR_RATE
-
-    def text(self) -> str:
-        return ", ".join(f"p{q:g} <= {ms:g} ms" for q, ms in sorted(self.limits.items()))
-
-    def generator_arg(self) -> str:
-        return ",".join(f"{q:g}={ms:g}" for q, ms in sorted(self.limits.items()))
-
-
-@dataclass(frozen=True)
-class Budget:
-    cpus: float  # a whole number (an int) unless the runtime is docker, whose quota may be 1.5
-    memory_bytes: float
-    cpus_source: str
-    memory_source: str
-
-    @property
-    def memory_mb(self) -> float:
-        return self.memory_bytes / MiB
-
-    def cores(self) -> list[int]:
-        """The cores the server under test is pinned to: the first ``cpus`` this process may use."""
-        return sorted(os.sched_getaffinity(0))[: math.ceil(self.cpus)]
-
-
-@dataclass
-class TuneArgs:
-    app: str
-    paths: list[tuple[str, float]]
-    locustfile: Path | None
-    slo: Slo
-    budget: Budget
-    servers: list[str]
-    minutes: float
-    out: Path | None
-    seed: int
-    step_s: float = STEP_S
-    against: Path | None = None
-    argv: list[str] = field(default_factory=list)
-    runtime: str = "local"  # RUNTIMES: where each candidate runs
-    image: str | None = None  # --runtime docker: the user's image (None: the project's, built when needed)
-    recommendable: tuple[str, ...] = ()  # servers the verdict may recommend (empty: every one measured)
-    generator: Generator = field(default_factory=Generator)
-
-    def workload(self) -> str:
-        if self.locustfile is not None:
-            return f"the user classes of {self.locustfile}"
-        return ", ".join(f"{p} (weight {w:g})" for p, w in self.paths)
 
 
 def parse_size(text: str) -> float:
@@ -311,6 +241,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Measure your WSGI app and recommend server, worker class, workers and threads "
         "that meet a latency objective within a CPU and memory budget.",
     )
+    for add in (add_workload, add_objectives, add_budget, add_runtime, add_generator, add_run):
+        add(p)
+    return p
+
+
+def add_workload(p: argparse.ArgumentParser) -> None:
+    """What is served and what it is asked: the app, its paths or a locustfile."""
     p.add_argument("--app", default=targets.OUR_APP, help="MODULE:APP to serve (default: the demo app)")
     p.add_argument(
         "--path",
@@ -325,6 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="the workload as your own locust user classes (their tasks, arriving at the target rates)",
     )
+
+
+def add_objectives(p: argparse.ArgumentParser) -> None:
+    """The latency objectives and the error budget."""
     p.add_argument(
         "--slo",
         action="append",
@@ -333,6 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="latency objective, repeatable: p50=, p95=, p99= with ms or s (default p95=250ms)",
     )
     p.add_argument("--max-error-rate", type=error_rate, default=DEFAULT_ERROR_RATE, help="default 0.1%%")
+
+
+def add_budget(p: argparse.ArgumentParser) -> None:
+    """The CPU and memory the server may use."""
     p.add_argument(
         "--cpus",
         type=cpus_arg,
@@ -345,6 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"memory budget, e.g. 1GiB (default: {MEMORY_ENV}, cgroup, available)",
     )
+
+
+def add_runtime(p: argparse.ArgumentParser) -> None:
+    """Where the candidates run and which servers they are."""
     p.add_argument(
         "--runtime",
         choices=RUNTIMES,
@@ -364,6 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="registry targets to consider, comma-separated (default: the deployable ones; our own lab-* "
         "models are measured as the contrast and recommended only when named here)",
     )
+
+
+def add_generator(p: argparse.ArgumentParser) -> None:
+    """The load generator: one locust process, workers here, or workers elsewhere."""
     p.add_argument(
         "--generator-workers",
         type=bounded(int, 1, MAX_GENERATOR_WORKERS, "--generator-workers", "a worker count like 2"),
@@ -382,6 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"address for --expect-workers (default {MASTER_BIND_ENV}, {BIND_ENV}, {DEFAULT_BIND})",
     )
+
+
+def add_run(p: argparse.ArgumentParser) -> None:
+    """The run itself: its time budget, where it writes, what it is checked against, its pace and seed."""
     p.add_argument(
         "--minutes", type=minutes_arg, default=DEFAULT_MINUTES, help="time budget for the whole search"
     )
@@ -403,7 +360,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seed", type=int, default=None, help="seed of the arrival times (default: random, recorded)"
     )
-    return p
 
 
 def servers_arg(text: str) -> list[str]:
@@ -491,7 +447,7 @@ def generator_from(workers: int, expect: int, bind: str | None, budget: Budget) 
     return Generator(workers=workers, expect=expect, bind=address if expect else DEFAULT_BIND)
 
 
-def parse(argv: list[str]) -> TuneArgs:
+def parse(argv: list[str]) -> Settings:
     """The checked arguments; raises UsageError (argparse exits 2 itself for its own checks)."""
     ns = build_parser().parse_args(argv)
     if ns.against is not None and not (ns.against / records.RECOMMENDATION).is_file():
@@ -505,7 +461,7 @@ def parse(argv: list[str]) -> TuneArgs:
         check_app(ns.app)
     slo = Slo(dict(ns.slo or [(95.0, 250.0)]), ns.max_error_rate)
     check_runtime(ns.runtime, ns.image, budget)
-    return TuneArgs(
+    return Settings(
         app=ns.app,
         paths=[] if ns.locustfile else (ns.path or [(DEMO_PATH, 1.0)]),
         locustfile=ns.locustfile,

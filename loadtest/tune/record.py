@@ -14,10 +14,10 @@ workload's mean costs and each path's.
 
 from __future__ import annotations
 
-from loadtest.tune.budget import TuneArgs
-from loadtest.tune.model import Calibration
+from loadtest.tune.calibrate import Calibration
+from loadtest.tune.candidate import Candidate, Round
 from loadtest.tune.recommend import Verdict
-from loadtest.tune.search import Candidate, Round
+from loadtest.tune.settings import Settings
 
 
 def configuration(c: Candidate, app: str, cpus: float, memory_mb: float) -> dict:
@@ -63,14 +63,14 @@ def measurement(r: Round) -> dict:
     }
 
 
-def candidate(c: Candidate, args: TuneArgs) -> dict:
+def candidate(c: Candidate, args: Settings) -> dict:
     b = args.budget
     out = {
         **configuration(c, args.app, b.cpus, b.memory_mb),
         "status": c.status,
         "why": c.why,
         "baseline": c.is_baseline,
-        "recommendable": not args.recommendable or c.shape.family.name in args.recommendable,
+        "recommendable": c.recommendable,
         "predicted_rate": c.prediction.rate,
         "predicted_bound": c.prediction.bound,
         "predicted_memory_mb": c.prediction.memory_mb,
@@ -142,7 +142,7 @@ def generator_limit(cands: list[Candidate]) -> float | None:
     return max(limits) if limits else None
 
 
-def generator(args: TuneArgs, cands: list[Candidate]) -> dict:
+def generator(args: Settings, cands: list[Candidate]) -> dict:
     """How the load was generated, and how close it came to its limit (the busiest locust process)."""
     steps = [s for c in cands for r in c.rounds for s in r.steps if s.generator_busiest is not None]
     top = max(steps, key=lambda s: s.generator_busiest or 0.0, default=None)
@@ -156,7 +156,7 @@ def generator(args: TuneArgs, cands: list[Candidate]) -> dict:
 
 
 def document(
-    args: TuneArgs,
+    args: Settings,
     cal: Calibration,
     cands: list[Candidate],
     v: Verdict,
@@ -164,8 +164,7 @@ def document(
     loads: tuple[float | None, float | None],
 ) -> dict:
     b = args.budget
-    order = {"measured": 0, "failed": 1, "not reached": 2, "pruned": 3, "pending": 4}
-    ranked = sorted(cands, key=lambda c: (order.get(c.status, 5), -c.rate_at_slo, -c.prediction.rate))
+    ranked = sorted(cands, key=lambda c: (c.status.rank, -c.rate_at_slo, -c.prediction.rate))
     return {
         "headline": v.headline,
         "recommended": configuration(v.recommended, args.app, b.cpus, b.memory_mb) if v.recommended else None,
@@ -175,7 +174,7 @@ def document(
         "within_intervals": v.within_intervals,
         "tied": [c.key for c in v.tied] if len(v.tied) > 1 else [],
         "why": v.why,
-        "binding": v.binding,
+        "binding": v.binding.sentence if v.binding else "",
         "unmeasured_kinds": v.unmeasured,
         "minutes_needed": v.minutes_needed,
         "generator_limit_rps": generator_limit(cands),

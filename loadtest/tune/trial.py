@@ -42,9 +42,9 @@ from loadtest.run import locustrun, processes
 from loadtest.run.local import LocalRunner
 from loadtest.run.runner import Envelope, Launch, RunnerFactory, TargetRunner
 from loadtest.tune import ladder
-from loadtest.tune.budget import Generator, MiB, Slo
+from loadtest.tune.candidate import Round
 from loadtest.tune.candidates import Shape
-from loadtest.tune.search import Round
+from loadtest.tune.settings import Generator, MiB, Slo
 
 ROOT = Path(__file__).resolve().parents[2]
 ARRIVALS = ROOT / "loadtest" / "generator" / "arrivals.py"
@@ -252,7 +252,7 @@ def measure(session: Session, shape: Shape, rates: list[float]) -> Round:
     result = figures(session, rates, served.run, served.watch, served.seconds)
     by_step = ladder.by_step(served.run.records)
     # one window per judged step, as ``judge_ladder`` numbers them: a step nothing was sent in has none
-    windows = [step_window(by_step.get(i + ladder.WARMUP_STEPS, [])) for i in range(len(rates))]
+    windows = [step_window(ladder.judged(by_step, i)) for i in range(len(rates))]
     result.box = box_record(served, windows)
     result.error = result.error or served.error
     return result
@@ -297,8 +297,7 @@ def figures(
     _, step, _ = ladder.rate_at_slo(steps)
     cpu = None
     if step is not None:
-        index = steps.index(step) + ladder.WARMUP_STEPS
-        span = step_window(ladder.by_step(run.records).get(index, []))
+        span = step_window(ladder.judged(ladder.by_step(run.records), steps.index(step)))
         if span is not None:
             cpu = watch.cores(*span)
     peak = max((m[1] for m in watch.memory), default=None)
@@ -314,7 +313,7 @@ def generator_limits(
     by_step = ladder.by_step(run.records)
     notes: list[str] = []
     for i, step in enumerate(steps):
-        span = step_window(by_step.get(i + ladder.WARMUP_STEPS, []))
+        span = step_window(ladder.judged(by_step, i))
         busiest = run.watch.busiest(*span) if span is not None else None
         step.generator_busiest = busiest
         saturated = busiest is not None and busiest >= SATURATED
