@@ -21,7 +21,8 @@ user classes, see ``UserFile``).  After a
 step the user stops the ladder early when the last ``GIVE_UP_STEPS`` steps each
 missed a latency objective (``--tune-slo "95=200"``) by more than ``GIVE_UP``
 times: higher rates only queue more.  The paths and their weights come from ``--tune-paths
-"/a:3,/b:1"``.
+"/a:3,/b:1"``, or the requests (methods, headers, bodies, weights, expected answers) from
+``--tune-workload``: a ``registry.workload`` JSON file, or that JSON inline (``Replay``).
 
 In locust's distributed mode (``--processes N``, or a master and workers from
 elsewhere) every worker runs one ``ArrivalUser`` sending 1/N of each step's rate
@@ -37,6 +38,7 @@ What this module does not know: which server it loads or what a candidate is.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import random
 import time
@@ -49,6 +51,7 @@ from locust.exception import StopUser
 from locust.runners import WorkerRunner
 
 from loadtest.generator import locustfile as _recorder_hooks  # noqa: F401 (registers the identity recorder)
+from loadtest.registry import workload as workloads
 from loadtest.registry.catalog import STEP_MARKER as MARKER
 from loadtest.registry.catalog import step_name
 
@@ -91,6 +94,9 @@ def add_options(parser) -> None:
     parser.add_argument(
         "--tune-user-file", default="", include_in_web_ui=False, help="your locustfile's users"
     )
+    parser.add_argument(
+        "--tune-workload", default="", include_in_web_ui=False, help="a workload JSON file, or the JSON"
+    )
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -116,6 +122,40 @@ class Paths:
     def arrival(self, step: int, rng: random.Random) -> tuple[str, Callable[[], None]]:
         path = rng.choices(self.paths, self.weights)[0]
         return path, lambda: self.user.client.get(path, name=step_name(step, path))
+
+
+class Replay:
+    """The workload as requests (``registry.workload``): each arrival sends one as recorded.
+
+    Redirects are not followed (a recording logs the redirect and the request after it
+    apart); an answer whose status is one the request expects (``Workload.expected``:
+    a recorded 404, ``--expect-status``) is a success, any other answer from 400 up a failure.
+    """
+
+    def __init__(self, user: ArrivalUser, text: str) -> None:
+        inline = text.lstrip().startswith("{")
+        work = workloads.from_dict(json.loads(text)) if inline else workloads.read(text)
+        self.user, self.requests = user, list(work.requests)
+        self.weights = [r.weight for r in self.requests]
+        self.expected = [work.expected(r) for r in self.requests]
+
+    def send(self, step: int, i: int) -> None:
+        r = self.requests[i]
+        with self.user.client.request(
+            r.method,
+            r.target,
+            name=f"s{step} {r.name}",
+            data=r.body or None,
+            headers=dict(r.headers) or None,
+            catch_response=True,
+            allow_redirects=False,
+        ) as response:
+            if response.status_code in self.expected[i]:
+                response.success()
+
+    def arrival(self, step: int, rng: random.Random) -> tuple[str, Callable[[], None]]:
+        i = rng.choices(range(len(self.requests)), self.weights)[0]
+        return self.requests[i].name, lambda: self.send(step, i)
 
 
 class UserFile:
@@ -178,11 +218,12 @@ class ArrivalUser(FastHttpUser):
     def on_start(self) -> None:
         options = self.environment.parsed_options
         self.ladder = parse_ladder(options.tune_ladder)
-        self.work = (
-            UserFile(self.environment, options.tune_user_file)
-            if options.tune_user_file
-            else Paths(self, options.tune_paths)
-        )
+        if options.tune_user_file:
+            self.work: Paths | Replay | UserFile = UserFile(self.environment, options.tune_user_file)
+        elif options.tune_workload:
+            self.work = Replay(self, options.tune_workload)
+        else:
+            self.work = Paths(self, options.tune_paths)
         self.slo = {float(q): float(ms) for q, ms in parse_weighted(options.tune_slo.replace("=", ":"))}
         runner = self.environment.runner
         index = runner.worker_index if isinstance(runner, WorkerRunner) else 0

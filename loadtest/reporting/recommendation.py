@@ -21,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from loadtest.registry.records import Status
+from loadtest.registry.workload import Traffic
 from loadtest.reporting import document
 from loadtest.reporting.document import Block, Heading, Image, Page, Para, Table
 
@@ -289,6 +290,33 @@ def deploy_text(result: dict) -> str:
     )
 
 
+def traffic_blocks(result: dict) -> list[Block]:
+    """The recording the workload came from (--access-log, --har), and the in-flight limit, when given."""
+    blocks: list[Block] = []
+    if result.get("traffic"):
+        t = dict(result["traffic"])
+        blocks += [Heading("Traffic"), *(Para(line) for line in Traffic(**t).lines_text())]
+    if result.get("expected_statuses"):
+        expected = ", ".join(map(str, result["expected_statuses"]))
+        blocks.append(Para(f"Expected answers of every request: {expected}."))
+    limit, shared = result.get("in_flight_limit"), result.get("shared_wait")
+    if limit or shared:
+        blocks.append(Heading("Requests in flight"))
+    if limit:
+        blocks.append(Para(
+            f"--max-in-flight {limit['max_in_flight']}: {limit['kept']} grid shapes within it, "
+            f"{limit['capped']} capped with the server's own option, {limit['pruned']} pruned. "
+            + " ".join(limit["examples"])
+        ))  # fmt: skip
+    if shared:
+        blocks.append(Para(
+            f"On {shared['shape']} at {shared['rate']:g} req/s each request spent {shared['app_ms']:.0f} ms "
+            f"inside the app against {shared['alone_ms']:.0f} ms alone: the requests wait inside the app for "
+            "something they share (a connection pool, a lock)."
+        ))  # fmt: skip
+    return blocks
+
+
 def outline(result: dict) -> tuple[Page, dict[str, bytes]]:
     """The page, and the chart PNGs by file name (linked from the Markdown, embedded in the HTML)."""
     charts = {"rate-vs-memory.png": rate_memory_chart(result), "latency-vs-rate.png": latency_chart(result)}
@@ -302,6 +330,7 @@ def outline(result: dict) -> tuple[Page, dict[str, bytes]]:
         Heading("Calibration"),
         Para(calibration(result)),
         Table(PATH_HEAD, path_rows(result)),
+        *traffic_blocks(result),
         Heading("Measured"),
         Image("rate at the objectives against memory", "rate-vs-memory.png", charts["rate-vs-memory.png"]),
         Image("p95 against arrival rate", "latency-vs-rate.png", charts["latency-vs-rate.png"]),

@@ -147,7 +147,13 @@ def path_of(record: dict) -> str:
 
 
 def error_status(record: dict) -> str | None:
-    """The HTTP status of an error answer from the app (4xx/5xx), else None."""
+    """The HTTP status of an error answer from the app (4xx/5xx), else None.
+
+    An answer the workload expects (a recorded 404, ``--expect-status``) the generator
+    counted as a success: no error, whatever its status.
+    """
+    if record.get("ok"):
+        return None
     try:
         status = int(record.get("status") or 0)
     except (TypeError, ValueError):

@@ -12,6 +12,12 @@ options already set it, replaced in place, so the deploy command says it once.
 A target whose capacity grows with its connections (a thread or greenlet per
 connection) has ``threads=None``: no thread knob, as many as requests in flight.
 
+A family may carry a limit on requests in flight (``--max-in-flight``: the database
+connections a deployment may hold): a grid shape whose slots exceed it is capped
+where the server has a knob for it (``CAP_FLAGS``: gunicorn's greenlet workers'
+``--worker-connections``, granian's ``--backpressure``, both per worker), else pruned
+(``fit``); a thread or greenlet per connection with no such knob is unbounded, so pruned.
+
 Policy choices: worker counts from ``WORKER_STEPS`` and thread counts from
 ``THREAD_STEPS`` (a geometric grid; refinement fills in between).
 What this module does not know: what a shape costs or how fast it is.
@@ -40,6 +46,9 @@ KINDS = ("processes", "threads", "greenlets", "native threads")
 NATIVE_THREADED = ("granian",)  # servers whose own (Rust/C) threads own the sockets
 GREENLET_CLASSES = ("gevent", "eventlet")
 FORKING_CLASSES = ("forking",)  # a process per connection: processes, however many connections
+# The option that bounds the requests one worker takes at once, per server (and worker class).
+CAP_FLAGS = {("gunicorn", "gevent"): "--worker-connections", ("gunicorn", "eventlet"): "--worker-connections",
+             ("granian", None): "--backpressure"}  # fmt: skip
 
 
 def flag_in(args: tuple[str, ...], flags: tuple[str, ...]) -> str | None:
@@ -100,6 +109,7 @@ class Family:
     process_flag: str | None
     thread_flag: str | None
     per_connection: bool  # capacity grows with connections (thread/greenlet per connection)
+    max_in_flight: int | None = None  # the most requests the deployment may hold at once (None: no limit)
 
     @property
     def name(self) -> str:
@@ -129,10 +139,17 @@ class Family:
             return "processes"
         return "threads" if self.thread_flag or self.per_connection else "processes"
 
+    @property
+    def cap_flag(self) -> str | None:
+        """The option that bounds one worker's requests in flight (``CAP_FLAGS``), if the server has one."""
+        return CAP_FLAGS.get((self.server, self.worker_class), CAP_FLAGS.get((self.server, None)))
 
-def family(target: Target) -> Family:
+
+def family(target: Target, max_in_flight: int | None = None) -> Family:
     per_connection = target.capacity(PROBE_USERS) == PROBE_USERS
-    return Family(target, knob(target, PROCESS_FLAGS), knob(target, THREAD_FLAGS), per_connection)
+    return Family(
+        target, knob(target, PROCESS_FLAGS), knob(target, THREAD_FLAGS), per_connection, max_in_flight
+    )
 
 
 @dataclass(frozen=True)
@@ -142,11 +159,20 @@ class Shape:
     family: Family
     workers: int
     threads: int | None
+    cap: int | None = None  # requests one worker takes at once, through the family's cap_flag (None: no cap)
 
     @property
     def key(self) -> str:
+        if self.threads is None and self.cap:  # a greenlet per connection, at most cap of them
+            return f"{self.family.name} w{self.workers} c{self.cap}"
         t = "conn" if self.threads is None else str(self.threads)
-        return f"{self.family.name} w{self.workers} t{t}"
+        return f"{self.family.name} w{self.workers} t{t}" + (f" c{self.cap}" if self.cap else "")
+
+    @property
+    def slots(self) -> int | None:
+        """Requests the shape holds at once (workers x threads, at most the cap); None: one per connection."""
+        per = [n for n in (self.threads, self.cap) if n is not None]
+        return self.workers * min(per) if per else None
 
     def target(self) -> Target:
         t = self.family.target
@@ -154,6 +180,8 @@ class Shape:
             t = with_count(t, self.family.process_flag, self.workers)
         if self.family.thread_flag and self.threads is not None:
             t = with_count(t, self.family.thread_flag, self.threads)
+        if self.cap is not None and self.family.cap_flag:
+            t = with_count(t, self.family.cap_flag, self.cap)
         return replace(t, name=self.family.name)
 
     def deploy_command(self, app: str) -> str:
@@ -167,13 +195,60 @@ class Shape:
         return shlex.join(argv)
 
 
-def shapes(f: Family, max_workers: int) -> list[Shape]:
-    """Every grid shape of the family (one when it has no knobs)."""
+def grid(f: Family, max_workers: int) -> list[Shape]:
+    """Every grid shape of the family (one when it has no knobs), before any in-flight limit."""
     workers = [w for w in WORKER_STEPS if w <= max_workers] if f.process_flag else [current_workers(f)]
     if f.per_connection:
         return [Shape(f, w, None) for w in workers]
     threads = list(THREAD_STEPS) if f.thread_flag else [fixed_slots(f)]
     return [Shape(f, w, t) for w in workers for t in threads]
+
+
+def fit(shape: Shape) -> tuple[Shape | None, str]:
+    """The shape within its family's ``max_in_flight``: as it is, capped, or None (pruned), and why."""
+    limit = shape.family.max_in_flight
+    n = shape.slots
+    if limit is None or (n is not None and n <= limit):
+        return shape, ""
+    held = "a thread or greenlet per connection" if n is None else f"{n} requests in flight"
+    flag = shape.family.cap_flag
+    if flag and shape.workers <= limit:
+        per = limit // shape.workers
+        return replace(shape, cap=per), f"capped: {held} > --max-in-flight {limit}; {flag} {per} per worker"
+    return None, f"pruned: {held} > --max-in-flight {limit}" + ("" if flag else " and no option caps it")
+
+
+def within_limit(found: list[Shape]) -> list[Shape]:
+    """The shapes fitted to their family's limit (``fit``), pruned ones left out, each once."""
+    out: dict[tuple, Shape] = {}
+    for shape in found:
+        fitted, _ = fit(shape)
+        if fitted is not None:
+            out.setdefault((fitted.family.name, fitted.workers, fitted.slots), fitted)
+    return list(out.values())
+
+
+def shapes(f: Family, max_workers: int) -> list[Shape]:
+    """Every grid shape of the family within its in-flight limit (one when it has no knobs)."""
+    return within_limit(grid(f, max_workers))
+
+
+def limit_summary(fams: list[Family], max_workers: int) -> dict[str, object]:
+    """What ``--max-in-flight`` did to the grid: how many shapes kept, capped and pruned, with examples."""
+    kept = capped = pruned = 0
+    examples: dict[str, str] = {}
+    for f in fams:
+        for shape in grid(f, max_workers):
+            fitted, why = fit(shape)
+            if not why:
+                kept += 1
+                continue
+            verdict = why.split(":", 1)[0]
+            capped, pruned = (capped + 1, pruned) if fitted is not None else (capped, pruned + 1)
+            examples.setdefault(f"{f.name} {verdict}", f"{shape.key}: {why}")
+    limit = next((f.max_in_flight for f in fams if f.max_in_flight is not None), None)
+    return {"max_in_flight": limit, "kept": kept, "capped": capped, "pruned": pruned,
+            "examples": list(examples.values())}  # fmt: skip
 
 
 def current_workers(f: Family) -> int:
@@ -187,13 +262,15 @@ def fixed_slots(f: Family) -> int:
     return max(total // max(current_workers(f), 1), 1)
 
 
-def families(names: list[str]) -> list[Family]:
-    return [family(targets.TARGETS[n]) for n in names]
+def families(names: list[str], max_in_flight: int | None = None) -> list[Family]:
+    return [family(targets.TARGETS[n], max_in_flight) for n in names]
 
 
-def baseline(cpus: float) -> Shape:
-    """gunicorn's folklore: sync workers, (2 x cores) + 1 (a 1.5-core quota: 4)."""
-    return Shape(family(targets.TARGETS[BASELINE_TARGET]), round(2 * cpus) + 1, 1)
+def baseline(cpus: float, max_in_flight: int | None = None) -> Shape:
+    """gunicorn's folklore: sync workers, (2 x cores) + 1 (a 1.5-core quota: 4), at most the limit."""
+    workers = round(2 * cpus) + 1
+    limited = family(targets.TARGETS[BASELINE_TARGET], max_in_flight)
+    return Shape(limited, min(workers, max_in_flight or workers), 1)
 
 
 def neighbours(shape: Shape, max_workers: int) -> list[Shape]:
@@ -208,4 +285,4 @@ def neighbours(shape: Shape, max_workers: int) -> list[Shape]:
         out += [replace(shape, workers=steps[j]) for j in (i - 1, i + 1) if 0 <= j < len(steps)]
     if f.thread_flag and shape.threads is not None:
         out += [replace(shape, threads=t) for t in (shape.threads // 2, shape.threads * 2) if t >= 1]
-    return out
+    return [n for n in within_limit([replace(o, cap=None) for o in out]) if n != shape]

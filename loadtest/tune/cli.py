@@ -52,6 +52,7 @@ from loadtest.run.plan import UsageError
 from loadtest.tune.candidates import BASELINE_TARGET
 from loadtest.tune.ladder import STEP_S
 from loadtest.tune.settings import DEFAULT_ERROR_RATE, Budget, Generator, MiB, Settings, Slo
+from loadtest.tune.traffic import flags as traffic_flags
 from server.oneline import OneLineParser
 
 MIN_STEP_S, MAX_STEP_S = 1.0, 60.0
@@ -243,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for add in (add_workload, add_objectives, add_budget, add_runtime, add_generator, add_run):
         add(p)
+    traffic_flags.add_arguments(p)  # the workload from a recording, expected answers, --max-in-flight
     return p
 
 
@@ -457,13 +459,14 @@ def parse(argv: list[str]) -> Settings:
     servers = servers_arg(ns.servers if ns.servers is not None else ",".join(DEFAULT_SERVERS))
     budget = budget_from(ns.cpus, ns.memory)
     generator = generator_from(ns.generator_workers, ns.expect_workers, ns.master_bind, budget)
+    given = traffic_flags.resolve(ns, ns.path or [(DEMO_PATH, 1.0)])
     if ns.image is None:  # an app in the user's own image may import only there
         check_app(ns.app)
     slo = Slo(dict(ns.slo or [(95.0, 250.0)]), ns.max_error_rate)
     check_runtime(ns.runtime, ns.image, budget)
     return Settings(
         app=ns.app,
-        paths=[] if ns.locustfile else (ns.path or [(DEMO_PATH, 1.0)]),
+        paths=given.workload.weights() if given.workload else [],
         locustfile=ns.locustfile,
         slo=slo,
         budget=budget,
@@ -478,4 +481,7 @@ def parse(argv: list[str]) -> Settings:
         image=ns.image,
         recommendable=recommendable(ns.servers, servers),
         generator=generator,
+        workload=given.workload,
+        traffic=given.traffic,
+        max_in_flight=given.max_in_flight,
     )

@@ -30,7 +30,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from loadtest.measure import stats
 from loadtest.registry.catalog import STEP_MARKER, parse_step_name
@@ -78,6 +78,8 @@ class Step:
     missing: int = 0  # requests the step's rate should have sent that were never recorded
     generator_bound: bool = False  # the generator, not the server, set this step's result
     generator_busiest: float | None = None  # the busiest locust process's share of a core in the step
+    app_ms: float | None = None  # mean time inside the app of the answered requests (identity headers)
+    failed: dict[str, int] = field(default_factory=dict)  # failed answers by HTTP status, else error kind
 
     @property
     def error_rate(self) -> float:
@@ -95,6 +97,8 @@ class Step:
             "why": self.why,
             "generator_bound": self.generator_bound,
             "generator_busiest": self.generator_busiest,
+            "app_ms": self.app_ms,
+            "failed": self.failed,
         }
 
 
@@ -157,7 +161,26 @@ def judge(
             if value is None or value > limit:
                 why = f"p{q:g} {value:.0f} ms > {limit:g} ms" if value is not None else f"no p{q:g}"
                 break
-    return Step(rate, seconds, total, failures, p_ms, ok / seconds, not why, why, missing)
+    step = Step(rate, seconds, total, failures, p_ms, ok / seconds, not why, why, missing)
+    step.app_ms, step.failed = in_app_mean(records), failed_answers(records)
+    return step
+
+
+def in_app_mean(records: Sequence[dict]) -> float | None:
+    """Mean ms the answered requests spent inside the app (X-Request-Start/End), None without them."""
+    times = [(float(r["end"]) - float(r["start"])) * 1000.0 for r in records
+             if r.get("ok") and r.get("start") and r.get("end")]  # fmt: skip
+    return sum(times) / len(times) if times else None
+
+
+def failed_answers(records: Sequence[dict]) -> dict[str, int]:
+    """Failed requests by their HTTP status (``503``), else by the generator's error kind (``timeout``)."""
+    out: dict[str, int] = {}
+    for r in records:
+        if not r.get("ok"):
+            key = str(r.get("status") or r.get("error") or "no answer")
+            out[key] = out.get(key, 0) + 1
+    return out
 
 
 def short_of_rate(step: Step, limits: dict[float, float]) -> bool:

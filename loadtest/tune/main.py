@@ -25,10 +25,10 @@ from loadtest.run import environment
 from loadtest.run.local import LocalRunner
 from loadtest.run.plan import UsageError
 from loadtest.run.runner import RunnerFactory
-from loadtest.tune import cli, deploy, runtime
+from loadtest.tune import cli, deploy, runtime, waits
 from loadtest.tune.calibrate import Calibration, CalibrationError, calibrate
 from loadtest.tune.candidate import Candidate, Status
-from loadtest.tune.candidates import WORKER_STEPS, baseline, families
+from loadtest.tune.candidates import WORKER_STEPS, baseline, families, limit_summary
 from loadtest.tune.model import predict
 from loadtest.tune.recommend import Context, Verdict, against, verdict
 from loadtest.tune.record import document
@@ -95,6 +95,15 @@ def calibration_lines(cal: Calibration) -> list[str]:
     return lines
 
 
+def limit_line(limit: dict) -> str:
+    """What --max-in-flight did to the grid, as one line."""
+    return (
+        f"--max-in-flight {limit['max_in_flight']}: {limit['kept']} shapes within it, "
+        f"{limit['capped']} capped (the server's own option), {limit['pruned']} pruned"
+        + (f" (e.g. {'; '.join(limit['examples'][:3])})" if limit["examples"] else "")
+    )
+
+
 def expect_workers_hint(args: Settings) -> str:
     g = args.generator
     return (
@@ -124,6 +133,7 @@ class Searched:
     cands: list[Candidate]
     unmeasured: tuple[str, ...] = ()
     minutes_needed: float | None = None
+    limit: dict | None = None  # what --max-in-flight did to the grid (candidates.limit_summary)
 
 
 def run(args: Settings, runner: RunnerFactory = LocalRunner) -> int:
@@ -142,7 +152,10 @@ def run(args: Settings, runner: RunnerFactory = LocalRunner) -> int:
     v = conclude(args, cal, found, start)
     wall = time.monotonic() - start.t0
     finished = dt.datetime.now(dt.UTC)
-    files = write(start.out, args, cal, found.cands, v, wall, (start.started, finished), start.load_before)
+    shared = waits.shared_wait(cal, found.cands, args.budget.cpus)
+    extra = {"in_flight_limit": found.limit, "shared_wait": shared.as_dict() if shared else None}
+    times = (start.started, finished)
+    files = write(start.out, args, cal, found.cands, v, wall, times, start.load_before, extra)
     render(v, start.out, files, wall)
     return 0
 
@@ -163,7 +176,7 @@ def prepare(args: Settings) -> Start:
     say = clock_printer(t0, deadline)
     b, slo = args.budget, args.slo
     say(
-        f"app {args.app}; workload {args.workload()}; "
+        f"app {args.app}; workload {args.workload_text()}; "
         f"objectives {slo.text()}, errors <= {slo.max_error_rate:.2%}"
     )
     say(
@@ -171,6 +184,8 @@ def prepare(args: Settings) -> Start:
         f"{b.memory_mb:.0f} MiB (from {b.memory_source}); {args.minutes:g} min; "
         f"load average {load_before or 0:.1f}"
     )
+    for line in args.traffic.lines_text() if args.traffic else []:
+        say(line)
     if args.generator.workers:
         say(f"generator: a locust master and {args.generator.workers} worker(s) (locust's distributed mode)")
     if args.generator.expect:
@@ -192,6 +207,7 @@ def session_for(args: Settings, start: Start, runner: RunnerFactory) -> Session:
         locustfile=args.locustfile,
         generator=args.generator,
         runner=runner,
+        workload=args.workload,
     )
 
 
@@ -215,14 +231,18 @@ def search_shapes(args: Settings, cal: Calibration, session: Session, start: Sta
     server shape fixes it, and measuring would spend the budget on its errors.
     """
     b, slo, say = args.budget, args.slo, start.say
-    base_shape = baseline(b.cpus)
+    base_shape = baseline(b.cpus, args.max_in_flight)
     if cal.app_errors:
         say(f"stopping: {cal.app_errors}")
         base = Candidate(base_shape, predict(base_shape, cal, b.cpus, slo.limits), is_baseline=True)
         base.status, base.why = Status.NOT_REACHED, "not measured: the app's own errors end the run"
         return Searched([base])
     top = max_workers(cal, b.memory_mb)
-    cands = predicted(families(args.servers), cal, b.cpus, slo.limits, b.memory_mb, top)
+    fams = families(args.servers, args.max_in_flight)
+    limit = limit_summary(fams, top) if args.max_in_flight is not None else None
+    if limit:
+        say(limit_line(limit))
+    cands = predicted(fams, cal, b.cpus, slo.limits, b.memory_mb, top)
     pending = [c for c in cands if c.status == Status.PENDING]
     pruned = len(cands) - len(pending)
     say(f"{len(cands)} shapes predicted, {pruned} pruned; measuring up to {len(pending) + 1}")
@@ -248,7 +268,7 @@ def search_shapes(args: Settings, cal: Calibration, session: Session, start: Sta
     unmeasured = tuple(s.unmeasured_kinds())
     extra = s.seconds_for_unmeasured()
     needed = math.ceil((args.minutes * 60.0 + extra) / 60.0) if unmeasured else None
-    return Searched(s.candidates, unmeasured, needed)
+    return Searched(s.candidates, unmeasured, needed, limit)
 
 
 def conclude(args: Settings, cal: Calibration, found: Searched, start: Start) -> Verdict:
@@ -264,6 +284,11 @@ def conclude(args: Settings, cal: Calibration, found: Searched, start: Start) ->
         minutes_needed=found.minutes_needed,
     )
     v = verdict(found.cands, base, ctx)
+    shared = waits.shared_wait(cal, found.cands, args.budget.cpus)
+    if shared is not None:
+        v.headline.append(f"Inside the app: {shared.sentence(args.max_in_flight)}.")
+    if found.limit:
+        v.headline.append(limit_line(found.limit)[0].upper() + limit_line(found.limit)[1:] + ".")
     caution = busy_machine(start.load_before, environment.load_average())
     if caution:
         v.headline.append(caution)
@@ -289,13 +314,14 @@ def write(
     wall: float,
     times: tuple[dt.datetime, dt.datetime],
     load_before: float | None,
+    extra: dict | None = None,
 ) -> list[Path]:
     """recommendation.json, .md, .html, env.json, rerun.sh; the deploy files (returned), if any."""
     from loadtest.reporting import recommendation as rendering
 
     started, finished = times
     load_after = environment.load_average()
-    result = document(args, cal, cands, v, wall, (load_before, load_after))
+    result = {**document(args, cal, cands, v, wall, (load_before, load_after)), **(extra or {})}
     if args.against is not None:
         earlier = records.load_recommendation(args.against).as_dict()
         result["rerun_check"] = against(earlier, result)

@@ -28,6 +28,8 @@ What this module does not know: how anything is measured (``calibrate`` makes th
 
 from __future__ import annotations
 
+import math
+
 from loadtest.tune.calibrate import MIN_THREAD_MB, Calibration
 from loadtest.tune.candidate import Prediction
 from loadtest.tune.candidates import Shape
@@ -37,7 +39,8 @@ MIN_COST_SCALE, MAX_COST_SCALE = 0.05, 20.0  # a correction beyond these is a br
 
 
 def slots(shape: Shape) -> float | None:
-    return None if shape.threads is None else float(shape.workers * shape.threads)
+    n = shape.slots
+    return None if n is None else float(n)
 
 
 def capacity(shape: Shape, cal: Calibration, cpus: int) -> tuple[float, str]:
@@ -59,7 +62,8 @@ def app_misses(cal: Calibration, limits: dict[float, float]) -> bool:
 
 
 def memory_mb(shape: Shape, cal: Calibration, in_flight: float) -> float:
-    threads = shape.threads if shape.threads is not None else max(in_flight / shape.workers, 1.0)
+    per_worker_now = min(in_flight / shape.workers, shape.cap or math.inf)  # a cap bounds the greenlets
+    threads = shape.threads if shape.threads is not None else max(per_worker_now, 1.0)
     per_worker = cal.worker_mb + (threads - 1) * max(cal.thread_mb, MIN_THREAD_MB)
     raw = cal.base_mb + shape.workers * per_worker
     return raw * cal.scale.get(shape.family.name, 1.0)

@@ -14,6 +14,8 @@ workload's mean costs and each path's.
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from loadtest.tune.calibrate import Calibration
 from loadtest.tune.candidate import Candidate, Round
 from loadtest.tune.recommend import Verdict
@@ -30,6 +32,8 @@ def configuration(c: Candidate, app: str, cpus: float, memory_mb: float) -> dict
         "kind": c.shape.family.kind,
         "workers": c.shape.workers,
         "threads": c.shape.threads,
+        "cap": c.shape.cap,
+        "slots": c.shape.slots,
         "command": c.shape.deploy_command(app),
         "rate_at_slo": c.rate_at_slo,
         "rate_at_slo_lower_bound": c.lower_bound,
@@ -180,9 +184,13 @@ def document(
         "generator_limit_rps": generator_limit(cands),
         "generator": generator(args, cands),
         "app": args.app,
-        "workload": args.workload(),
+        "workload": args.workload_text(),
         "paths": [{"path": p, "weight": w} for p, w in args.paths],
         "locustfile": str(args.locustfile) if args.locustfile else None,
+        "requests": list(args.workload.as_dict()["requests"]) if args.workload else None,
+        "expected_statuses": list(args.workload.expect) if args.workload else [],
+        "traffic": asdict(args.traffic) if args.traffic else None,
+        "max_in_flight": args.max_in_flight,
         "slo": {f"p{q:g}_ms": ms for q, ms in sorted(args.slo.limits.items())},
         "max_error_rate": args.slo.max_error_rate,
         "budget": {

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from loadtest.registry.exposure import DEFAULT_BIND
+from loadtest.registry.workload import Traffic, Workload
 from loadtest.tune.ladder import STEP_S
 
 MiB = 1024 * 1024
@@ -87,8 +88,14 @@ class Settings:
     image: str | None = None  # --runtime docker: the user's image (None: the project's, built when needed)
     recommendable: tuple[str, ...] = ()  # servers the verdict may recommend (empty: every one measured)
     generator: Generator = field(default_factory=Generator)
+    workload: Workload | None = None  # the requests and their expected answers (None: a locustfile's)
+    traffic: Traffic | None = None  # the recording the requests came from (--access-log, --har)
+    max_in_flight: int | None = None  # the most requests the deployment may hold at once (--max-in-flight)
 
-    def workload(self) -> str:
+    def workload_text(self) -> str:
         if self.locustfile is not None:
             return f"the user classes of {self.locustfile}"
+        if self.workload is not None:
+            expect = ", ".join(map(str, self.workload.expect))
+            return self.workload.text() + (f"; expected answers {expect}" if expect else "")
         return ", ".join(f"{p} (weight {w:g})" for p, w in self.paths)

@@ -28,6 +28,7 @@ What this module does not know: which shapes are worth measuring.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -38,6 +39,7 @@ import psutil
 
 from loadtest.measure.cpuwatch import Reading, Watch
 from loadtest.measure.verdicts import SATURATED
+from loadtest.registry.workload import Workload
 from loadtest.run import locustrun, processes
 from loadtest.run.local import LocalRunner
 from loadtest.run.runner import Envelope, Launch, RunnerFactory, TargetRunner
@@ -57,6 +59,7 @@ SETTLED_CORES = 0.3  # a server tree using less CPU than this, idle, has finishe
 SETTLE_SAMPLE_S = 0.5
 SETTLE_TIMEOUT_S = 90.0
 EXPECT_MASTER_PORT = 5557  # locust's default: what workers elsewhere connect to (docker/workers.yml too)
+WORKLOAD_FILE = "workload.json"  # in the run directory: the requests the generator sends
 EXPECT_WAIT_S = 300.0  # how long a master waits for workers from elsewhere before the run is killed
 
 
@@ -73,10 +76,22 @@ class Session:
     t0: float = field(default_factory=time.monotonic)
     step_s: float = ladder.STEP_S
     locustfile: Path | None = None  # the workload as the team's user classes instead of paths
+    workload: Workload | None = None  # the workload as requests (methods, headers, bodies, expected answers)
     runner: RunnerFactory = LocalRunner  # what starts each candidate (--runtime)
     generator: Generator = field(default_factory=Generator)
     serial: int = 0
     status: str = ""  # prefix of progress lines (what is measured, time left)
+
+    def workload_arg(self) -> list[str]:
+        """``--tune-workload``: the file in the run directory, or the JSON itself for workers elsewhere."""
+        if self.workload is None:
+            return []
+        if self.generator.expect:  # their machines do not have this run's directory
+            return ["--tune-workload", json.dumps(self.workload.as_dict(), separators=(",", ":"))]
+        path = self.out / WORKLOAD_FILE
+        if not path.exists():
+            self.workload.write(path)
+        return ["--tune-workload", str(path)]
 
     def next_stem(self, shape: Shape) -> str:
         self.serial += 1
@@ -118,7 +133,7 @@ def locust_argv(session: Session, rates: list[float], step_s: float, url: str, p
         "--identity-file", f"{prefix}.identity.jsonl",
         "--tune-ladder", ladder_arg, "--tune-paths", paths_arg, "--tune-slo", session.slo.generator_arg(),
         "--tune-seed", str(session.seed + session.serial), "--tune-timeout", f"{timeout_s(session.slo):g}",
-        *users, "ArrivalUser",
+        *users, *session.workload_arg(), "ArrivalUser",
     ]  # fmt: skip
 
 
