@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test lint docs bench compare diff browser clean fuzz soak tune callgrind
+.PHONY: venv test lint docs bench compare diff browser clean fuzz soak tune answers callgrind
 
 venv: $(STAMP)
 
@@ -51,6 +51,11 @@ callgrind: venv
 
 compare: venv
 	$(PY) -m loadtest.compare --story default $(COMPARE_ARGS)
+
+# The README's short answers as pictures from one fixed run: docs/answers/*.png, run.json and
+# docs/answers.md (a few minutes on 2 cores; ANSWERS_ARGS=--short: one server, one picture).
+answers: venv
+	$(PY) -m loadtest.answers $(ANSWERS_ARGS)
 
 # Measure your app and recommend server, worker class, workers and threads for a latency SLO within a
 # CPU/memory budget: make tune TUNE_ARGS="--app mymodule:app --path /api --slo p95=250ms --memory 1GiB".

@@ -16,21 +16,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from loadtest.answers.probe import CHROMIUM
 from tests.support import ROOT, free_port, stop
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-# Without the background-networking flags Chromium phones home at start-up, which this kind of
-# sandboxed machine refuses, and it then misbehaves; QUIC is off so HTTP/1.1 is what we measure.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+# Where Chromium is and its flags (no phoning home, no QUIC): make answers' browser run's, declared once.
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_HOST_CAP = 6  # Chromium's HTTP/1.1 connections per host (kMaxSocketsPerGroup)
 

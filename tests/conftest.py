@@ -17,8 +17,9 @@ from collections.abc import Iterator
 import pytest
 
 from app import app
+from loadtest.answers.probe import CHROMIUM, CHROMIUM_ARGS
 from server.config import MODES
-from tests.browsing import CHROMIUM, CHROMIUM_ARGS, find_chromium
+from tests.browsing import find_chromium
 from tests.support import ModeServer, serve_test_apps
 
 

@@ -246,6 +246,7 @@ def run(plan: Plan) -> int:
     index = 0
     try:
         pool.start_all()
+        environment.settle(plan.settle_s)
         for round_no in range(1, plan.rounds + 1):
             order = rng.sample(plan.targets, len(plan.targets))
             for scenario in plan.scenarios:

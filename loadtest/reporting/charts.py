@@ -46,9 +46,10 @@ def yerr(values: list[float | None], cis: list[list[float] | None]) -> list[list
     return [lows, highs]
 
 
-def png(fig) -> bytes:
+def png(fig, metadata: dict[str, str] | None = None) -> bytes:
+    """The figure as PNG bytes; ``metadata`` becomes the PNG's text chunks (what run drew it)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata=metadata)
     plt.close(fig)
     return buf.getvalue()
 
@@ -262,11 +263,14 @@ def slot_lanes(reqs: list[dict]) -> dict[int, tuple[str, str]]:
     return lanes
 
 
-def timeline_chart(row: ComparisonRow, records: list[dict]) -> bytes | None:
+def timeline_chart(
+    row: ComparisonRow, records: list[dict], metadata: dict[str, str] | None = None
+) -> bytes | None:
     """One lane per (pid, thread), one bar per request, x = seconds since the first request.
 
     Shaded spans: one process had every thread busy while another had a free
     one and a user's request was outside the app (``evidence.pool_imbalance``).
+    ``metadata``: the PNG's text chunks.
     """
     reqs = sorted(evidence.served(records), key=lambda r: r["start"])
     if not reqs:
@@ -321,7 +325,7 @@ def timeline_chart(row: ComparisonRow, records: list[dict]) -> bytes | None:
     ax.set_title(title, fontsize=10, loc="left", wrap=True)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    return png(fig)
+    return png(fig, metadata)
 
 
 def cpu_note(row: ComparisonRow) -> str:
@@ -335,3 +339,72 @@ def cpu_note(row: ComparisonRow) -> str:
 def timeline_key(row: ComparisonRow, swept: set[str]) -> str:
     key = f"timeline-{row.scenario}-{row.target}"
     return key + f"-u{row.users}" if row.scenario in swept else key
+
+
+# The probe picture: what the browser let through (left) beside what the server ran (right).
+WAITING_COLOR = "#bab0ac"
+
+
+def probe_chart(runs: list[tuple[str, dict]], metadata: dict[str, str] | None = None) -> bytes:
+    """One row per probe run (``label``, the page's ``window.probeResult``), two panels each.
+
+    Left, one line per request: pale grey while the browser held it back (sent to on the wire),
+    coloured while it was on the wire. Right, one lane per (pid, thread): when the app ran it,
+    from the identity headers. x = seconds since the run's first ``fetch()``, the same in both.
+    """
+    fig, axes = plt.subplots(
+        len(runs), 2, figsize=(11, 0.6 + 2.6 * len(runs)), squeeze=False, gridspec_kw={"width_ratios": [3, 2]}
+    )
+    for (label, result), (left, right) in zip(runs, axes, strict=True):
+        reqs = sorted(result["requests"], key=lambda r: r["i"])
+        t0 = min(r["sent"] for r in reqs)
+        for r in reqs:
+            sec = [(r["sent"] - t0) / 1000, (r["wireStart"] - t0) / 1000, (r["wireEnd"] - t0) / 1000]
+            left.broken_barh(
+                [(sec[0], max(sec[1] - sec[0], 1e-3))], (r["i"] - 0.35, 0.7), facecolors=WAITING_COLOR
+            )
+            left.broken_barh(
+                [(sec[1], max(sec[2] - sec[1], 1e-3))], (r["i"] - 0.35, 0.7), facecolors=COLORS[0]
+            )
+        left.set_yticks(range(len(reqs)), [f"fetch {r['i'] + 1}" for r in reqs], fontsize=7)
+        left.invert_yaxis()
+        left.set_title(
+            f"{label}: at most {result['browserMaxOnWire']} of {result['n']} on the wire at once",
+            fontsize=9,
+            loc="left",
+        )
+        lanes = sorted(
+            {(r["pid"], r["thread"]) for r in reqs},
+            key=lambda k: (evidence.natural(k[0]), evidence.natural(k[1])),
+        )
+        for y, lane in enumerate(lanes):
+            bars = [
+                ((r["serverStart"] - t0) / 1000, max((r["serverEnd"] - r["serverStart"]) / 1000, 1e-4), None)
+                for r in reqs
+                if (r["pid"], r["thread"]) == lane
+            ]
+            draw_bars(right, y, bars, COLORS[y % len(COLORS)])
+        right.set_yticks(range(len(lanes)), [lane_label(*k) for k in lanes], fontsize=7)
+        right.set_ylim(-0.6, len(lanes) - 0.4)
+        right.invert_yaxis()
+        right.set_title(
+            f"the server ran at most {result['serverMaxInFlight']} at once", fontsize=9, loc="left"
+        )
+        end = max(r["received"] - t0 for r in reqs) / 1000
+        for ax in (left, right):
+            ax.set_xlim(0, end * 1.02)
+            ax.grid(axis="x", alpha=0.3)
+    from matplotlib.patches import Patch
+
+    axes[0][0].legend(
+        handles=[
+            Patch(facecolor=WAITING_COLOR, label="held back by the browser"),
+            Patch(facecolor=COLORS[0], label="on the wire"),
+        ],
+        loc="upper right",
+        fontsize=7,
+    )
+    for ax in axes[-1]:
+        ax.set_xlabel("seconds since the page's fetch() calls")
+    fig.tight_layout()
+    return png(fig, metadata)

@@ -16,12 +16,14 @@ import platform
 import shlex
 import subprocess
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 
 import psutil
 
 from loadtest.inserver.usage import cgroup_cpu_limit
+from loadtest.measure import verdicts
 from server.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,6 +89,22 @@ def load_average() -> float | None:
         return os.getloadavg()[0]
     except OSError:
         return None
+
+
+def settle(limit_s: float, every_s: float = 2.0, load=load_average) -> bool:
+    """Wait, at most ``limit_s``, for the 1-minute load average to come within the cores; True if it did.
+
+    Starting every target at once (a dozen interpreters importing Flask) lifts the load average
+    for a minute; without the wait the first rows would be judged "machine busy" for our own start-up.
+    """
+    deadline = time.monotonic() + limit_s
+    cores = os.cpu_count() or 1
+    while (busy := verdicts.load_busy(load(), cores)) and time.monotonic() < deadline:
+        time.sleep(every_s)
+    if limit_s:
+        state = "still busy after" if busy else "settled within"
+        print(f"{state} {limit_s:g} s: load average {load() or 0:.2f} on {cores} cores", flush=True)
+    return not busy
 
 
 def rerun_command(argv: list[str], seed: int, module: str = "loadtest.compare") -> list[str]:

@@ -153,6 +153,13 @@ def warmup_arg(text: str) -> float:
     return value
 
 
+def settle_arg(text: str) -> float:
+    value = seconds(text)
+    if not 0 <= value <= 300:
+        raise argparse.ArgumentTypeError(f"must be 0 to 300 seconds, got {text!r}")
+    return value
+
+
 def port_arg(text: str) -> int:
     value = positive_int(text)
     if value > 65535:
@@ -213,6 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--port", type=port_arg, help="serve every local target on this port, one at a time")
     add("--startup-timeout", type=positive_float, default=30.0, help="seconds a target gets to answer")
     add(
+        "--settle",
+        type=settle_arg,
+        default=0.0,
+        help="after the servers start, wait up to this many seconds for the load average to come"
+        " within the cores, so their start-up is not judged as a busy machine (default 0)",
+    )
+    add(
         "--venv",
         type=Path,
         help="run the local targets with this virtual environment's python (e.g. a free-threaded 3.14t)",
@@ -244,6 +258,7 @@ class Plan:
     argv: list[str] = field(default_factory=list)
     slow_clients: int = SLOW_CLIENTS
     venv: Path | None = None
+    settle_s: float = 0.0
 
     @property
     def python(self) -> Path:
@@ -395,4 +410,5 @@ def make_plan(args: argparse.Namespace, argv: list[str], reachable) -> Plan:
         argv=argv,
         slow_clients=args.slow_clients,
         venv=args.venv.resolve() if args.venv else None,
+        settle_s=args.settle,
     )

@@ -12,7 +12,17 @@ import pytest
 
 from tests.support import ROOT
 
-ENTRY_POINTS = ["compare", "report", "diff", "bench", "soak", "lifecycle", "tune", "inserver.devserver"]
+ENTRY_POINTS = [
+    "compare",
+    "report",
+    "diff",
+    "bench",
+    "soak",
+    "lifecycle",
+    "tune",
+    "answers",
+    "inserver.devserver",
+]
 
 
 @pytest.mark.parametrize("name", ENTRY_POINTS)
