@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test lint docs bench compare diff browser clean fuzz soak tune answers callgrind
+.PHONY: venv checkov-venv test lint docs bench compare diff browser clean fuzz soak tune answers generator-ceiling callgrind
 
 venv: $(STAMP)
 
@@ -15,8 +15,19 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
-test: venv
+test: venv checkov-venv
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# checkov in its own venv: it pins packaging<24, requirements.txt packaging 26 (tests/loadtest/tune/test_deploy.py).
+CHECKOV_VENV  := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+
+checkov-venv: $(CHECKOV_STAMP)
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q -r requirements-checkov.txt
+	touch $(CHECKOV_STAMP)
 
 # ruff, then the import rules of pyproject.toml's [tool.importlinter] (docs/architecture.md).
 lint: venv
@@ -49,6 +60,10 @@ CALLGRIND_PARSER ?= auto
 callgrind: venv
 	$(PY) -m tests.callgrind_core --parser $(CALLGRIND_PARSER)
 
+# One locust process's requests per core against a trivial server (granian): docs/measurements/2026-12-08-generator-ceiling.md.
+generator-ceiling: venv
+	$(PY) -m loadtest.bench.generator $(CEILING_ARGS)
+
 compare: venv
 	$(PY) -m loadtest.compare --story default $(COMPARE_ARGS)
 
@@ -80,5 +95,5 @@ browser:
 	fi
 
 clean:
-	rm -rf $(VENV) .pytest_cache .import_linter_cache build site *.egg-info
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .import_linter_cache build site *.egg-info
 	find . -name .ruff_cache -type d -not -path "./$(VENV)/*" -prune -exec rm -rf {} +

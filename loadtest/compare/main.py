@@ -234,6 +234,8 @@ def run(plan: Plan) -> int:
         f"{plan.rounds} round(s), seed {plan.seed} -> {environment.shown(out)}",
         flush=True,
     )
+    for name, line in plan.skipped.items():
+        print(f"skipped {name}: not installed in {plan.venv} ({line})", flush=True)
     pool = Pool(plan, out)
     if plan.scenarios == ["slow"]:
         slow_rows = slow.run(plan, pool, out, t0)

@@ -32,8 +32,8 @@ own (``webui.js``) that the index page loads.  What each part does:
   long as the CPU time it used (``X-Request-Cpu-Ms``), as the report's timelines
   do.  The data comes from ``GET /wsgi-lab/lanes`` (:func:`swimlanes`).
 
-It knows nothing of how records are collected (the locustfile's ``Recorder``) and
-never imports the locustfile.
+It knows nothing of how records are collected (``recorder.py``'s ``Recorder``) and
+never imports the recorder or the locustfile.
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
 """Serve someone else's WSGI app with wsgi-lab's identity headers added.
 
 ``python -m loadtest.compare --app mymodule:app`` points every target at
-``loadtest.inserver.byo:app`` with ``LAB_BYO_APP=mymodule:app``.  The wrapper adds the
+``<package>.inserver.byo:app`` with ``LAB_BYO_APP=mymodule:app`` (any spec gunicorn takes:
+``loadtest/registry/appspec.py``; a factory is called here). In a team's environment the
+package is a uniquely named copy of ``loadtest`` (``loadtest/run/shim.py``), so their own
+``app`` and ``server`` modules are the ones that import.  The wrapper adds the
 same headers our demo app sets (``loadtest/inserver/identity.py``: model, pid, thread,
 start, end, the request's CPU time and its lane), so the timelines, in-flight
 counts and CPU figures work for any app.  ``X-Request-End`` is taken
@@ -11,30 +14,26 @@ work is done; a streaming app keeps working after it.
 The wrapper also answers ``GET /_lab/usage`` itself (``loadtest/inserver/usage.py``):
 the server's CPU and memory, measured from inside, wherever it runs.
 
-The app is imported when this module is, so a bad ``MODULE:APP`` stops the
+The app is imported when this module is, so a bad spec stops the
 server at startup and the comparison reports it as a target that failed to
 start.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import time
 
-from loadtest.inserver import identity, usage
+from ..registry.appspec import DEMO, AppSpec
+from . import identity, usage
+
+APP_ENV = "LAB_BYO_APP"
 
 
 def load_app(spec: str):
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise ValueError(f"app must be MODULE:APP, got {spec!r}")
-    module = importlib.import_module(module_name)
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise AttributeError(f"module {module_name!r} has no attribute {attr!r}") from None
+    """The WSGI callable ``spec`` names (AppSpecError, one line, when it cannot be had)."""
+    return AppSpec.parse(spec).load()
 
 
 def with_identity(inner):
@@ -57,4 +56,4 @@ def with_identity(inner):
     return identified
 
 
-app = with_identity(load_app(os.environ.get("LAB_BYO_APP", "app:app")))
+app = with_identity(load_app(os.environ.get(APP_ENV, DEMO)))

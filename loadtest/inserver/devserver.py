@@ -6,10 +6,19 @@ lets bring-your-own apps (Flask or not) run under the ``flask-dev`` targets.
 
 from __future__ import annotations
 
+import argparse
+
 from werkzeug.serving import run_simple
 
-from loadtest.inserver.byo import load_app
-from server.oneline import OneLineParser
+from .byo import load_app
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """server.oneline's rule (a bad flag is one line, exit 2) without importing ``server``, which a
+    team's environment lacks or has as its own module."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--processes", type=int, default=1, help="fork a process per request, at most N at once (default 1)"
     )
-    parser.add_argument("app", help="MODULE:APP")
+    parser.add_argument("app", help="the app, as gunicorn takes it")
     args = parser.parse_args(argv)
     if args.processes < 1:
         parser.error(f"--processes must be at least 1, got {args.processes}")

@@ -1,7 +1,7 @@
 """The identity headers' names: declared once, imported by everything that writes or reads them.
 
 Writers: the demo app (``app/views.py``) and the bring-your-own wrapper (``byo``), inside the
-server under test.  Reader: locust's recorder (``loadtest/generator/locustfile.py``), inside
+server under test.  Reader: locust's recorder (``loadtest/generator/recorder.py``), inside
 locust.  The tests, the browser probe's page test and the compose test check against these names.
 Names only, no imports, so both processes can load it; what each header means is in docs/app.md.
 """

@@ -43,9 +43,12 @@ import sysconfig
 import time
 from pathlib import Path
 
-import psutil
+try:
+    import psutil
+except ImportError:  # a team's environment without psutil: the same calls, read from /proc
+    from . import procfs as psutil  # type: ignore[no-redef]
 
-from loadtest.inserver.tree import members, read_each
+from .tree import members, read_each
 
 USAGE_PATH = "/_lab/usage"
 CGROUP_ROOT = Path("/sys/fs/cgroup")

@@ -363,6 +363,32 @@ class Configuration(Record):
 
 
 @dataclass
+class Fleet(Record):
+    """recommendation.json's ``fleet``: replicas of the recommended shape for ``--target-rps``.
+
+    ``replica`` is the rate one replica was measured at (``rate``, ``interval``, ``lower_bound``) and
+    the cores it used; ``upper_bound``: that rate is a floor, so ``replicas`` is at most what is needed.
+    """
+
+    target_rps: float
+    replicas: int
+    needed: int
+    max_replicas: int
+    utilisation: float
+    headline: str
+    source: str = ""  # where the target rate came from
+    slo: str = ""
+    capped: bool = False
+    upper_bound: bool = False
+    planned_rps: float | None = None
+    served_rps: float | None = None
+    cpu_at_plan: float | None = None
+    cpu_target_percent: int | None = None
+    replica: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class Recommendation(Record):
     """recommendation.json, make tune's result. ``calibration``, ``budget`` and each candidate stay
     mappings: tune adds to them, and a reader takes what it knows."""
@@ -379,6 +405,7 @@ class Recommendation(Record):
     budget: dict[str, Any] = field(default_factory=dict)
     calibration: dict[str, Any] = field(default_factory=dict)
     candidates: list[dict[str, Any]] = field(default_factory=list)
+    fleet: Fleet | None = None  # written from 2026-12-08 when --target-rps (or an access log) gives a rate
     format: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -388,6 +415,8 @@ class Recommendation(Record):
         rec.baseline = Configuration.from_dict(rec.baseline)  # type: ignore[arg-type]
         if rec.recommended is not None:
             rec.recommended = Configuration.from_dict(rec.recommended)  # type: ignore[arg-type]
+        if rec.fleet is not None:
+            rec.fleet = Fleet.from_dict(rec.fleet)  # type: ignore[arg-type]
         return rec
 
     def as_dict(self) -> dict[str, Any]:
@@ -395,6 +424,10 @@ class Recommendation(Record):
         out["format"] = FORMAT_VERSION
         out["baseline"] = self.baseline.as_dict()
         out["recommended"] = self.recommended.as_dict() if self.recommended else None
+        if self.fleet is None:
+            del out["fleet"]  # no plan asked for: the file says nothing of one, as before fleets
+        else:
+            out["fleet"] = self.fleet.as_dict()
         return out
 
 

@@ -25,10 +25,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-OUR_APP = "app:app"
-# Bring-your-own apps are served through this wrapper, which adds the
-# identity headers (see loadtest/inserver/byo.py); the real app comes from LAB_BYO_APP.
-BYO_WRAPPER = "loadtest.inserver.byo:app"
+from loadtest.registry.appspec import DEMO, DEMO_MODULE
+
+# The demo app by its own name (``--app demo``, the default); ``app:app`` is a team's module.
+OUR_APP = DEMO
+# Bring-your-own apps are served through this wrapper, which adds the identity headers
+# (see loadtest/inserver/byo.py); the real app comes from LAB_BYO_APP. In a team's
+# environment the package is a staged copy under a unique name (loadtest/run/shim.py).
+BYO_MODULE = "inserver.byo"
+BYO_WRAPPER = f"loadtest.{BYO_MODULE}:app"
+
+
+def byo_wrapper(package: str = "loadtest") -> str:
+    return f"{package}.{BYO_MODULE}:app"
+
+
 COMPOSE_PORT = 8000  # every server service listens on this port inside its container
 COMPOSE_IMAGE = "wsgi-lab:latest"  # docker-compose.yml's one image: the app and every server it measures
 
@@ -152,11 +163,17 @@ def gunicorn(app: str, host: str, port: int, args: list[str]) -> list[str]:
 
 
 def flask_dev(app: str, host: str, port: int, args: list[str]) -> list[str]:
-    """Our app: exactly ``app.run()`` (python -m app); other apps: run_simple, which app.run calls."""
+    """Our app: exactly ``app.run()`` (python -m app); other apps: run_simple, which app.run calls.
+
+    The dev server module sits beside the wrapper that serves the app (a staged copy's, in a
+    team's environment).
+    """
     where = ["--host", host, "--port", str(port)]
-    if app == OUR_APP:
+    if app == DEMO_MODULE:
         return [sys.executable, "-m", "app", *where, *args]
-    return [sys.executable, "-m", "loadtest.inserver.devserver", *where, *args, app]
+    module, _, _ = app.partition(":")
+    package = module[: -len(BYO_MODULE) - 1] if module.endswith("." + BYO_MODULE) else "loadtest"
+    return [sys.executable, "-m", f"{package}.inserver.devserver", *where, *args, app]
 
 
 def waitress(app: str, host: str, port: int, args: list[str]) -> list[str]:

@@ -170,8 +170,13 @@ def candidate_rows(result: dict, statuses: tuple[Status, ...]) -> list[list[str]
     ]
 
 
+PINNED = "Each candidate ran pinned to the budget's cores"
+SHARED = (
+    "Each candidate ran on every core of the machine, which the load generator shared: every rate is the "
+    "server's share of a machine shared with the load generator"
+)
 METHOD = (
-    "Each candidate ran pinned to the budget's cores; requests arrived open-loop (Poisson, at a target "
+    "; requests arrived open-loop (Poisson, at a target "
     "rate, never waiting for earlier answers) in steps of rising rate. A step meets the objectives "
     "when every percentile is within its limit and the error rate within the budget; the rate at the "
     "objectives is the highest step of the unbroken passing run from the bottom. Memory is the peak "
@@ -188,6 +193,26 @@ CANDIDATE_HEAD = ["Candidate", "Status", "Predicted req/s", "Bound", "Predicted 
                   "Measured MB", "Why"]  # fmt: skip
 
 
+def shared(result: dict) -> bool:
+    """Whether the load generator shared the server's cores (``tune/sharing.py``; absent in older runs)."""
+    return bool((result.get("shared_machine") or {}).get("shared"))
+
+
+def method(result: dict) -> str:
+    return (SHARED if shared(result) else PINNED) + METHOD
+
+
+def marked(head: list[str], result: dict) -> list[str]:
+    """The rate columns say so when each figure is the server's share of a shared machine."""
+    if not shared(result):
+        return head
+    tag = "shared with the generator"
+    return [
+        f"{h[:-1]}, {tag})" if h.endswith("req/s)") else f"{h} ({tag})" if h == "Measured req/s" else h
+        for h in head
+    ]
+
+
 def question(result: dict) -> str:
     b, loads = result["budget"], result["load_average"]
     slo = ", ".join(f"{k.replace('_ms', '')} <= {v:g} ms" for k, v in result["slo"].items())
@@ -197,8 +222,29 @@ def question(result: dict) -> str:
         f"{b['memory_mb']:.0f} MB ({b['memory_source']}); time budget {result['minutes']:g} min, "
         f"took {result['wall_s']:.0f} s; load average {fmt(loads['before'], '.1f')} before, "
         f"{fmt(loads['after'], '.1f')} after (other work on the machine makes figures noisy)."
+        + project_text(result)
         + runtime_text(result)
     )
+
+
+def project_text(result: dict) -> str:
+    """Where the app imported from, with which python and variables (names only), what the image gained."""
+    p = result.get("project")
+    if not p:
+        return ""
+    variables = ", ".join(p["env"]) or "none"
+    source = f" (from {p['env_file']} and --env)" if p.get("env_file") else ""
+    venv = (
+        f" (the virtualenv {p['venv']})"
+        if p.get("venv") and result["budget"].get("runtime") == "local"
+        else ""
+    )
+    text = (
+        f" The app imported from {p['chdir']} with {p['python']}{venv}; its variables: {variables}{source}."
+    )
+    if p.get("image_added"):
+        text += f" Added to the team's image: {'; '.join(p['image_added'])}."
+    return text
 
 
 def runtime_text(result: dict) -> str:
@@ -276,7 +322,13 @@ def generator_text(result: dict) -> str:
         if limit
         else "; no step was generator-bound"
     )
-    return f"The load came from {how}{busiest}{bound}."
+    sharing = (
+        " It ran on the server's cores (--cpus is every core): the ways out are a smaller --cpus, "
+        "--runtime docker with a quota below the machine's cores, or --expect-workers N from another machine."
+        if shared(result)
+        else ""
+    )
+    return f"The load came from {how}{busiest}{bound}.{sharing}"
 
 
 def deploy_text(result: dict) -> str:
@@ -284,9 +336,33 @@ def deploy_text(result: dict) -> str:
     if not files:
         return "No files to deploy: nothing was recommended."
     return (
-        f"{' and '.join(files)} beside this page run the recommended command with the budget as the "
-        "container's CPU and memory limits (Kubernetes: the memory request is the measured peak plus "
-        "headroom), a health check, and a shutdown grace period matching the server's graceful timeout."
+        f"{' and '.join(files)} beside this page run the recommended command as a team runs it in "
+        "production (the server's own default timeouts) with the budget as each replica's CPU and memory "
+        "limits (Kubernetes: the memory request is the measured peak plus headroom), health checks "
+        "(startup, readiness, liveness), a pause before SIGTERM and a grace period covering the server's "
+        "graceful timeout, a disruption budget of one pod at a time, and the Pod Security Standards' "
+        "restricted profile (non-root, read-only root filesystem, no capabilities, seccomp RuntimeDefault)."
+    )
+
+
+def fleet_text(result: dict) -> str:
+    """The replicas plan in words, with the autoscaler it sets (empty without --target-rps)."""
+    plan = result.get("fleet")
+    if not plan:
+        return ""
+    replica = plan["replica"]
+    rate = f"{replica['rate']:,.0f} req/s"
+    cpu = (
+        f"; the autoscaler scales from {plan['replicas']} to {plan['max_replicas']} replicas at "
+        f"{plan['cpu_target_percent']} % CPU: {plan['cpu_at_plan']:.2f} of the {replica['cpus']:g} cores "
+        f"requested, the cores measured at {rate} ({replica['cpu_cores']:.2f}) scaled to the planned rate"
+        if plan.get("cpu_target_percent") is not None
+        else "; no CPU was measured at the rate, so no autoscaler is written"
+    )
+    return (
+        f"{plan['headline']} The target rate is {plan['source']}; each replica is planned at "
+        f"{plan['planned_rps']:,.0f} req/s ({plan['utilisation']:.0%} of {rate}), so the fleet holds "
+        f"{'at least ' if plan.get('upper_bound') else ''}{plan['served_rps']:,.0f} req/s{cpu}."
     )
 
 
@@ -324,7 +400,7 @@ def outline(result: dict) -> tuple[Page, dict[str, bytes]]:
     measured_rows = candidate_rows(result, (Status.MEASURED, Status.FAILED, Status.NOT_REACHED))
     blocks: list[Block] = [
         *(Para(line, "strong" if i == 0 else "") for i, line in enumerate(result["headline"])),
-        Table(CONFIG_HEAD, config_rows(result)),
+        Table(marked(CONFIG_HEAD, result), config_rows(result)),
         Heading("The question"),
         Para(question(result)),
         Heading("Calibration"),
@@ -334,14 +410,15 @@ def outline(result: dict) -> tuple[Page, dict[str, bytes]]:
         Heading("Measured"),
         Image("rate at the objectives against memory", "rate-vs-memory.png", charts["rate-vs-memory.png"]),
         Image("p95 against arrival rate", "latency-vs-rate.png", charts["latency-vs-rate.png"]),
-        Table(CANDIDATE_HEAD, measured_rows),
+        Table(marked(CANDIDATE_HEAD, result), measured_rows),
         Heading("Pruned without measuring"),
         Para(f"{len(pruned)} shapes: over the memory budget, or no better than their family's knee."),
         Table(CANDIDATE_HEAD, pruned),
         Heading("Deploy"),
+        *([Para(fleet_text(result))] if result.get("fleet") else []),
         Para(deploy_text(result)),
         Heading("How it was measured"),
-        Para(METHOD),
+        Para(method(result)),
         Para(generator_text(result)),
     ]
     return Page("Which configuration should I run?", "", blocks, "wsgi-lab tune: recommendation"), charts

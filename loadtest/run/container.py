@@ -13,9 +13,13 @@ Policy choices:
   container's cpuset (the quota runs on them, the load generator on the others).
 - docker-init (tini) is PID 1 and passes SIGTERM to the server, so servers with no
   handler of their own stop at once, and every server stops as ``docker stop`` stops it.
-- The user's app directory (``Box.app_dir``) is mounted read-only at ``APP_MOUNT``,
-  first on ``PYTHONPATH``, when the app is not the demo one; the server then runs
-  with this process's uid and gid (not root's), so it reads the app as the user does.
+- The user's app directory (``Box.app_dir``) is mounted read-only at ``APP_MOUNT``, the
+  container's working directory and first on ``PYTHONPATH``, when the app is not the demo
+  one; the identity wrapper comes from the staged shim (``Box.shim``, mounted read-only at
+  ``SHIM_MOUNT``), and the project itself stays off the path but for our own servers
+  (``python -m server``, mounted at ``PROJECT_IN_IMAGE`` when the image is the team's).
+  Every container runs with this process's uid and gid (root's included), so it reads the
+  app as the user does (``check_readable`` says so before calibration when it cannot).
 - Logs are copied from the engine into the runner's log files when the container
   ends (and when a tail is asked for); the container is removed on ``kill``.
 - What a reader needs after the fact -- the limits read back from the cgroup, the
@@ -49,9 +53,11 @@ from loadtest.registry import targets
 from loadtest.run import engine
 from loadtest.run.processes import STDERR_TAIL_LINES
 from loadtest.run.runner import Envelope, Launch, TargetRunner
+from loadtest.run.shim import Shim
 
 PORT = targets.COMPOSE_PORT  # every server listens here inside its container, as in docker-compose.yml
 APP_MOUNT = "/srv/app"
+SHIM_MOUNT = "/srv/wsgilab-shim"
 PROJECT_IN_IMAGE = "/srv/wsgi-lab"  # the Dockerfile's WORKDIR and PYTHONPATH
 POLL_S = 0.1
 OOM_EXIT = 137  # 128 + SIGKILL: what the kernel's OOM killer leaves
@@ -67,9 +73,30 @@ class Box:
     memory_bytes: int
     run_id: str  # RUN_LABEL's value: this run's containers, and no one else's, are removed at its end
     app_dir: Path | None = None  # mounted read-only when the app is not the demo one
+    shim: Shim | None = None  # the identity wrapper, staged, mounted beside the app
+    project_dir: Path | None = None  # mounted for our own servers when the image is the team's
 
     def labels(self) -> dict[str, str]:
         return {engine.LABEL: "1", engine.RUN_LABEL: self.run_id}
+
+    @staticmethod
+    def user() -> str:
+        return f"{os.getuid()}:{os.getgid()}"
+
+    def mounts(self, kind: str) -> tuple[dict[str, dict[str, str]], list[str]]:
+        """The read-only mounts of a bring-your-own app's container and its PYTHONPATH, in order."""
+        mounts, path = {}, []
+        if self.app_dir is not None:
+            mounts[str(self.app_dir)] = {"bind": APP_MOUNT, "mode": "ro"}
+            path.append(APP_MOUNT)
+        if self.shim is not None:
+            mounts[str(self.shim.directory)] = {"bind": SHIM_MOUNT, "mode": "ro"}
+            path.append(SHIM_MOUNT)
+        if kind == "lab" or self.shim is None:
+            if self.project_dir is not None:
+                mounts[str(self.project_dir)] = {"bind": PROJECT_IN_IMAGE, "mode": "ro"}
+            path.append(PROJECT_IN_IMAGE)
+        return mounts, path
 
 
 def image_argv(argv: list[str]) -> list[str]:
@@ -105,11 +132,11 @@ class ContainerRunner(TargetRunner):
         self.oom_kills, self.oom_killed = 0, False
         self._since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
         env = self.launch.environment()
-        mounts, user = {}, None
-        if self.launch.byo and self.box.app_dir is not None:
-            mounts[str(self.box.app_dir)] = {"bind": APP_MOUNT, "mode": "ro"}
-            env["PYTHONPATH"] = f"{APP_MOUNT}:{PROJECT_IN_IMAGE}"
-            user = f"{os.getuid()}:{os.getgid()}" if os.getuid() != 0 else None
+        mounts, workdir = {}, None
+        if self.launch.byo:
+            mounts, path = self.box.mounts(self.launch.target.kind)
+            env["PYTHONPATH"] = ":".join(path)
+            workdir = APP_MOUNT if self.box.app_dir is not None else None
         try:
             self.container = self.client.containers.run(
                 self.box.image,
@@ -123,7 +150,8 @@ class ContainerRunner(TargetRunner):
                 memswap_limit=self.box.memory_bytes,
                 ports={f"{PORT}/tcp": (self.launch.host, self.port)},
                 volumes=mounts,
-                user=user,
+                user=self.box.user(),
+                working_dir=workdir,
                 cpuset_cpus=",".join(map(str, self.launch.cores)) if self.launch.cores else None,
             )
         except docker.errors.DockerException as exc:

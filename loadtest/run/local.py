@@ -6,8 +6,10 @@
   unless the caller names an interface other machines reach it on.
 - CPU affinity (``launch.cores``) is set in the child before it executes the server,
   so every process it forks or spawns inherits it.
-- Environment: this process's, with PYTHONPATH naming the working directory (a
-  bring-your-own module there imports) and the project root, then ``launch.environment()``.
+- Environment: this process's, then ``launch.environment()``, with PYTHONPATH naming the
+  working directory first (a bring-your-own module there imports), then the staged shim
+  (``launch.shim``; the project root only for our own servers, ``python -m server``) or,
+  without one, the project root.
 - Usage is the process tree's (``cpuwatch.tree_reading``): CPU seconds including
   reaped children, memory as PSS (RSS where PSS is denied).
 
@@ -34,7 +36,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def local_env(launch: Launch) -> dict[str, str]:
     env = {**os.environ, **launch.environment()}
-    paths = [str(launch.cwd or os.getcwd()), str(ROOT), env.get("PYTHONPATH", "")]
+    paths = [str(launch.cwd or os.getcwd())]
+    if launch.shim is not None:
+        paths.append(str(launch.shim.directory))
+    if launch.shim is None or launch.target.kind == "lab":
+        paths.append(str(ROOT))
+    paths.append(env.get("PYTHONPATH", ""))
     env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     return env
 

@@ -23,7 +23,9 @@ from loadtest.registry.catalog import (
     SLOW_NORMAL_TIMEOUT_S,
     parse_hosts,
 )
+from loadtest.run import team as teams
 from loadtest.run.processes import port_free
+from loadtest.run.shim import staged
 from server.oneline import OneLineParser
 
 MAX_DURATION_S = 3600
@@ -215,7 +217,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"slow scenario: connections held by slow clients besides --users (default {SLOW_CLIENTS})",
     )
     add("--out", type=Path, help="output directory (default results/<UTC timestamp>)")
-    add("--app", default=targets.OUR_APP, help="MODULE:APP to serve instead of the demo app")
+    add(
+        "--app",
+        default=targets.OUR_APP,
+        help="the app as gunicorn takes it: module:app, module:factory('x'), module (default: demo)",
+    )
+    add("--chdir", type=Path, help="where the app imports from (default: the current directory)")
+    add("--env", action="append", default=[], metavar="KEY=VALUE", help="set for the app (repeatable)")
+    add("--env-file", type=Path, help="a dotenv file of variables for the app (--env wins)")
     add("--hosts", help="name=url,... of servers already running (no local start)")
     add("--port", type=port_arg, help="serve every local target on this port, one at a time")
     add("--startup-timeout", type=positive_float, default=30.0, help="seconds a target gets to answer")
@@ -259,6 +268,8 @@ class Plan:
     slow_clients: int = SLOW_CLIENTS
     venv: Path | None = None
     settle_s: float = 0.0
+    team: teams.Team = field(default_factory=teams.Team)  # the app's spec, directory, environment
+    skipped: dict[str, str] = field(default_factory=dict)  # targets --venv lacks -> the line installing them
 
     @property
     def python(self) -> Path:
@@ -277,9 +288,13 @@ class Plan:
         return target.capacity(users) if target else None
 
     def as_dict(self) -> dict:
-        d = {k: v for k, v in vars(self).items() if k != "argv"}
+        d = {k: v for k, v in vars(self).items() if k not in ("argv", "team")}
         d["out"] = str(self.out)
         d["venv"] = str(self.venv) if self.venv else None
+        # the variables' names only: their values (secrets, often) stay out of the results
+        d["chdir"] = str(self.team.chdir) if self.team.chdir else None
+        d["env"] = sorted(self.team.env)
+        d["env_file"] = str(self.team.env_file) if self.team.env_file else None
         return d
 
 
@@ -335,8 +350,6 @@ def check_hosts(spec: str | None) -> dict[str, str]:
 
 
 def check_ranges(args: argparse.Namespace, hosts: dict[str, str], duration: int) -> None:
-    if ":" not in args.app or args.app.startswith(":") or args.app.endswith(":"):
-        raise UsageError(f"--app must be MODULE:APP, got {args.app!r}")
     if hosts and args.app != targets.OUR_APP:
         raise UsageError("--app and --hosts do not mix: running servers already serve their own app")
     if hosts and args.target_args:
@@ -381,6 +394,8 @@ def make_plan(args: argparse.Namespace, argv: list[str], reachable) -> Plan:
     duration = args.duration or story.get("duration", 10)
     check_ranges(args, hosts, duration)
     overrides = parse_target_args(args.target_args, names)
+    team, skipped = team_for(args, names, hosts)
+    names = [n for n in names if n not in skipped]
     for name in names if hosts else []:
         problem = reachable(hosts[name])
         if problem:
@@ -411,4 +426,22 @@ def make_plan(args: argparse.Namespace, argv: list[str], reachable) -> Plan:
         slow_clients=args.slow_clients,
         venv=args.venv.resolve() if args.venv else None,
         settle_s=args.settle,
+        team=team,
+        skipped=skipped,
     )
+
+
+def team_for(args: argparse.Namespace, names: list[str], hosts: dict[str, str]):
+    """The team's settings, the app imported as a target will (not with ``--hosts``), what --venv lacks."""
+    try:
+        team = teams.team_from(args.app, args.chdir, args.env, args.env_file, args.venv)
+        if hosts:
+            return team, {}
+        teams.check_app(team, staged())
+        missing = teams.missing_servers(team, names)
+    except teams.TeamError as exc:
+        raise UsageError(str(exc)) from None
+    if missing and len(missing) == len(names):
+        first = next(iter(missing.values()))
+        raise UsageError(f"--venv {args.venv}: none of the targets' servers is installed there ({first})")
+    return team, missing

@@ -18,6 +18,7 @@ from pathlib import Path
 from loadtest.run.local import LocalRunner
 from loadtest.run.plan import Plan
 from loadtest.run.runner import Launch, RunnerFactory, TargetRunner
+from loadtest.run.shim import staged
 
 
 def launch_for(plan: Plan, name: str, log_dir: Path) -> Launch:
@@ -31,6 +32,9 @@ def launch_for(plan: Plan, name: str, log_dir: Path) -> Launch:
         app=plan.app,
         port=plan.port,
         python=plan.python if plan.venv is not None else None,
+        cwd=plan.team.chdir,
+        env=plan.team.env,
+        shim=None if plan.team.app.demo else staged(),
     )
 
 

@@ -31,6 +31,7 @@ import psutil
 from loadtest.measure.cpuwatch import Reading
 from loadtest.registry import targets
 from loadtest.run.processes import STDERR_TAIL_LINES, free_port, tail, wait_http
+from loadtest.run.shim import Shim
 
 STOP_GRACE_S = 10.0
 
@@ -46,7 +47,7 @@ class Launch:
     name: str  # the model's name: LAB_SERVER_MODEL, so every response says which server answered
     target: targets.Target  # a registry target, a bench variant or a shape tune builds
     log_dir: Path  # <stem>.stdout.log and <stem>.stderr.log go here
-    app: str = targets.OUR_APP  # the WSGI app to serve ("module:attr")
+    app: str = targets.OUR_APP  # the WSGI app to serve: "demo" or a spec as gunicorn takes it
     # Any app but the demo one is served through the wrapper that adds the identity headers
     # (LAB_BYO_APP names the real app); False serves ``app`` as given (bench's slowed demo app).
     wrap_byo: bool = True
@@ -58,6 +59,9 @@ class Launch:
     cwd: Path | None = None  # None: this process's working directory (a bring-your-own module there imports)
     python: Path | None = None  # another environment's interpreter for the same command (compare --venv)
     stem: str = ""  # log file names ("" : ``name``)
+    # Where the identity wrapper is imported from: None, ``loadtest`` with the project root on the
+    # path; else a staged copy under a unique name, and the project stays off the team's path.
+    shim: Shim | None = None
 
     @property
     def byo(self) -> bool:
@@ -65,8 +69,12 @@ class Launch:
 
     @property
     def served_app(self) -> str:
-        """What the server loads: the app itself, or the wrapper that serves it with identity headers."""
-        return targets.BYO_WRAPPER if self.byo else self.app
+        """What the server loads: the demo, the app itself, or the wrapper that adds identity headers."""
+        if self.app == targets.OUR_APP:
+            return targets.DEMO_MODULE
+        if not self.byo:
+            return self.app
+        return targets.byo_wrapper(self.shim.package) if self.shim else targets.BYO_WRAPPER
 
     def command(self, port: int, host: str | None = None) -> list[str]:
         """The command line serving on ``host`` (default ``self.host``; a container binds all of its own)."""

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from loadtest.measure import evidence, stats
 from loadtest.registry import targets
 from loadtest.registry.catalog import parse_step_name
+from loadtest.tune import cpufit, ladder
 from loadtest.tune.candidates import Shape, family
 from loadtest.tune.ladder import requests_only
 from loadtest.tune.trial import Served, Session, app_times_ms, serve_ladder
@@ -198,19 +199,50 @@ def weighted(paths: Sequence[PathCost], value: Callable[[PathCost], float]) -> f
     return sum(p.weight * value(p) for p in paths) / total
 
 
+KNEE_SHARES = (0.3, 0.6)  # near the knee: these shares of one sync worker's capacity, when above RATES
+
+
+def knee_rates(cpu_s: float, wall_s: float) -> list[float]:
+    """Rates near one sync worker's knee, where the CPU per request holds; [] when RATES reach it."""
+    capacity = 1.0 / max(cpu_s, wall_s, 1e-4)
+    rates = [min(share * capacity, MAX_THREAD_RATE * 2) for share in KNEE_SHARES]
+    return rates if rates[0] > RATES[-1] else []
+
+
+def per_request_cpu(served: Served, answered: list[dict], in_app: list[float], points) -> float:
+    """The fitted slope (``cpufit``) where the steps give one, else the run's CPU over its answers."""
+    fitted = cpufit.fit(points)
+    if fitted is not None:
+        return max(fitted.cpu_s, 1e-5)
+    cpu = cpu_seconds(served)
+    return max(cpu / len(answered), 1e-5) if cpu is not None else sum(in_app) / len(in_app) / 1000.0
+
+
 def calibrate(session: Session, say: Callable[[str], None]) -> Calibration:
     sync, gthread = family(targets.TARGETS["gunicorn-sync"]), family(targets.TARGETS["gunicorn-gthread"])
     say("calibrate 1/3: gunicorn sync, 1 worker, low rates: CPU and time per request, a worker's memory")
     one = checked(serve_ladder(session, Shape(sync, 1, 1), RATES, CALIBRATION_STEP_S), "1 worker")
-    assert one.run is not None
-    records = requests_only(one.run.records)
+    assert one.run is not None and one.watch is not None
+    by_step = ladder.by_step(one.run.records)
+    # the means leave out the cold start (the warm-up step); the CPU per request is the slope of
+    # the server's cores over the steps' rates, so idle work is not charged to the few requests
+    records = cpufit.warm(by_step, ladder.WARMUP_STEPS) or requests_only(one.run.records)
     answered = [r for r in records if r.get("ok")]
-    cpu = cpu_seconds(one)
     in_app = app_times_ms(answered) or [float(r["ms"]) for r in answered]
-    cpu_s = max(cpu / len(answered), 1e-5) if cpu is not None else sum(in_app) / len(in_app) / 1000.0
+    points = cpufit.points(by_step, ladder.WARMUP_STEPS, one.watch.cores)
+    cpu_s = per_request_cpu(one, answered, in_app, points)
+    knee = knee_rates(cpu_s, sum(in_app) / len(in_app) / 1000.0)
+    if knee:
+        say(f"calibrate 1/3 (near the knee): gunicorn sync, 1 worker at {knee[0]:.0f}-{knee[-1]:.0f} req/s")
+        near = serve_ladder(session, Shape(sync, 1, 1), knee, CALIBRATION_STEP_S)
+        if near.run is not None and near.watch is not None and not near.error:
+            points += cpufit.points(ladder.by_step(near.run.records), ladder.WARMUP_STEPS, near.watch.cores)
+            cpu_s = per_request_cpu(one, answered, in_app, points)
     paths = path_costs(records, dict(session.paths), cpu_s * 1000.0)
     wall_s = max(weighted(paths, lambda p: p.app_ms_mean) / 1000.0, 1e-6)
     app_cpu_s = weighted(paths, lambda p: p.cpu_ms_mean) / 1000.0
+    # the whole tree cannot use less CPU per request than the app's own code did: a fit below it is noise
+    cpu_s = max(cpu_s, app_cpu_s)
     app_ms = {q: stats.percentile(in_app, q) or 0.0 for q in PERCENTILES}
     queue_s = one.runqueue_s / len(answered) if one.runqueue_s is not None else 0.0
     mem1 = peak_mb(one) or 0.0

@@ -18,6 +18,7 @@ from loadtest.measure import stats
 from loadtest.registry.records import Status
 from loadtest.tune import ladder
 from loadtest.tune.candidates import Shape
+from loadtest.tune.floors import Stop
 
 TIE = 0.03  # rates closer than this share are a tie (as are rates a ladder step cannot separate)
 
@@ -44,6 +45,7 @@ class Round:
     error: str = ""  # the server failed to start, was OOM-killed, or the generator failed
     notes: list[str] = field(default_factory=list)
     box: dict[str, object] = field(default_factory=dict)  # runtime, limits, throttling (trial.box_record)
+    start_s: float | None = None  # seconds the server took to answer its first request
 
     def figure(self) -> tuple[float, ladder.Step | None, bool]:
         return ladder.rate_at_slo(self.steps)
@@ -88,10 +90,19 @@ class Candidate:
     # may the verdict recommend it: every server when --servers named none but our own models
     # (cli.recommendable); search.search marks each candidate (allow), nothing else decides it
     recommendable: bool = True
+    # why a ladder whose top passed went no higher (search.extend); None: nothing stopped it
+    stopped: Stop | None = None
 
     @property
     def key(self) -> str:
         return self.shape.key
+
+    @property
+    def stop(self) -> Stop | None:
+        """What left the figure a floor (generator, time budget, the ladder's top); None when measured."""
+        if not self.lower_bound:
+            return None
+        return Stop.GENERATOR if self.at_generator_limit else (self.stopped or Stop.LADDER_TOP)
 
     def rates(self) -> list[float]:
         """Rate at the objectives per round (a round that topped out and was extended counts once, above)."""

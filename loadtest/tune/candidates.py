@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from loadtest.registry import targets
+from loadtest.registry.appspec import AppSpec
 from loadtest.registry.targets import Target
 
 PROCESS_FLAGS = ("-w", "--workers", "--processes")
@@ -40,6 +41,11 @@ WORKER_STEPS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64)
 THREAD_STEPS = (1, 2, 4, 8, 16, 32, 64, 128)
 PROBE_USERS = 10_000  # a user count no fixed pool reaches: capacity that equals it grows per connection
 DEPLOY_BIND = "0.0.0.0:8000"
+# Options the registry sets for measuring (quick stops between candidates), not for production:
+# the deploy command leaves them out, so the server's own default timeouts apply.
+MEASURING_ONLY = (targets.GRACEFUL[:2], targets.GRANIAN[4:6])
+# gunicorn's heartbeat files: in memory, so the root filesystem can be read-only.
+GUNICORN_TMP = ("--worker-tmp-dir", "/dev/shm")
 BASELINE_TARGET = "gunicorn-sync"  # the folklore baseline: sync workers, (2 x cores) + 1
 # How a shape holds more requests at once: the kinds the search measures at least once each.
 KINDS = ("processes", "threads", "greenlets", "native threads")
@@ -185,14 +191,38 @@ class Shape:
         return replace(t, name=self.family.name)
 
     def deploy_command(self, app: str) -> str:
-        """The command line to deploy with: the user's own app, bound on all interfaces."""
+        """The command line to deploy with: the user's own app as this server takes it, on all interfaces.
+
+        A factory with arguments, which only gunicorn calls itself, is named by its module:attr
+        (the page says the server needs a module that calls it).
+        """
         host, port = DEPLOY_BIND.split(":")
-        argv = self.target().command(app, int(port), host=host)
+        spec = AppSpec.parse(app)
+        form = spec.server_form(self.family.server) or [spec.importable]
+        target = self.target().with_args(shlex.join(form[:-1])) if len(form) > 1 else self.target()
+        argv = target.command(form[-1], int(port), host=host)
         if argv[:2] == [sys.executable, "-m"]:
             argv = ["python", "-m", *argv[2:]]
         elif Path(argv[0]).parent == Path(sys.executable).parent:
             argv = [Path(argv[0]).name, *argv[1:]]  # a console script of this environment (uwsgi)
-        return shlex.join(argv)
+        return shlex.join(production(argv, self.family.server))
+
+
+def production(argv: list[str], server: str) -> list[str]:
+    """The command as a team runs it: without the registry's measuring-only options; gunicorn's
+    worker heartbeat files in /dev/shm (a read-only root filesystem). Applying it twice changes nothing."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if tuple(argv[i : i + 2]) in MEASURING_ONLY:
+            i += 2
+            continue
+        out.append(argv[i])
+        i += 1
+    if server == "gunicorn" and GUNICORN_TMP[0] not in out:
+        app = next((j for j in range(len(out) - 1, 0, -1) if not out[j].startswith("-")), len(out))
+        out[app:app] = list(GUNICORN_TMP)
+    return out
 
 
 def grid(f: Family, max_workers: int) -> list[Shape]:

@@ -1,8 +1,10 @@
 """The command line of ``make tune``: flags parsed and checked into ``settings.Settings``.
 
 Every bad value is one line naming the problem, exit status 2, before anything
-starts (``UsageError`` for checks argparse cannot make; ``--app`` is imported in
-a child process so that a broken app is a one-line answer too).
+starts (``UsageError`` for checks argparse cannot make; ``--app`` -- any spec
+gunicorn takes -- is imported, a factory called, in the team's interpreter,
+directory and environment, or in their image, so that a broken app is a one-line
+answer too: ``tune/project.py`` holds those flags and checks).
 
 Defaults, stated once:
 
@@ -14,9 +16,11 @@ Defaults, stated once:
   the machine has available now.
 - ``--runtime``: ``local`` (each candidate a process tree pinned to ``--cpus``
   whole cores) or ``docker`` (each candidate in its own container from the
-  project's image, or ``--image``, under ``--cpus`` as a CFS quota -- fractional
+  project's image, or the team's ``--image``, under ``--cpus`` as a CFS quota -- fractional
   allowed -- and ``--memory`` as its memory limit; ``loadtest/run/container.py``).
-- ``--servers``: every registry target meant for deployment (``DEFAULT_SERVERS``);
+- ``--app``: ``demo``, wsgi-lab's own demo app (``app:app`` is a team's module).
+- ``--servers``: every registry target meant for deployment (``DEFAULT_SERVERS``),
+  less those ``--venv`` (or ``--image``) lacks, each said with the line that adds it;
   Flask's development server and our one-at-a-time and fork-per-connection
   modes are demonstrations and join only when named.  Our own server models
   (``lab-*``) are measured as the teaching contrast but recommended only when
@@ -38,8 +42,6 @@ import argparse
 import math
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,7 +51,10 @@ from loadtest.inserver.usage import CGROUP_ROOT, cgroup_cpu_limit, cgroup_dirs, 
 from loadtest.registry import records, targets
 from loadtest.registry.exposure import BIND_ENV, DEFAULT_BIND, MASTER_BIND_ENV, is_loopback, specific_address
 from loadtest.run.plan import UsageError
+from loadtest.tune import project
 from loadtest.tune.candidates import BASELINE_TARGET
+from loadtest.tune.deploy import DEFAULT_NAMESPACE
+from loadtest.tune.fleet import DEFAULT_UTILISATION
 from loadtest.tune.ladder import STEP_S
 from loadtest.tune.settings import DEFAULT_ERROR_RATE, Budget, Generator, MiB, Settings, Slo
 from loadtest.tune.traffic import flags as traffic_flags
@@ -162,6 +167,18 @@ def bounded(cast: type, low: float, high: float, flag: str, example: str) -> Cal
 
 minutes_arg = bounded(float, MIN_MINUTES, MAX_MINUTES, "--minutes", "minutes like 8 or 2.5")
 step_seconds = bounded(float, MIN_STEP_S, MAX_STEP_S, "--step-seconds", "seconds like 4")
+target_rps_arg = bounded(float, 0.001, 1e9, "--target-rps", "a rate like 2000")
+utilisation_arg = bounded(float, 0.05, 1.0, "--utilisation", "a share like 0.7")
+max_replicas_arg = bounded(int, 1, 10_000, "--max-replicas", "a replica count like 10")
+
+
+def namespace_arg(text: str) -> str:
+    """A Kubernetes namespace: a DNS-1123 label (lower-case letters, digits, '-'; at most 63)."""
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", text):
+        raise argparse.ArgumentTypeError(
+            f"bad namespace {text!r}: lower-case letters, digits and '-', at most 63, like shop-prod"
+        )
+    return text
 
 
 def cpus_arg(text: str) -> float:
@@ -242,15 +259,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Measure your WSGI app and recommend server, worker class, workers and threads "
         "that meet a latency objective within a CPU and memory budget.",
     )
-    for add in (add_workload, add_objectives, add_budget, add_runtime, add_generator, add_run):
+    for add in (add_workload, add_objectives, add_budget, add_runtime, add_generator, add_run, add_fleet):
         add(p)
     traffic_flags.add_arguments(p)  # the workload from a recording, expected answers, --max-in-flight
     return p
 
 
 def add_workload(p: argparse.ArgumentParser) -> None:
-    """What is served and what it is asked: the app, its paths or a locustfile."""
-    p.add_argument("--app", default=targets.OUR_APP, help="MODULE:APP to serve (default: the demo app)")
+    """What is served and what it is asked: the app (and its project: directory, variables, virtualenv),
+    its paths or a locustfile."""
+    project.add_arguments(p)
     p.add_argument(
         "--path",
         action="append",
@@ -364,6 +382,34 @@ def add_run(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_fleet(p: argparse.ArgumentParser) -> None:
+    """A fleet of the recommended shape: replicas for a target rate, the autoscaler, the namespace."""
+    p.add_argument(
+        "--target-rps",
+        type=target_rps_arg,
+        default=None,
+        help="plan replicas of the recommended shape for this rate (req/s) in the headline and deploy files",
+    )
+    p.add_argument(
+        "--utilisation",
+        type=utilisation_arg,
+        default=None,
+        help=f"share of a replica's measured rate it is planned at (default {DEFAULT_UTILISATION:g})",
+    )
+    p.add_argument(
+        "--max-replicas",
+        type=max_replicas_arg,
+        default=None,
+        help="the autoscaler's ceiling (default: twice the planned replicas)",
+    )
+    p.add_argument(
+        "--namespace",
+        type=namespace_arg,
+        default=DEFAULT_NAMESPACE,
+        help=f"the Kubernetes namespace of deploy/kubernetes.yaml (default {DEFAULT_NAMESPACE})",
+    )
+
+
 def servers_arg(text: str) -> list[str]:
     names = [s.strip() for s in text.split(",") if s.strip()]
     unknown = [n for n in names if n not in targets.TARGETS]
@@ -372,29 +418,6 @@ def servers_arg(text: str) -> list[str]:
     if not names:
         raise UsageError("--servers: name at least one server")
     return list(dict.fromkeys(names))
-
-
-def check_app(app: str) -> None:
-    """Import ``app`` in a child process (the runner imports no user code); a one-line error if it fails."""
-    if app == targets.OUR_APP:
-        return
-    if not re.fullmatch(r"[\w.]+:[\w.]+", app):
-        raise UsageError(f"--app {app!r}: expected MODULE:APP, like myproject.wsgi:application")
-    code = "import sys; from loadtest.inserver.byo import load_app; load_app(sys.argv[1])"
-    env = {**os.environ, "LAB_BYO_APP": targets.OUR_APP}
-    done = subprocess.run(
-        [sys.executable, "-c", code, app],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        cwd=os.getcwd(),
-    )
-    if done.returncode != 0:
-        lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip()]
-        raise UsageError(
-            f"--app {app}: cannot import it: {lines[-1] if lines else 'exit ' + str(done.returncode)}"
-        )
 
 
 def check_runtime(runtime: str, image: str | None, budget: Budget) -> None:
@@ -460,12 +483,22 @@ def parse(argv: list[str]) -> Settings:
     budget = budget_from(ns.cpus, ns.memory)
     generator = generator_from(ns.generator_workers, ns.expect_workers, ns.master_bind, budget)
     given = traffic_flags.resolve(ns, ns.path or [(DEMO_PATH, 1.0)])
-    if ns.image is None:  # an app in the user's own image may import only there
-        check_app(ns.app)
-    slo = Slo(dict(ns.slo or [(95.0, 250.0)]), ns.max_error_rate)
-    check_runtime(ns.runtime, ns.image, budget)
+    try:
+        team, servers = project.team_from(ns, servers, lambda line: print(f"[tune] {line}", flush=True))
+        slo = Slo(dict(ns.slo or [(95.0, 250.0)]), ns.max_error_rate)
+        check_runtime(ns.runtime, ns.image, budget)
+        if ns.runtime == "docker":
+            team = project.check_in_image(team, ns.image)
+    except project.ProjectError as exc:
+        raise UsageError(str(exc)) from None
+    recorded = given.traffic is not None and given.traffic.busiest_minute_rps is not None
+    if ns.target_rps is None and not recorded and (ns.utilisation is not None or ns.max_replicas is not None):
+        flag = "--utilisation" if ns.utilisation is not None else "--max-replicas"
+        raise UsageError(
+            f"{flag} plans replicas: give the rate to plan for with --target-rps (or --access-log, --har)"
+        )
     return Settings(
-        app=ns.app,
+        app=team.app,
         paths=given.workload.weights() if given.workload else [],
         locustfile=ns.locustfile,
         slo=slo,
@@ -481,7 +514,15 @@ def parse(argv: list[str]) -> Settings:
         image=ns.image,
         recommendable=recommendable(ns.servers, servers),
         generator=generator,
+        target_rps=ns.target_rps,
+        utilisation=ns.utilisation if ns.utilisation is not None else DEFAULT_UTILISATION,
+        max_replicas=ns.max_replicas,
+        namespace=ns.namespace,
         workload=given.workload,
         traffic=given.traffic,
         max_in_flight=given.max_in_flight,
+        chdir=team.chdir,
+        env=team.env,
+        env_file=team.env_file,
+        venv=team.venv,
     )

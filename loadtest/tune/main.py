@@ -25,7 +25,7 @@ from loadtest.run import environment
 from loadtest.run.local import LocalRunner
 from loadtest.run.plan import UsageError
 from loadtest.run.runner import RunnerFactory
-from loadtest.tune import cli, deploy, runtime, waits
+from loadtest.tune import cli, deploy, fleet, project, runtime, waits
 from loadtest.tune.calibrate import Calibration, CalibrationError, calibrate
 from loadtest.tune.candidate import Candidate, Status
 from loadtest.tune.candidates import WORKER_STEPS, baseline, families, limit_summary
@@ -34,6 +34,7 @@ from loadtest.tune.recommend import Context, Verdict, against, verdict
 from loadtest.tune.record import document
 from loadtest.tune.search import predicted, search
 from loadtest.tune.settings import Settings
+from loadtest.tune.sharing import Sharing
 from loadtest.tune.trial import EXPECT_MASTER_PORT, Session, measure
 
 MODULE = "loadtest.tune"
@@ -184,19 +185,23 @@ def prepare(args: Settings) -> Start:
         f"{b.memory_mb:.0f} MiB (from {b.memory_source}); {args.minutes:g} min; "
         f"load average {load_before or 0:.1f}"
     )
+    say(project.describe(args.team, args.runtime))
     for line in args.traffic.lines_text() if args.traffic else []:
         say(line)
     if args.generator.workers:
         say(f"generator: a locust master and {args.generator.workers} worker(s) (locust's distributed mode)")
     if args.generator.expect:
         say(expect_workers_hint(args))
+    warning = Sharing.of(b.cpus, args.generator.expect).before()
+    if warning:
+        say(f"caution: {warning}")
     return Start(t0, deadline, started, out, load_before, say)
 
 
 def session_for(args: Settings, start: Start, runner: RunnerFactory) -> Session:
     """One session for calibration and every trial: the same cores, seed and generator throughout."""
     return Session(
-        app=args.app,
+        app=str(args.app),
         paths=args.paths,
         slo=args.slo,
         cores=args.budget.cores(),
@@ -207,6 +212,7 @@ def session_for(args: Settings, start: Start, runner: RunnerFactory) -> Session:
         locustfile=args.locustfile,
         generator=args.generator,
         runner=runner,
+        team=args.team,
         workload=args.workload,
     )
 
@@ -278,10 +284,11 @@ def conclude(args: Settings, cal: Calibration, found: Searched, start: Start) ->
         cal=cal,
         budget=args.budget,
         slo=args.slo,
-        app=args.app,
+        app=str(args.app),
         minutes=args.minutes,
         unmeasured=found.unmeasured,
         minutes_needed=found.minutes_needed,
+        sharing=Sharing.of(args.budget.cpus, args.generator.expect),
     )
     v = verdict(found.cands, base, ctx)
     shared = waits.shared_wait(cal, found.cands, args.budget.cpus)
@@ -326,7 +333,21 @@ def write(
         earlier = records.load_recommendation(args.against).as_dict()
         result["rerun_check"] = against(earlier, result)
         v.headline.append(f"Rerun: {result['rerun_check']}.")
-    files = deploy.write(out, result, image=args.image or targets.COMPOSE_IMAGE)
+    planned = plan_fleet(args, result)
+    if planned is not None:
+        result["fleet"] = planned.as_dict()
+        v.headline.insert(0, planned.headline())
+    elif args.target_rps is not None:
+        v.headline.append(
+            f"No replicas planned for {args.target_rps:,.0f} req/s: no shape met the objectives."
+        )
+    opts = deploy.Options(
+        image=args.image or targets.COMPOSE_IMAGE,
+        namespace=args.namespace,
+        env_file=str(args.env_file) if args.env_file else None,
+        env_names=tuple(sorted(args.env)),
+    )
+    files = deploy.write(out, result, opts)
     result["deploy"] = [str(p.relative_to(out)) for p in files]
     records.write_recommendation(out, result)
     rendering.write(out, result)
@@ -343,6 +364,21 @@ def write(
     env["rerun"] = environment.write_rerun(out, rerun_argv, args.seed, module=MODULE)
     records.write_env(out, env, indent=1)
     return files
+
+
+def plan_fleet(args: Settings, result: dict) -> fleet.Plan | None:
+    """Replicas for ``--target-rps`` (else the recording's busiest minute); None without a rate to plan for
+    or a rate at the objectives."""
+    traffic = args.traffic
+    goal = fleet.target(
+        args.target_rps, traffic.busiest_minute_rps if traffic else None, traffic.format if traffic else ""
+    )
+    if goal is None or not (result.get("recommended") or {}).get("rate_at_slo"):
+        return None
+    rate, source = goal
+    return fleet.for_record(
+        result, rate, utilisation=args.utilisation, max_replicas=args.max_replicas, source=source
+    )
 
 
 def without_against(argv: list[str]) -> list[str]:
@@ -366,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
     try:
-        with runtime.runners(args, lambda line: print(f"[tune] {line}", flush=True)) as runner:
+        with runtime.runners(args, lambda line: print(f"[tune] {line}", flush=True)) as (runner, args):
             return run(args, runner)
     except runtime.RuntimeUnavailable as exc:
         parser.exit(1, f"{parser.prog}: error: {exc}\n")

@@ -32,9 +32,11 @@ from loadtest.measure.stats import overlap
 from loadtest.tune.calibrate import Calibration
 from loadtest.tune.candidate import TIE, Candidate, Status
 from loadtest.tune.candidates import THREAD_STEPS, WORKER_STEPS
+from loadtest.tune.floors import Stop, margin_words, stopped_text
 from loadtest.tune.model import app_misses
 from loadtest.tune.search import tied
 from loadtest.tune.settings import Budget, Slo
+from loadtest.tune.sharing import Sharing
 
 IO_BOUND = 0.5
 
@@ -84,6 +86,8 @@ def rate_text(c: Candidate) -> str:
 def floor_reason(c: Candidate) -> str:
     if c.at_generator_limit:
         return " -- the load generator's limit here"
+    if c.stop == Stop.TIME_BUDGET:
+        return " (every step tried passed; the time budget allowed no higher ladder)"
     return " (every step tried passed)" if c.lower_bound else ""
 
 
@@ -213,14 +217,14 @@ def margin_text(rec: Candidate, base: Candidate, margin: float | None, within: b
         return (
             f"The baseline (gunicorn sync, {base.shape.workers} workers) met the objectives at no rate tried."
         )
-    if rec.lower_bound and base.lower_bound:
+    words = margin_words(margin, rec.lower_bound, base.lower_bound)
+    if words is None:
         return (
             f"{name} also reached {rate_text(base)} req/s{floor_reason(base)}: the margin is unknown "
-            "(raise the generator's limit with --generator-workers)."
+            f"({stopped_text(base.stop)})."
         )
-    at_least = "At least " if rec.lower_bound else ""
     return (
-        f"{at_least}{margin:.1f}x {name} ({rate_text(base)} req/s)"
+        f"{words[0].upper()}{words[1:]} {name} ({rate_text(base)} req/s)"
         + (f" -- but within each other's intervals ({spans(rec, base)})" if within else "")
         + "."
     )
@@ -260,6 +264,14 @@ class Context:
     minutes: float = 0.0
     unmeasured: tuple[str, ...] = ()
     minutes_needed: float | None = None
+    sharing: Sharing = field(default_factory=lambda: Sharing(shared=False, cpus=0, cores=0))
+
+
+def generator_peak(cands: Sequence[Candidate]) -> tuple[float | None, float | None]:
+    """The busiest locust process's highest share of a core over every step, and the rate offered then."""
+    steps = [s for c in cands for r in c.rounds for s in r.steps if s.generator_busiest is not None]
+    top = max(steps, key=lambda s: s.generator_busiest or 0.0, default=None)
+    return (top.generator_busiest, top.rate) if top else (None, None)
 
 
 def verdict(cands: Sequence[Candidate], base: Candidate, ctx: Context) -> Verdict:
@@ -290,11 +302,13 @@ def verdict(cands: Sequence[Candidate], base: Candidate, ctx: Context) -> Verdic
         elif only_baseline and base.rate_at_slo > 0:
             headline.append(
                 f"The baseline gunicorn sync -w {base.shape.workers} met the objectives up to "
-                f"{rate_text(base)} req/s{floor_reason(base)}; nothing else was measured, "
-                "so nothing is recommended."
+                f"{ctx.sharing.mark(f'{rate_text(base)} req/s')}{floor_reason(base)}; nothing else was "
+                "measured, so nothing is recommended."
             )
         if contrast_text(cands, None):
             headline.append(contrast_text(cands, None))
+        if ctx.sharing.shared:
+            headline.append(ctx.sharing.after(*generator_peak(cands)))
         return Verdict(
             None, base, None, False, "", limit, headline, [], list(ctx.unmeasured), ctx.minutes_needed
         )
@@ -303,13 +317,15 @@ def verdict(cands: Sequence[Candidate], base: Candidate, ctx: Context) -> Verdic
     reason = why(cal, rec, budget)
     mem = f"{rec.memory_mb:.0f} MB" if rec.memory_mb is not None else "memory unknown"
     first = (
-        f"Recommended: {rec.shape.deploy_command(ctx.app)} -- {rate_text(rec)} req/s{floor_reason(rec)}, "
-        f"at {slo.text()}, {mem}."
+        f"Recommended: {rec.shape.deploy_command(ctx.app)} -- "
+        f"{ctx.sharing.mark(f'{rate_text(rec)} req/s')}{floor_reason(rec)}, at {slo.text()}, {mem}."
     )
     headline = [first, margin_text(rec, base, margin, within) + base_note]
     if tie_text(close):
         headline.append(tie_text(close))
     headline.append(f"Why: {reason}.")
+    if ctx.sharing.shared:
+        headline.append(ctx.sharing.after(*generator_peak(cands)))
     if contrast_text(cands, rec):
         headline.append(contrast_text(cands, rec))
     if budget_note:

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from loadtest.tune import project
 from loadtest.tune.calibrate import Calibration
 from loadtest.tune.candidate import Candidate, Round
 from loadtest.tune.recommend import Verdict
 from loadtest.tune.settings import Settings
+from loadtest.tune.sharing import Sharing
 
 
 def configuration(c: Candidate, app: str, cpus: float, memory_mb: float) -> dict:
@@ -64,13 +66,14 @@ def measurement(r: Round) -> dict:
         "notes": r.notes,
         "steps": [s.as_dict() for s in r.steps],
         "box": r.box,
+        "start_s": r.start_s,
     }
 
 
 def candidate(c: Candidate, args: Settings) -> dict:
     b = args.budget
     out = {
-        **configuration(c, args.app, b.cpus, b.memory_mb),
+        **configuration(c, str(args.app), b.cpus, b.memory_mb),
         "status": c.status,
         "why": c.why,
         "baseline": c.is_baseline,
@@ -80,6 +83,8 @@ def candidate(c: Candidate, args: Settings) -> dict:
         "predicted_memory_mb": c.prediction.memory_mb,
         # when no step met the objectives the figure is "below the lowest rate tried", not zero
         "lowest_rate_tried": min((r.rates[0] for r in c.rounds if r.rates), default=None),
+        # the rate is the server's share of a machine shared with the load generator (sharing.py)
+        "shared_machine": Sharing.of(b.cpus, args.generator.expect).shared,
     }
     if c.rounds:
         out["measurements"] = [measurement(r) for r in c.rounds]
@@ -167,12 +172,14 @@ def document(
     wall_s: float,
     loads: tuple[float | None, float | None],
 ) -> dict:
-    b = args.budget
+    b, app = args.budget, str(args.app)
     ranked = sorted(cands, key=lambda c: (c.status.rank, -c.rate_at_slo, -c.prediction.rate))
     return {
         "headline": v.headline,
-        "recommended": configuration(v.recommended, args.app, b.cpus, b.memory_mb) if v.recommended else None,
-        "baseline": configuration(v.baseline, args.app, b.cpus, b.memory_mb),
+        "recommended": configuration(v.recommended, str(args.app), b.cpus, b.memory_mb)
+        if v.recommended
+        else None,
+        "baseline": configuration(v.baseline, str(args.app), b.cpus, b.memory_mb),
         "margin": v.margin,
         "margin_lower_bound": v.lower_bound and not v.baseline.lower_bound,
         "within_intervals": v.within_intervals,
@@ -183,7 +190,9 @@ def document(
         "minutes_needed": v.minutes_needed,
         "generator_limit_rps": generator_limit(cands),
         "generator": generator(args, cands),
-        "app": args.app,
+        "shared_machine": Sharing.of(b.cpus, args.generator.expect).as_dict(),
+        "app": app,
+        "project": project.record(args.team, args.image_added, args.runtime),
         "workload": args.workload_text(),
         "paths": [{"path": p, "weight": w} for p, w in args.paths],
         "locustfile": str(args.locustfile) if args.locustfile else None,

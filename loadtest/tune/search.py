@@ -41,12 +41,14 @@ from loadtest.tune import ladder
 from loadtest.tune.calibrate import Calibration
 from loadtest.tune.candidate import Candidate, Round, Status, allow
 from loadtest.tune.candidates import KINDS, Family, Shape, baseline, neighbours, shapes
+from loadtest.tune.floors import Stop, may_tie
 from loadtest.tune.model import learn, learn_memory, predict
 
 KNEE = 0.97
 HOPELESS = 0.5
 FINE_SHARE = 0.85  # a confirming (fine) ladder costs about this share of a first one
 CONFIRM_ROUNDS = 2  # extra rounds of the best shape and of the baseline
+MAX_EXTENSIONS = 3  # ladders upward after a top step passed (each to 2.5x its bottom)
 COST_MARGIN = 1.25  # a measurement may take this much longer than the median so far
 DEFAULT_COST_S = 45.0  # a measurement's cost before one has been timed
 FIRST_ROUNDS = 2  # a first measurement may take two ladders (a wide one, then above or below)
@@ -63,7 +65,11 @@ def tied(cands: Sequence[Candidate], memory_mb: float) -> list[Candidate]:
     if not fitting:
         return []
     top = max(fitting, key=lambda c: c.rate_at_slo)
-    close = [c for c in fitting if c is top or c.could_reach(top.rate_at_slo)]
+    # a floor is never tied with a measured rate (floors.may_tie): one is known, the other is not
+    close = [
+        c for c in fitting
+        if c is top or (may_tie(c.lower_bound, top.lower_bound) and c.could_reach(top.rate_at_slo))
+    ]  # fmt: skip
     return sorted(close, key=lambda c: (c.memory_mb or float("inf"), c.shape.workers))
 
 
@@ -179,17 +185,47 @@ class Search:
         guess = max(cand.prediction.rate, ladder.MIN_RATE * 4)
         first = self.run(cand, ladder.first_ladder(guess), cand.why or "promising")
         rate, _, top = first.figure()
-        again = not first.error and (top or rate == 0) and not first.at_generator_limit
-        if again and self.affordable(reserve):
-            if top:
-                second = self.run(cand, ladder.above(rate), "every step passed: higher")
-            else:
-                second = self.run(
-                    cand, ladder.first_ladder(guess * ladder.FIRST_LOW / 2), "no step passed: lower"
-                )
-            keep = second if second.figure()[0] > rate else first
-            cand.rounds = [r for r in cand.rounds if r is keep or (r is not first and r is not second)]
+        if top:
+            self.extend(cand, first, 0.0 if cand.is_baseline else reserve)
+        elif not first.error and rate == 0 and not first.at_generator_limit and self.affordable(reserve):
+            second = self.run(
+                cand, ladder.first_ladder(guess * ladder.FIRST_LOW / 2), "no step passed: lower"
+            )
+            self.keep_higher(cand, first, second)
         self.learn_from(cand)
+
+    @staticmethod
+    def keep_higher(cand: Candidate, one: Round, other: Round) -> Round:
+        """Keep the round with the higher figure (a noisy bottom step must not erase a measured rate)."""
+        keep, drop = (other, one) if other.figure()[0] > one.figure()[0] else (one, other)
+        cand.rounds = [r for r in cand.rounds if r is not drop]
+        return keep
+
+    def extend(self, cand: Candidate, result: Round, reserve: float) -> Round:
+        """A ladder whose top step passed, extended upward (``ladder.above``) until a step fails.
+
+        Until then its figure is a floor.  What stopped the extension is kept on the
+        candidate (``floors.Stop``): the generator at its limit, the time budget (the
+        baseline may use the confirming rounds' reserve: a floor baseline makes every
+        margin unreadable), or ``MAX_EXTENSIONS`` ladders up.
+        """
+        for _ in range(MAX_EXTENSIONS):
+            rate, _, top = result.figure()
+            if result.error or not top:
+                cand.stopped = None
+                return result
+            if result.at_generator_limit:
+                cand.stopped = Stop.GENERATOR
+                return result
+            if not self.affordable(reserve):
+                cand.stopped = Stop.TIME_BUDGET
+                return result
+            higher = self.run(cand, ladder.above(rate), "every step passed: higher")
+            result = self.keep_higher(cand, result, higher)
+            if result is not higher:
+                break  # the higher ladder found less: its bottom was noisy, the floor stands
+        cand.stopped = None if not result.figure()[2] else Stop.LADDER_TOP
+        return result
 
     def learn_from(self, cand: Candidate) -> None:
         """Correct the model by the candidate's figure, then re-predict and re-plan its family."""
@@ -317,7 +353,9 @@ class Search:
                 rate = cand.rate_at_slo
                 if rate <= 0 or not self.affordable(0.0):
                     continue
-                self.run(cand, ladder.fine_ladder(rate), "another round, for an interval")
+                extra = self.run(cand, ladder.fine_ladder(rate), "another round, for an interval")
+                if extra.figure()[2]:
+                    self.extend(cand, extra, 0.0)
 
     def seconds_for_unmeasured(self) -> float:
         """Time one first measurement of each unmeasured kind would take, at the cost seen so far."""

@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loadtest.registry.appspec import AppSpec
 from loadtest.registry.exposure import DEFAULT_BIND
 from loadtest.registry.workload import Traffic, Workload
+from loadtest.run.team import Team
+from loadtest.tune.deploy import DEFAULT_NAMESPACE
+from loadtest.tune.fleet import DEFAULT_UTILISATION
 from loadtest.tune.ladder import STEP_S
 
 MiB = 1024 * 1024
@@ -72,7 +77,7 @@ class Budget:
 class Settings:
     """One run's checked settings (``cli.parse`` makes them)."""
 
-    app: str
+    app: AppSpec  # --app, parsed (a spec's text is parsed here too); str(app) is the spec as given
     paths: list[tuple[str, float]]
     locustfile: Path | None
     slo: Slo
@@ -88,9 +93,28 @@ class Settings:
     image: str | None = None  # --runtime docker: the user's image (None: the project's, built when needed)
     recommendable: tuple[str, ...] = ()  # servers the verdict may recommend (empty: every one measured)
     generator: Generator = field(default_factory=Generator)
+    target_rps: float | None = None  # plan replicas for this rate (fleet.py); None: no plan
+    utilisation: float = DEFAULT_UTILISATION  # a replica is planned at this share of its measured rate
+    max_replicas: int | None = None  # the autoscaler's ceiling (None: fleet.MAX_REPLICAS_FACTOR x the plan)
+    namespace: str = DEFAULT_NAMESPACE  # deploy/kubernetes.yaml's
     workload: Workload | None = None  # the requests and their expected answers (None: a locustfile's)
     traffic: Traffic | None = None  # the recording the requests came from (--access-log, --har)
     max_in_flight: int | None = None  # the most requests the deployment may hold at once (--max-in-flight)
+    # The team's project (loadtest/run/team.py): the record and the deploy files take the variables'
+    # names and the file's path, never a value.
+    chdir: Path | None = None  # --chdir: where the app imports from (None: the current directory)
+    env: Mapping[str, str] = field(default_factory=dict)  # --env-file's variables, --env's over them
+    env_file: Path | None = None  # --env-file
+    venv: Path | None = None  # --venv: the interpreter and packages every candidate runs with
+    image_added: tuple[str, ...] = ()  # what --runtime docker added to --image (runtime.runners says)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.app, str):
+            object.__setattr__(self, "app", AppSpec.parse(self.app))
+
+    @property
+    def team(self) -> Team:
+        return Team(self.app, self.chdir, self.env, self.env_file, self.venv)
 
     def workload_text(self) -> str:
         if self.locustfile is not None:

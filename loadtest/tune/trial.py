@@ -43,6 +43,8 @@ from loadtest.registry.workload import Workload
 from loadtest.run import locustrun, processes
 from loadtest.run.local import LocalRunner
 from loadtest.run.runner import Envelope, Launch, RunnerFactory, TargetRunner
+from loadtest.run.shim import staged
+from loadtest.run.team import Team
 from loadtest.tune import ladder
 from loadtest.tune.candidate import Round
 from loadtest.tune.candidates import Shape
@@ -79,6 +81,7 @@ class Session:
     workload: Workload | None = None  # the workload as requests (methods, headers, bodies, expected answers)
     runner: RunnerFactory = LocalRunner  # what starts each candidate (--runtime)
     generator: Generator = field(default_factory=Generator)
+    team: Team = field(default_factory=Team)  # the app's directory, environment and interpreter
     serial: int = 0
     status: str = ""  # prefix of progress lines (what is measured, time left)
 
@@ -181,6 +184,7 @@ class Served:
     error: str = ""
     runqueue_s: float | None = None  # seconds the server tree's threads waited for a core during the ladder
     envelope: Envelope | None = None  # what confined the server (runtime, quota, limit, OOM kills)
+    start_s: float | None = None  # seconds from start to its first HTTP answer (deploy's startup probe)
 
 
 def runqueue_seconds(procs: list[psutil.Process]) -> float | None:
@@ -219,12 +223,17 @@ def serve_ladder(session: Session, shape: Shape, rates: list[float], step_s: flo
         cores=tuple(session.cores),
         host=session.generator.bind,  # loopback unless workers from elsewhere must reach the server
         stem=session.next_stem(shape),
+        cwd=session.team.chdir,
+        env=session.team.env,
+        python=session.team.python if session.team.venv else None,
+        shim=None if session.team.app.demo else staged(),
     )
     with session.runner(launch) as server:
         if not (server.start() and server.wait_ready(START_TIMEOUT_S)):
             why = f"{server.problem}; {server.stderr_tail(1)}"
             server.stop()
             return Served(None, None, time.monotonic() - started, why, envelope=server.envelope())
+        start_s = time.monotonic() - started
         settle(server)
         queued_before = runqueue_seconds(server.processes())
         watch = Watch(server.usage, memory_every=MEMORY_EVERY).start()
@@ -248,7 +257,7 @@ def serve_ladder(session: Session, shape: Shape, rates: list[float], step_s: flo
         queued_after = runqueue_seconds(server.processes())
     queued = None if queued_before is None or queued_after is None else max(queued_after - queued_before, 0.0)
     envelope = server.envelope()  # after the stop: the OOM kills of the whole life
-    return Served(run, watch, time.monotonic() - started, oom_error(envelope), queued, envelope)
+    return Served(run, watch, time.monotonic() - started, oom_error(envelope), queued, envelope, start_s)
 
 
 def oom_error(envelope: Envelope) -> str:
@@ -269,6 +278,7 @@ def measure(session: Session, shape: Shape, rates: list[float]) -> Round:
     # one window per judged step, as ``judge_ladder`` numbers them: a step nothing was sent in has none
     windows = [step_window(ladder.judged(by_step, i)) for i in range(len(rates))]
     result.box = box_record(served, windows)
+    result.start_s = served.start_s
     result.error = result.error or served.error
     return result
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.registry.targets import OUR_APP, TARGETS
+from loadtest.registry.targets import DEMO_MODULE, TARGETS
 from tests.browsing import LocustPage, locust_ui, requests_served
 from tests.support import free_port, lab_server, running
 
@@ -33,7 +33,7 @@ IO_REQUEST = "io /sleep 0.5s"
 def servers() -> Iterator[dict[str, str]]:
     """name -> URL of three real servers, as LAB_HOSTS would list them."""
     ports = {name: free_port() for name in SERVERS}
-    gunicorn = TARGETS["gunicorn-sync"].command(OUR_APP, ports["gunicorn-sync"])[1:]  # python <args>
+    gunicorn = TARGETS["gunicorn-sync"].command(DEMO_MODULE, ports["gunicorn-sync"])[1:]  # python <args>
     with (
         lab_server("single", ports["lab-single"]),
         lab_server("threaded", ports["lab-threaded"]),

@@ -144,3 +144,37 @@ def test_venv_runs_the_local_targets_with_another_interpreter(tmp_path):
     assert env["server_interpreters"]["lab-single"]["executable"] == python
     assert env["server_interpreters"]["lab-single"]["gil_enabled"] in (True, False)
     assert rows_by_target(out)["lab-single"]["interpreter"]["executable"] == python
+
+
+GREETS_FROM_ITS_ENV = """
+import os
+def create_app(prefix):
+    greeting = os.environ["GREETING"]  # the factory fails without the team's variable
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [f"{prefix} {greeting} {os.environ['SECRET_KEY']}".encode()]
+    return app
+"""
+
+
+def test_a_teams_factory_with_its_env_and_directory_serves_every_target(tmp_path):
+    """--app 'app:create_app(...)' --chdir --env --env-file, run from elsewhere: the team's app.py
+    (not our demo) answers on each target, and env.json keeps the variables' names, not values."""
+    team = tmp_path / "team"
+    team.mkdir()
+    (team / "app.py").write_text(GREETS_FROM_ITS_ENV)
+    (tmp_path / ".env").write_text("SECRET_KEY=s3cret-value\n")
+    out = tmp_path / "run"
+    result = run_compare(
+        "--app", "app:create_app('team')", "--chdir", str(team), "--env", "GREETING=hi",
+        "--env-file", str(tmp_path / ".env"), "--targets", "gunicorn-sync,waitress", "--scenario", "hello",
+        "--users", "2", "--duration", "2", "--warmup", "0.5", "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = rows_by_target(out)
+    for name in ("gunicorn-sync", "waitress"):
+        assert rows[name]["requests"] > 0 and rows[name]["failures"] == 0 and rows[name]["error"] == ""
+    env_text = (out / "env.json").read_text()
+    assert "s3cret-value" not in env_text and "SECRET_KEY" in env_text
+    missing = run_compare("--app", "app:create_app('team')", "--chdir", str(team), "--targets", "waitress")
+    assert missing.returncode == 2 and "the factory raised KeyError: 'GREETING'" in missing.stderr

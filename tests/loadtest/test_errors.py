@@ -59,13 +59,26 @@ def test_venv_and_hosts_do_not_mix(tmp_path):
 
 
 def test_bad_app_spec():
-    assert_one_line_error(run_compare("--app", "no_colon_here"), "MODULE:APP")
+    assert_one_line_error(run_compare("--app", "not a spec"), "not a module name")
+
+
+def test_an_app_that_does_not_import_is_refused_before_any_target_starts():
+    assert_one_line_error(run_compare("--app", "nonexistent:app"), "cannot import 'nonexistent'")
+
+
+FAILS_IN_A_SERVER = """
+    import os
+
+    if os.environ.get("LAB_SERVER_MODEL"):  # imports for the check, not in a target
+        import nonexistent
+"""
 
 
 def test_target_that_fails_to_start_is_reported_with_its_stderr(tmp_path):
+    (tmp_path / "serverless.py").write_text(textwrap.dedent(FAILS_IN_A_SERVER) + "app = print\n")
     result = run_compare(
         "--app",
-        "nonexistent:app",
+        "serverless:app",
         "--targets",
         "lab-single,gunicorn-sync",
         "--scenario",
@@ -73,9 +86,11 @@ def test_target_that_fails_to_start_is_reported_with_its_stderr(tmp_path):
         "--duration",
         "2",
         "--out",
-        str(tmp_path),
+        str(tmp_path / "out"),
+        cwd=tmp_path,
     )
     assert result.returncode == 1, result.stdout + result.stderr
+    tmp_path = tmp_path / "out"
     rows = json.loads((tmp_path / "summary.json").read_text())["rows"]
     assert [r["target"] for r in rows] == ["lab-single", "gunicorn-sync"]
     for row in rows:

@@ -222,6 +222,21 @@ def test_a_recommendation_loads_typed_and_keeps_fields_it_does_not_name(tmp_path
     }
 
 
+def test_a_fleet_plan_loads_typed_and_a_file_without_one_still_loads(tmp_path: Path):
+    from loadtest.tune import fleet
+
+    replica = fleet.Replica("gunicorn gthread -w 2 --threads 8", 640.0, (600.0, 660.0), False, 1.6, 2.0)
+    plan = fleet.plan(2000, replica, slo="p95 <= 200 ms").as_dict()
+    (tmp_path / records.RECOMMENDATION).write_text(json.dumps({**RECOMMENDATION_V1, "fleet": plan}))
+    rec = records.load_recommendation(tmp_path)
+    assert isinstance(rec.fleet, records.Fleet) and rec.fleet.replicas == 5 and rec.fleet.extra == {}
+    assert rec.fleet.replica["interval"] == [600.0, 660.0]
+    records.write_recommendation(tmp_path / "again", rec)
+    assert records.load_recommendation(tmp_path / "again").as_dict()["fleet"] == plan
+    (tmp_path / records.RECOMMENDATION).write_text(json.dumps(RECOMMENDATION_V1))
+    assert records.load_recommendation(tmp_path).fleet is None
+
+
 def test_nothing_recommended_loads_too(tmp_path: Path):
     (tmp_path / records.RECOMMENDATION).write_text(json.dumps({**RECOMMENDATION_V1, "recommended": None}))
     assert records.load_recommendation(tmp_path).recommended is None

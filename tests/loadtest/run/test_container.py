@@ -7,6 +7,7 @@ tests do). Every container carries this test run's labels and is removed in a
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import os
 import threading
@@ -19,7 +20,7 @@ import pytest
 
 from loadtest.measure.cpuwatch import Reading
 from loadtest.registry import targets
-from loadtest.run import engine, image
+from loadtest.run import engine, image, shim
 from loadtest.run.container import Box, ContainerRunner
 from loadtest.run.runner import Launch
 from tests.support import engine_answers, get
@@ -173,6 +174,26 @@ def test_the_app_directory_is_mounted_for_a_byo_app(client, box_of, tmp_path):
         status, headers, body = get(runner.port, "/anything")
         assert (status, body) == (200, b"fits")
         assert headers["x-server-model"] == "gunicorn-sync"  # served through the identity wrapper
+    finally:
+        runner.stop()
+
+
+def test_app_app_in_a_private_team_directory_is_the_teams(client, box_of, tmp_path):
+    """A team's app.py as app:app, in a 0700 directory: served by the invoking uid, theirs, not the demo."""
+    team = tmp_path / "team"
+    team.mkdir(mode=0o700)
+    (team / "app.py").write_text(HOG_APP.replace("400 * 1024 * 1024", "1024").replace("fits", "team"))
+    box = dataclasses.replace(box_of(1, 300 * MiB, team), shim=shim.staged())
+    launch = Launch(
+        name="gunicorn-sync", target=targets.TARGETS["gunicorn-sync"], log_dir=tmp_path / "logs",
+        app="app:app", shim=box.shim,
+    )  # fmt: skip
+    runner = ContainerRunner(launch, box, client)
+    try:
+        assert runner.start() and runner.wait_ready(READY_S), runner.problem + runner.stderr_tail()
+        status, headers, body = get(runner.port, "/")
+        assert (status, body) == (200, b"team") and headers["x-server-model"] == "gunicorn-sync"
+        assert runner.container.attrs["Config"]["User"] == f"{os.getuid()}:{os.getgid()}"
     finally:
         runner.stop()
 

@@ -119,7 +119,36 @@ def test_app_that_fails_to_import(tmp_path):
     )
     assert_one_line_error(result, "brokenapp:app", "no_such_module_anywhere")
     assert_one_line_error(tune("--app", "nosuchmodule:app"), "nosuchmodule")
-    assert_one_line_error(tune("--app", "not a spec"), "MODULE:APP")
+    assert_one_line_error(tune("--app", "not a spec"), "not a module name")
+
+
+NEEDS_ITS_ENV = """
+import os
+def create_app(name='x'):
+    greeting = os.environ['GREETING']
+    def app(environ, start_response):
+        start_response('200 OK', [])
+        return [greeting.encode()]
+    return app
+"""
+
+
+def test_the_app_check_runs_the_factory_with_the_teams_environment(tmp_path):
+    (tmp_path / "team").mkdir()
+    (tmp_path / "team" / "app.py").write_text(NEEDS_ITS_ENV)
+    (tmp_path / "team.env").write_text("GREETING=hello\n")
+    spec = ("--app", "app:create_app('y')", "--chdir", str(tmp_path / "team"))
+    assert_one_line_error(tune(*spec), "app:create_app('y')", "the factory raised KeyError: 'GREETING'")
+    # with its variable (either way) the check passes: the next check, --image's, is the one that speaks
+    for given in (("--env", "GREETING=hi"), ("--env-file", str(tmp_path / "team.env"))):
+        assert_one_line_error(tune(*spec, *given, "--image", "x"), "--image needs --runtime docker")
+    assert_one_line_error(tune(*spec, "--env", "GREETING"), "--env: expected KEY=VALUE")
+
+
+def test_a_venv_without_any_server_is_one_line(tmp_path):
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "bare")], check=True)
+    result = tune("--venv", str(tmp_path / "bare"), "--app", "tests.apps:validated")
+    assert_one_line_error(result, "--venv", "tune calibrates with gunicorn", "bin/pip install gunicorn==")
 
 
 @pytest.mark.slow
@@ -218,3 +247,17 @@ def test_the_server_binds_where_workers_from_elsewhere_reach_it(tmp_path):
     assert [launch.host for launch in launched] == ["127.0.0.2"]
     assert served.run is None and served.error.startswith("failed to start")
     assert "--bind 127.0.0.2:" in " ".join(launched[0].command(8000))
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [(["--target-rps", "0"], ["--target-rps"]),
+     (["--target-rps", "lots"], ["a rate like 2000"]),
+     (["--target-rps", "2000", "--utilisation", "1.5"], ["--utilisation"]),
+     (["--target-rps", "2000", "--max-replicas", "0"], ["--max-replicas"]),
+     (["--namespace", "Shop_Prod"], ["namespace", "Shop_Prod"]),
+     (["--utilisation", "0.5"], ["--utilisation", "--target-rps"]),
+     (["--max-replicas", "4"], ["--max-replicas", "--target-rps"])],
+)  # fmt: skip
+def test_bad_fleet_flags(args, words):
+    assert_one_line_error(tune(*args), *words)

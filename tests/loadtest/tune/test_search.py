@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 from loadtest.reporting import recommendation as rendering
-from loadtest.tune import candidate, candidates, ladder, record, search
+from loadtest.tune import candidate, candidates, floors, ladder, record, search
 from loadtest.tune.calibrate import Calibration
 from loadtest.tune.candidate import Status
 from loadtest.tune.candidates import Shape
 from loadtest.tune.model import predict
 from loadtest.tune.recommend import BindingKind, Context, verdict
 from loadtest.tune.settings import Budget, Settings, Slo
+from loadtest.tune.sharing import MARK, Sharing
 from tests.support import RECOMMENDATION_KEYS
 from tests.tune_calibrations import CPU, IO, MIXED
 
@@ -101,7 +102,7 @@ def run(
         cal=cal,
         budget=Budget(cpus, memory_mb * 2**20, "test", "test"),
         slo=Slo(limits),
-        app="app:app",
+        app="demo",
         minutes=minutes,
         unmeasured=tuple(s.unmeasured_kinds()),
         minutes_needed=minutes + s.seconds_for_unmeasured() / 60 if s.unmeasured_kinds() else None,
@@ -165,7 +166,7 @@ def test_one_single_process_candidate_is_measured_as_the_contrast():
 def test_the_record_and_its_two_renderings(tmp_path):
     """recommendation.json's keys, and the Markdown and HTML made from it, on a synthetic search."""
     s, v, _ = run(IO, cpus=2, memory_mb=1024, minutes=8)
-    args = Settings("app:app", [("/sleep?s=0.05", 1.0)], None, Slo({95.0: 200.0}),
+    args = Settings("demo", [("/sleep?s=0.05", 1.0)], None, Slo({95.0: 200.0}),
                     Budget(2, 2**30, "test", "test"), [], 8.0, None, 1)  # fmt: skip
     doc = record.document(args, IO, s.candidates, v, 400.0, (0.5, 0.7))
     for role in ("recommended", "baseline"):
@@ -272,7 +273,7 @@ def test_verdict_the_apps_own_errors_stop_before_the_search():
     cal = replace(IO, app_errors="the app's own errors: 6 of 200 answers (3.0%) were errors (/: 6 x 500)")
     base = candidate.Candidate(candidates.baseline(2), predict(candidates.baseline(2), cal, 2, {95.0: 200.0}),
                             is_baseline=True)  # fmt: skip
-    ctx = Context(cal=cal, budget=Budget(2, 2**30, "test", "test"), slo=Slo({95.0: 200.0}), app="app:app")
+    ctx = Context(cal=cal, budget=Budget(2, 2**30, "test", "test"), slo=Slo({95.0: 200.0}), app="demo")
     v = verdict([base], base, ctx)
     text = " ".join(v.headline)
     assert v.recommended is None and v.binding.kind == BindingKind.APP_ERRORS and "500" in text
@@ -280,7 +281,7 @@ def test_verdict_the_apps_own_errors_stop_before_the_search():
 
 
 def args_for(cpus: int) -> Settings:
-    return Settings("app:app", [("/sleep?s=0.05", 1.0)], None, Slo({95.0: 200.0}),
+    return Settings("demo", [("/sleep?s=0.05", 1.0)], None, Slo({95.0: 200.0}),
                     Budget(cpus, 2**30, "test", "test"), [], 8.0, None, 1)  # fmt: skip
 
 
@@ -331,9 +332,7 @@ def test_verdict_the_apps_own_errors_come_before_oom_kills():
     cal = replace(IO, app_errors="the app's own errors: 6 of 200 answers (3.0%) were errors (/: 6 x 500)")
     s, _v, _ = run(IO, cpus=2, memory_mb=100, minutes=8, lab=OomLab(IO, 2))
     base = next(c for c in s.candidates if c.is_baseline)
-    ctx = Context(
-        cal=cal, budget=Budget(2, 100 * 2**20, "test", "test"), slo=Slo({95.0: 200.0}), app="app:app"
-    )
+    ctx = Context(cal=cal, budget=Budget(2, 100 * 2**20, "test", "test"), slo=Slo({95.0: 200.0}), app="demo")
     v = verdict(s.candidates, base, ctx)
     assert v.binding.kind == BindingKind.APP_ERRORS
 
@@ -349,3 +348,82 @@ def test_the_why_names_the_wait_for_a_core_it_leaves_out_of_the_io_share():
     _s, v, _ = run(queued, cpus=1, memory_mb=4096, minutes=8)
     assert v.recommended is not None
     assert "computes 100% of each request (CPU 1.19 ms and 0.04 ms waiting for a core of 1.23 ms" in v.why
+
+
+def test_a_ladder_whose_top_passes_is_extended_until_a_step_fails():
+    # the server is 4x faster than the model predicts: every first ladder passes its top step
+    s, v, _ = run(CPU, cpus=2, memory_mb=1024, minutes=30, lab=Lab(CPU, 2, slowdown=4.0))
+    base = next(c for c in s.candidates if c.is_baseline)
+    assert not base.lower_bound and base.stop is None
+    assert v.recommended is not None and not v.recommended.lower_bound
+    assert "at least" not in v.headline[0] and not v.headline[1].lower().startswith(("at most", "at least"))
+
+
+def floor_and_measured(rec_rate: float, base_rate: float) -> tuple[candidate.Candidate, candidate.Candidate]:
+    """A measured recommendation (its top step failed) and a baseline whose every step passed."""
+    limits = {95.0: 200.0}
+    sync, gthread = (
+        candidates.family(candidates.targets.TARGETS["gunicorn-sync"]),
+        candidates.family(candidates.targets.TARGETS["gunicorn-gthread"]),
+    )
+
+    def cand(shape: Shape, rates: list[float], cap: float, baseline: bool) -> candidate.Candidate:
+        c = candidate.Candidate(
+            shape, predict(shape, CPU, 2, limits), status=Status.MEASURED, is_baseline=baseline
+        )
+        c.rounds = [candidate.Round(rates, [Lab(CPU, 2).step(r, cap) for r in rates], 100.0, None, COST_S)]
+        return c
+
+    rec = cand(Shape(gthread, 2, 4), [rec_rate * 0.8, rec_rate, rec_rate * 1.2], rec_rate, False)
+    base = cand(Shape(sync, 5, 1), [base_rate * 0.5, base_rate], 1e9, True)
+    return rec, base
+
+
+def test_a_floor_is_never_tied_with_a_measured_rate_and_a_margin_over_it_is_at_most():
+    rec, base = floor_and_measured(418.0, 405.0)  # within 3 %: a tie, were the baseline measured
+    assert base.lower_bound and not rec.lower_bound
+    assert search.tied([rec, base], 1024) == [rec]
+    base.stopped = floors.Stop.TIME_BUDGET
+    ctx = Context(
+        cal=CPU, budget=Budget(2, 1024 * 2**20, "test", "test"), slo=Slo({95.0: 200.0}), app="app:app"
+    )
+    v = verdict([rec, base], base, ctx)
+    assert v.recommended is rec and v.tied == [rec]
+    assert v.headline[1].startswith("At most 1.0x the baseline") and "at least 405 req/s" in v.headline[1]
+    assert not any(line.startswith("Tied") for line in v.headline)
+
+
+def test_two_floors_name_what_stopped_the_ladder_not_the_generator_when_it_had_room():
+    rec, base = floor_and_measured(400.0, 81.0)
+    rec.rounds = [candidate.Round([200, 300, 400], [Lab(CPU, 2).step(r, 1e9) for r in (200, 300, 400)], 100.0,
+                                  None, COST_S)]  # fmt: skip
+    rec.stopped = base.stopped = floors.Stop.LADDER_TOP
+    ctx = Context(
+        cal=CPU, budget=Budget(2, 1024 * 2**20, "test", "test"), slo=Slo({95.0: 200.0}), app="app:app"
+    )
+    v = verdict([rec, base], base, ctx)
+    assert "the margin is unknown" in v.headline[1] and "highest ladder tried" in v.headline[1]
+    assert "--generator-workers" not in v.headline[1]
+
+
+def test_a_shared_machine_marks_the_headline_and_the_record(tmp_path):
+    rec, base = floor_and_measured(418.0, 200.0)
+    rec.rounds[0].steps[1].generator_busiest = 0.85
+    sharing = Sharing.of(2, 0, 2)
+    ctx = Context(cal=CPU, budget=Budget(2, 1024 * 2**20, "test", "test"), slo=Slo({95.0: 200.0}),
+                  app="app:app", sharing=sharing)  # fmt: skip
+    v = verdict([rec, base], base, ctx)
+    assert MARK in v.headline[0]
+    assert any("85% of a core" in line and "--expect-workers" in line for line in v.headline)
+    doc = record.document(args_for(2), CPU, [rec, base], v, 100.0, (0.5, 0.7))
+    assert doc["shared_machine"]["shared"] is (doc["budget"]["cpus"] >= sharing_cores())
+    doc["shared_machine"]["shared"] = True  # as on a 2-core machine
+    rendering.write(tmp_path, doc)
+    page = (tmp_path / "recommendation.md").read_text()
+    assert "pinned" not in page and "shared with the generator" in page and MARK in page
+
+
+def sharing_cores() -> int:
+    from loadtest.tune.sharing import machine_cores
+
+    return machine_cores()
