@@ -185,7 +185,8 @@ def prepare(args: Settings) -> Start:
         f"{b.memory_mb:.0f} MiB (from {b.memory_source}); {args.minutes:g} min; "
         f"load average {load_before or 0:.1f}"
     )
-    say(project.describe(args.team, args.runtime))
+    if not args.app.demo:  # the demo runs from wsgi-lab's own tree: no project of the team's to name
+        say(project.describe(args.team, args.runtime))
     for line in args.traffic.lines_text() if args.traffic else []:
         say(line)
     if args.generator.workers:
