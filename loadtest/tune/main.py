@@ -330,8 +330,9 @@ def write(
     load_after = environment.load_average()
     result = {**document(args, cal, cands, v, wall, (load_before, load_after)), **(extra or {})}
     if args.against is not None:
-        earlier = records.load_recommendation(args.against).as_dict()
-        result["rerun_check"] = against(earlier, result)
+        earlier = records.load_recommendation(args.against).recommended
+        now = records.Configuration.from_dict(result["recommended"]) if result["recommended"] else None
+        result["rerun_check"] = against(earlier, now)
         v.headline.append(f"Rerun: {result['rerun_check']}.")
     planned = plan_fleet(args, result)
     if planned is not None:

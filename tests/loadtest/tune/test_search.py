@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from loadtest.registry import records
 from loadtest.reporting import recommendation as rendering
 from loadtest.tune import candidate, candidates, floors, ladder, record, search
 from loadtest.tune.calibrate import Calibration
@@ -427,3 +428,19 @@ def sharing_cores() -> int:
     from loadtest.tune.sharing import machine_cores
 
     return machine_cores()
+
+
+def test_a_rerun_names_its_recommendation_against_the_earlier_runs(tmp_path):
+    """main.write reads the earlier run's ``recommended`` as a Configuration and compares it with this one."""
+    import datetime as dt
+
+    from loadtest.tune import main
+
+    s, v, _ = run(IO, cpus=2, memory_mb=1024, minutes=8)
+    now = dt.datetime.now(dt.UTC)
+    args = args_for(2)
+    main.write(tmp_path / "a", args, IO, s.candidates, v, 400.0, (now, now), None)
+    again = replace(args, against=tmp_path / "a")
+    main.write(tmp_path / "b", again, IO, s.candidates, v, 400.0, (now, now), None)
+    check = records.load_recommendation(tmp_path / "b").extra["rerun_check"]
+    assert check.startswith("same shape as the earlier run") and v.recommended.key in check
