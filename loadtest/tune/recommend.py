@@ -193,7 +193,7 @@ def binding(
         c = min(over, key=lambda c: c.memory_mb or 0)
         used = f"{c.key} met the objectives but used {c.memory_mb:.0f} MB > budget {memory_mb:.0f} MB"
         return Binding(BindingKind.MEMORY, f"memory: {used}")
-    killed = [c for c in cands if any(r.box.get("oom_kills") or r.box.get("oom_killed") for r in c.rounds)]
+    killed = [c for c in cands if any(r.oom for r in c.rounds)]
     if killed:
         keys = ", ".join(c.key for c in killed)
         return Binding(

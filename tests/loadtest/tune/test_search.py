@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from loadtest.registry import records
 from loadtest.reporting import recommendation as rendering
+from loadtest.run.runner import Envelope
 from loadtest.tune import candidate, candidates, floors, ladder, record, search
 from loadtest.tune.calibrate import Calibration
 from loadtest.tune.candidate import Status
@@ -305,15 +306,9 @@ class OomLab(Lab):
     def measure(self, shape: Shape, rates: list[float]) -> candidate.Round:
         self.measured.append(shape.key)
         self.now += COST_S
-        box = {
-            "runtime": "docker",
-            "cpu_quota": 1.5,
-            "memory_limit_mb": 100.0,
-            "oom_kills": 2,
-            "oom_killed": True,
-        }
+        limits = Envelope("docker", 150_000, 100_000, memory_limit_mb=100.0, oom_kills=2, oom_killed=True)
         why = "killed by the OOM killer (2 kill(s) at 100 MiB)"
-        return candidate.Round(rates, [], None, None, COST_S, why, box=box)
+        return candidate.Round(rates, [], None, None, COST_S, why, envelope=limits)
 
 
 def test_verdict_oom_kills_are_the_memory_limit_and_the_record_counts_them():
@@ -327,6 +322,11 @@ def test_verdict_oom_kills_are_the_memory_limit_and_the_record_counts_them():
     killed = [c for c in doc["candidates"] if c.get("oom_kills")]
     assert killed and all(c["runtime"] == "docker" and c["memory_limit_mb"] == 100.0 for c in killed)
     assert all(m["box"]["oom_killed"] for c in killed for m in c["measurements"])
+    assert all(
+        m["box"]["cpu_quota"] == 1.5 and "throttling" not in m["box"]
+        for c in killed
+        for m in c["measurements"]
+    )
 
 
 def test_verdict_the_apps_own_errors_come_before_oom_kills():
