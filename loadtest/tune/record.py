@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from loadtest.registry import records
 from loadtest.tune import project
 from loadtest.tune.calibrate import Calibration
 from loadtest.tune.candidate import Candidate, Round
@@ -193,10 +194,10 @@ def document(
     v: Verdict,
     wall_s: float,
     loads: tuple[float | None, float | None],
-) -> dict:
+) -> records.Recommendation:
     b, app = args.budget, str(args.app)
     ranked = sorted(cands, key=lambda c: (c.status.rank, -c.rate_at_slo, -c.prediction.rate))
-    return {
+    fields = {
         "headline": v.headline,
         "recommended": configuration(v.recommended, str(args.app), b.cpus, b.memory_mb)
         if v.recommended
@@ -239,3 +240,5 @@ def document(
         "load_average": {"before": loads[0], "after": loads[1]},
         "candidates": [candidate(c, args) for c in ranked],
     }
+    # recommended and baseline become Configuration; the keys keep their order (Recommendation.order)
+    return records.Recommendation.from_dict(fields)
