@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv checkov-venv test lint docs bench compare diff browser clean fuzz soak tune answers generator-ceiling
+.PHONY: venv checkov-venv test lint docs bench compare diff browser clean fuzz soak tune answers generator-ceiling callgrind
 
 venv: $(STAMP)
 
@@ -41,9 +41,10 @@ DOCS_STRICT ?=
 docs: venv
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --clean $(if $(filter 1,$(DOCS_STRICT)),--strict)
 
-# Property-based fuzzing of request parsing with many more examples than CI runs (tests/server/test_fuzz.py).
+# Property-based fuzzing of request parsing, and the two cores differential test, with many more examples
+# than CI runs (tests/server/test_fuzz.py, tests/server/test_parsers_agree.py).
 fuzz: venv
-	LAB_FUZZ_PROFILE=fuzz $(PY) -m pytest tests/server/test_fuzz.py -p no:cacheprovider -o timeout=3600 $(PYTEST_ARGS)
+	LAB_FUZZ_PROFILE=fuzz $(PY) -m pytest tests/server/test_fuzz.py tests/server/test_parsers_agree.py -p no:cacheprovider -o timeout=3600 $(PYTEST_ARGS)
 
 # Mixed locust load on each lab mode for SOAK_MINUTES (default 10): RSS, fds, failures -> results/soak-<ts>/.
 SOAK_MINUTES ?= 10
@@ -52,6 +53,12 @@ soak: venv
 
 bench: venv
 	$(PY) -m loadtest.bench $(BENCH_ARGS)
+
+# Instructions per keep-alive GET / around a trivial WSGI app, single mode in process, counted by
+# valgrind's callgrind: (Ir at 700 requests - Ir at 200) / 500. CALLGRIND_PARSER=h11 for the reference.
+CALLGRIND_PARSER ?= auto
+callgrind: venv
+	$(PY) -m tests.callgrind_core --parser $(CALLGRIND_PARSER)
 
 # One locust process's requests per core against a trivial server (granian): docs/measurements/2026-12-08-generator-ceiling.md.
 generator-ceiling: venv

@@ -111,9 +111,10 @@ OPTIONS = (
            "releases the GIL (numpy, compression) then has no other core either", "CPUS",
            "every CPU"),
     Option("parser", ("--parser",), cfg.parse_parser,
-           "request parser: httptools (llhttp, in C) or h11 (pure Python, the reference); both feed the "
-           "same request checks, and a request llhttp reads differently from h11 goes to h11; auto = "
-           "httptools when it is installed", "{" + ",".join(cfg.PARSERS) + "}"),
+           "HTTP core: httptools (llhttp in C under our own connection state machine) or h11 (pure "
+           "Python, the reference); both obey the same request checks, and a head our core does not take "
+           "as plainly valid goes to the h11 core; auto = httptools when it is installed",
+           "{" + ",".join(cfg.PARSERS) + "}"),
 )  # fmt: skip
 
 

@@ -8,12 +8,13 @@ message that names the option.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from dataclasses import dataclass
 from functools import cached_property
 
-from server import __version__, fastpath
+from server import __version__
 
 # The concurrency models; each is a module in server/workers/ and a line in server.workers.MODELS.
 MODES = ("single", "threaded", "forking", "prefork", "event")
@@ -29,9 +30,10 @@ MODE_ONLY = {
 DEFAULT_FIELD_SIZE = 8190
 EVENT_THREADS = 8  # event mode pool: two cores busy even while some requests wait on I/O
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-# Request parsers: h11 (pure Python, the reference) or httptools (llhttp in C, server.fastpath); auto =
-# httptools when it is installed.
+# Request parsers (server.http): h11 (pure Python, the reference core) or httptools (llhttp in C, under
+# our own core); auto = httptools when it is installed.
 PARSERS = ("auto", "h11", "httptools")
+HTTPTOOLS = importlib.util.find_spec("httptools") is not None
 
 
 class ConfigError(ValueError):
@@ -69,7 +71,7 @@ class Config:
     def parser_in_use(self) -> str:
         """``h11`` or ``httptools``: what ``auto`` means here (httptools if it can be imported)."""
         if self.parser == "auto":
-            return "httptools" if fastpath.AVAILABLE else "h11"
+            return "httptools" if HTTPTOOLS else "h11"
         return self.parser
 
     @cached_property  # read on every response: computed once (the dataclass is frozen)
@@ -167,7 +169,7 @@ def parse_choice(text: str, choices: tuple[str, ...]) -> str:
 def parse_parser(text: str) -> str:
     """``--parser``: a name from :data:`PARSERS`; httptools only where it is installed."""
     value = parse_choice(text, PARSERS)
-    if value == "httptools" and not fastpath.AVAILABLE:
+    if value == "httptools" and not HTTPTOOLS:
         raise ConfigError("httptools is not installed (pip install httptools), use auto or h11")
     return value
 

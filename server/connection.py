@@ -3,7 +3,7 @@
 This is the loop every blocking mode runs -- in the main thread (single), in a
 thread per connection (threaded) or in a child process per connection
 (forking, prefork).  It holds :class:`HTTPConnection`, the blocking socket
-driver of :class:`server.protocol.HTTPCore` (reads with timeouts, drain, linger),
+driver of a :mod:`server.http` core (reads with timeouts, drain, linger),
 ties it to :mod:`server.wsgi` (the app) and decides, after each response,
 whether the connection lives on.
 
@@ -20,7 +20,7 @@ Policy choices and known limits:
   stops, and -- single mode and one-connection prefork workers -- after its
   time slice, as soon as another client waits on the listener.
 
-What this module does NOT know: HTTP's rules (:mod:`server.protocol`), the
+What this module does NOT know: HTTP's rules (:mod:`server.http`), the
 WSGI rules (:mod:`server.wsgi`), and how connections are shared out: it never
 starts a thread or a process, and the event mode does not use it for I/O.
 """
@@ -38,16 +38,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from server.config import Config
-from server.protocol import (
-    NEED_DATA,
-    BodyTimeout,
-    ClientGone,
-    CoreDriver,
-    HTTPCore,
-    HTTPError,
-    RequestHead,
-    ResponseError,
-)
+from server.http import new_core
+from server.http.driver import CoreDriver
+from server.http.errors import BodyTimeout, ClientGone, HTTPError, ResponseError
+from server.http.events import NEED_DATA, RequestHead
 from server.quickio import RECV_SIZE, recv_now, send_now
 from server.wsgi import Response, WSGIApp, WSGIInput, build_environ, connection_environ, run_app
 
@@ -80,7 +74,7 @@ class ServeContext:
 
 
 class HTTPConnection(CoreDriver):
-    """One client connection over a blocking socket: the driver of :class:`HTTPCore` for one thread.
+    """One client connection over a blocking socket: the driver of a :mod:`server.http` core for one thread.
 
     Blocking socket I/O with timeouts; the only "waiting for several things"
     is :meth:`next_request`, which also watches ``stop_fd`` (the server is
@@ -91,7 +85,7 @@ class HTTPConnection(CoreDriver):
     def __init__(self, sock: socket.socket, config: Config) -> None:
         self.sock = sock
         self.config = config
-        self.core = HTTPCore(config)
+        self.core = new_core(config)
         self.bytes_sent = 0
         self._fd = sock.fileno()
         self._pollers: dict[tuple[int | None, ...], select.poll] = {}
@@ -179,7 +173,7 @@ class HTTPConnection(CoreDriver):
         Raises :class:`HTTPError` for a request that must be refused.
         """
         started: float | None = None
-        # Between requests h11 has nothing to parse unless a pipelined request is already buffered.
+        # Between requests the core has nothing to parse unless a pipelined request is already buffered.
         head = self.core.next_head() if self.core.head_started else NEED_DATA
         while head is NEED_DATA:
             try:
@@ -272,7 +266,7 @@ class HTTPConnection(CoreDriver):
         except OSError:
             return False
         finally:
-            if timed:  # most bodies are already in h11's buffer: no system call at all then
+            if timed:  # most bodies are already in the core's buffer: no system call at all then
                 self.sock.settimeout(self.config.timeout)
 
     def close(self, linger: bool = False) -> None:

@@ -1,10 +1,10 @@
 """PEP 3333: the environ, ``wsgi.input``, ``start_response`` / ``write`` and running the app.
 
-This module turns a :class:`~server.protocol.RequestHead` into an environ and
-the application's answer into calls on a :class:`~server.protocol.CoreDriver` (the blocking
+This module turns a :class:`~server.http.events.RequestHead` into an environ and
+the application's answer into calls on a :class:`~server.http.driver.CoreDriver` (the blocking
 :class:`~server.connection.HTTPConnection` or an event-mode connection).
 It owns the WSGI rules (header timing, ``exc_info``, ``close()``); HTTP framing
-stays in :mod:`server.protocol`.  It knows no sockets, threads or processes.
+stays in :mod:`server.http`.  It knows no sockets, threads or processes.
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from server.protocol import CoreDriver, HTTPError, RequestHead
+from server.http.driver import CoreDriver
+from server.http.errors import HTTPError
+from server.http.events import RequestHead
+from server.http.grammar import TOKEN
 
 WSGIApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
@@ -26,7 +29,6 @@ HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers"}
     | {"transfer-encoding", "upgrade"}
 )
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _STATUS = re.compile(r"([2-9][0-9][0-9]) ([^\r\n]*)")
 
 
@@ -34,7 +36,7 @@ class WSGIInput:
     """``wsgi.input``: the request body as a file, ending exactly where the body ends.
 
     ``read_chunk`` returns the next piece of body (b"" at its end); whether the
-    body is framed by Content-Length or chunked is h11's business, so an app can
+    body is framed by Content-Length or chunked is the HTTP core's business, so an app can
     never read into the next pipelined request.
     """
 
@@ -124,7 +126,7 @@ def connection_environ(
     }
 
 
-# Header name as h11 gives it (lower-case bytes) -> its environ key, made once per distinct name.
+# Header name as the cores give it (lower-case bytes) -> its environ key, made once per distinct name.
 # Names are the client's choice, so the cache is bounded; past the bound a key is simply computed.
 _ENVIRON_KEYS: dict[bytes, str | None] = {
     b"content-type": "CONTENT_TYPE",
@@ -202,7 +204,7 @@ def _header_name(name: Any, value: Any) -> tuple[bytes, bool]:
     if type(name) is str and (known := _HEADER_NAMES.get(name)) is not None:
         return known
     raw = _latin1(name, "header name")
-    if not _TOKEN.fullmatch(name):
+    if not TOKEN.fullmatch(name):
         raise ValueError(f"invalid header {name!r}: {value!r}")
     lower = name.lower()
     if lower in HOP_BY_HOP:
@@ -210,6 +212,40 @@ def _header_name(name: Any, value: Any) -> tuple[bytes, bool]:
     checked = (raw, lower == "content-length")
     if len(_HEADER_NAMES) < _HEADER_NAMES_MAX:
         _HEADER_NAMES[name] = checked
+    return checked
+
+
+# A status string or a (name, value) pair already checked -> what start_response makes of it: an app
+# sends the same few on every response.  Bounded, as values may differ per response.
+_STATUSES: dict[str, tuple[int, bytes]] = {}
+_FIELDS: dict[tuple[str, str], tuple[tuple[bytes, bytes], bool]] = {}
+_CHECKED_MAX = 1024
+
+
+def _status(status: Any) -> tuple[int, bytes]:
+    """``"200 OK"`` -> (200, b"OK"), or the error start_response must raise."""
+    known = _STATUSES.get(status) if type(status) is str else None
+    if known is None:
+        match = _STATUS.fullmatch(status) if type(status) is str else None
+        if match is None:
+            raise ValueError(f"status must look like '200 OK', got {status!r}")
+        known = int(match[1]), match[2].encode("latin-1")
+        if len(_STATUSES) < _CHECKED_MAX:
+            _STATUSES[status] = known
+    return known
+
+
+def _field(name: Any, value: Any) -> tuple[tuple[bytes, bytes], bool]:
+    """A response header as latin-1 bytes and whether it is Content-Length; raises as start_response must."""
+    raw_name, is_length = _header_name(name, value)
+    raw_value = _latin1(value, "value of header", name)
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"invalid header {name!r}: {value!r}")
+    if is_length and not value.strip().isdigit():
+        raise ValueError(f"Content-Length must be a number, got {value!r}")
+    checked = (raw_name, raw_value), is_length
+    if len(_FIELDS) < _CHECKED_MAX:
+        _FIELDS[(name, value)] = checked
     return checked
 
 
@@ -244,9 +280,7 @@ class Response:
                 exc_info = None  # break the frame <-> traceback cycle, as PEP 3333 asks
         elif self.headers is not None:
             raise AssertionError("start_response() called again without exc_info")
-        match = _STATUS.fullmatch(status) if type(status) is str else None
-        if match is None:
-            raise ValueError(f"status must look like '200 OK', got {status!r}")
+        code, reason = _status(status)
         if type(headers) is not list:
             raise TypeError(f"response headers must be a list, got {type(headers).__name__}")
         encoded = []
@@ -254,17 +288,14 @@ class Response:
         for item in headers:
             if type(item) is not tuple or len(item) != 2:
                 raise TypeError(f"each header must be a (name, value) tuple, got {item!r}")
-            name, value = item
-            raw_name, is_length = _header_name(name, value)
-            raw_value = _latin1(value, "value of header", name)
-            if "\r" in value or "\n" in value:
-                raise ValueError(f"invalid header {name!r}: {value!r}")
-            if is_length:
-                if not value.strip().isdigit():
-                    raise ValueError(f"Content-Length must be a number, got {value!r}")
-                has_length = True
-            encoded.append((raw_name, raw_value))
-        self.status, self.reason = int(match[1]), match[2].encode("latin-1")
+            try:
+                known = _FIELDS.get(item)
+            except TypeError:  # an unhashable name or value: _field refuses it
+                known = None
+            field, is_length = known or _field(*item)
+            has_length = has_length or is_length
+            encoded.append(field)
+        self.status, self.reason = code, reason
         self.headers = encoded
         self.has_length = has_length
         return self.write

@@ -35,15 +35,15 @@ from pathlib import Path
 import psutil
 
 from loadtest.bench.trivial import COUNT_PATH
+from loadtest.registry.paths import PROJECT_ROOT
 from loadtest.run.environment import load_average
 from loadtest.run.processes import free_port
+from loadtest.run.runner import START_TIMEOUT_S
 from server.oneline import OneLineParser
 
-ROOT = Path(__file__).resolve().parents[2]
 KINDS = ("open", "closed", "bare")
 WARM_S = 3.0
 SERVER_BOUND = 0.9  # the server's share of its core above which a row may measure the server
-START_TIMEOUT_S = 20.0
 
 
 @dataclass
@@ -84,7 +84,7 @@ def start_server(port: int, cores: list[int] | None) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "granian", "--interface", "rsgi", "--host", "127.0.0.1", "--port", str(port),
            "--workers", "1", "--runtime-threads", "1", "--no-ws", "--log-level", "warning",
            "loadtest.bench.trivial:app"]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=ROOT, preexec_fn=pinned(cores), stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, preexec_fn=pinned(cores), stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         try:
@@ -109,7 +109,7 @@ def locust_command(tree: Path, kind: str, port: int, args, out: Path) -> list[st
     users = ["--users", str(args.users), "--spawn-rate", str(args.users)]
     if kind == "closed":
         return [*base, "-f", str(generator / "locustfile.py"), *users, *identity, "HelloUser"]
-    return [*base, "-f", str(ROOT / "loadtest" / "generator" / "bare.py"), *users, "BareUser"]
+    return [*base, "-f", str(PROJECT_ROOT / "loadtest" / "generator" / "bare.py"), *users, "BareUser"]
 
 
 def measure(tree: tuple[str, Path], kind: str, server: psutil.Process, port: int, args, cores) -> Sample:
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cores = sorted(os.sched_getaffinity(0))
     server_cores, generator_cores = ([cores[-1]], [cores[0]]) if len(cores) >= 2 else (None, None)
-    trees = [("this", ROOT)] + ([("baseline", args.baseline.resolve())] if args.baseline else [])
+    trees = [("this", PROJECT_ROOT)] + ([("baseline", args.baseline.resolve())] if args.baseline else [])
     port = free_port()
     before = load_average()
     server = start_server(port, server_cores)

@@ -2,9 +2,9 @@
 
 Orchestration only; each job has its module: ``plan`` (arguments), ``pool``
 (which targets run when; each through a target runner, ``runner``/``local``),
-``locustrun`` (locust and its files), ``rounds`` (a run's figures from our
-per-request records), ``rows`` (the result record), ``environment`` (env.json,
-rerun.sh), ``report`` (rendering).
+``locustrun`` (locust and its files), ``round_record`` (a round's figures,
+from our per-request records: ``rounds``), ``rows`` (the result row, a
+``records.ComparisonRow``), ``environment`` (env.json, rerun.sh), ``report`` (rendering).
 
 How a comparison runs:
 
@@ -41,16 +41,16 @@ import time
 import urllib.request
 from pathlib import Path
 
-from loadtest.inserver import usage
 from loadtest.inserver.usage import USAGE_PATH
-from loadtest.measure import rounds, rows
+from loadtest.measure import round_record, rows
 from loadtest.measure.cpuwatch import Watch
 from loadtest.registry import records, targets
+from loadtest.registry.paths import PROJECT_ROOT
+from loadtest.registry.records import ComparisonRow
 from loadtest.run import environment, locustrun, processes, slow
 from loadtest.run.plan import Plan, UsageError, build_parser, make_plan
 from loadtest.run.pool import Pool
 
-ROOT = Path(__file__).resolve().parents[2]
 GENERATOR_HEAVY = ("hello", "mixed")
 # Before each run, one GET /health must come back: a server that queues requests (one at a time,
 # a fixed pool) still owes the requests locust abandoned when the previous run stopped, and the
@@ -83,26 +83,7 @@ def prefix_for(plan: Plan, out: Path, scenario: str, name: str, users: int, roun
     return out / "locust" / scenario / f"{name}{sweep}.r{round_no}"
 
 
-def server_usage(record: dict, watch: Watch | None, before: dict | None, after: dict | None, span) -> None:
-    """server_cpu_cores, server_mem_mb and cpu_limit of one run, from psutil locally or /_lab/usage."""
-    if watch is not None:
-        record["server_cpu_cores"] = watch.cores(span[0], span[1])
-        mem, kind = watch.peak_memory(span[0], span[1])
-        record["cpu_limit"] = usage.cgroup_cpu_limit()
-    elif before and after and usage.cpu_used(before, after) is not None:
-        used, load_span = usage.cpu_used(before, after), span[2]
-        record["server_cpu_cores"] = used / load_span if used is not None and load_span else None
-        mem, kind = after.get("memory_bytes"), after.get("memory_kind", "")
-        record["cpu_limit"] = after.get("cgroup_cpu_limit")
-    else:
-        record["server_cpu_cores"] = None
-        record["usage_note"] = f"server CPU/memory not measured: no {USAGE_PATH} at the host"
-        mem, kind = None, ""
-    record["server_mem_mb"] = mem / 2**20 if mem else None
-    record["server_mem_kind"] = kind
-
-
-def measure_once(
+def measure_round(
     plan: Plan, pool: Pool, out: Path, key: tuple[str, str, int], where: tuple, t0: float
 ) -> dict:
     """One round of one row: the per-round record."""
@@ -135,7 +116,7 @@ def measure_once(
     record["load_after"] = environment.load_average()
     record["interpreter"] = (after or {}).get("interpreter") or {}
     died = server is not None and not server.alive()
-    fill_round(plan, record, run, watch, (before, after if not server else None))
+    round_record.fill(record, run, plan.warmup, watch, (before, after if not server else None))
     record["identity_file"] = str(run.identity_file.relative_to(out))
     record["locust_log"] = str(run.log.relative_to(out))
     if died:
@@ -149,48 +130,13 @@ def measure_once(
     return record
 
 
-def fill_round(plan: Plan, record: dict, run: locustrun.LocustRun, watch: Watch | None, usages) -> None:
-    """The round's figures: from our records, else locust's (rounded) statistics."""
-    got = rounds.figures(run.records, plan.warmup)
-    record["generator_processes"] = run.processes
-    record["generator_warned"] = run.warned
-    if "window" not in got:
-        if run.stats and not got.get("too_short"):  # locust's figures, but never over one burst
-            record.update(bucket_figures(run.stats))
-        else:
-            record["error"] = got["error"] + (f"; locust log: {run.log_tail}" if run.log_tail else "")
-        return
-    start, end = got.pop("window")
-    record.update(got)
-    record["latency_source"] = rows.EXACT
-    load_span = end - (start - plan.warmup)
-    server_usage(record, watch, *usages, (start, end, load_span))
-    record["generator_cpu"] = run.watch.busiest(start, end)
-    record["generator_cores"] = run.watch.cores(start, end)
-    record["machine_cpu"] = (watch or run.watch).machine_share(start, end)
-
-
-def bucket_figures(stats: dict) -> dict:
-    num = locustrun.num
-    return {
-        "latency_source": rows.BUCKETS,
-        "requests": num(stats.get("Request Count"), int),
-        "failures": num(stats.get("Failure Count"), int),
-        "rps": num(stats.get("Requests/s")),
-        "p50_ms": num(stats.get("50%")),
-        "p95_ms": num(stats.get("95%")),
-        "p99_ms": num(stats.get("99%")),
-        "avg_ms": num(stats.get("Average Response Time")),
-    }
-
-
-def new_row(plan: Plan, pool: Pool, key: tuple[str, str, int]) -> rows.Row:
+def new_row(plan: Plan, pool: Pool, key: tuple[str, str, int]) -> ComparisonRow:
     scenario, name, users = key
     server = pool.servers.get(name)
-    row = rows.Row(
-        scenario=scenario,
-        target=name,
-        users=users,
+    row = rows.new(
+        scenario,
+        name,
+        users,
         kind="external" if plan.hosts else "local",
         url=plan.hosts[name] if plan.hosts else server.url,
         command=server.command_text() if server else "",
@@ -208,7 +154,7 @@ def new_row(plan: Plan, pool: Pool, key: tuple[str, str, int]) -> rows.Row:
     return row
 
 
-def close_row(plan: Plan, pool: Pool, row: rows.Row) -> dict:
+def close_row(plan: Plan, pool: Pool, row: ComparisonRow) -> ComparisonRow:
     server = pool.servers.get(row.target)
     if server is not None:
         row.notes.extend(server.notes)
@@ -218,7 +164,7 @@ def close_row(plan: Plan, pool: Pool, row: rows.Row) -> dict:
     row.cpu_limit = next((r["cpu_limit"] for r in row.per_round if r.get("cpu_limit") is not None), None)
     notes = {r[k] for r in row.per_round for k in ("usage_note", "window_note", "drain_note") if r.get(k)}
     row.notes.extend(sorted(notes))
-    return rows.finish(row, plan.sleep_s).as_dict()
+    return rows.finish(row, plan.sleep_s)
 
 
 def run(plan: Plan) -> int:
@@ -257,14 +203,16 @@ def run(plan: Plan) -> int:
                         index += 1
                         key = (scenario, name, users)
                         where = (round_no, position, index, total)
-                        table[key].per_round.append(measure_once(plan, pool, out, key, where, t0))
+                        table[key].per_round.append(measure_round(plan, pool, out, key, where, t0))
     finally:
         pool.stop_all()
     results = [close_row(plan, pool, table[key]) for key in keys]
     return write(plan, results, started, load_before, t0)
 
 
-def write_env(plan: Plan, started: str, load_before: float | None, results: list[dict] | None = None) -> dict:
+def write_env(
+    plan: Plan, started: str, load_before: float | None, results: list[ComparisonRow] | None = None
+) -> dict:
     """env.json and rerun.sh of the comparison; returns the environment.
 
     ``python`` is the runner's interpreter; ``server_interpreters`` what each
@@ -273,37 +221,41 @@ def write_env(plan: Plan, started: str, load_before: float | None, results: list
     out = plan.out
     finished = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     loads = (load_before, environment.load_average())
-    locustfile = str(locustrun.LOCUSTFILE.relative_to(ROOT))
+    locustfile = str(locustrun.LOCUSTFILE.relative_to(PROJECT_ROOT))
     env = environment.environment(started, finished, plan.as_dict(), plan.argv, loads, locustfile)
     env["server_python"] = str(plan.python) if plan.venv else sys.executable
-    env["server_interpreters"] = {r["target"]: r.get("interpreter") or {} for r in results or []}
+    env["server_interpreters"] = {r.target: r.interpreter or {} for r in results or []}
     env["rerun"] = environment.write_rerun(out, plan.argv, plan.seed)
     records.write_env(out, env)
     return env
 
 
-def write(plan: Plan, results: list[dict], started: str, load_before: float | None, t0: float) -> int:
+def write(
+    plan: Plan, results: list[ComparisonRow], started: str, load_before: float | None, t0: float
+) -> int:
     out = plan.out
     env = write_env(plan, started, load_before, results)
-    summary = records.Summary(
-        rows=[records.ComparisonRow.from_dict(r) for r in results], parameters=env["parameters"]
-    )
+    summary = records.Summary(rows=results, parameters=env["parameters"])
     # The measurements are on disk before anything renders them: a report that fails loses no figure.
     records.write_summary(out, summary)
     code = render(out, results, env, t0)
     if code:
         return code
     for r in results:
-        print(f"  {r['scenario']:<6} u{r['users']:<3} {r['answer']}", flush=True)
-    failed = [r for r in results if r["error"]]
+        print(f"  {r.scenario:<6} u{r.users:<3} {r.answer}", flush=True)
+    failed = [r for r in results if r.error]
     if failed:
-        print(f"{len(failed)} row(s) failed: " + ", ".join(f"{r['scenario']}/{r['target']}" for r in failed))
+        print(f"{len(failed)} row(s) failed: " + ", ".join(f"{r.scenario}/{r.target}" for r in failed))
         return 1
     return 0
 
 
 def render(
-    out: Path, results: list[dict], env: dict, t0: float, slow_rows: list[records.SlowRow] | None = None
+    out: Path,
+    results: list[ComparisonRow],
+    env: dict,
+    t0: float,
+    slow_rows: list[records.SlowRow] | None = None,
 ) -> int:
     """report.md/report.html from figures already on disk; 1 if rendering failed."""
     try:

@@ -17,17 +17,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
 from loadtest.measure import change, evidence, stats, verdicts
 from loadtest.measure.change import MIN_CHANGE, MIN_ROUNDS
 from loadtest.measure.rows import restat
 from loadtest.registry import records
 from loadtest.registry.records import ComparisonRow, Environment, RunError
-from loadtest.reporting import bench_diff, charts, document, figures
+from loadtest.reporting import bench_diff, charts, diff_chart, document, figures
 from server.oneline import OneLineParser
 
 VERDICT_METRIC = change.VERDICT_METRIC["comparison"]
@@ -241,37 +236,6 @@ def page(
     return document.Page("wsgi-lab diff", blocks=blocks)
 
 
-def side_by_side_chart(scenario: str, rows: list[dict], names: tuple[str, str]) -> bytes:
-    """req/s and p95 of A and B per target, bars with interval whiskers."""
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    several_users = len({r["users"] for r in rows}) > 1
-    ticks = [f"{r['target']} @{r['users']}" if several_users else r["target"] for r in rows]
-    width = 0.38
-    for ax, metric in zip(axes, ("rps", "p95_ms"), strict=True):
-        for k, side in enumerate(("a", "b")):
-            xs = [i + (k - 0.5) * width for i in range(len(rows))]
-            values = [r["metrics"][metric][side] for r in rows]
-            cis = [r["metrics"][metric][side + "_ci95"] for r in rows]
-            ax.bar(
-                xs,
-                [v or 0 for v in values],
-                width,
-                yerr=charts.yerr(values, cis),
-                capsize=3,
-                label=f"A: {names[0]}" if side == "a" else f"B: {names[1]}",
-                color=charts.COLORS[k],
-            )
-        for i, r in enumerate(rows):
-            if r["metrics"][metric]["significant"]:
-                top = max(r["metrics"][metric]["a"] or 0, r["metrics"][metric]["b"] or 0)
-                ax.annotate("*", (i, top), ha="center", va="bottom", fontsize=14)
-        ax.set_xticks(range(len(rows)), ticks, rotation=30, ha="right")
-        ax.set_title(f"{scenario}: {LABELS[metric]} (* = significant)")
-        ax.legend(frameon=False)
-    fig.tight_layout()
-    return charts.png(fig)
-
-
 TIMELINES = (
     "Who served when in each run (the last round of the row): one lane per (process, thread or greenlet), "
     "pale for a request's time inside the app, its CPU time as a dark core."
@@ -290,7 +254,7 @@ def write(
     charts = {}
     for scenario in dict.fromkeys(r["scenario"] for r in doc["rows"]):
         sub = [r for r in doc["rows"] if r["scenario"] == scenario]
-        data = side_by_side_chart(scenario, sub, names)
+        data = diff_chart.side_by_side(scenario, sub, names, LABELS)
         (out / f"diff-{scenario}.png").write_bytes(data)
         charts[scenario] = document.Image(f"{scenario}: A and B", f"diff-{scenario}.png", data)
     timeline_images = []

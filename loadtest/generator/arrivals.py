@@ -52,8 +52,8 @@ from locust.runners import WorkerRunner
 
 from loadtest.generator import process, recorder
 from loadtest.registry import workload as workloads
-from loadtest.registry.catalog import STEP_MARKER as MARKER
-from loadtest.registry.catalog import step_name
+from loadtest.registry.steps import STEP_MARKER as MARKER
+from loadtest.registry.steps import step_name
 
 log = logging.getLogger("wsgi-lab.tune")
 

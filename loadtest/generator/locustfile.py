@@ -25,9 +25,9 @@ from loadtest.generator.scenarios import (  # noqa: F401 (locust collects the us
     SlowClient,
     SlowNormalUser,
 )
-from loadtest.registry.catalog import SCENARIO_CLASSES
+from loadtest.registry.scenarios import SCENARIO_CLASSES
 
-# Scenario names used by `python -m loadtest.compare --scenario` (kept in catalog.py).
+# Scenario names used by `python -m loadtest.compare --scenario` (kept in registry/scenarios.py).
 assert all(name in globals() for names in SCENARIO_CLASSES.values() for name in names.split())
 
 process.install()

@@ -20,7 +20,7 @@ from locust import events
 
 from loadtest.generator import access, webui
 from loadtest.generator.process import gathers, option
-from loadtest.registry.catalog import parse_hosts
+from loadtest.registry.hosts import parse_hosts
 
 log = logging.getLogger("wsgi-lab")
 

@@ -38,7 +38,7 @@ from loadtest.inserver.headers import (
     HEADER_THREAD,
 )
 from loadtest.measure import evidence
-from loadtest.registry.catalog import error_kind
+from loadtest.registry.error_kinds import error_kind
 
 log = logging.getLogger("wsgi-lab")
 

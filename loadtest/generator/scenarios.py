@@ -29,7 +29,7 @@ from locust import FastHttpUser, User, constant, events, task
 
 from loadtest.generator.picking import server_name
 from loadtest.generator.process import option
-from loadtest.registry.catalog import SLOW_CLIENTS, SLOW_HEAD_START_S, SLOW_NORMAL_TIMEOUT_S
+from loadtest.registry.scenarios import SLOW_CLIENTS, SLOW_HEAD_START_S, SLOW_NORMAL_TIMEOUT_S
 
 # The slow scenario: slow clients send at most TRICKLE_BYTES a second and reconnect RECONNECT_S after
 # the server closes them; normal users start SLOW_HEAD_START_S later and give up on a request after

@@ -56,8 +56,8 @@ from loadtest.generator import access
 from loadtest.inserver.usage import USAGE_PATH
 from loadtest.measure import evidence, rounds
 from loadtest.registry import targets
-from loadtest.registry.catalog import SCENARIO_CLASSES
 from loadtest.registry.records import ComparisonRow
+from loadtest.registry.scenarios import SCENARIO_CLASSES
 
 log = logging.getLogger("wsgi-lab")
 

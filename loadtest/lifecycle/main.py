@@ -40,15 +40,15 @@ from pathlib import Path
 
 from loadtest.inserver.headers import HEADER_PID
 from loadtest.registry import targets
-from loadtest.run.environment import ROOT, load_average
+from loadtest.registry.paths import PROJECT_ROOT
+from loadtest.run.environment import load_average
 from loadtest.run.local import LocalRunner
-from loadtest.run.runner import Launch, TargetRunner
+from loadtest.run.runner import START_TIMEOUT_S, Launch, TargetRunner
 from server.oneline import OneLineParser
 
 LATE_AFTER_S = 0.3  # the new connection, this long after SIGTERM
 EXIT_WAIT_S = 30.0  # how long a server gets to exit before it is killed (and reported so)
 MAX_IN_FLIGHT = 64
-START_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,9 @@ def in_flight(port: int, n: int, sleep_s: float) -> tuple[list[threading.Thread]
 
 def started_server(target: targets.Target, log_dir: Path, what: str) -> TargetRunner:
     """``target`` started and answering HTTP, logs in ``<name>.<what>.*``; else its ``problem`` says why."""
-    launch = Launch(name=target.name, target=target, log_dir=log_dir, cwd=ROOT, stem=f"{target.name}.{what}")
+    launch = Launch(
+        name=target.name, target=target, log_dir=log_dir, cwd=PROJECT_ROOT, stem=f"{target.name}.{what}"
+    )
     server = LocalRunner(launch)
     if server.start() and server.wait_ready(START_TIMEOUT_S):
         return server

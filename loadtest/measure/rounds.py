@@ -38,7 +38,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from loadtest.measure import evidence, stats
-from loadtest.registry.catalog import ERROR_KINDS
+from loadtest.registry.error_kinds import ERROR_KINDS
 
 MIN_WINDOW_S = 0.5
 

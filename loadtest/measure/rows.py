@@ -1,6 +1,7 @@
 """The result row: one per scenario x target x user count, built from its rounds.
 
-A ``Row`` is what summary.json, summary.csv and the reports show.  Its headline
+A row is a ``registry.records.ComparisonRow`` from ``new`` on: what summary.json, summary.csv
+and the reports show, one type from here to the renderer.  Its headline
 figures are medians over the rounds under the historic keys (``rps``,
 ``p95_ms``, ...), each with ``<metric>_ci95`` (``stats.summarize``), next to
 ``per_round``, the N round records they came from.
@@ -25,63 +26,54 @@ Fields set here (the judgements themselves are ``loadtest.measure.verdicts``'s):
 from __future__ import annotations
 
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import fields
 
 from loadtest.measure import evidence, stats, verdicts
-from loadtest.registry.catalog import ERROR_KINDS
+from loadtest.measure.round_record import BUCKETS, EXACT
+from loadtest.registry.error_kinds import ERROR_KINDS
 from loadtest.registry.records import ComparisonRow
 
 # A measured io rate this far above the model's own ceiling is a bias (io_efficiency withheld).
 ABOVE_CEILING = 1.05
-EXACT = "exact: per-request records"
-BUCKETS = "locust response-time buckets (rounded)"
+ROW_FIELDS = frozenset(f.name for f in fields(ComparisonRow)) - {"extra"}
 FACT_KEYS = ("with_identity", "pids", "threads", "max_threads_per_pid", "models_seen")
 
 
-@dataclass
-class Row:
-    scenario: str
-    target: str
-    users: int
-    kind: str  # "local" | "external"
-    url: str
-    command: str
-    explanation: str
-    capacity: int | None
-    cpu_count: int
-    duration_s: int
-    error: str = ""
-    notes: list[str] = field(default_factory=list)
-    rounds: int = 0
-    per_round: list[dict] = field(default_factory=list)
-    requests: int | None = None
-    failures: int | None = None
-    errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ERROR_KINDS, 0))
-    latency_source: str = EXACT
-    generator_saturated: bool = False
-    generator_headroom: float | None = None
-    generator_processes: int | None = None
-    machine_cpu: float | None = None
-    machine_bound: bool = False
-    cpu_limit: float | None = None
-    server_mem_kind: str = ""
-    io_ceiling: float | None = None
-    io_efficiency: float | None = None
-    app_ms_p50: float | None = None
-    lane_kind: str = ""  # "thread", "greenlet" (evidence.lane_kind): what a lane of the timeline is
-    interpreter: dict = field(default_factory=dict)  # the server's own (/_lab/usage): version, GIL on?
-    little: dict = field(default_factory=dict)
-    unstable_reason: str = ""
-    stderr_tail: str = ""
-    identity_file: str = ""  # the median round's identity records, relative to the run directory
-    summary: dict = field(default_factory=dict)  # stats.summarize: medians, _ci95, unstable
-    facts: dict = field(default_factory=dict)  # evidence facts over every round
-    answer: str = ""
+def new(
+    scenario: str,
+    target: str,
+    users: int,
+    *,
+    kind: str,
+    url: str,
+    command: str,
+    explanation: str,
+    capacity: int | None,
+    cpu_count: int,
+    duration_s: int,
+) -> ComparisonRow:
+    """A row before its rounds: no error of any kind counted yet, exact latency, no verdict against it.
 
-    def as_dict(self) -> dict:
-        d = asdict(self)
-        summary, facts = d.pop("summary"), d.pop("facts")
-        return {**d, **facts, **summary, "answer": self.answer}
+    These are a fresh row's values where ``ComparisonRow``'s defaults say "not recorded" (what a
+    row read from an older file lacks). ``duration_s`` is kept in ``extra``, written where it
+    always was.
+    """
+    return ComparisonRow(
+        scenario=scenario,
+        target=target,
+        users=users,
+        kind=kind,
+        url=url,
+        command=command,
+        explanation=explanation,
+        capacity=capacity,
+        cpu_count=cpu_count,
+        errors=dict.fromkeys(ERROR_KINDS, 0),
+        latency_source=EXACT,
+        generator_saturated=False,
+        machine_bound=False,
+        extra={"duration_s": duration_s},
+    )
 
 
 def restat(row: ComparisonRow) -> ComparisonRow:
@@ -116,7 +108,7 @@ def round_error(rows: list[dict]) -> str:
     return f"{len(failed)} of {len(rows)} rounds failed: {failed[0]}"
 
 
-def unstable_reason(row: Row, summary: dict) -> str:
+def unstable_reason(row: ComparisonRow, summary: dict) -> str:
     if not summary.get("unstable"):
         return ""
     if row.generator_saturated:
@@ -130,14 +122,15 @@ def unstable_reason(row: Row, summary: dict) -> str:
     return "spread between rounds, cause not observed"
 
 
-def finish(row: Row, sleep_s: float) -> Row:
+def finish(row: ComparisonRow, sleep_s: float) -> ComparisonRow:
     """Medians, intervals and judgements from ``row.per_round``; the answer sentence last."""
     good = [r for r in row.per_round if not r.get("error")]
     row.rounds = len(row.per_round)
     row.error = row.error or round_error(row.per_round)
     if good:
-        row.summary = stats.summarize(good, stats.METRICS)
-        row.facts = merged_facts(good)
+        summary = stats.summarize(good, stats.METRICS)
+        facts = merged_facts(good)
+        figures(row, summary, facts)
         row.app_ms_p50 = median_of(good, "app_ms_p50")
         row.lane_kind = next((r["lane_kind"] for r in good if r.get("lane_kind")), "")
         row.interpreter = next((r["interpreter"] for r in good if r.get("interpreter")), {})
@@ -149,7 +142,7 @@ def finish(row: Row, sleep_s: float) -> Row:
         row.identity_file = pick.get("identity_file", "")
         if row.scenario == "io":
             row.io_ceiling = evidence.io_ceiling(row.users, sleep_s, row.capacity)
-            rps = row.summary.get("rps")
+            rps = summary.get("rps")
             row.io_efficiency = rps / row.io_ceiling if row.io_ceiling and rps is not None else None
             if row.io_efficiency is not None and row.io_efficiency > ABOVE_CEILING:
                 row.notes.append(
@@ -157,17 +150,28 @@ def finish(row: Row, sleep_s: float) -> Row:
                     " the measurement, not a result, so no efficiency is stated"
                 )
                 row.io_efficiency = None
-        row.unstable_reason = unstable_reason(row, row.summary)
-        if row.requests and not row.facts.get("with_identity"):
+        row.unstable_reason = unstable_reason(row, summary)
+        if row.requests and not facts.get("with_identity"):
             row.notes.append("no identity headers in the responses: pids/threads/in-flight unknown")
-        seen = row.facts.get("models_seen") or []
+        seen = facts.get("models_seen") or []
         if seen and seen != [row.target]:
             row.notes.append(f"X-Server-Model said {', '.join(seen)}")
-    row.answer = evidence.answer(row.target, row.scenario, ComparisonRow.from_dict(row.as_dict()))
+    row.answer = evidence.answer(row.target, row.scenario, row)
     return row
 
 
-def judge(row: Row, good: list[dict]) -> None:
+def figures(row: ComparisonRow, summary: dict, facts: dict) -> None:
+    """The identity facts and the medians over rounds into the row: named fields where the row has
+    them, the rest in ``extra`` (facts before medians, as summary.json has always listed them)."""
+    for source in (facts, summary):
+        for key, value in source.items():
+            if key in ROW_FIELDS:
+                setattr(row, key, value)
+            else:
+                row.extra[key] = value
+
+
+def judge(row: ComparisonRow, good: list[dict]) -> None:
     """Generator and machine verdicts, Little's law, the latency source."""
     busiest = verdicts.busiest_generator(good)
     row.generator_saturated = verdicts.generator_saturated(good)

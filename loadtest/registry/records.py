@@ -117,7 +117,7 @@ class ComparisonRow(Record):
     # requests, over the good rounds
     requests: int | None = None
     failures: int | None = None
-    errors: dict[str, int] = field(default_factory=dict)  # error kind (catalog.ERROR_KINDS) -> count
+    errors: dict[str, int] = field(default_factory=dict)  # error kind (error_kinds.ERROR_KINDS) -> count
     latency_source: str = ""
     # identity facts, the largest any round saw; None for a row with no good round
     with_identity: int | None = None  # responses that carried the identity headers

@@ -4,14 +4,15 @@ Each entry: its name (also the ``X-Server-Model`` it reports and the name the
 compose file's ``LAB_HOSTS`` uses), a one-line explanation, the compose service
 and host port that run it in Docker, how to start it locally, and the rule for
 its *capacity* -- how many requests it can have in flight, which is what caps
-I/O-bound throughput.
+I/O-bound throughput -- and its ``roles`` (``Role``: ours, native, demonstration,
+baseline), which bench and tune read instead of lists of their own.
 
 Capacity is derived from the options the target actually runs with, so an
 override (``--target-args 'gunicorn-sync=--workers 1'``, appended to the
 registry's options; the last value of an option wins) re-derives it.
 
 ``BENCH_VARIANTS`` are the same servers with other options, for ``make bench``
-(``loadtest/bench/main.py``): not in compose, not in a default comparison.
+(``loadtest/bench/``): not in compose, not in a default comparison.
 
 ``tests/loadtest/test_registry.py`` checks docker-compose.yml against this registry.
 """
@@ -21,8 +22,9 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 
 from loadtest.registry.appspec import DEMO, DEMO_MODULE
@@ -127,6 +129,16 @@ def uwsgi_capacity(options: dict[str, int], _users: int) -> int:
     return options.get("processes", 1) * per_process
 
 
+class Role(StrEnum):
+    """What a target is to the lab besides its concurrency model (``Target.roles``)."""
+
+    OURS = "ours"  # our own server (server/): what make bench's goals and native ratios judge
+    NATIVE = "native"  # its protocol work is not Python (Rust, C): make bench's near-limit anchors
+    DEMONSTRATION = "demonstration"  # shows a model's limit (one at a time, a fork per connection,
+    # the dev server): compared, never offered by make tune unless named
+    BASELINE = "baseline"  # the folklore shape a recommendation is measured against (sync workers)
+
+
 @dataclass(frozen=True)
 class Target:
     name: str
@@ -136,6 +148,7 @@ class Target:
     kind: str  # lab | gunicorn | flask-dev | waitress | granian | uwsgi: how the command line is built
     options: tuple[str, ...]
     capacity_rule: Capacity
+    roles: frozenset[Role] = frozenset()
     extra: tuple[str, ...] = field(default=())  # per-run override, appended to options
 
     @property
@@ -240,6 +253,7 @@ REGISTRY: tuple[Target, ...] = (
         "lab",
         ("--mode", "single"),
         fixed(1),
+        roles=frozenset({Role.OURS, Role.DEMONSTRATION}),
     ),
     Target(
         "lab-threaded",
@@ -249,6 +263,7 @@ REGISTRY: tuple[Target, ...] = (
         "lab",
         ("--mode", "threaded"),
         per_user,
+        roles=frozenset({Role.OURS}),
     ),
     Target(
         "lab-forking",
@@ -258,6 +273,7 @@ REGISTRY: tuple[Target, ...] = (
         "lab",
         ("--mode", "forking"),
         per_user,
+        roles=frozenset({Role.OURS, Role.DEMONSTRATION}),
     ),
     Target(
         "gunicorn-sync",
@@ -267,6 +283,7 @@ REGISTRY: tuple[Target, ...] = (
         "gunicorn",
         ("--worker-class", "sync", "--workers", "4", *GRACEFUL),
         counted("workers", default=1),
+        roles=frozenset({Role.BASELINE}),
     ),
     Target(
         "gunicorn-gthread",
@@ -285,6 +302,7 @@ REGISTRY: tuple[Target, ...] = (
         "flask-dev",
         (),
         per_user,
+        roles=frozenset({Role.DEMONSTRATION}),
     ),
     Target(
         "flask-dev-nothreads",
@@ -294,6 +312,7 @@ REGISTRY: tuple[Target, ...] = (
         "flask-dev",
         ("--no-threads",),
         fixed(1),
+        roles=frozenset({Role.DEMONSTRATION}),
     ),
     Target(
         "lab-prefork",
@@ -303,6 +322,7 @@ REGISTRY: tuple[Target, ...] = (
         "lab",
         ("--mode", "prefork", "-w", "4"),
         counted("workers", default=1),
+        roles=frozenset({Role.OURS}),
     ),
     Target(
         "lab-event",
@@ -312,6 +332,7 @@ REGISTRY: tuple[Target, ...] = (
         "lab",
         ("--mode", "event"),
         counted("threads", default=8),
+        roles=frozenset({Role.OURS}),
     ),
     Target(
         "gunicorn-gevent",
@@ -339,6 +360,7 @@ REGISTRY: tuple[Target, ...] = (
         "flask-dev",
         ("--processes", "4"),
         counted("processes", default=1),
+        roles=frozenset({Role.DEMONSTRATION}),
     ),
     Target(
         "granian",
@@ -349,6 +371,7 @@ REGISTRY: tuple[Target, ...] = (
         "granian",
         GRANIAN,
         granian_capacity,
+        roles=frozenset({Role.NATIVE}),
     ),
     Target(
         "uwsgi",
@@ -359,6 +382,7 @@ REGISTRY: tuple[Target, ...] = (
         "uwsgi",
         UWSGI,
         uwsgi_capacity,
+        roles=frozenset({Role.NATIVE}),
     ),
 )
 TARGETS: dict[str, Target] = {t.name: t for t in REGISTRY}
@@ -410,6 +434,11 @@ BENCH_VARIANTS: dict[str, Target] = {
 
 def lookup(name: str) -> Target | None:
     return TARGETS.get(name) or BENCH_VARIANTS.get(name)
+
+
+def with_role(role: Role, names: Iterable[str] = TARGETS) -> tuple[str, ...]:
+    """Those of ``names`` (targets or bench variants; default: the registry) that have ``role``, in order."""
+    return tuple(name for name in names if (target := lookup(name)) is not None and role in target.roles)
 
 
 def capacity(name: str, users: int) -> int | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from loadtest.measure import evidence, stats
 from loadtest.measure.rows import median_of, restat
 from loadtest.registry import records as records_file
-from loadtest.registry.catalog import ERROR_KINDS
+from loadtest.registry.error_kinds import ERROR_KINDS
 from loadtest.registry.records import ComparisonRow, RunError, SlowRow, Summary
 from loadtest.reporting import comparison, document
 from loadtest.reporting.charts import (
@@ -109,25 +109,26 @@ def enrich(out: Path, rows: list[ComparisonRow], cpu_count: int | None) -> dict[
     return records_of
 
 
-def write_all(out: Path, rows: list[dict], env: dict, slow_rows: list[SlowRow] | None = None) -> None:
-    """Every document of a comparison; a slow-clients run (``slow_rows``) gets its own section instead."""
+def write_all(
+    out: Path, rows: list[ComparisonRow], env: dict, slow_rows: list[SlowRow] | None = None
+) -> None:
+    """Every document of a comparison; a slow-clients run (``slow_rows``) gets its own section instead.
+
+    The rows get today's figures and sentences in place (``enrich``), so the caller prints the report's.
+    """
     if slow_rows is not None:
         for r in slow_rows:
             r.answer = r.answer or slow.verdict(r)
         document.write(out, "report", comparison.slow_page(slow_rows, env))
         return
-    typed = [ComparisonRow.from_dict(r) for r in rows]
-    records_of = enrich(out, typed, env.get("cpu_count"))
-    records_file.write_summary(out, Summary(rows=typed, parameters=env.get("parameters")))
-    for r, fresh in zip(rows, typed, strict=True):  # the caller's rows get today's figures too
-        r.clear()
-        r.update(fresh.as_dict())
+    records_of = enrich(out, rows, env.get("cpu_count"))
+    records_file.write_summary(out, Summary(rows=rows, parameters=env.get("parameters")))
     with (out / "summary.csv").open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
-        for r in typed:
+        for r in rows:
             writer.writerow(csv_record(r))
-    document.write(out, "report", comparison.comparison_page(typed, env, draw_charts(out, typed, records_of)))
+    document.write(out, "report", comparison.comparison_page(rows, env, draw_charts(out, rows, records_of)))
 
 
 def draw_charts(
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         if kind == "slow":
             rows, slow_rows = [], records_file.load_slow(args.dir)
         else:
-            rows, slow_rows = [r.as_dict() for r in records_file.load_summary(args.dir).rows], None
+            rows, slow_rows = records_file.load_summary(args.dir).rows, None
     except RunError as exc:
         parser.exit(2, f"{parser.prog}: error: {args.dir} is not a comparison result: {exc}\n")
     write_all(args.dir, rows, env, slow_rows)

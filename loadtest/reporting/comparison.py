@@ -16,8 +16,8 @@ import itertools
 import json
 
 from loadtest.measure import evidence, stats, verdicts
-from loadtest.registry.catalog import SLOW_NORMAL_TIMEOUT_S
 from loadtest.registry.records import ComparisonRow, SlowRow
+from loadtest.registry.scenarios import SLOW_NORMAL_TIMEOUT_S
 from loadtest.reporting.charts import KNEE_SHARE, by_target, knee, sweeps, timeline_key
 from loadtest.reporting.document import Heading, Image, Item, Items, Page, Para, Pre, Table, items
 from loadtest.reporting.figures import (

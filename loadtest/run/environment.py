@@ -24,9 +24,9 @@ import psutil
 
 from loadtest.inserver.usage import cgroup_cpu_limit
 from loadtest.measure import verdicts
+from loadtest.registry.paths import PROJECT_ROOT
 from server.config import Config
 
-ROOT = Path(__file__).resolve().parents[2]
 DISTRIBUTIONS = (
     "wsgi-lab",
     "flask",
@@ -46,11 +46,14 @@ def git_commit() -> str:
     why = "no git checkout and LAB_GIT_COMMIT is unset"
     try:
         sha = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+            ["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
         )
         if sha.returncode == 0:
             dirty = subprocess.run(
-                ["git", "-C", str(ROOT), "status", "--porcelain"], capture_output=True, text=True, timeout=5
+                ["git", "-C", str(PROJECT_ROOT), "status", "--porcelain"],
+                capture_output=True,
+                text=True,
+                timeout=5,
             ).stdout.strip()
             return sha.stdout.strip() + ("-dirty" if dirty else "")
         why = f"git: {sha.stderr.strip().splitlines()[-1] if sha.stderr.strip() else 'failed'}"
@@ -107,29 +110,37 @@ def settle(limit_s: float, every_s: float = 2.0, load=load_average) -> bool:
     return not busy
 
 
-def rerun_command(argv: list[str], seed: int, module: str = "loadtest.compare") -> list[str]:
-    """The command line again, with the seed pinned and without --out (rerun.sh picks a new one)."""
-    args: list[str] = []
+def drop_flags(argv: list[str], flags: tuple[str, ...]) -> list[str]:
+    """``argv`` without each of ``flags`` and its value, given as ``--flag V`` or ``--flag=V``."""
+    out: list[str] = []
     skip = False
     for arg in argv:
         if skip:
             skip = False
-            continue
-        if arg in ("--out", "--seed"):
+        elif arg in flags:
             skip = True
-            continue
-        if arg.startswith(("--out=", "--seed=")):
-            continue
-        args.append(arg)
-    return [sys.executable, "-m", module, *args, "--seed", str(seed)]
+        elif not arg.startswith(tuple(f"{flag}=" for flag in flags)):
+            out.append(arg)
+    return out
 
 
-def write_rerun(out: Path, argv: list[str], seed: int, module: str = "loadtest.compare") -> str:
-    """An executable rerun.sh: the same run of ``module``, same seed, into a new directory (or $1)."""
+def rerun_command(argv: list[str], seed: int | None, module: str = "loadtest.compare") -> list[str]:
+    """The command line again without --out (rerun.sh picks a new one), with the seed pinned if it has one."""
+    if seed is None:
+        return [sys.executable, "-m", module, *drop_flags(argv, ("--out",))]
+    return [sys.executable, "-m", module, *drop_flags(argv, ("--out", "--seed")), "--seed", str(seed)]
+
+
+def write_rerun(out: Path, argv: list[str], seed: int | None, module: str = "loadtest.compare") -> str:
+    """An executable rerun.sh: the same run of ``module`` (same seed), into a new directory (or $1).
+
+    It starts where this run was started, where the arguments' relative paths point.
+    """
     command = shlex.join(rerun_command(argv, seed, module))
+    same = "same arguments and seed" if seed is not None else "same arguments"
     script = (
         "#!/bin/sh\n"
-        f"# Repeat this run of {module}: same arguments and seed, new output directory (or the one given).\n"
+        f"# Repeat this run of {module}: {same}, new output directory (or the one given).\n"
         "set -e\n"
         f"cd {shlex.quote(os.getcwd())}\n"
         f'exec {command} --out "${{1:-{out}-rerun-$(date -u +%Y%m%dT%H%M%SZ)}}"\n'

@@ -24,15 +24,15 @@ import docker
 import docker.errors
 from docker.utils.build import exclude_paths
 
+from loadtest.registry.paths import PROJECT_ROOT
 from loadtest.registry.targets import COMPOSE_IMAGE
 from loadtest.run.engine import EngineError, first_line
 
-ROOT = Path(__file__).resolve().parents[2]
 FINGERPRINT_LABEL = "wsgi-lab.inputs"
 BASE_IMAGE_ENV, DEFAULT_BASE_IMAGE = "LAB_BASE_IMAGE", "python:3.12-slim"  # as docker-compose.yml
 
 
-def context_files(root: Path = ROOT) -> list[str]:
+def context_files(root: Path = PROJECT_ROOT) -> list[str]:
     """The files ``docker build`` sends from ``root``, by the same ``.dockerignore`` rules."""
     ignore = root / ".dockerignore"
     lines = ignore.read_text().splitlines() if ignore.is_file() else []
@@ -51,7 +51,7 @@ def base_image() -> str:
     return os.environ.get(BASE_IMAGE_ENV) or DEFAULT_BASE_IMAGE
 
 
-def project_image(client: docker.DockerClient, say: Callable[[str], None], root: Path = ROOT) -> str:
+def project_image(client: docker.DockerClient, say: Callable[[str], None], root: Path = PROJECT_ROOT) -> str:
     """``COMPOSE_IMAGE``, built from ``root`` unless the engine holds one with the current inputs' hash."""
     base = base_image()
     try:

@@ -22,16 +22,14 @@ import contextlib
 import os
 import signal
 import subprocess
-from pathlib import Path
 
 import psutil
 
 from loadtest.inserver.tree import members
 from loadtest.measure.cpuwatch import Reading, tree_reading
+from loadtest.registry.paths import PROJECT_ROOT
 from loadtest.run import processes
 from loadtest.run.runner import Launch, TargetRunner
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def local_env(launch: Launch) -> dict[str, str]:
@@ -40,7 +38,7 @@ def local_env(launch: Launch) -> dict[str, str]:
     if launch.shim is not None:
         paths.append(str(launch.shim.directory))
     if launch.shim is None or launch.target.kind == "lab":
-        paths.append(str(ROOT))
+        paths.append(str(PROJECT_ROOT))
     paths.append(env.get("PYTHONPATH", ""))
     env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     return env

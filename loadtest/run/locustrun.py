@@ -23,11 +23,12 @@ from pathlib import Path
 
 from loadtest.measure import evidence
 from loadtest.measure.cpuwatch import Watch
-from loadtest.registry.catalog import SCENARIO_CLASSES
+from loadtest.measure.round_record import num
+from loadtest.registry.paths import PROJECT_ROOT
+from loadtest.registry.scenarios import SCENARIO_CLASSES
 from loadtest.run.processes import pinned_to, tail
 
-ROOT = Path(__file__).resolve().parents[2]
-LOCUSTFILE = ROOT / "loadtest" / "generator" / "locustfile.py"
+LOCUSTFILE = PROJECT_ROOT / "loadtest" / "generator" / "locustfile.py"
 # locust gets this long beyond its run time to write its files and exit before it is killed
 EXIT_GRACE_S = 60
 
@@ -55,13 +56,6 @@ class LocustRun:
     warned: bool  # locust printed its own CPU warning
     watch: Watch  # the locust process tree's CPU
     processes: int
-
-
-def num(value, cast=float):
-    try:
-        return cast(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def read_aggregated(stats_csv: Path) -> dict:
@@ -168,13 +162,13 @@ def run_argv(
     identity = Path(f"{prefix}.identity.jsonl")
     history = Path(f"{prefix}_stats_history.csv")
     base = {k: v for k, v in os.environ.items() if k not in ("LAB_HOSTS", "LOCUST_TARGET")}
-    paths = os.pathsep.join(p for p in (str(ROOT), base.get("PYTHONPATH", "")) if p)
+    paths = os.pathsep.join(p for p in (str(PROJECT_ROOT), base.get("PYTHONPATH", "")) if p)
     full_env = {**base, "PYTHONPATH": paths, **(env or {})}
     started = time.monotonic()
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             argv,
-            cwd=ROOT,
+            cwd=PROJECT_ROOT,
             env=full_env,
             stdin=subprocess.DEVNULL,
             stdout=log,

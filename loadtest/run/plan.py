@@ -16,15 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from loadtest.registry import targets
-from loadtest.registry.catalog import (
+from loadtest.registry.hosts import parse_hosts
+from loadtest.registry.scenarios import (
     SCENARIO_CLASSES,
     SLOW_CLIENTS,
     SLOW_HEAD_START_S,
     SLOW_NORMAL_TIMEOUT_S,
-    parse_hosts,
 )
 from loadtest.run import team as teams
 from loadtest.run.processes import port_free
+from loadtest.run.runner import START_TIMEOUT_S
 from loadtest.run.shim import staged
 from server.oneline import OneLineParser
 
@@ -227,7 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--env-file", type=Path, help="a dotenv file of variables for the app (--env wins)")
     add("--hosts", help="name=url,... of servers already running (no local start)")
     add("--port", type=port_arg, help="serve every local target on this port, one at a time")
-    add("--startup-timeout", type=positive_float, default=30.0, help="seconds a target gets to answer")
+    add(
+        "--startup-timeout",
+        type=positive_float,
+        default=START_TIMEOUT_S,
+        help="seconds a target gets to answer",
+    )
     add(
         "--settle",
         type=settle_arg,

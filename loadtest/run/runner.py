@@ -33,6 +33,10 @@ from loadtest.registry import targets
 from loadtest.run.processes import STDERR_TAIL_LINES, free_port, tail, wait_http
 from loadtest.run.shim import Shim
 
+# Seconds a started server gets to answer its first request before it counts as failed to start
+# (compare's --startup-timeout default; bench, soak, lifecycle and tune wait as long).
+START_TIMEOUT_S = 30.0
+
 STOP_GRACE_S = 10.0
 
 

@@ -35,22 +35,22 @@ from pathlib import Path
 import psutil
 
 from loadtest.inserver.tree import Sampler, read_each
+from loadtest.measure.round_record import num
 from loadtest.measure.verdicts import load_busy
+from loadtest.registry.paths import PROJECT_ROOT, RESULTS
 from loadtest.registry.targets import TARGETS
 from loadtest.run import locustrun
 from loadtest.run.local import LocalRunner
-from loadtest.run.runner import Launch
+from loadtest.run.runner import START_TIMEOUT_S, Launch
 from server.config import MODES
 from server.oneline import OneLineParser
 
-ROOT = Path(__file__).resolve().parents[2]
 RSS_GROWTH_LIMIT = 0.10  # the goal: after warm-up, RSS grows by less than this fraction
 WARMUP_FRACTION = 0.2  # the first part of each run is warm-up (imports, caches, pools filling)
 WINDOW_FRACTION = 0.15  # the first/last window compared, as a fraction of the post-warm-up samples
 MIN_WINDOW = 3  # samples
 SCENARIO = "mixed"
 MB = 1024 * 1024
-START_TIMEOUT_S = 20.0
 PROGRESS_S = 30.0  # a progress line this often while a mode is under load
 
 
@@ -172,7 +172,7 @@ def run_locust(url: str, seconds: int, users: int, prefix: Path, args: argparse.
 def soak_one(mode: str, args: argparse.Namespace, out: Path) -> tuple[Verdict, list[Sample]]:
     """Load one mode for the whole run; its verdict and samples (a server that fails to start misses)."""
     target = TARGETS[f"lab-{mode}"]
-    launch = Launch(name=target.name, target=target, log_dir=out, stem=f"{mode}.server", cwd=ROOT)
+    launch = Launch(name=target.name, target=target, log_dir=out, stem=f"{mode}.server", cwd=PROJECT_ROOT)
     with LocalRunner(launch) as server:
         if not (server.start() and server.wait_ready(START_TIMEOUT_S)):
             verdict = judge([], 0, 0)
@@ -186,8 +186,8 @@ def soak_one(mode: str, args: argparse.Namespace, out: Path) -> tuple[Verdict, l
         finally:
             sampler.stop()
         alive = server.alive()
-    failures = int(locustrun.num(stats.get("Failure Count"), int) or 0)
-    requests = int(locustrun.num(stats.get("Request Count"), int) or 0)
+    failures = int(num(stats.get("Failure Count"), int) or 0)
+    requests = int(num(stats.get("Request Count"), int) or 0)
     samples = under_load(sampler.samples, locustrun.load_started(out / f"{mode}_stats_history.csv"), seconds)
     verdict = judge(samples, failures, requests)
     if not alive:
@@ -206,24 +206,9 @@ def write_samples(path: Path, samples: list[Sample]) -> None:
 
 
 def plot(path: Path, runs: dict[str, list[Sample]]) -> None:
-    import matplotlib
+    from loadtest.reporting import soak_chart  # matplotlib is slow to import: only once a soak has run
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (rss_ax, fd_ax) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True)
-    for mode, samples in runs.items():
-        t = [s.t / 60 for s in samples]
-        rss_ax.plot(t, [s.rss / MB for s in samples], label=mode)
-        fd_ax.plot(t, [s.fds for s in samples], label=mode)
-    rss_ax.set_ylabel("RSS of the process tree (MB)")
-    fd_ax.set_ylabel("open fds (process tree)")
-    fd_ax.set_xlabel("minutes under load")
-    rss_ax.legend(loc="upper left", fontsize="small")
-    rss_ax.set_title("wsgi-lab soak: mixed locust load per mode")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    soak_chart.write(path, runs)
 
 
 def report(path: Path, args: argparse.Namespace, verdicts: dict[str, Verdict], load: tuple) -> None:
@@ -284,7 +269,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    out = args.out or ROOT / "results" / f"soak-{stamp}"
+    out = args.out or RESULTS / f"soak-{stamp}"
     out.mkdir(parents=True, exist_ok=True)
     load_start = os.getloadavg()[0]
     verdicts: dict[str, Verdict] = {}

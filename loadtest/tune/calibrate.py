@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from loadtest.measure import evidence, stats
 from loadtest.registry import targets
-from loadtest.registry.catalog import parse_step_name
+from loadtest.registry.steps import parse_step_name
 from loadtest.tune import cpufit, ladder
 from loadtest.tune.candidates import Shape, family
 from loadtest.tune.ladder import requests_only

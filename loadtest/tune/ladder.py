@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from loadtest.measure import stats
-from loadtest.registry.catalog import STEP_MARKER, parse_step_name
+from loadtest.registry.steps import STEP_MARKER, parse_step_name
 
 STEP_S = 4.0
 MISSING_SIGMAS = 4.0

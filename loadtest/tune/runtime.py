@@ -22,7 +22,8 @@ import functools
 import uuid
 from collections.abc import Callable, Iterator
 
-from loadtest.run.local import ROOT, LocalRunner
+from loadtest.registry.paths import PROJECT_ROOT
+from loadtest.run.local import LocalRunner
 from loadtest.run.runner import RunnerFactory
 from loadtest.run.shim import staged
 from loadtest.tune.candidates import BASELINE_TARGET
@@ -72,7 +73,7 @@ def runners(args: Settings, say: Callable[[str], None]) -> Iterator[tuple[Runner
         run_id=uuid.uuid4().hex[:12],
         app_dir=None if team.app.demo else team.cwd,
         shim=None if team.app.demo else staged(),
-        project_dir=ROOT if args.image else None,
+        project_dir=PROJECT_ROOT if args.image else None,
     )
     say(
         f"runtime docker: each candidate in its own container from {prepared.image} as uid {Box.user()}, "

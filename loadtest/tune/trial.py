@@ -39,10 +39,11 @@ import psutil
 
 from loadtest.measure.cpuwatch import Reading, Watch
 from loadtest.measure.verdicts import SATURATED
+from loadtest.registry.paths import PROJECT_ROOT
 from loadtest.registry.workload import Workload
 from loadtest.run import locustrun, processes
 from loadtest.run.local import LocalRunner
-from loadtest.run.runner import Envelope, Launch, RunnerFactory, TargetRunner
+from loadtest.run.runner import START_TIMEOUT_S, Envelope, Launch, RunnerFactory, TargetRunner
 from loadtest.run.shim import staged
 from loadtest.run.team import Team
 from loadtest.tune import ladder
@@ -50,9 +51,7 @@ from loadtest.tune.candidate import Round
 from loadtest.tune.candidates import Shape
 from loadtest.tune.settings import Generator, MiB, Slo
 
-ROOT = Path(__file__).resolve().parents[2]
-ARRIVALS = ROOT / "loadtest" / "generator" / "arrivals.py"
-START_TIMEOUT_S = 30.0
+ARRIVALS = PROJECT_ROOT / "loadtest" / "generator" / "arrivals.py"
 MEMORY_EVERY = 4  # PSS every 4th CPU sample (once a second)
 TIMEOUT_FACTOR = 10.0  # a request unanswered after 10 x the largest objective fails as a timeout
 MIN_TIMEOUT_S = 5.0

@@ -4,7 +4,7 @@ Apache httpd's "event" design, and waitress's: a slow or idle client costs a
 socket and a few kilobytes, never a thread.  Policy choices and known limits:
 
 - **One loop thread** owns every socket (non-blocking, :mod:`selectors`): it
-  accepts, reads and parses request heads and bodies with :class:`HTTPCore`,
+  accepts, reads and parses request heads and bodies with a :mod:`server.http` core,
   writes responses out and enforces every timeout.  It never runs the app.
 - **Only complete requests reach the pool** of ``--threads`` threads (default
   ``config.EVENT_THREADS``): the pool bounds how many app calls run at once,
@@ -15,7 +15,7 @@ socket and a few kilobytes, never a thread.  Policy choices and known limits:
   ``--limit-request-body`` (413).  So ``100 Continue`` goes out as soon as the
   head is accepted, not when the app first reads ``wsgi.input``.
 - **Responses never block the loop.**  A worker encodes the response with the
-  connection's :class:`HTTPCore`, writes it straight to the socket when nothing
+  connection's core, writes it straight to the socket when nothing
   is queued, and queues the rest in the connection's output buffer, which the
   loop flushes when the socket is writable.  Above ``HIGH_WATER`` queued bytes
   the worker waits for the loop to drain it (up to ``--timeout`` without
@@ -65,7 +65,10 @@ from enum import Enum
 from server.base import FD_EXHAUSTED, BaseServer
 from server.config import EVENT_THREADS
 from server.connection import LINGER_SECONDS, log_access, serve_request
-from server.protocol import NEED_DATA, ClientGone, CoreDriver, HTTPCore, HTTPError
+from server.http import new_core
+from server.http.driver import CoreDriver
+from server.http.errors import ClientGone, HTTPError
+from server.http.events import NEED_DATA
 from server.quickio import RECV_SIZE, recv_now, send_now
 from server.wsgi import connection_environ
 
@@ -88,7 +91,7 @@ class State(Enum):
 
 
 class Connection(CoreDriver):
-    """One client: its socket, its HTTPCore, its buffers and deadline.
+    """One client: its socket, its HTTP core, its buffers and deadline.
 
     The loop owns everything here except while the state is ``BUSY``: then the
     worker thread owns ``core`` (it encodes the response), and the two share
@@ -103,7 +106,7 @@ class Connection(CoreDriver):
         self.peer = peer
         self.remote = f"{peer[0]}:{peer[1]}" if peer else "-"
         self.server = server
-        self.core = HTTPCore(server.config)
+        self.core = new_core(server.config)
         self.environ = connection_environ(
             sock.getsockname(), peer, server.config.server_software, True, False
         )
@@ -379,7 +382,7 @@ class EventServer(BaseServer):
     def _parse_body(self, conn: Connection) -> None:
         try:
             while (data := conn.core.next_body()) is not NEED_DATA:
-                if not data:  # the end of the body (h11's EndOfMessage): the request is complete
+                if not data:  # the end of the body : the request is complete
                     if conn.body is not None:
                         conn.body.seek(0)
                     self._submit(conn)

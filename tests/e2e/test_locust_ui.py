@@ -56,6 +56,9 @@ def ui(browser, servers, tmp_path) -> Iterator[LocustPage]:
 def run_from_the_form(ui: LocustPage, target: str, servers: dict[str, str], min_responses: int) -> dict:
     ui.pick(target)
     assert ui.field("host") == servers[target]
+    # The form's user classes are ticked by the wsgi-lab script after the form appears: started
+    # before it is done, another class runs too (a "slow / @ gunicorn-sync" row in the stats).
+    ui.wait_for_classes(["IoUser"])
     ui.start()
     row = ui.wsgi_lab_row(target, min_responses)
     assert ui.header_host() == servers[target]

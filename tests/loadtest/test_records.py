@@ -7,6 +7,8 @@ format 1 has no ``format`` key; rows from before rounds have no ``per_round`` or
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -255,3 +257,26 @@ def test_the_report_rerenders_a_format_1_run_and_writes_format_2(tmp_path: Path)
     assert [(r.key, r.value("rps"), r.interval("rps")) for r in after.rows] == [
         (r.key, r.value("rps"), r.interval("rps")) for r in before.rows
     ]
+
+
+RUNS = Path(__file__).parent / "runs"
+IMAGES = re.compile(r"data:image/png;base64,[A-Za-z0-9+/=]+")
+
+
+@pytest.mark.parametrize("fmt", ["format1", "format2"])
+def test_a_real_run_rerenders_byte_identically(tmp_path: Path, fmt: str):
+    """Two runs written by ``python -m loadtest.compare`` itself (io, lab-single and lab-threaded, 4 users,
+    2 rounds of 3 s, seed 1): format 1 by the code of b385879~1, format 2 by 9c440e0. ``expected/`` is
+    what that code's ``python -m loadtest.report`` wrote from them; today's must write the same bytes
+    (the HTML's embedded charts aside: their pixels are matplotlib's)."""
+    run = tmp_path / fmt
+    shutil.copytree(RUNS / fmt, run, ignore=shutil.ignore_patterns("expected"))
+    result = run_module("loadtest.report", str(run))
+    assert result.returncode == 0, result.stderr
+    expected = RUNS / fmt / "expected"
+    for name in ("summary.json", "summary.csv", "report.md"):
+        assert (run / name).read_bytes() == (expected / name).read_bytes(), name
+    html = IMAGES.sub("data:image/png;base64,...", (run / "report.html").read_text(encoding="utf-8"))
+    assert html == (expected / "report.html").read_text(encoding="utf-8")
+    unchanged = (run / "summary.json").read_bytes() == (RUNS / fmt / "summary.json").read_bytes()
+    assert unchanged is (fmt == "format2")  # a format-1 file is written back as format 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.request
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 import yaml
 
 from loadtest.registry import targets
-from loadtest.registry.catalog import parse_hosts
+from loadtest.registry.hosts import parse_hosts
 from loadtest.run.local import LocalRunner
 from loadtest.run.plan import STORIES
 from loadtest.run.runner import Launch
@@ -161,6 +162,16 @@ def usage_of(port: int) -> dict:
         return json.loads(r.read())
 
 
+def wait_for_boots(stderr_log, workers: int, timeout: float) -> int:
+    """Workers gunicorn says it booted ("Booting worker with pid"), waiting up to ``timeout`` for them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        booted = stderr_log.read_text(errors="replace").count("Booting worker with pid")
+        if booted >= workers or time.monotonic() > deadline:
+            return booted
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize("name", ["gunicorn-sync", "lab-forking"])
 def test_usage_endpoint_reports_the_whole_tree_from_its_session_leader(tmp_path, name):
     """Served by a worker or a forked child, the root is the process compare started (its session leader)."""
@@ -171,6 +182,9 @@ def test_usage_endpoint_reports_the_whole_tree_from_its_session_leader(tmp_path,
         Launch(name=name, target=target, log_dir=tmp_path, env={"PATH": ""}, cwd=ROOT)
     ) as server:
         assert server.start() and server.wait_ready(30), server.problem
+        if name == "gunicorn-sync":  # the first answer may come before the second worker has booted
+            booted = wait_for_boots(server.stderr_log, 2, timeout=30)
+            assert booted == 2, server.stderr_tail()
         first = usage_of(server.port)
         with urllib.request.urlopen(f"{server.url}/cpu?ms=200", timeout=10) as r:
             r.read()
@@ -199,3 +213,25 @@ def test_new_servers_start_from_the_registry_and_serve_from_their_workers(tmp_pa
 def test_full_story_has_granian_and_uwsgi_and_the_default_does_not():
     assert {"granian", "uwsgi"} <= set(STORIES["full"]["targets"])
     assert not {"granian", "uwsgi"} & set(STORIES["default"]["targets"])
+
+
+def test_roles_are_the_registrys_and_agree_with_their_kinds():
+    """Our own servers are the ``lab`` kind; bench's anchors and tune's baseline are read from the roles."""
+    from loadtest.bench.goals import NATIVE, OURS
+    from loadtest.registry.targets import BENCH_VARIANTS, TARGETS, Role, with_role
+    from loadtest.tune import candidates, cli
+
+    every = {**TARGETS, **BENCH_VARIANTS}
+    assert {n for n, t in every.items() if Role.OURS in t.roles} == {
+        n for n, t in every.items() if t.kind == "lab"
+    }
+    assert NATIVE == ("granian", "uwsgi")
+    assert OURS == (
+        "lab-single", "lab-single-h11", "lab-threaded", "lab-threaded-pinned", "lab-forking",
+        "lab-prefork-w2", "lab-event",
+    )  # fmt: skip
+    # tune declares these two itself still (tune/cli.py, tune/candidates.py): the same names
+    assert with_role(Role.BASELINE) == (candidates.BASELINE_TARGET,)
+    assert with_role(Role.DEMONSTRATION) == cli.DEMONSTRATIONS == (
+        "lab-single", "lab-forking", "flask-dev", "flask-dev-nothreads", "flask-dev-processes",
+    )  # fmt: skip

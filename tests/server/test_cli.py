@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from server import fastpath
+from server import config as config_module
 from server.cli import OPTIONS, build_parser, load_config, main, parser_note
 from server.config import Config
 from tests.support import ROOT
@@ -200,14 +200,16 @@ def test_parser_from_flag_and_env_and_what_auto_means(monkeypatch):
     assert load_config(["--parser", "h11", "x:y"], {}).parser_in_use == "h11"
     assert load_config(["x:y"], {"LAB_PARSER": "h11"}).parser == "h11"
     assert load_config(["x:y"], {}).parser == "auto"
-    monkeypatch.setattr(fastpath, "AVAILABLE", False)  # httptools missing: auto is h11, and the start says so
+    monkeypatch.setattr(
+        config_module, "HTTPTOOLS", False
+    )  # httptools missing: auto is h11, and the start says so
     assert Config().parser_in_use == "h11"
     assert parser_note(Config()).startswith("h11 (httptools is not installed")
     assert parser_note(Config(parser="h11")) == "h11"
 
 
 def test_httptools_asked_for_but_missing_is_one_line_and_exit_2(capsys, monkeypatch):
-    monkeypatch.setattr(fastpath, "AVAILABLE", False)
+    monkeypatch.setattr(config_module, "HTTPTOOLS", False)
     assert "httptools is not installed" in refusal(capsys, ["--parser", "httptools", "app:app"])
 
 

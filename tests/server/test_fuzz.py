@@ -3,7 +3,7 @@
 Two levels, both fed arbitrary bytes and valid requests mutated (bytes flipped,
 inserted, deleted) and split at random points:
 
-- in-process against :class:`HTTPCore` (thousands of examples cost seconds): the
+- in-process against a :mod:`server.http` core (thousands of examples cost seconds): the
   core never raises anything but :class:`HTTPError` / :class:`ClientGone`, never
   waits for more input after the client closed, and never answers a status the
   server's own code should not produce (a 5xx other than 501 and 505);
@@ -13,7 +13,7 @@ inserted, deleted) and split at random points:
   a response or a close within the timeout, never a 5xx of the server's own, no
   traceback in its log, and a normal request is served afterwards.
 
-Each level runs with both request parsers (h11 and the httptools fast path).
+Each level runs with both cores (the h11 reference and ours over httptools).
 ``LAB_FUZZ_PROFILE=ci`` (the default: a few hundred examples, seconds) or
 ``fuzz`` (``make fuzz``: many more) selects the hypothesis profile.
 """
@@ -30,8 +30,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server import fastpath, protocol
+from server import config as config_module
 from server.config import Config
+from server.http import grammar, policy
 from tests import bytes_in
 from tests.support import free_port, lab_server
 
@@ -53,7 +54,7 @@ ANSWER_WITHIN = 5.0  # seconds for the server to answer or close once the client
 STATUS_LINE = re.compile(rb"HTTP/1\.1 (\d{3}) ")
 PARSERS = [
     "h11",
-    pytest.param("httptools", marks=pytest.mark.skipif(not fastpath.AVAILABLE, reason="no httptools")),
+    pytest.param("httptools", marks=pytest.mark.skipif(not config_module.HTTPTOOLS, reason="no httptools")),
 ]
 
 # --- what is sent ------------------------------------------------------------------------------
@@ -166,16 +167,15 @@ def split(draw, data: st.SearchStrategy[bytes]) -> list[bytes]:
 
 
 def serve_in_process(pieces: list[bytes], parser: str) -> list[int]:
-    """Drive an HTTPCore as a server does, the client closing after the last piece: the statuses."""
+    """Drive a core as a server does, the client closing after the last piece: the statuses."""
     statuses: list[int] = []
     for entry in bytes_in.serve(pieces, Config(limit_request_body=10_000, parser=parser)):
-        if entry[0] == "refused":
-            status, out = entry[1], entry[4]
-            assert status < 500 or status in PROTOCOL_5XX, entry
-            assert out.startswith(b"HTTP/1.1 %d " % status), out[:80]
-            statuses.append(status)
-        elif entry[0] not in ("closed", "gone"):
-            assert entry[3].startswith(b"HTTP/1.1 200 ")
+        if isinstance(entry, bytes_in.Refused):
+            assert entry.status < 500 or entry.status in PROTOCOL_5XX, entry
+            assert entry.response.startswith(b"HTTP/1.1 %d " % entry.status), entry.response[:80]
+            statuses.append(entry.status)
+        elif isinstance(entry, bytes_in.Served):
+            assert entry.response.startswith(b"HTTP/1.1 200 ")
             statuses.append(200)
     return statuses
 
@@ -207,9 +207,9 @@ HEAD_BYTES = st.binary() | st.lists(st.sampled_from(HEAD_PIECES)).map(b"".join)
 @settings(CORE, max_examples=max(2_000, CORE.max_examples))  # a pure function: 2,000 take about a second
 @given(HEAD_BYTES)
 def test_the_fast_screen_of_a_head_finds_what_the_regex_finds(raw):
-    """protocol._head_fault clears clean heads without the regex: it must never clear a faulty one."""
-    match = protocol._RAW_HEAD_FAULT.search(raw)
-    assert protocol._head_fault(raw) == (match[0] if match else None)
+    """policy.head_fault clears clean heads without the regex: it must never clear a faulty one."""
+    match = grammar.HEAD_FAULT.search(raw)
+    assert policy.head_fault(raw) == (match[0] if match else None)
 
 
 # --- over a socket ------------------------------------------------------------------------------
@@ -223,7 +223,7 @@ DRIVERS = ("threaded", "event")
 @pytest.fixture(scope="module", params=[(d, p) for d in DRIVERS for p in ("h11", "httptools")])
 def sink_server(request, tmp_path_factory):
     mode, parser = request.param
-    if parser == "httptools" and not fastpath.AVAILABLE:
+    if parser == "httptools" and not config_module.HTTPTOOLS:
         pytest.skip("httptools is not installed")
     port = free_port()
     log = tmp_path_factory.mktemp("fuzz") / "server.log"

@@ -1,4 +1,4 @@
-"""h11 and the httptools fast path are the same server: the same bytes in give the same outcome out.
+"""Our core over llhttp and the h11 reference core are one server: the same bytes in, the same outcome out.
 
 A differential test in h11's style (bytes in, events out, no socket): hypothesis
 builds request streams from the pieces parsers disagree on -- line ends, folds,
@@ -19,12 +19,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server import fastpath
+from server import config as config_module
 from server.config import Config
-from server.protocol import HTTPCore, HTTPError, RequestHead
+from server.http import new_core
+from server.http.core import LlhttpCore
+from server.http.errors import HTTPError
+from server.http.events import RequestHead
+from server.http.reference import H11Core
 from tests import bytes_in
 
-pytestmark = pytest.mark.skipif(not fastpath.AVAILABLE, reason="httptools is not installed")
+pytestmark = pytest.mark.skipif(not config_module.HTTPTOOLS, reason="httptools is not installed")
 
 EXAMPLES = {"ci": 600, "fuzz": 20_000}
 AGREE = settings(
@@ -136,9 +140,28 @@ def clean_requests(draw) -> bytes:
     return b"%s %s HTTP/%s\r\n%s\r\n%s" % (method, target, version, lines, body)
 
 
+# Responses whose framing each core decides on its own: Content-Length, chunked or close-delimited
+# (by the request's version), none for HEAD / 204 / 304, ``Connection: close``, the app's own Date
+# and Server, a list-form or zero-padded Content-Length -- read first or answered before the body.
+ANSWERS = [
+    bytes_in.Answer(),
+    bytes_in.Answer(headers=((b"Content-Type", b"text/plain"),), chunks=(b"ab", b"", b"cd")),
+    bytes_in.Answer(headers=(), chunks=()),
+    bytes_in.Answer(status=204, reason=b"No Content", headers=(), chunks=()),
+    bytes_in.Answer(status=304, reason=b"Not Modified", headers=((b"Content-Length", b"5"),), chunks=()),
+    bytes_in.Answer(close=True),
+    bytes_in.Answer(headers=((b"X-A", b"a b"),), chunks=(b"x",), close=True),
+    bytes_in.Answer(status=500, reason=b"Oops", headers=((b"Server", b"me"), (b"Date", b"d"))),
+    bytes_in.Answer(headers=((b"content-length", b"02"), (b"Content-Length", b"02"))),
+    bytes_in.Answer(headers=((b"Content-Length", b"2, 2"),)),
+    bytes_in.Answer(read_body=False),
+    bytes_in.Answer(headers=(), chunks=(b"abc",), read_body=False),
+]
+
+
 @st.composite
-def streams(draw) -> tuple[list[bytes], Config]:
-    """One to three requests, cut into the pieces in which they arrive, and limits near their sizes."""
+def streams(draw) -> tuple[list[bytes], Config, bytes_in.Answer]:
+    """One to three requests, cut into the pieces in which they arrive, limits near their sizes, an answer."""
     odd = st.builds(lambda head, body: head + body, heads(), bodies())
     requests = draw(st.lists(st.one_of(clean_requests(), clean_requests(), odd), min_size=1, max_size=3))
     raw = b"".join(requests)
@@ -152,26 +175,26 @@ def streams(draw) -> tuple[list[bytes], Config]:
         limit_request_field_size=draw(st.sampled_from([8190, 8190, 20, 30, 45, 50])),
         limit_request_body=draw(st.sampled_from([0, 100, 4, 5])),
     )
-    return pieces, config
+    return pieces, config, draw(st.sampled_from(ANSWERS))
 
 
-def serve(pieces: list[bytes], config: Config, parser: str) -> list[tuple]:
-    """What each request got with ``parser`` (``tests.bytes_in.serve``), checking the parser really ran."""
+def serve(pieces: list[bytes], config: Config, answer: bytes_in.Answer, parser: str) -> list[bytes_in.Entry]:
+    """What each request got with ``parser`` (``tests.bytes_in.serve``), checking that core really ran."""
     config = Config(**{**config.__dict__, "parser": parser})
-    assert (HTTPCore(config)._fast is not None) == (parser == "httptools")
-    return bytes_in.serve(pieces, config)
+    assert type(new_core(config)) is (LlhttpCore if parser == "httptools" else H11Core)
+    return bytes_in.serve(pieces, config, answer)
 
 
 @AGREE
 @given(streams())
-def test_both_parsers_give_the_same_outcome(stream):
-    pieces, config = stream
-    assert serve(pieces, config, "httptools") == serve(pieces, config, "h11")
+def test_both_cores_give_the_same_outcome(stream):
+    pieces, config, answer = stream
+    assert serve(pieces, config, answer, "httptools") == serve(pieces, config, answer, "h11")
 
 
-def test_the_fast_path_reads_an_ordinary_request_itself():
-    """It is a fast path, not a forwarder: a plain keep-alive GET never reaches h11's parser."""
-    core = HTTPCore(Config(parser="httptools"))
+def test_our_core_serves_an_ordinary_connection_itself():
+    """It is a core, not a forwarder: plain keep-alive GETs never reach h11."""
+    core = new_core(Config(parser="httptools"))
     for _ in range(3):
         core.receive(b"GET /x?y HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n")
         head = core.next_head()
@@ -179,7 +202,7 @@ def test_the_fast_path_reads_an_ordinary_request_itself():
         core.response_head(200, b"OK", [(b"Content-Length", b"0")])
         core.response_end()
         assert core.start_next_cycle()
-    assert core._fast is not None and core.h11.trailing_data == (b"", False)
+    assert type(core) is LlhttpCore
 
 
 @pytest.mark.parametrize(
@@ -191,9 +214,9 @@ def test_the_fast_path_reads_an_ordinary_request_itself():
         b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",  # chunked: h11
     ],
 )
-def test_what_llhttp_reads_differently_goes_to_h11(data):
-    core = HTTPCore(Config(parser="httptools"))
+def test_what_our_core_does_not_take_goes_to_the_reference(data):
+    core = new_core(Config(parser="httptools"))
     core.receive(data)
     with contextlib.suppress(HTTPError):
         core.next_head()
-    assert core._fast is None  # handed over: h11 and the policy gave the answer
+    assert type(core) is H11Core  # handed over: h11 and the policy gave the answer

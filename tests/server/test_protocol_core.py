@@ -1,4 +1,4 @@
-"""HTTPCore in h11's style: bytes in, request heads or statuses out -- no socket, no thread.
+"""The HTTP cores in h11's style: bytes in, request heads or statuses out -- no socket, no thread.
 
 The socket-level behaviour (timeouts, draining, lingering) is tested in
 test_http.py; these pin the sans-IO core that every mode shares.
@@ -9,13 +9,17 @@ from __future__ import annotations
 import pytest
 
 from server.config import Config
-from server.protocol import NEED_DATA, ClientGone, HTTPCore, HTTPError, RequestHead, ResponseError
+from server.http import new_core
+from server.http.core import LlhttpCore
+from server.http.errors import ClientGone, HTTPError, ResponseError
+from server.http.events import NEED_DATA, RequestHead
+from server.http.reference import H11Core
 
 pytestmark = pytest.mark.usefixtures("either_parser")  # each test runs with h11 and with httptools
 
 
-def core_with(data: bytes, **config) -> HTTPCore:
-    core = HTTPCore(Config(**config))
+def core_with(data: bytes, **config) -> LlhttpCore | H11Core:
+    core = new_core(Config(**config))
     core.receive(data)
     return core
 
@@ -164,7 +168,7 @@ def test_head_responses_carry_no_body():
 
 def response_to(
     request: bytes, headers: list[tuple[bytes, bytes]], close: bool = False
-) -> tuple[bytes, HTTPCore]:
+) -> tuple[bytes, LlhttpCore | H11Core]:
     core = core_with(request)
     core.next_head()
     return core.response_head(200, b"OK", headers, close=close), core
@@ -219,5 +223,5 @@ def test_response_head_refuses_a_field_h11_would_refuse(field):
 
 
 def test_each_run_of_this_module_uses_its_parser(either_parser):
-    """The fixture's two runs really are two parsers (the fast path is there only with httptools)."""
-    assert (HTTPCore(Config())._fast is not None) == (either_parser == "httptools")
+    """The fixture's two runs really are two cores (ours only with httptools)."""
+    assert type(new_core(Config())) is (LlhttpCore if either_parser == "httptools" else H11Core)

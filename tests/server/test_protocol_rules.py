@@ -1,4 +1,4 @@
-"""One test per request rule of HTTPCore, in h11's style: bytes in, status and reason out, no socket.
+"""One test per request rule of the HTTP cores, in h11's style: bytes in, status and reason out, no socket.
 
 Each refused case is one that h11 0.16 alone lets through (or answers with a
 less precise status); the accepted cases are valid requests that must not be
@@ -14,7 +14,9 @@ from __future__ import annotations
 import pytest
 
 from server.config import Config
-from server.protocol import NEED_DATA, REASON_MAX_CHARS, HTTPCore, HTTPError, RequestHead
+from server.http import new_core
+from server.http.errors import REASON_MAX_CHARS, HTTPError
+from server.http.events import NEED_DATA, RequestHead
 from tests.bytes_in import ACCEPTED, outcome
 
 pytestmark = pytest.mark.usefixtures("either_parser")  # each test runs with h11 and with httptools
@@ -218,7 +220,7 @@ def test_chunk_lines_are_checked_however_the_bytes_arrive():
         (b"2\r\nab\r\n10\r\n" + b"x" * 16 + b"\r\n0\r\n\r\n", 200),
         (b"2\r\nab\r\n1 \r\nx\r\n0\r\n\r\n", 400),
     ]:
-        core = HTTPCore(Config())
+        core = new_core(Config())
         core.receive(CHUNKED)
         assert isinstance(core.next_head(), RequestHead)
         got = []
@@ -255,7 +257,7 @@ def test_http_version_other_than_10_and_11_is_505(version):
 
 
 def test_fragment_is_accepted_and_not_part_of_the_path():
-    core = HTTPCore(Config())
+    core = new_core(Config())
     core.receive(get(HOST, line=b"GET /a%20b?x=1#frag HTTP/1.1"))
     head = core.next_head()
     assert isinstance(head, RequestHead)
@@ -272,7 +274,7 @@ def test_fragment_is_accepted_and_not_part_of_the_path():
     ],
 )
 def test_absolute_form_targets_with_and_without_userinfo(target, authority, path, query):
-    core = HTTPCore(Config())
+    core = new_core(Config())
     core.receive(get(HOST, line=b"GET " + target + b" HTTP/1.1"))
     head = core.next_head()
     assert isinstance(head, RequestHead)
@@ -295,7 +297,7 @@ def test_whole_head_over_its_limit_is_431_even_when_it_arrives_at_once():
     """h11 bounds a head only while it is incomplete; a head that arrives whole is measured too."""
     config = Config(limit_request_fields=10, limit_request_field_size=100)
     fields = b"".join(b"X-%d: %s\r\n" % (i, b"v" * 90) for i in range(60))
-    core = HTTPCore(config)
+    core = new_core(config)
     core.receive(get(HOST, fields))
     with pytest.raises(HTTPError) as refused:
         core.next_head()
@@ -304,7 +306,7 @@ def test_whole_head_over_its_limit_is_431_even_when_it_arrives_at_once():
 
 
 def test_the_reason_for_a_refusal_stays_short_even_for_a_huge_bad_field():
-    core = HTTPCore(Config())
+    core = new_core(Config())
     core.receive(get(HOST, b"X-A: " + b"v" * 5000 + b"\x00\r\n"))
     with pytest.raises(HTTPError) as refused:
         core.next_head()

@@ -19,7 +19,9 @@ import pytest
 
 from server.cli import load_config
 from server.config import DEFAULT_FIELD_SIZE, Config
-from server.protocol import NEED_DATA, HTTPCore, HTTPError, RequestHead
+from server.http import new_core
+from server.http.errors import HTTPError
+from server.http.events import NEED_DATA, RequestHead
 from tests.bytes_in import ACCEPTED, outcome
 
 pytestmark = pytest.mark.usefixtures("either_parser")  # each test runs with h11 and with httptools
@@ -29,7 +31,7 @@ CHUNKED = b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
 def body_of(data: bytes) -> bytes:
-    core = HTTPCore(Config())
+    core = new_core(Config())
     core.receive(data)
     assert isinstance(core.next_head(), RequestHead)
     body = b""
@@ -129,7 +131,7 @@ def test_a_request_line_one_byte_over_the_limit_is_414():
 
 
 def test_a_request_line_over_the_limit_is_414_before_it_ends():
-    core = HTTPCore(Config())
+    core = new_core(Config())
     core.receive(request_line(4200)[:4100])  # the client is still sending
     with pytest.raises(HTTPError) as refused:
         core.next_head()

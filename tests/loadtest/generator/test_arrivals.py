@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from loadtest.registry.catalog import SCENARIO_CLASSES, STEP_MARKER
+from loadtest.registry.scenarios import SCENARIO_CLASSES
+from loadtest.registry.steps import STEP_MARKER
 from tests.support import ROOT, free_port, lab_server
 
 pytestmark = pytest.mark.slow

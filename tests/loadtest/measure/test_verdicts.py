@@ -21,10 +21,11 @@ def views_say_busy(load_after: float) -> tuple[bool, bool, bool]:
     wobbly = row("io", "lab-threaded", [100.0, 150.0, 200.0], cpu_count=2)
     for r in wobbly["per_round"]:
         r["load_after"] = load_after
-    record = rows.Row(
-        scenario="io", target="lab-threaded", users=10, kind="local", url="", command="", explanation="",
-        capacity=4, cpu_count=2, duration_s=5, per_round=wobbly["per_round"],
+    record = rows.new(
+        "io", "lab-threaded", 10, kind="local", url="", command="", explanation="",
+        capacity=4, cpu_count=2, duration_s=5,
     )  # fmt: skip
+    record.per_round = wobbly["per_round"]
     from_row = rows.unstable_reason(record, {"unstable": True})
     from_report = comparison.unstable_cause(ComparisonRow.from_dict(wobbly), 2)
     from_diff = diff.busy(ComparisonRow.from_dict(wobbly))

@@ -8,8 +8,8 @@ import psutil
 import pytest
 
 from loadtest.registry import targets
-from loadtest.registry.catalog import parse_step_name, step_name
 from loadtest.registry.records import Configuration
+from loadtest.registry.steps import parse_step_name, step_name
 from loadtest.tune import calibrate, candidates, ladder, model, trial
 from loadtest.tune.candidates import Shape, family
 from loadtest.tune.recommend import against
@@ -247,7 +247,7 @@ def test_a_step_short_of_its_rate_with_quick_answers_is_the_generators_limit():
 
 
 def test_the_step_name_is_read_back_as_written():
-    """The generator's record names (``catalog.step_name``) and what the ladder and calibration read."""
+    """The generator's record names (``steps.step_name``) and what the ladder and calibration read."""
     assert parse_step_name(step_name(12, "/a b?c=1")) == (12, "/a b?c=1")
     assert ladder.step_of({"name": step_name(3, "/x")}) == 3
     assert calibrate.path_of({"name": step_name(3, "/x")}) == "/x"
