@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 FORMAT_VERSION = 2
 FORMAT_KEY = "format"
@@ -64,6 +64,8 @@ class Record:
     """A dataclass read from a JSON object: named fields typed, every other key kept in ``extra``."""
 
     extra: dict[str, Any]
+    # the keys as_dict puts first, in this order (the file's historical one); then other fields, then extra
+    order: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
@@ -76,7 +78,8 @@ class Record:
 
     def as_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}  # type: ignore[arg-type]
-        return {**out, **self.extra}
+        merged = {**out, **self.extra}
+        return {**{k: merged[k] for k in self.order if k in merged}, **merged}
 
 
 # --------------------------------------------------------------------------- comparison rows
@@ -360,6 +363,11 @@ class Configuration(Record):
     p99_ms: float | None = None
     fits_memory: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    order: ClassVar[tuple[str, ...]] = (
+        "key", "target", "server", "worker_class", "kind", "workers", "threads", "cap", "slots", "command",
+        "rate_at_slo", "rate_at_slo_lower_bound", "at_generator_limit", "rate_at_slo_interval", "rounds",
+        "p95_ms", "p99_ms", "memory_mb", "fits_memory", "cpus",
+    )  # fmt: skip
 
 
 @dataclass
@@ -408,6 +416,13 @@ class Recommendation(Record):
     fleet: Fleet | None = None  # written from 2026-12-08 when --target-rps (or an access log) gives a rate
     format: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
+    order: ClassVar[tuple[str, ...]] = (
+        "headline", "recommended", "baseline", "margin", "margin_lower_bound", "within_intervals", "tied",
+        "why", "binding", "unmeasured_kinds", "minutes_needed", "generator_limit_rps", "generator",
+        "shared_machine", "app", "project", "workload", "paths", "locustfile", "requests",
+        "expected_statuses", "traffic", "max_in_flight", "slo", "max_error_rate", "budget", "calibration",
+        "minutes", "wall_s", "seed", "load_average", "candidates",
+    )  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from loadtest.measure import stats
 from loadtest.registry.records import Status
+from loadtest.run.runner import Envelope
 from loadtest.tune import ladder
 from loadtest.tune.candidates import Shape
 from loadtest.tune.floors import Stop
@@ -44,8 +45,18 @@ class Round:
     seconds: float  # wall time the round took
     error: str = ""  # the server failed to start, was OOM-killed, or the generator failed
     notes: list[str] = field(default_factory=list)
-    box: dict[str, object] = field(default_factory=dict)  # runtime, limits, throttling (trial.box_record)
+    envelope: Envelope | None = None  # runtime, quota, limit, OOM kills (None: the runner told nothing)
+    # the quota's counters (periods, throttled periods, seconds throttled) over the whole ladder and
+    # per judged step (aligned with ``steps``); None where the runtime imposes no quota (trial.throttling)
+    throttling: dict[str, float] | None = None
+    throttling_by_step: list[dict[str, float]] | None = None
     start_s: float | None = None  # seconds the server took to answer its first request
+
+    @property
+    def oom(self) -> bool:
+        """The OOM killer killed something of the server's in this round."""
+        e = self.envelope
+        return e is not None and bool(e.oom_kills or e.oom_killed)
 
     def figure(self) -> tuple[float, ladder.Step | None, bool]:
         return ladder.rate_at_slo(self.steps)

@@ -329,10 +329,15 @@ def write(
 
     started, finished = times
     load_after = environment.load_average()
-    result = {**document(args, cal, cands, v, wall, (load_before, load_after)), **(extra or {})}
+    rec = document(args, cal, cands, v, wall, (load_before, load_after))
+    rec.extra.update(extra or {})
     if args.against is not None:
-        earlier = records.load_recommendation(args.against).as_dict()
-        result["rerun_check"] = against(earlier, result)
+        rec.extra["rerun_check"] = against(
+            records.load_recommendation(args.against).recommended, rec.recommended
+        )
+    # the fleet plan, the deploy files and the renderers read the record as the file states it
+    result = {key: value for key, value in rec.as_dict().items() if key != records.FORMAT_KEY}
+    if "rerun_check" in result:
         v.headline.append(f"Rerun: {result['rerun_check']}.")
     planned = plan_fleet(args, result)
     if planned is not None:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from loadtest.measure.stats import overlap
+from loadtest.registry.records import Configuration
 from loadtest.tune.calibrate import Calibration
 from loadtest.tune.candidate import TIE, Candidate, Status
 from loadtest.tune.candidates import THREAD_STEPS, WORKER_STEPS
@@ -192,7 +193,7 @@ def binding(
         c = min(over, key=lambda c: c.memory_mb or 0)
         used = f"{c.key} met the objectives but used {c.memory_mb:.0f} MB > budget {memory_mb:.0f} MB"
         return Binding(BindingKind.MEMORY, f"memory: {used}")
-    killed = [c for c in cands if any(r.box.get("oom_kills") or r.box.get("oom_killed") for r in c.rounds)]
+    killed = [c for c in cands if any(r.oom for r in c.rounds)]
     if killed:
         keys = ", ".join(c.key for c in killed)
         return Binding(
@@ -343,26 +344,27 @@ def one_step(a: int | None, b: int | None, steps: Sequence[int]) -> bool:
     return abs(grid.index(a) - grid.index(b)) <= 1
 
 
-def same_shape(a: dict, b: dict) -> bool:
+def same_shape(a: Configuration, b: Configuration) -> bool:
     """Same target and worker class, workers and threads within one step of the search's grid."""
     return (
-        a["target"] == b["target"]
-        and a["worker_class"] == b["worker_class"]
-        and one_step(a["workers"], b["workers"], WORKER_STEPS)
-        and one_step(a["threads"], b["threads"], THREAD_STEPS)
+        a.target == b.target
+        and a.worker_class == b.worker_class
+        and one_step(a.workers, b.workers, WORKER_STEPS)
+        and one_step(a.threads, b.threads, THREAD_STEPS)
     )
 
 
-def against(previous: dict, now: dict) -> str:
-    """One sentence: does this run agree with an earlier one (``rerun.sh`` passes ``--against``)?"""
-    a, b = previous.get("recommended"), now.get("recommended")
+def against(previous: Configuration | None, now: Configuration | None) -> str:
+    """One sentence: does this run's recommendation agree with an earlier one's (``rerun.sh`` passes
+    ``--against``)?"""
+    a, b = previous, now
     if a is None or b is None:
         return "same verdict as the earlier run" if a is b else "a different verdict from the earlier run"
     if same_shape(a, b):
-        return f"same shape as the earlier run ({a['key']} then, {b['key']} now)"
-    ia = a.get("rate_at_slo_interval") or [a["rate_at_slo"]] * 2
-    ib = b.get("rate_at_slo_interval") or [b["rate_at_slo"]] * 2
-    shapes = f"another shape than the earlier run ({a['key']} then, {b['key']} now)"
+        return f"same shape as the earlier run ({a.key} then, {b.key} now)"
+    ia = a.rate_at_slo_interval or [a.rate_at_slo] * 2
+    ib = b.rate_at_slo_interval or [b.rate_at_slo] * 2
+    shapes = f"another shape than the earlier run ({a.key} then, {b.key} now)"
     if overlap(ia, ib):
         spans = f"{ia[0]:.0f}-{ia[1]:.0f} vs {ib[0]:.0f}-{ib[1]:.0f} req/s"
         return f"{shapes}, but the two are within each other's intervals ({spans})"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from loadtest.registry import records
 from loadtest.tune import project
 from loadtest.tune.calibrate import Calibration
 from loadtest.tune.candidate import Candidate, Round
@@ -65,7 +66,7 @@ def measurement(r: Round) -> dict:
         "error": r.error,
         "notes": r.notes,
         "steps": [s.as_dict() for s in r.steps],
-        "box": r.box,
+        "box": box(r),
         "start_s": r.start_s,
     }
 
@@ -91,24 +92,46 @@ def candidate(c: Candidate, args: Settings) -> dict:
     return out
 
 
+def box(r: Round) -> dict[str, object]:
+    """What confined the server in one round and what that did ({} when the runner told nothing)."""
+    e = r.envelope
+    if e is None:
+        return {}
+    out: dict[str, object] = {
+        "runtime": e.runtime,
+        "cpu_quota": e.cpu_quota,
+        "cpu_quota_us": e.cpu_quota_us,
+        "cpu_period_us": e.cpu_period_us,
+        "memory_limit_mb": e.memory_limit_mb,
+        "oom_kills": e.oom_kills,
+        "oom_killed": e.oom_killed,
+    }
+    if r.throttling is not None:
+        out["throttling"] = r.throttling
+        out["throttling_by_step"] = r.throttling_by_step
+    return out
+
+
 def envelope_fields(c: Candidate) -> dict:
     """What confined the candidate, over its rounds: runtime, quota, limit, CPU throttling, OOM kills.
 
     Counts are sums over the rounds; None where the runtime imposes no quota or cannot see OOM kills.
     """
-    boxes = [r.box for r in c.rounds if r.box]
-    if not boxes:
+    boxed = [r for r in c.rounds if r.envelope is not None]
+    if not boxed:
         return {}
-    throttling = [b["throttling"] for b in boxes if b.get("throttling")]
-    kills = [b["oom_kills"] for b in boxes if b.get("oom_kills") is not None]
+    last = boxed[-1].envelope
+    assert last is not None
+    throttling = [r.throttling for r in boxed if r.throttling]
+    kills = [r.envelope.oom_kills for r in boxed if r.envelope and r.envelope.oom_kills is not None]
 
     def total(name: str) -> float | None:
         return sum(t.get(name, 0) for t in throttling) if throttling else None
 
     return {
-        "runtime": boxes[-1]["runtime"],
-        "cpu_quota": boxes[-1]["cpu_quota"],
-        "memory_limit_mb": boxes[-1]["memory_limit_mb"],
+        "runtime": last.runtime,
+        "cpu_quota": last.cpu_quota,
+        "memory_limit_mb": last.memory_limit_mb,
         "periods": total("periods"),
         "throttled_periods": total("throttled_periods"),
         "throttled_s": total("throttled_s"),
@@ -171,10 +194,10 @@ def document(
     v: Verdict,
     wall_s: float,
     loads: tuple[float | None, float | None],
-) -> dict:
+) -> records.Recommendation:
     b, app = args.budget, str(args.app)
     ranked = sorted(cands, key=lambda c: (c.status.rank, -c.rate_at_slo, -c.prediction.rate))
-    return {
+    fields = {
         "headline": v.headline,
         "recommended": configuration(v.recommended, str(args.app), b.cpus, b.memory_mb)
         if v.recommended
@@ -217,3 +240,5 @@ def document(
         "load_average": {"before": loads[0], "after": loads[1]},
         "candidates": [candidate(c, args) for c in ranked],
     }
+    # recommended and baseline become Configuration; the keys keep their order (Recommendation.order)
+    return records.Recommendation.from_dict(fields)

@@ -21,7 +21,7 @@
   local tree, the cgroup's charge of a container); CPU is the server's cores used
   during the step that set the figure.
 - A shape the OOM killer struck fails with that reason (``oom_error``), and every
-  round records what confined the server (``box_record``).
+  round records what confined the server (its ``Envelope`` and ``throttling``).
 
 What this module does not know: which shapes are worth measuring.
 """
@@ -271,41 +271,33 @@ def measure(session: Session, shape: Shape, rates: list[float]) -> Round:
     """The round's verdicts for one shape and one ladder (see the module's policy)."""
     served = serve_ladder(session, shape, rates)
     if served.run is None or served.watch is None:
-        return Round(rates, [], None, None, served.seconds, served.error, box=box_record(served, []))
+        failed = Round(rates, [], None, None, served.seconds, served.error, envelope=served.envelope)
+        if served.envelope is not None and served.watch is not None:
+            failed.throttling, failed.throttling_by_step = throttling(served.watch, [])
+        return failed
     result = figures(session, rates, served.run, served.watch, served.seconds)
     by_step = ladder.by_step(served.run.records)
     # one window per judged step, as ``judge_ladder`` numbers them: a step nothing was sent in has none
     windows = [step_window(ladder.judged(by_step, i)) for i in range(len(rates))]
-    result.box = box_record(served, windows)
+    result.envelope = served.envelope
+    if served.envelope is not None:
+        result.throttling, result.throttling_by_step = throttling(served.watch, windows)
     result.start_s = served.start_s
     result.error = result.error or served.error
     return result
 
 
-def box_record(served: Served, windows: list[tuple[float, float] | None]) -> dict[str, object]:
-    """What confined the server and what that did: runtime, quota, limit, OOM kills, CPU throttling.
-
-    Throttling (the quota's periods, throttled periods, seconds throttled) over the
-    whole ladder and per judged arrival-rate step (aligned with the round's steps),
-    as the runner's counters grew; absent where the runtime imposes no quota.
+def throttling(
+    watch: Watch, windows: list[tuple[float, float] | None]
+) -> tuple[dict[str, float] | None, list[dict[str, float]] | None]:
+    """CPU throttling (the quota's periods, throttled periods, seconds throttled) over the whole
+    ladder and per judged arrival-rate step (aligned with the round's steps), as the runner's
+    counters grew; (None, None) where the runtime imposes no quota.
     """
-    if served.envelope is None:
-        return {}
-    env = served.envelope
-    record: dict[str, object] = {
-        "runtime": env.runtime,
-        "cpu_quota": env.cpu_quota,
-        "cpu_quota_us": env.cpu_quota_us,
-        "cpu_period_us": env.cpu_period_us,
-        "memory_limit_mb": env.memory_limit_mb,
-        "oom_kills": env.oom_kills,
-        "oom_killed": env.oom_killed,
-    }
-    watch = served.watch
-    if watch is not None and watch.counters:
-        record["throttling"] = watch.counted(watch.counters[0][0], watch.counters[-1][0])
-        record["throttling_by_step"] = [watch.counted(*w) if w else {} for w in windows]
-    return record
+    if not watch.counters:
+        return None, None
+    whole = watch.counted(watch.counters[0][0], watch.counters[-1][0])
+    return whole, [watch.counted(*w) if w else {} for w in windows]
 
 
 def figures(

@@ -8,6 +8,7 @@ import psutil
 import pytest
 
 from loadtest.registry import targets
+from loadtest.registry.records import Configuration
 from loadtest.registry.steps import parse_step_name, step_name
 from loadtest.tune import calibrate, candidates, ladder, model, trial
 from loadtest.tune.candidates import Shape, family
@@ -154,10 +155,11 @@ def test_requests_named_by_the_user_are_sliced_by_the_step_markers():
     assert ladder.requests_only(marks + own) == own
 
 
-def rec(target: str, workers: int, threads: int | None, rate: float, ci: list[float] | None = None) -> dict:
+def rec(target: str, workers: int, threads: int | None, rate: float, ci: list[float] | None = None):
     key = f"{target} w{workers} t{threads}"
-    return {"recommended": {"key": key, "target": target, "worker_class": "gthread", "workers": workers,
-                            "threads": threads, "rate_at_slo": rate, "rate_at_slo_interval": ci}}  # fmt: skip
+    return Configuration(server="gunicorn", worker_class="gthread", workers=workers, threads=threads,
+                         command="", rate_at_slo=rate, p95_ms=None, memory_mb=None, cpus=2, key=key,
+                         target=target, rate_at_slo_interval=ci)  # fmt: skip
 
 
 def test_a_rerun_is_judged_by_shape_then_by_intervals():
@@ -168,6 +170,8 @@ def test_a_rerun_is_judged_by_shape_then_by_intervals():
     assert far.startswith("another shape") and "within each other's intervals" in far
     apart = against(rec("gunicorn-gthread", 2, 32, 500, [480, 520]), rec("waitress", 1, 64, 300, [280, 310]))
     assert apart.endswith("beyond the intervals")
+    assert against(None, None) == "same verdict as the earlier run"
+    assert against(rec("waitress", 1, 64, 300), None) == "a different verdict from the earlier run"
 
 
 def answer(step: int, path: str, wall_ms: float, cpu_ms: float | None, status: int = 200) -> dict:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from loadtest.registry import records
 from loadtest.reporting import recommendation as rendering
+from loadtest.run.runner import Envelope
 from loadtest.tune import candidate, candidates, floors, ladder, record, search
 from loadtest.tune.calibrate import Calibration
 from loadtest.tune.candidate import Status
@@ -168,7 +170,15 @@ def test_the_record_and_its_two_renderings(tmp_path):
     s, v, _ = run(IO, cpus=2, memory_mb=1024, minutes=8)
     args = Settings("demo", [("/sleep?s=0.05", 1.0)], None, Slo({95.0: 200.0}),
                     Budget(2, 2**30, "test", "test"), [], 8.0, None, 1)  # fmt: skip
-    doc = record.document(args, IO, s.candidates, v, 400.0, (0.5, 0.7))
+    rec = record.document(args, IO, s.candidates, v, 400.0, (0.5, 0.7))
+    assert isinstance(rec.recommended, records.Configuration) and rec.baseline.workers == 5
+    doc = rec.as_dict()
+    # the file's historical key order: recommended before baseline, a configuration's key first
+    assert list(doc)[:3] == ["headline", "recommended", "baseline"] and list(doc)[-2:] == [
+        "candidates",
+        "format",
+    ]
+    assert list(doc["baseline"])[:3] == ["key", "target", "server"]
     for role in ("recommended", "baseline"):
         assert all(k in doc[role] for k in RECOMMENDATION_KEYS)
     assert doc["baseline"]["workers"] == 5 and doc["margin"] == v.margin
@@ -241,7 +251,7 @@ def test_at_the_generators_limit_every_figure_is_a_lower_bound(tmp_path):
     assert len(tied) >= 2 and len(v.tied) >= 2
     assert any(line.startswith("Tied at the load generator's limit") and "smaller memory" in line
                for line in v.headline)  # fmt: skip
-    doc = record.document(args_for(2), IO, s.candidates, v, 400.0, (0.5, 0.7))
+    doc = record.document(args_for(2), IO, s.candidates, v, 400.0, (0.5, 0.7)).as_dict()
     assert doc["recommended"]["rate_at_slo_lower_bound"] is True and doc["generator_limit_rps"] == 300.0
     assert any(c["rate_at_slo_lower_bound"] for c in doc["candidates"] if c["key"] != rec.key)
     rendering.write(tmp_path, doc)
@@ -287,7 +297,7 @@ def args_for(cpus: int) -> Settings:
 
 def test_the_record_keeps_the_workload_means_and_each_paths_figures(tmp_path):
     s, v, _ = run(MIXED, cpus=1, memory_mb=768, minutes=8)
-    doc = record.document(args_for(1), MIXED, s.candidates, v, 400.0, (0.5, 0.7))
+    doc = record.document(args_for(1), MIXED, s.candidates, v, 400.0, (0.5, 0.7)).as_dict()
     cal = doc["calibration"]
     assert cal["app_ms_mean"] == MIXED.wall_s * 1000 and cal["cpu_ms_mean"] <= cal["app_ms_mean"]
     assert 0.7 <= cal["io_share"] <= 1.0
@@ -304,15 +314,9 @@ class OomLab(Lab):
     def measure(self, shape: Shape, rates: list[float]) -> candidate.Round:
         self.measured.append(shape.key)
         self.now += COST_S
-        box = {
-            "runtime": "docker",
-            "cpu_quota": 1.5,
-            "memory_limit_mb": 100.0,
-            "oom_kills": 2,
-            "oom_killed": True,
-        }
+        limits = Envelope("docker", 150_000, 100_000, memory_limit_mb=100.0, oom_kills=2, oom_killed=True)
         why = "killed by the OOM killer (2 kill(s) at 100 MiB)"
-        return candidate.Round(rates, [], None, None, COST_S, why, box=box)
+        return candidate.Round(rates, [], None, None, COST_S, why, envelope=limits)
 
 
 def test_verdict_oom_kills_are_the_memory_limit_and_the_record_counts_them():
@@ -322,10 +326,15 @@ def test_verdict_oom_kills_are_the_memory_limit_and_the_record_counts_them():
         v.recommended is None and v.binding.kind == BindingKind.MEMORY and "OOM killer" in v.binding.sentence
     )
     assert "CPU" not in v.binding.sentence
-    doc = record.document(args_for(2), IO, s.candidates, v, 400.0, (0.5, 0.7))
+    doc = record.document(args_for(2), IO, s.candidates, v, 400.0, (0.5, 0.7)).as_dict()
     killed = [c for c in doc["candidates"] if c.get("oom_kills")]
     assert killed and all(c["runtime"] == "docker" and c["memory_limit_mb"] == 100.0 for c in killed)
     assert all(m["box"]["oom_killed"] for c in killed for m in c["measurements"])
+    assert all(
+        m["box"]["cpu_quota"] == 1.5 and "throttling" not in m["box"]
+        for c in killed
+        for m in c["measurements"]
+    )
 
 
 def test_verdict_the_apps_own_errors_come_before_oom_kills():
@@ -415,7 +424,7 @@ def test_a_shared_machine_marks_the_headline_and_the_record(tmp_path):
     v = verdict([rec, base], base, ctx)
     assert MARK in v.headline[0]
     assert any("85% of a core" in line and "--expect-workers" in line for line in v.headline)
-    doc = record.document(args_for(2), CPU, [rec, base], v, 100.0, (0.5, 0.7))
+    doc = record.document(args_for(2), CPU, [rec, base], v, 100.0, (0.5, 0.7)).as_dict()
     assert doc["shared_machine"]["shared"] is (doc["budget"]["cpus"] >= sharing_cores())
     doc["shared_machine"]["shared"] = True  # as on a 2-core machine
     rendering.write(tmp_path, doc)
@@ -427,3 +436,19 @@ def sharing_cores() -> int:
     from loadtest.tune.sharing import machine_cores
 
     return machine_cores()
+
+
+def test_a_rerun_names_its_recommendation_against_the_earlier_runs(tmp_path):
+    """main.write reads the earlier run's ``recommended`` as a Configuration and compares it with this one."""
+    import datetime as dt
+
+    from loadtest.tune import main
+
+    s, v, _ = run(IO, cpus=2, memory_mb=1024, minutes=8)
+    now = dt.datetime.now(dt.UTC)
+    args = args_for(2)
+    main.write(tmp_path / "a", args, IO, s.candidates, v, 400.0, (now, now), None)
+    again = replace(args, against=tmp_path / "a")
+    main.write(tmp_path / "b", again, IO, s.candidates, v, 400.0, (now, now), None)
+    check = records.load_recommendation(tmp_path / "b").extra["rerun_check"]
+    assert check.startswith("same shape as the earlier run") and v.recommended.key in check
